@@ -1,0 +1,62 @@
+"""``captum-crigrad`` command line.
+
+Each sub-command is a module in this package that defines ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; modules are discovered
+automatically, so adding a command is adding one file. Errors meant for the
+user are raised as :class:`CLIError` (or ``ValueError``/``TypeError``/
+``OSError``) and printed as one line with a non-zero exit code, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import List, Optional
+
+
+class CLIError(Exception):
+    """An error in what the user asked for; printed as one line, exit code 2."""
+
+
+def _commands():
+    mods = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(mod, "run") and hasattr(mod, "NAME"):
+            mods.append(mod)
+    return sorted(mods, key=lambda m: m.NAME)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="captum-crigrad",
+        description="Cleaner gradient explanations for PyTorch classifiers.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for mod in _commands():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (CLIError, ValueError, TypeError, OSError) as exc:
+        print(f"captum-crigrad {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("captum-crigrad: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

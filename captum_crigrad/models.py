@@ -1,0 +1,198 @@
+"""Small reference architectures and offline loaders for real assets.
+
+* :func:`resnet20` is the CIFAR-10 ResNet-20 of He et al. (2016) with the
+  parameter-free "option A" shortcut. Like many real models it applies ReLU
+  with :func:`torch.nn.functional.relu`, so it has **no** ``nn.ReLU`` modules:
+  hook-based methods must be given ``layers`` on it.
+* :class:`SmallCNN` is a small classifier with ``nn.ReLU`` modules, for
+  MNIST-sized (1x28x28) or CIFAR-sized (3x32x32) inputs.
+* :func:`load_resnet20`, :func:`load_cifar_images` and :func:`load_mnist`
+  read files a user already has; nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import struct
+from typing import List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _ShortcutA(nn.Module):
+    """Option-A shortcut: subsample by 2 and zero-pad ``planes // 4`` channels."""
+
+    def __init__(self, planes: int) -> None:
+        super().__init__()
+        self.pad = planes // 4
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class BasicBlock(nn.Module):
+    """conv-bn-relu-conv-bn, plus shortcut, then ReLU (functional)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = _ShortcutA(planes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet for 32x32 inputs: 3 stages of ``num_blocks`` BasicBlocks."""
+
+    def __init__(self, num_blocks: Sequence[int] = (3, 3, 3), num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        planes, layers = 16, []
+        for i, (width, n) in enumerate(zip((16, 32, 64), num_blocks)):
+            blocks = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(BasicBlock(planes, width, stride))
+                planes = width
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.linear = nn.Linear(64, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+def resnet20(num_classes: int = 10) -> CifarResNet:
+    """The CIFAR-10 ResNet-20 (0.27 M parameters), randomly initialised."""
+    return CifarResNet((3, 3, 3), num_classes)
+
+
+def load_resnet20(path: PathLike, map_location: Union[str, torch.device] = "cpu"):
+    """Load a ResNet-20 checkpoint (``{"state_dict": ...}``, keys may start
+    with ``module.``) without executing pickled code; returns it in eval mode."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"path: {path!s} does not hold a state dict")
+    state = {re.sub(r"^module\.", "", k): v for k, v in state.items()}
+    model = resnet20()
+    model.load_state_dict(state)
+    return model.eval()
+
+
+class SmallCNN(nn.Module):
+    """A small CNN with ``nn.ReLU`` modules (so Guided Backprop, Deconvolution
+    and CriGrad's default layers find them).
+
+    Two conv blocks (conv-ReLU-conv-ReLU-maxpool), then a linear classifier.
+    ``features[-3]`` (the last conv) is the natural Grad-CAM layer.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(2 * w * 16, 64),
+            nn.ReLU(),
+            nn.Linear(64, num_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+def normalize(images: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
+    """Channel-wise ``(x - mean) / std`` for an (N, C, H, W) batch in [0, 1]."""
+    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device)
+    s = torch.as_tensor(std, dtype=images.dtype, device=images.device)
+    return (images - m[:, None, None]) / s[:, None, None]
+
+
+def load_cifar_images(folder: PathLike) -> Tuple[Tensor, Tensor, List[str]]:
+    """Read ``*_L.png`` CIFAR images (``L`` = label) from ``folder``.
+
+    Returns ``(images, labels, paths)``: images (N, 3, 32, 32) float in [0, 1],
+    not normalised; labels (N,) long.
+    """
+    from PIL import Image
+
+    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(".png"))
+    if not names:
+        raise ValueError(f"folder: no .png images in {folder!s}")
+    imgs, labels, paths = [], [], []
+    for name in names:
+        path = os.path.join(folder, name)
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        imgs.append(torch.from_numpy(arr).permute(2, 0, 1))
+        match = re.search(r"_(\d+)\.png$", name)
+        labels.append(int(match.group(1)) if match else -1)
+        paths.append(path)
+    return torch.stack(imgs), torch.tensor(labels), paths
+
+
+def _read_idx(path: PathLike) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"path: {path!s} is not an unsigned-byte IDX file")
+    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_mnist(folder: PathLike, prefix: str = "t10k") -> Tuple[Tensor, Tensor]:
+    """Read gzipped IDX MNIST files ``{prefix}-images-idx3-ubyte.gz`` and
+    ``{prefix}-labels-idx1-ubyte.gz``: images (N, 1, 28, 28) float in [0, 1],
+    labels (N,) long."""
+    images = _read_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"))
+    labels = _read_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"))
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    return x, torch.from_numpy(labels.astype(np.int64))
