@@ -1,0 +1,100 @@
+"""A small, seeded trainer for small image classifiers.
+
+It is the default ``train_fn`` of remove-and-retrain (ROAR) and trains the
+embedded default model. It is meant for MNIST/CIFAR-sized data held in
+memory: a few epochs of Adam with a cosine schedule, mini-batches drawn from
+a ``torch.Generator``, so two runs with the same seed give the same model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _check_data(images: Tensor, labels: Tensor) -> None:
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        raise ValueError(
+            "images: expected an (N, C, H, W) float tensor, got "
+            f"{type(images).__name__} of shape {getattr(images, 'shape', None)}"
+        )
+    if not isinstance(labels, Tensor) or labels.shape != (images.shape[0],):
+        raise ValueError(
+            f"labels: expected a tensor of shape ({images.shape[0]},), got "
+            f"{getattr(labels, 'shape', None)}"
+        )
+
+
+def train_classifier(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    epochs: int = 3,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    augment: Optional[Callable[[Tensor, torch.Generator], Tensor]] = None,
+) -> nn.Module:
+    """Train ``model`` in place on ``(images, labels)`` and return it in eval mode.
+
+    Args:
+        model: a classifier returning logits (N, num_classes).
+        images: (N, C, H, W) float tensor, already normalised as the model expects.
+        labels: (N,) integer class indices.
+        epochs, batch_size, lr, weight_decay: Adam with a cosine learning-rate
+            schedule over all steps.
+        seed: seeds the mini-batch order (a ``torch.Generator``) and, through
+            ``augment``, any augmentation; parameter initialisation is the
+            caller's (build the model under ``torch.manual_seed``).
+        augment: optional ``f(batch, generator) -> batch``.
+    """
+    _check_data(images, labels)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(
+            f"epochs and batch_size: expected >= 1, got {epochs} and {batch_size}"
+        )
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    n = images.shape[0]
+    steps = epochs * math.ceil(n / batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            xb = images[idx]
+            if augment is not None:
+                xb = augment(xb, gen)
+            xb, yb = xb.to(device), labels[idx].to(device)
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256
+) -> float:
+    """Top-1 accuracy of ``model`` on ``(images, labels)``, in [0, 1]."""
+    _check_data(images, labels)
+    device = next(model.parameters()).device
+    correct = 0
+    for start in range(0, images.shape[0], batch_size):
+        xb = images[start : start + batch_size].to(device)
+        pred = model(xb).argmax(1).cpu()
+        correct += int((pred == labels[start : start + batch_size]).sum())
+    return correct / images.shape[0]
