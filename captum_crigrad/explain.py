@@ -1,0 +1,345 @@
+"""Several attribution methods on one batch, by name: the engine behind the
+``demo`` and ``saliency`` commands, the gallery and the notebooks.
+
+:func:`explain` runs each named method on ``(N, C, H, W)`` images in chunks
+of ``batch_size`` (a map never depends on its batch neighbours) and returns the
+raw attributions: ``(N, C, H, W)`` for gradient methods, ``(N, 1, H, W)``
+(upsampled bilinearly to the input size) for CAM methods. :func:`to_map` turns
+any of them into the single-channel map that overlays and metrics use.
+
+Method names (see :func:`available_methods`):
+
+* ``saliency``: plain gradient ``d y_c / d x`` (Simonyan et al. 2014),
+  Captum ``Saliency(abs=False)``;
+* ``inputxgradient``: ``x * d y_c / d x``; ``integratedgradients``: Captum's
+  IG from a zero baseline (``n_steps``); ``smoothgrad``: mean gradient over
+  ``n_samples`` Gaussian perturbations of std ``stdev`` (Smilkov et al. 2017,
+  Captum NoiseTunnel, seeded); ``guidedbackprop``: Captum GuidedBackprop
+  (needs ``nn.ReLU`` modules);
+* ``gradcam``: Captum ``LayerGradCam`` on ``layer`` with ReLU (Selvaraju et
+  al. 2017).
+
+Every target defaults to the class the model predicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+# build(model, options) -> attribute(inputs, target) -> attributions
+AttributeFn = Callable[[Tensor, Tensor], Tensor]
+
+_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+@dataclasses.dataclass
+class ExplainOptions:
+    """Options shared by the methods (each method reads the ones it needs).
+
+    layer: module name (``named_modules()`` path) for CAM methods; None: the
+        last module with a 4-D output, global pooling excluded.
+    n_steps: integrated-gradients steps (default 32).
+    n_samples, stdev: SmoothGrad / Expected Grad-CAM samples and noise std
+        (in the model's input units; defaults 16 and 0.15).
+    seed: seeds every random draw (one ``torch.Generator`` per method).
+    """
+
+    layer: Optional[str] = None
+    n_steps: int = 32
+    n_samples: int = 16
+    stdev: float = 0.15
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.layer is not None and not isinstance(self.layer, str):
+            raise TypeError(f"layer: expected a module name (str), got {self.layer!r}")
+        for name in ("n_steps", "n_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if not isinstance(self.stdev, (int, float)) or self.stdev < 0:
+            raise ValueError(f"stdev: expected a number >= 0, got {self.stdev!r}")
+        if not isinstance(self.seed, int):
+            raise TypeError(f"seed: expected an int, got {self.seed!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A named method: ``build(model, layer_module, options)`` returns
+    ``attribute(inputs, target)``; ``kind`` is ``"gradient"`` (input-space
+    attributions, (N, C, H, W)) or ``"cam"`` ((N, 1, H, W), needs a layer)."""
+
+    name: str
+    kind: str
+    description: str
+    build: Callable[[nn.Module, Optional[nn.Module], ExplainOptions], AttributeFn]
+
+
+_METHODS: Dict[str, Method] = {}
+
+
+def _register(name: str, kind: str, description: str):
+    def deco(build):
+        _METHODS[name] = Method(name, kind, description, build)
+        return build
+
+    return deco
+
+
+@_register("saliency", "gradient", "plain gradient dy_c/dx (Captum Saliency)")
+def _saliency(model, layer, opts):
+    from captum.attr import Saliency
+
+    explainer = Saliency(model)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
+@_register("inputxgradient", "gradient", "x * dy_c/dx (Captum InputXGradient)")
+def _ixg(model, layer, opts):
+    from captum.attr import InputXGradient
+
+    explainer = InputXGradient(model)
+    return lambda x, t: explainer.attribute(x, target=t)
+
+
+@_register(
+    "integratedgradients", "gradient", "integrated gradients from a zero baseline"
+)
+def _ig(model, layer, opts):
+    from captum.attr import IntegratedGradients
+
+    explainer = IntegratedGradients(model)
+    return lambda x, t: explainer.attribute(x, target=t, n_steps=opts.n_steps)
+
+
+@_register("smoothgrad", "gradient", "SmoothGrad: mean gradient over noisy copies")
+def _smoothgrad(model, layer, opts):
+    from captum.attr import NoiseTunnel, Saliency
+
+    explainer = NoiseTunnel(Saliency(model))
+    gen = torch.Generator(device=_device_of(model)).manual_seed(opts.seed)
+
+    def attribute(x, t):
+        # NoiseTunnel draws with the global generator: fork it and seed the
+        # fork from our own generator, so the caller's RNG state is untouched.
+        seed = int(torch.randint(2**62, (1,), generator=gen, device=gen.device))
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return explainer.attribute(
+                x, target=t, nt_type="smoothgrad", nt_samples=opts.n_samples,
+                stdevs=float(opts.stdev), abs=False,
+            )
+
+    return attribute
+
+
+@_register("guidedbackprop", "gradient", "Guided Backprop (nn.ReLU modules only)")
+def _guided(model, layer, opts):
+    from captum.attr import GuidedBackprop
+
+    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
+        raise ValueError(
+            "methods: guidedbackprop changes the backward pass of nn.ReLU modules, "
+            "but this model has none (it applies ReLU as a function), so the result "
+            "would be the plain gradient; use saliency instead"
+        )
+    explainer = GuidedBackprop(model)
+    return lambda x, t: explainer.attribute(x, target=t)
+
+
+@_register("gradcam", "cam", "Grad-CAM on --layer (Captum LayerGradCam)")
+def _gradcam(model, layer, opts):
+    from captum.attr import LayerGradCam
+
+    explainer = LayerGradCam(model, layer)
+
+    def attribute(x, t):
+        cam = explainer.attribute(x, target=t, relu_attributions=True)
+        return _upsample(cam, x.shape[-2:])
+
+    return attribute
+
+
+def _upsample(cam: Tensor, size) -> Tensor:
+    if cam.dim() == 4 and tuple(cam.shape[-2:]) != tuple(size):
+        cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
+    return cam
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def available_methods() -> List[str]:
+    """Names accepted by :func:`explain`, in a stable order."""
+    return list(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    """The :class:`Method` called ``name``; a clear ValueError otherwise."""
+    if not isinstance(name, str) or name not in _METHODS:
+        raise ValueError(
+            f"methods: unknown method {name!r}; valid names: "
+            f"{', '.join(available_methods())}"
+        )
+    return _METHODS[name]
+
+
+def parse_methods(spec: Union[str, Sequence[str]]) -> List[str]:
+    """``"saliency,gradcam"`` or a list -> validated, de-duplicated names."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip().lower() for n in names if n.strip()]
+    if not names:
+        raise ValueError(
+            f"methods: empty list; valid names: {', '.join(available_methods())}"
+        )
+    for n in names:
+        get_method(n)
+    return list(dict.fromkeys(names))
+
+
+def resolve_layer(model: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name``; a ValueError listing names otherwise."""
+    modules = dict(model.named_modules())
+    if not name or name not in modules:
+        names = [n for n in modules if n]
+        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+        raise ValueError(f"layer: the model has no submodule {name!r}; names: {shown}")
+    return modules[name]
+
+
+def default_layer(model: nn.Module, images: Tensor) -> str:
+    """Name of the last module (in execution order) with a 4-D output,
+    global pooling excluded (``layer4`` of a torchvision ResNet)."""
+    seen: List[str] = []
+    handles = []
+    for name, module in model.named_modules():
+        if name and not isinstance(module, _GLOBAL_POOLS):
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, i, o, name=name: seen.append(name)
+                    if isinstance(o, Tensor) and o.dim() == 4
+                    else None
+                )
+            )
+    try:
+        with torch.no_grad():
+            model(images[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if not seen:
+        raise ValueError("layer: the model has no module with a 4-D output; name one")
+    return seen[-1]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Tensor, batch_size: int = 64) -> Tuple[Tensor, Tensor]:
+    """``(predicted class (N,), softmax probability of it (N,))``."""
+    classes, probs = [], []
+    for start in range(0, images.shape[0], batch_size):
+        p = model(images[start : start + batch_size]).softmax(1)
+        conf, cls = p.max(1)
+        classes.append(cls)
+        probs.append(conf)
+    return torch.cat(classes), torch.cat(probs)
+
+
+def check_images(images) -> None:
+    if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(
+            "images: expected a float tensor of shape (N, C, H, W), got "
+            f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))}"
+        )
+    if images.shape[0] == 0:
+        raise ValueError("images: empty batch")
+
+
+def explain(
+    model: nn.Module,
+    images: Tensor,
+    methods: Union[str, Sequence[str]] = "saliency",
+    target: Optional[Tensor] = None,
+    options: Optional[ExplainOptions] = None,
+    *,
+    batch_size: int = 16,
+    progress: Optional[Callable[[int], None]] = None,
+) -> Dict[str, Tensor]:
+    """Raw attributions of each method for ``images``.
+
+    Args:
+        model: a classifier returning logits (N, K); left unchanged (no hook
+            survives, train/eval mode and parameters untouched).
+        images: (N, C, H, W) float, normalised as the model expects.
+        methods: names or a comma-separated string (:func:`available_methods`).
+        target: (N,) class indices; default: the predicted classes.
+        options: :class:`ExplainOptions`.
+        batch_size: images per forward/backward chunk.
+        progress: called with the number of images done after each chunk.
+
+    Returns:
+        ``{name: attributions}`` on the CPU, detached: (N, C, H, W) for
+        gradient methods, (N, 1, H, W) for CAM methods.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    check_images(images)
+    names = parse_methods(methods)
+    options = options or ExplainOptions()
+    options.validate()
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    device = _device_of(model)
+    images = images.detach().to(device)
+    if target is None:
+        target = predict(model, images)[0]
+    else:
+        target = torch.as_tensor(target, device=device).long().flatten()
+        if target.shape != (images.shape[0],):
+            raise ValueError(
+                f"target: expected {images.shape[0]} class indices, got shape "
+                f"{tuple(target.shape)}"
+            )
+    specs = [get_method(n) for n in names]
+    layer_module = None
+    if any(s.kind == "cam" for s in specs):
+        layer_name = options.layer or default_layer(model, images)
+        layer_module = resolve_layer(model, layer_name)
+    fns = [s.build(model, layer_module, options) for s in specs]
+
+    was_training = model.training
+    model.eval()
+    try:
+        chunks: Dict[str, List[Tensor]] = {n: [] for n in names}
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size]
+            t = target[start : start + batch_size]
+            for name, fn in zip(names, fns):
+                chunks[name].append(fn(x.clone().requires_grad_(True), t).detach().cpu())
+            if progress is not None:
+                progress(x.shape[0])
+    finally:
+        model.train(was_training)
+    return {n: torch.cat(c) for n, c in chunks.items()}
+
+
+def to_map(attributions: Tensor, size: Optional[Tuple[int, int]] = None) -> Tensor:
+    """Single-channel map ``sum_c |a_c|``: (N, C, H, W) -> (N, 1, H, W) >= 0,
+    upsampled bilinearly to ``size`` if given. Not rescaled."""
+    if attributions.dim() != 4:
+        raise ValueError(
+            f"attributions: expected (N, C, H, W), got {tuple(attributions.shape)}"
+        )
+    heat = attributions.detach().abs().sum(1, keepdim=True)
+    return _upsample(heat, size) if size is not None else heat
