@@ -19,6 +19,14 @@ Method names (see :func:`available_methods`):
 * ``gradcam``: Captum ``LayerGradCam`` on ``layer`` with ReLU (Selvaraju et
   al. 2017).
 
+Modifier prefix ``crigrad-``: the same method with critical gradients
+(:class:`~captum_crigrad.crigrad.CriGrad`, options ``keep``, ``importance``,
+``signed``, ``granularity``, ``crigrad_mode``, ``crigrad_layers`` of
+:class:`ExplainOptions`), e.g. ``crigrad-integratedgradients``; for
+``crigrad-gradcam`` only the layers above the Grad-CAM layer are filtered
+(:class:`~captum_crigrad.attr.CriGradLayerGradCam`). ``crigrad`` alone means
+``crigrad-saliency``.
+
 Every target defaults to the class the model predicts.
 """
 
@@ -31,6 +39,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+from captum_crigrad.attr import CriGradLayerGradCam, crigrad_attribution
+from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad
 
 # build(model, options) -> attribute(inputs, target) -> attributions
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
@@ -48,6 +59,9 @@ class ExplainOptions:
     n_samples, stdev: SmoothGrad / Expected Grad-CAM samples and noise std
         (in the model's input units; defaults 16 and 0.15).
     seed: seeds every random draw (one ``torch.Generator`` per method).
+    keep, importance, signed, granularity, crigrad_mode: CriGrad's options
+        (``mode`` there); crigrad_layers: module names (default: every
+        ``nn.ReLU`` module).
     """
 
     layer: Optional[str] = None
@@ -55,6 +69,25 @@ class ExplainOptions:
     n_samples: int = 16
     stdev: float = 0.15
     seed: int = 0
+    keep: float = DEFAULT_KEEP
+    importance: str = "gxi"
+    signed: bool = True
+    granularity: str = "element"
+    crigrad_mode: str = "online"
+    crigrad_layers: Optional[Sequence[str]] = None
+
+    def crigrad(self, model: nn.Module) -> CriGrad:
+        """The :class:`CriGrad` these options describe, layers resolved on
+        ``model`` and validated (ValueError naming the option otherwise)."""
+        layers = None
+        if self.crigrad_layers is not None:
+            layers = [resolve_layer(model, n, "crigrad_layers") for n in self.crigrad_layers]
+        crigrad = CriGrad(
+            keep=self.keep, importance=self.importance, signed=self.signed,
+            granularity=self.granularity, mode=self.crigrad_mode, layers=layers,
+        )
+        crigrad.validate(model)
+        return crigrad
 
     def validate(self) -> None:
         if self.layer is not None and not isinstance(self.layer, str):
@@ -71,14 +104,18 @@ class ExplainOptions:
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A named method: ``build(model, layer_module, options)`` returns
-    ``attribute(inputs, target)``; ``kind`` is ``"gradient"`` (input-space
-    attributions, (N, C, H, W)) or ``"cam"`` ((N, 1, H, W), needs a layer)."""
+    """A named method: ``build(model, layer_module, options, crigrad)`` returns
+    ``attribute(inputs, target)``; ``crigrad`` is None or the
+    :class:`CriGrad` to put on its gradients. ``kind`` is ``"gradient"``
+    (input-space attributions, (N, C, H, W)) or ``"cam"`` ((N, 1, H, W),
+    needs a layer)."""
 
     name: str
     kind: str
     description: str
-    build: Callable[[nn.Module, Optional[nn.Module], ExplainOptions], AttributeFn]
+    build: Callable[
+        [nn.Module, Optional[nn.Module], ExplainOptions, Optional[CriGrad]], AttributeFn
+    ]
 
 
 _METHODS: Dict[str, Method] = {}
@@ -93,36 +130,36 @@ def _register(name: str, kind: str, description: str):
 
 
 @_register("saliency", "gradient", "plain gradient dy_c/dx (Captum Saliency)")
-def _saliency(model, layer, opts):
+def _saliency(model, layer, opts, crigrad):
     from captum.attr import Saliency
 
-    explainer = Saliency(model)
+    explainer = _with(crigrad, Saliency(model), model)
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
 
 @_register("inputxgradient", "gradient", "x * dy_c/dx (Captum InputXGradient)")
-def _ixg(model, layer, opts):
+def _ixg(model, layer, opts, crigrad):
     from captum.attr import InputXGradient
 
-    explainer = InputXGradient(model)
+    explainer = _with(crigrad, InputXGradient(model), model)
     return lambda x, t: explainer.attribute(x, target=t)
 
 
 @_register(
     "integratedgradients", "gradient", "integrated gradients from a zero baseline"
 )
-def _ig(model, layer, opts):
+def _ig(model, layer, opts, crigrad):
     from captum.attr import IntegratedGradients
 
-    explainer = IntegratedGradients(model)
+    explainer = _with(crigrad, IntegratedGradients(model), model)
     return lambda x, t: explainer.attribute(x, target=t, n_steps=opts.n_steps)
 
 
 @_register("smoothgrad", "gradient", "SmoothGrad: mean gradient over noisy copies")
-def _smoothgrad(model, layer, opts):
+def _smoothgrad(model, layer, opts, crigrad):
     from captum.attr import NoiseTunnel, Saliency
 
-    explainer = NoiseTunnel(Saliency(model))
+    explainer = _with(crigrad, NoiseTunnel(Saliency(model)), model)
     gen = torch.Generator(device=_device_of(model)).manual_seed(opts.seed)
 
     def attribute(x, t):
@@ -141,7 +178,7 @@ def _smoothgrad(model, layer, opts):
 
 
 @_register("guidedbackprop", "gradient", "Guided Backprop (nn.ReLU modules only)")
-def _guided(model, layer, opts):
+def _guided(model, layer, opts, crigrad):
     from captum.attr import GuidedBackprop
 
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
@@ -150,21 +187,30 @@ def _guided(model, layer, opts):
             "but this model has none (it applies ReLU as a function), so the result "
             "would be the plain gradient; use saliency instead"
         )
-    explainer = GuidedBackprop(model)
+    explainer = _with(crigrad, GuidedBackprop(model), model)
     return lambda x, t: explainer.attribute(x, target=t)
 
 
 @_register("gradcam", "cam", "Grad-CAM on --layer (Captum LayerGradCam)")
-def _gradcam(model, layer, opts):
+def _gradcam(model, layer, opts, crigrad):
     from captum.attr import LayerGradCam
 
-    explainer = LayerGradCam(model, layer)
+    if crigrad is None:
+        explainer = LayerGradCam(model, layer)
+    else:  # filter only the layers above the Grad-CAM layer
+        explainer = CriGradLayerGradCam(model, layer, crigrad=crigrad)
 
     def attribute(x, t):
         cam = explainer.attribute(x, target=t, relu_attributions=True)
         return _upsample(cam, x.shape[-2:])
 
     return attribute
+
+
+def _with(crigrad: Optional[CriGrad], explainer, model: nn.Module):
+    return explainer if crigrad is None else crigrad_attribution(
+        explainer, crigrad, model=model
+    )
 
 
 def _upsample(cam: Tensor, size) -> Tensor:
@@ -181,19 +227,38 @@ def _device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+MODIFIERS = ("crigrad",)
+_ALIASES = {"crigrad": "crigrad-saliency"}
+
+
 def available_methods() -> List[str]:
-    """Names accepted by :func:`explain`, in a stable order."""
+    """Base names accepted by :func:`explain`, in a stable order (each may
+    take the ``crigrad-`` prefix; ``crigrad`` = ``crigrad-saliency``)."""
     return list(_METHODS)
 
 
+def _valid_names() -> str:
+    return ", ".join(available_methods()) + (
+        "; prefix crigrad- for critical gradients (crigrad = crigrad-saliency)"
+    )
+
+
+def split_method(name: str) -> Tuple[Method, Tuple[str, ...]]:
+    """``"crigrad-gradcam"`` -> (the gradcam :class:`Method`, ("crigrad",)).
+    A clear ValueError for an unknown name or modifier."""
+    if not isinstance(name, str):
+        raise TypeError(f"methods: expected method names (str), got {name!r}")
+    parts = _ALIASES.get(name, name).split("-")
+    base, modifiers = parts[-1], tuple(parts[:-1])
+    bad = [m for m in modifiers if m not in MODIFIERS]
+    if base not in _METHODS or bad or len(set(modifiers)) != len(modifiers):
+        raise ValueError(f"methods: unknown method {name!r}; valid names: {_valid_names()}")
+    return _METHODS[base], modifiers
+
+
 def get_method(name: str) -> Method:
-    """The :class:`Method` called ``name``; a clear ValueError otherwise."""
-    if not isinstance(name, str) or name not in _METHODS:
-        raise ValueError(
-            f"methods: unknown method {name!r}; valid names: "
-            f"{', '.join(available_methods())}"
-        )
-    return _METHODS[name]
+    """The base :class:`Method` of ``name``; a clear ValueError otherwise."""
+    return split_method(name)[0]
 
 
 def parse_methods(spec: Union[str, Sequence[str]]) -> List[str]:
@@ -201,21 +266,19 @@ def parse_methods(spec: Union[str, Sequence[str]]) -> List[str]:
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip().lower() for n in names if n.strip()]
     if not names:
-        raise ValueError(
-            f"methods: empty list; valid names: {', '.join(available_methods())}"
-        )
+        raise ValueError(f"methods: empty list; valid names: {_valid_names()}")
     for n in names:
-        get_method(n)
+        split_method(n)
     return list(dict.fromkeys(names))
 
 
-def resolve_layer(model: nn.Module, name: str) -> nn.Module:
+def resolve_layer(model: nn.Module, name: str, argument: str = "layer") -> nn.Module:
     """The submodule called ``name``; a ValueError listing names otherwise."""
     modules = dict(model.named_modules())
-    if not name or name not in modules:
+    if not isinstance(name, str) or not name or name not in modules:
         names = [n for n in modules if n]
         shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        raise ValueError(f"layer: the model has no submodule {name!r}; names: {shown}")
+        raise ValueError(f"{argument}: the model has no submodule {name!r}; names: {shown}")
     return modules[name]
 
 
@@ -311,12 +374,18 @@ def explain(
                 f"target: expected {images.shape[0]} class indices, got shape "
                 f"{tuple(target.shape)}"
             )
-    specs = [get_method(n) for n in names]
+    parsed = [split_method(n) for n in names]
     layer_module = None
-    if any(s.kind == "cam" for s in specs):
+    if any(spec.kind == "cam" for spec, _ in parsed):
         layer_name = options.layer or default_layer(model, images)
         layer_module = resolve_layer(model, layer_name)
-    fns = [s.build(model, layer_module, options) for s in specs]
+    crigrad = None
+    if any("crigrad" in mods for _, mods in parsed):
+        crigrad = options.crigrad(model)
+    fns = [
+        spec.build(model, layer_module, options, crigrad if "crigrad" in mods else None)
+        for spec, mods in parsed
+    ]
 
     was_training = model.training
     model.eval()

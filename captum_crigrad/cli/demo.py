@@ -34,7 +34,7 @@ HELP = (
     "explain the shipped MNIST digits with the embedded default model "
     "(offline): overlays, raw maps and a metric table"
 )
-DEFAULT_METHODS = "saliency,integratedgradients,gradcam"
+DEFAULT_METHODS = "saliency,crigrad,integratedgradients,crigrad-integratedgradients,gradcam,crigrad-gradcam"
 DEFAULT_OUT = "crigrad-demo-out"
 
 

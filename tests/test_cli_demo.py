@@ -1,0 +1,116 @@
+import json
+import os
+
+import pytest
+import torch
+
+from captum_crigrad.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _leftovers(folder):
+    return [n for n in os.listdir(folder) if ".tmp-" in n or ".old-" in n]
+
+
+def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, err = _run(capsys, "demo", "--out", str(out),
+                             "--methods", "saliency,crigrad,gradcam", "--steps", "8")
+    assert code == 0, err
+    for name in ("summary.png", "metrics.csv", "metrics.json", "run.json", "inputs.pt"):
+        assert (out / name).is_file(), name
+    overlays = sorted(os.listdir(out / "overlays"))
+    assert len(overlays) == 20 * 3 and overlays[0] == "00_label0_crigrad.png"
+    for method in ("saliency", "crigrad", "gradcam"):
+        saved = torch.load(out / "maps" / f"{method}.pt", weights_only=True)
+        assert saved["maps"].shape == (20, 1, 28, 28)
+        assert saved["attributions"].shape[0] == 20
+    table = json.loads((out / "metrics.json").read_text())
+    rows = {r["method"]: r for r in table["rows"]}
+    assert list(rows) == ["saliency", "crigrad", "gradcam", "random (control)"]
+    assert table["directions"]["deletion_auc"] == "lower is better"
+    # the gradient maps of a trained model beat a random map on deletion
+    for m in ("saliency", "crigrad"):
+        assert rows[m]["deletion_auc"] < rows["random (control)"]["deletion_auc"] - 0.2
+    # printed table = the saved table
+    for name, r in rows.items():
+        assert f"{r['deletion_auc']:.4f}" in stdout and name in stdout
+    csv_lines = (out / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0] == "method,deletion_auc,insertion_auc" and len(csv_lines) == 5
+    assert not _leftovers(tmp_path)
+
+
+def test_demo_rerun_replaces_its_own_folder(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[0] == 0
+    assert _run(capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2",
+                "--quiet")[0] == 0
+    assert sorted(os.listdir(out / "maps")) == ["saliency.pt"]
+    assert capsys.readouterr().out == ""
+    assert not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "saliency,nosuchmethod"], "unknown method 'nosuchmethod'"),
+        (["--methods", "crigrad-crigrad"], "unknown method"),
+        (["--steps", "0"], "--steps"),
+        (["--device", "nodevice"], "--device"),
+    ],
+)
+def test_demo_bad_arguments(tmp_path, capsys, args, message):
+    out = tmp_path / "demo"
+    code, _, err = _run(capsys, "demo", "--out", str(out), *args)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_demo_refuses_unwritable_or_foreign_output(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, _, err = _run(capsys, "demo", "--out", str(blocker / "out"), "--methods", "saliency")
+    assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(capsys, "demo", "--out", str(blocker), "--methods", "saliency")
+    assert code == 2 and "not a folder" in err
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    code, _, err = _run(capsys, "demo", "--out", str(foreign), "--methods", "saliency")
+    assert code == 2 and "not written by captum-crigrad" in err
+    assert os.listdir(foreign) == ["thesis.tex"]
+    assert sorted(os.listdir(tmp_path)) == ["file.txt", "mine"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_demo_read_only_parent(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, _, err = _run(capsys, "demo", "--out", str(ro / "out"), "--methods", "saliency")
+    finally:
+        ro.chmod(0o755)
+    assert code == 2 and "permission denied" in err and os.listdir(ro) == []
+
+
+def test_demo_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "demo"
+    assert _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[0] == 0
+    before = sorted(os.listdir(out / "overlays"))
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("captum_crigrad.overlay.save_mosaic", broken)
+    code, _, err = _run(capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2")
+    assert code == 2 and "disk full" in err
+    assert sorted(os.listdir(out / "overlays")) == before  # old run intact
+    assert sorted(os.listdir(tmp_path)) == ["demo"]

@@ -1,0 +1,106 @@
+import pytest
+import torch
+from captum.attr import IntegratedGradients, LayerGradCam, Saliency
+
+from captum_crigrad import CriGradSaliency
+from captum_crigrad.default import GRADCAM_LAYER, load_default_images, load_default_model
+from captum_crigrad.explain import (
+    ExplainOptions,
+    available_methods,
+    default_layer,
+    explain,
+    parse_methods,
+    to_map,
+)
+from helpers import assert_untouched, snapshot
+
+
+@pytest.fixture(scope="module")
+def data():
+    images, labels = load_default_images()
+    return images[:6], labels[:6]
+
+
+def test_matches_captum_and_crigrad_classes(data):
+    images, labels = data
+    model = load_default_model()
+    out = explain(model, images, "saliency,crigrad,integratedgradients", target=labels,
+                  options=ExplainOptions(keep=0.2, n_steps=8))
+    x = images.clone().requires_grad_(True)
+    torch.testing.assert_close(out["saliency"], Saliency(model).attribute(x, target=labels, abs=False))
+    expected = CriGradSaliency(model, keep=0.2).attribute(x, target=labels, abs=False)
+    torch.testing.assert_close(out["crigrad"], expected)
+    assert not torch.allclose(out["crigrad"], out["saliency"])
+    ig = IntegratedGradients(model).attribute(x, target=labels, n_steps=8)
+    torch.testing.assert_close(out["integratedgradients"], ig)
+
+
+def test_crigrad_keep_one_is_the_plain_method(data):
+    images, labels = data
+    model = load_default_model()
+    out = explain(model, images, "integratedgradients,crigrad-integratedgradients,gradcam,"
+                  "crigrad-gradcam", target=labels,
+                  options=ExplainOptions(keep=1.0, n_steps=4, layer=GRADCAM_LAYER))
+    torch.testing.assert_close(out["crigrad-integratedgradients"], out["integratedgradients"])
+    torch.testing.assert_close(out["crigrad-gradcam"], out["gradcam"])
+
+
+def test_gradcam_upsampled_and_default_target_is_prediction(data):
+    images, _ = data
+    model = load_default_model()
+    out = explain(model, images, ["gradcam"], options=ExplainOptions(layer=GRADCAM_LAYER))
+    assert out["gradcam"].shape == (6, 1, 28, 28) and out["gradcam"].min() >= 0
+    pred = model(images).argmax(1)
+    layer = dict(model.named_modules())[GRADCAM_LAYER]
+    cam = LayerGradCam(model, layer).attribute(images, target=pred, relu_attributions=True)
+    small = torch.nn.functional.interpolate(out["gradcam"], size=cam.shape[-2:], mode="area")
+    # upsampling then area-downsampling keeps the coarse structure
+    assert torch.corrcoef(torch.stack([small.flatten(), cam.flatten()]))[0, 1] > 0.9
+    assert default_layer(model, images) == "features"
+
+
+def test_batch_independent_and_model_untouched(data):
+    images, labels = data
+    model = load_default_model().train()
+    snap = snapshot(model)
+    full = explain(model, images, "crigrad,smoothgrad", batch_size=6,
+                   options=ExplainOptions(n_samples=3, seed=1))
+    assert_untouched(model, snap)
+    rng = torch.get_rng_state()
+    parts = explain(model, images, "crigrad,smoothgrad", batch_size=6,
+                    options=ExplainOptions(n_samples=3, seed=1))
+    assert torch.equal(rng, torch.get_rng_state())  # global RNG untouched
+    torch.testing.assert_close(full["smoothgrad"], parts["smoothgrad"])  # seeded
+    model.eval()
+    small = explain(model, images, "crigrad", batch_size=2)
+    torch.testing.assert_close(small["crigrad"], full["crigrad"])
+
+
+def test_to_map():
+    a = torch.tensor([[[[1.0, -2.0]], [[-3.0, 0.5]]]])  # (1, 2, 1, 2)
+    assert to_map(a).tolist() == [[[[4.0, 2.5]]]]
+    assert to_map(a, (2, 4)).shape == (1, 1, 2, 4)
+    with pytest.raises(ValueError, match="attributions"):
+        to_map(torch.zeros(3, 3))
+
+
+def test_bad_names_and_options(data):
+    images, _ = data
+    model = load_default_model()
+    assert parse_methods(" Saliency, crigrad ,saliency") == ["saliency", "crigrad"]
+    for bad in ["nope", "crigrad-nope", "foo-saliency", "crigrad-crigrad-saliency", ""]:
+        with pytest.raises(ValueError, match="methods"):
+            parse_methods(bad)
+    with pytest.raises(ValueError, match="keep"):
+        explain(model, images, "crigrad", options=ExplainOptions(keep=1.5))
+    with pytest.raises(ValueError, match="crigrad_layers"):
+        explain(model, images, "crigrad", options=ExplainOptions(crigrad_layers=["nope"]))
+    with pytest.raises(ValueError, match="layer"):
+        explain(model, images, "gradcam", options=ExplainOptions(layer="nope"))
+    with pytest.raises(ValueError, match="n_steps"):
+        explain(model, images, "saliency", options=ExplainOptions(n_steps=0))
+    with pytest.raises(ValueError, match="target"):
+        explain(model, images, "saliency", target=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="images"):
+        explain(model, images[0], "saliency")
+    assert "saliency" in available_methods()
