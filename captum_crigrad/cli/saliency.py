@@ -1,0 +1,254 @@
+"""``captum-crigrad saliency``: attribution maps of your images, any model.
+
+The original's ``generate_saliency_script.py`` with its ``--crigrad`` switch::
+
+    captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad
+    captum-crigrad saliency cat.jpg --model resnet18 --weights resnet18.pth \\
+        --methods crigrad,integratedgradients --keep 0.2 --format npy
+
+Writes into ``--out`` (default ``./crigrad-saliency-out``), all at once:
+
+* ``overlays/STEM_METHOD.png``: each map over its image;
+* ``maps/METHOD.pt`` (or ``.npy``): raw attributions, (N, C, H, W) for
+  gradient methods, (N, 1, H, W) for CAMs, rows in the order of
+  ``predictions.csv``; the ``.pt`` file also holds the single-channel maps;
+* ``predictions.csv``: file, target, predicted class, its probability;
+* ``run.json``: the options, model and versions used.
+
+Errors (missing or unreadable image, corrupt checkpoint, checkpoint of another
+architecture, unknown method, unwritable output folder, ...) print one line
+and exit with code 2; the output folder is then left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+
+import torch
+
+from captum_crigrad.cli import CLIError
+
+NAME = "saliency"
+HELP = "attribution maps (baseline, CriGrad, ...) of image files for a model: PNG overlays and raw maps"
+DEFAULT_OUT = "crigrad-saliency-out"
+
+
+def _floats(text: str):
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from captum_crigrad.crigrad import DEFAULT_KEEP
+    from captum_crigrad.explain import available_methods
+
+    parser.add_argument("images", nargs="+", help="image files and/or folders of images")
+    g = parser.add_argument_group("model")
+    g.add_argument(
+        "--model", default="default",
+        help="'default' (embedded MNIST CNN), an architecture (smallcnn, resnet20, "
+        "or a torchvision classifier such as resnet18) with --weights, or a "
+        "TorchScript file (default: default)",
+    )
+    g.add_argument(
+        "--weights", default=None,
+        help="checkpoint file (state dict, loaded with weights_only=True) or a "
+        "torchvision weights name (DEFAULT, IMAGENET1K_V1) already in the torch hub "
+        "cache; nothing is downloaded",
+    )
+    g.add_argument("--num-classes", type=int, default=None,
+                   help="classifier outputs (default: inferred from the checkpoint)")
+    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    g = parser.add_argument_group("preprocessing (defaults depend on the model)")
+    g.add_argument("--input-size", type=int, default=None,
+                   help="square side the images are resized to (after a centre crop)")
+    g.add_argument("--mean", type=_floats, default=None, help="per-channel mean, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", type=_floats, default=None, help="per-channel std")
+    g = parser.add_argument_group("methods")
+    g.add_argument(
+        "--methods", default="saliency,crigrad",
+        help=f"comma-separated: {', '.join(available_methods())}; prefix crigrad- for "
+        "critical gradients (crigrad = crigrad-saliency) (default: saliency,crigrad)",
+    )
+    g.add_argument("--crigrad", action="store_true",
+                   help="also run every listed method with CriGrad (adds crigrad-METHOD)")
+    g.add_argument("--target", default="predicted",
+                   help="class to explain: 'predicted' (default) or a class index")
+    g.add_argument("--layer", default=None,
+                   help="module name for Grad-CAM (default: the model's natural layer)")
+    g.add_argument("--n-steps", type=int, default=32, help="integrated-gradients steps (default: 32)")
+    g.add_argument("--n-samples", type=int, default=16, help="SmoothGrad samples (default: 16)")
+    g.add_argument("--stdev", type=float, default=0.15, help="SmoothGrad noise std, in normalised input units (default: 0.15)")
+    g.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
+    g = parser.add_argument_group("CriGrad options")
+    g.add_argument("--keep", type=float, default=DEFAULT_KEEP,
+                   help=f"fraction of units kept per layer and sample, in (0, 1] (default: {DEFAULT_KEEP})")
+    g.add_argument("--importance", default="gxi", choices=("gxi", "grad", "activation"),
+                   help="neuron importance: activation x gradient (default), gradient, activation")
+    g.add_argument("--unsigned", action="store_true", help="rank by |importance|")
+    g.add_argument("--granularity", default="element", choices=("element", "channel", "location"),
+                   help="rank single units (default), whole channels or whole positions")
+    g.add_argument("--crigrad-mode", default="online", choices=("online", "two_pass"),
+                   help="online: one backward (default); two_pass: rank plain gradients first")
+    g.add_argument("--crigrad-layers", default=None,
+                   help="comma-separated module names (default: every nn.ReLU module)")
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, replaced as a whole (default: ./{DEFAULT_OUT})")
+    g.add_argument("--format", default="pt", choices=("pt", "npy"), help="raw map files: .pt (default) or .npy")
+    g.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _methods(args) -> list:
+    from captum_crigrad.explain import parse_methods, split_method
+
+    names = parse_methods(args.methods)
+    if args.crigrad:
+        extra = []
+        for n in names:
+            spec, mods = split_method(n)
+            if "crigrad" not in mods:
+                extra.append(f"crigrad-{spec.name}")
+        names = list(dict.fromkeys(names + extra))
+    return names
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run(args: argparse.Namespace) -> int:
+    import captum
+    import numpy as np
+    from tqdm import tqdm
+
+    from captum_crigrad import __version__
+    from captum_crigrad.cli._inputs import find_images, load_model, read_images
+    from captum_crigrad.cli._output import check_output_folder, staged_output
+    from captum_crigrad.cli.demo import parse_device
+    from captum_crigrad.explain import ExplainOptions, explain, predict, resolve_layer, to_map
+    from captum_crigrad.models import normalize
+    from captum_crigrad.overlay import overlay, save_png, scale_maps
+
+    # -- validate everything before any work -----------------------------------
+    methods = _methods(args)
+    device = parse_device(args.device)
+    for flag in ("batch_size", "n_steps", "n_samples"):
+        if getattr(args, flag) < 1:
+            raise CLIError(f"--{flag.replace('_', '-')}: expected a positive int, got {getattr(args, flag)}")
+    if args.input_size is not None and args.input_size < 8:
+        raise CLIError(f"--input-size: expected >= 8, got {args.input_size}")
+    check_output_folder(args.out)
+    files = find_images(args.images)
+    loaded = load_model(args.model, args.weights, args.num_classes)
+    size = args.input_size or loaded.size
+    mean = args.mean or loaded.mean
+    std = args.std or loaded.std
+    if len(mean) != loaded.channels or len(std) != loaded.channels:
+        if loaded.channels == 3 and len(mean) == 1 and len(std) == 1:
+            mean, std = mean * 3, std * 3
+        else:
+            raise CLIError(
+                f"--mean/--std: the model takes {loaded.channels} channel(s), got "
+                f"{len(mean)} mean and {len(std)} std values"
+            )
+    if any(s <= 0 for s in std):
+        raise CLIError(f"--std: expected positive values, got {std}")
+    raw = read_images(files, loaded.channels, size)
+    model = loaded.model.to(device)
+    images = normalize(raw, mean, std).to(device)
+    try:
+        with torch.no_grad():
+            probe = model(images[:1])
+        if not isinstance(probe, torch.Tensor) or probe.dim() != 2:
+            raise CLIError(
+                f"--model: expected logits of shape (N, classes), got "
+                f"{tuple(getattr(probe, 'shape', ()))}"
+            )
+        predicted, confidence = predict(model, images, args.batch_size)
+    except RuntimeError as exc:
+        raise CLIError(
+            f"--model: forward pass failed on images of shape {tuple(images[:1].shape)} "
+            f"({str(exc).splitlines()[0]}); check --input-size/--mean/--std"
+        ) from None
+    n_out = probe.shape[1]
+    if args.target == "predicted":
+        target = predicted
+    else:
+        try:
+            cls = int(args.target)
+        except ValueError:
+            raise CLIError(f"--target: expected 'predicted' or a class index, got {args.target!r}") from None
+        if not 0 <= cls < n_out:
+            raise CLIError(f"--target: class {cls} is out of range for {n_out} outputs")
+        target = torch.full_like(predicted, cls)
+    layer = args.layer or loaded.gradcam_layer
+    if layer is not None:
+        resolve_layer(model, layer)
+    options = ExplainOptions(
+        layer=layer, n_steps=args.n_steps, n_samples=args.n_samples, stdev=args.stdev,
+        seed=args.seed, keep=args.keep, importance=args.importance,
+        signed=not args.unsigned, granularity=args.granularity,
+        crigrad_mode=args.crigrad_mode,
+        crigrad_layers=args.crigrad_layers.split(",") if args.crigrad_layers else None,
+    )
+    options.validate()
+    if any("crigrad" in m for m in methods):
+        options.crigrad(model)  # validates CriGrad's options and layers now
+
+    # -- work --------------------------------------------------------------------
+    with tqdm(total=len(files), desc="saliency", unit="img", disable=args.no_progress or None,
+              leave=False) as bar:
+        attributions = explain(model, images, methods, target=target, options=options,
+                               batch_size=args.batch_size, progress=bar.update)
+    maps = {m: to_map(a, (size, size)) for m, a in attributions.items()}
+
+    stems, seen = [], {}
+    for f in files:
+        stem = _safe(os.path.splitext(os.path.basename(f))[0])
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    classes = loaded.classes
+    run_info = {
+        "command": "captum-crigrad saliency",
+        "model": loaded.description,
+        "images": list(files),
+        "methods": methods,
+        "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "preprocessing": {"size": size, "mean": list(mean), "std": list(std),
+                          "channels": loaded.channels},
+        "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
+                     "captum": captum.__version__},
+    }
+    scale = max(1, 224 // size)
+    with staged_output(args.out, run_info) as folder:
+        os.makedirs(os.path.join(folder, "overlays"))
+        os.makedirs(os.path.join(folder, "maps"))
+        for name, m in maps.items():
+            scaled = scale_maps(m)
+            for i, stem in enumerate(stems):
+                save_png(os.path.join(folder, "overlays", f"{stem}_{name}.png"),
+                         overlay(raw[i], scaled[i]), scale=scale)
+            base = os.path.join(folder, "maps", name)
+            if args.format == "pt":
+                torch.save({"attributions": attributions[name], "maps": m, "files": list(files)},
+                           base + ".pt")
+            else:
+                np.save(base + ".npy", attributions[name].numpy())
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["file", "target", "predicted", "predicted_name", "probability"])
+        for f, t, p, c in zip(files, target.tolist(), predicted.tolist(), confidence.tolist()):
+            name = classes[p] if classes is not None and p < len(classes) else ""
+            writer.writerow([f, t, p, name, f"{c:.6f}"])
+        with open(os.path.join(folder, "predictions.csv"), "w", encoding="utf-8") as fh:
+            fh.write(buf.getvalue())
+    print(f"{len(files)} image(s) x {len(methods)} method(s) ({', '.join(methods)}) "
+          f"with {loaded.description}: wrote {args.out}")
+    return 0
