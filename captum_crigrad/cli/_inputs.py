@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -45,11 +46,13 @@ class LoadedModel:
     std: Tuple[float, ...]
     classes: Optional[Sequence[str]] = None
     gradcam_layer: Optional[str] = None
+    channels_known: bool = True
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 160) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _torchvision_names() -> List[str]:
@@ -64,14 +67,17 @@ def _read_checkpoint(path: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, not a checkpoint, or needs pickled code
-        msg = _first_line(exc)
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        text = str(exc)
+        if "Unsupported global" in text or "can still be loaded" in text:
             raise CLIError(
                 f"--weights: {path} needs pickled Python code to load (e.g. a whole "
                 "saved nn.Module); for safety only plain state dicts are read: save "
                 "model.state_dict() or a TorchScript file instead"
             ) from None
-        raise CLIError(f"--weights: cannot read {path} as a PyTorch checkpoint ({msg})") from None
+        reason = "" if "Weights only load failed" in text else f": {_first_line(exc)}"
+        raise CLIError(
+            f"--weights: cannot read {path}: corrupt or not a PyTorch checkpoint{reason}"
+        ) from None
     if isinstance(ckpt, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(ckpt.get(key), dict):
@@ -154,14 +160,16 @@ def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = N
         if not os.path.isfile(spec):
             raise CLIError(f"--model: no such file: {spec}")
         try:
-            model = torch.jit.load(spec, map_location="cpu")
-        except Exception as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # jit.load deprecation
+                model = torch.jit.load(spec, map_location="cpu")
+        except Exception:
             raise CLIError(
-                f"--model: {spec} is not a TorchScript file ({_first_line(exc)}); for a "
-                "state dict give the architecture: --model ARCH --weights FILE"
+                f"--model: {spec} is not a readable TorchScript file; for a state dict "
+                "give the architecture: --model ARCH --weights FILE"
             ) from None
         return LoadedModel(model.eval(), f"TorchScript {os.path.basename(spec)}", 3, 224,
-                           IMAGENET_MEAN, IMAGENET_STD)
+                           IMAGENET_MEAN, IMAGENET_STD, channels_known=False)
 
     arch = spec.lower()
     local = {"smallcnn": None, "resnet20": None}

@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("preprocessing (defaults depend on the model)")
     g.add_argument("--input-size", type=int, default=None,
                    help="square side the images are resized to (after a centre crop)")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="read images as grey (1) or RGB (3) (default: what the model takes; "
+                   "3 for TorchScript files)")
     g.add_argument("--mean", type=_floats, default=None, help="per-channel mean, e.g. 0.485,0.456,0.406")
     g.add_argument("--std", type=_floats, default=None, help="per-channel std")
     g = parser.add_argument_group("methods")
@@ -148,6 +151,15 @@ def run(args: argparse.Namespace) -> int:
     files = find_images(args.images)
     loaded = load_model(args.model, args.weights, args.num_classes)
     size = args.input_size or loaded.size
+    if args.channels is not None and args.channels != loaded.channels:
+        if loaded.channels_known:
+            raise CLIError(
+                f"--channels: {loaded.description} takes {loaded.channels} channel(s), "
+                f"got --channels {args.channels}"
+            )
+        loaded.channels = args.channels
+        if args.channels == 1:  # grey version of the ImageNet statistics
+            loaded.mean, loaded.std = (0.449,), (0.226,)
     mean = args.mean or loaded.mean
     std = args.std or loaded.std
     if len(mean) != loaded.channels or len(std) != loaded.channels:
