@@ -1,0 +1,244 @@
+"""Write the notebooks in notebooks/ from the cells below and execute them
+(offline, on the embedded default), saving their outputs and figures.
+
+    python scripts/build_notebooks.py [NAME ...]     # default: all
+
+The notebooks are plain .ipynb files; this script only keeps their source in
+one reviewable place. tests/test_notebooks.py executes the saved notebooks
+again with nbclient.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+# First cell of every notebook: quiet, deterministic, small figures.
+SETUP = """\
+import warnings
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm, no widgets
+import torch
+import matplotlib.pyplot as plt
+torch.manual_seed(0)
+plt.rcParams["figure.dpi"] = 80"""
+
+
+def md(text: str):
+    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str):
+    return nbformat.v4.new_code_cell(text.strip("\n"))
+
+
+QUICKSTART = [
+    md("""
+# Quick start: CriGrad in your Captum code
+
+This notebook runs offline on the **embedded default**: a small MNIST CNN
+shipped with the package (97.65 % held-out accuracy) and 20 held-out digits.
+It shows how to
+
+1. swap Captum's `Saliency` for `CriGradSaliency` (one import),
+2. put CriGrad on any other Captum method (`IntegratedGradients`,
+   `NoiseTunnel`, `GradientShap`),
+3. look at the maps with Captum's own visualisation,
+4. do the same on a torchvision model of your own.
+"""),
+    code(SETUP),
+    code("""
+from captum_crigrad.default import load_default_model, load_default_images, denormalize_mnist
+
+model = load_default_model()                  # SmallCNN, eval mode, nn.ReLU modules
+images, labels = load_default_images()        # (20, 1, 28, 28), normalised as the model expects
+with torch.no_grad():
+    predicted = model(images).argmax(1)
+print("labels   ", labels.tolist())
+print("predicted", predicted.tolist())
+"""),
+    md("""
+## 1. One import
+
+`CriGradSaliency` takes `Saliency`'s arguments plus CriGrad's options
+(`keep`, `importance`, `granularity`, `mode`, `layers`). During the backward
+pass, at every ReLU only the top `keep` fraction of units by
+activation x gradient lets gradient through.
+"""),
+    code("""
+from captum.attr import Saliency
+from captum_crigrad import CriGradSaliency
+
+x = images[:4].clone().requires_grad_(True)
+target = predicted[:4]
+plain = Saliency(model).attribute(x, target=target, abs=False)
+critical = CriGradSaliency(model, keep=0.3).attribute(x, target=target, abs=False)
+print(plain.shape, critical.shape)    # same call, same shapes
+
+# keep=1.0 is exactly Captum's result
+same = CriGradSaliency(model, keep=1.0).attribute(x, target=target, abs=False)
+print("keep=1.0 equals Saliency:", torch.equal(same, plain))
+"""),
+    md("## 2. Captum's visualisation, unchanged"),
+    code("""
+from captum.attr import visualization as viz
+
+def hwc(t):
+    return t.detach().permute(1, 2, 0).numpy()
+
+fig, axes = plt.subplots(2, 4, figsize=(8, 4.4))
+for i in range(4):
+    raw = hwc(denormalize_mnist(images[i]))
+    for row, (name, attr) in enumerate([("Saliency", plain), ("CriGrad", critical)]):
+        viz.visualize_image_attr(hwc(attr[i]), raw, method="heat_map",
+                                 sign="absolute_value", plt_fig_axis=(fig, axes[row, i]),
+                                 use_pyplot=False, title=f"{name}, digit {int(labels[i])}")
+fig.tight_layout()
+"""),
+    md("""
+## 3. Any Captum method
+
+The drop-in classes cover `Saliency`, `InputXGradient`,
+`IntegratedGradients` and `LayerGradCam`; `crigrad_attribution` puts
+CriGrad on any other Captum attribution (the original object is not
+modified), and `NoiseTunnel` wraps the drop-in classes as it wraps Captum's.
+"""),
+    code("""
+from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel
+from captum_crigrad import CriGradIntegratedGradients, crigrad_attribution
+
+ig = IntegratedGradients(model).attribute(x, target=target, n_steps=32)
+cig = CriGradIntegratedGradients(model, keep=0.3).attribute(x, target=target, n_steps=32)
+
+smooth = NoiseTunnel(CriGradSaliency(model, keep=0.3))
+torch.manual_seed(0)   # NoiseTunnel draws its noise from torch's global generator
+csg = smooth.attribute(x, target=target, nt_type="smoothgrad", nt_samples=16, stdevs=0.15)
+
+gshap = crigrad_attribution(GradientShap(model), keep=0.3)
+baselines = torch.zeros(8, 1, 28, 28)
+torch.manual_seed(0)
+cgs = gshap.attribute(x, baselines=baselines, target=target, n_samples=16)
+
+maps = {"IG": ig, "CriGrad IG": cig, "CriGrad SmoothGrad": csg, "CriGrad GradientShap": cgs}
+fig, axes = plt.subplots(1, len(maps), figsize=(2.2 * len(maps), 2.4))
+for ax, (name, attr) in zip(axes, maps.items()):
+    viz.visualize_image_attr(hwc(attr[0]), hwc(denormalize_mnist(images[0])),
+                             method="heat_map", sign="absolute_value",
+                             plt_fig_axis=(fig, ax), use_pyplot=False, title=name)
+fig.tight_layout()
+"""),
+    md("""
+## 4. Is the critical map more faithful? A quick check
+
+`captum_crigrad.explain.explain` runs several methods by name (the engine of
+the `captum-crigrad demo` and `saliency` commands). A simple deletion test:
+remove the most salient pixels first and watch the predicted class's
+probability fall (the faster, the better; a random order is the control).
+"""),
+    code("""
+from captum_crigrad.explain import explain, to_map
+from captum_crigrad.cli._scores import deletion_insertion
+
+attrs = explain(model, images, "saliency,crigrad,integratedgradients,crigrad-integratedgradients",
+                target=predicted)
+rows = {name: to_map(a) for name, a in attrs.items()}
+rows["random (control)"] = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+print(f"{'method':30s} deletion AUC (lower is better)   insertion AUC (higher is better)")
+for name, m in rows.items():
+    deletion, insertion = deletion_insertion(model, images, m, predicted, steps=16)
+    print(f"{name:30s} {deletion.mean():.4f}                          {insertion.mean():.4f}")
+"""),
+    md("""
+## 5. Your own torchvision model
+
+Nothing is downloaded at run time: torchvision weights must already be in the
+torch hub cache (run `torchvision.models.resnet18(weights="IMAGENET1K_V1")`
+once on a machine with internet, or copy the `.pth` file into
+`~/.cache/torch/hub/checkpoints/`). The same calls then work unchanged; the
+default CriGrad layers are every call of an `nn.ReLU` (torchvision ResNets
+reuse one in-place ReLU several times per block: each call is filtered on its
+own). Below, if the weights are not cached, a randomly initialised ResNet-18
+only shows the mechanics (its maps mean nothing).
+"""),
+    code("""
+import os
+import torchvision
+from skimage import data as skdata
+
+weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+net = torchvision.models.resnet18()
+if os.path.isfile(cached):
+    net.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+    print("using the cached ImageNet weights")
+else:
+    print("ImageNet weights not cached: random weights, mechanics only")
+net.eval()
+
+cat = torch.from_numpy(skdata.chelsea().copy()).permute(2, 0, 1).float() / 255   # a cat, offline
+cat = torch.nn.functional.interpolate(cat[None], size=(224, 224), mode="bilinear", antialias=True)
+mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+xc = ((cat - mean) / std).requires_grad_(True)
+with torch.no_grad():
+    cls = net(xc).argmax(1)
+a_plain = Saliency(net).attribute(xc, target=cls, abs=False)
+a_crit = CriGradSaliency(net, keep=0.3).attribute(xc, target=cls, abs=False)
+
+fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
+axes[0].imshow(hwc(cat[0])); axes[0].set_title("image"); axes[0].axis("off")
+for ax, (name, attr) in zip(axes[1:], [("Saliency", a_plain), ("CriGrad", a_crit)]):
+    viz.visualize_image_attr(hwc(attr[0]), hwc(cat[0]), method="heat_map", sign="absolute_value",
+                             plt_fig_axis=(fig, ax), use_pyplot=False, title=name)
+fig.tight_layout()
+"""),
+    md("""
+From the command line, the same on image files:
+
+```bash
+captum-crigrad demo                                    # embedded default, overlays + metric table
+captum-crigrad saliency my_images/ --model resnet18 --weights IMAGENET1K_V1 \\
+    --methods saliency,integratedgradients --crigrad --keep 0.3
+```
+"""),
+]
+
+NOTEBOOK_CELLS = {
+    "quickstart": QUICKSTART,
+}
+
+
+def build(name: str, timeout: int = 600) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = NOTEBOOK_CELLS[name]
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    path = NOTEBOOKS / f"{name}.ipynb"
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    names = argv or list(NOTEBOOK_CELLS)
+    unknown = [n for n in names if n not in NOTEBOOK_CELLS]
+    if unknown:
+        print(f"unknown notebook(s): {unknown}; known: {list(NOTEBOOK_CELLS)}", file=sys.stderr)
+        return 2
+    for name in names:
+        print("wrote", build(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
