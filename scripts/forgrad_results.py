@@ -92,6 +92,7 @@ class InsDel:
 
     def __init__(self, n_steps: int):
         self.n_steps = n_steps
+        self.__name__ = "insertion-deletion"
         self.records = []  # (insertion, deletion) per call: raw first, then sigmas
 
     def __call__(self, model, inputs, attributions, target):
@@ -229,13 +230,15 @@ def main(argv=None) -> int:
         for ax, (name, selections) in zip(axes, all_selections.items()):
             for label, sel in selections.items():
                 plot_sigma_curve(sel, ax=ax, label=label)
-            ax.set_title(name)
+            ax.set_title(f"{name} (dashed: no filter)")
+            ax.legend(fontsize=7)
         fig.tight_layout()
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".png", dir=args.plot.parent)
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=110)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, args.plot)
         finally:
             if os.path.exists(tmp):
