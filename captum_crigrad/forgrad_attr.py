@@ -83,13 +83,21 @@ def _check_options(sigma, relative_cutoff, post, reduce_channels) -> None:
     resolve_sigma(1 << 30, 1 << 30, sigma, relative_cutoff)
 
 
-def _check_spatial_inputs(inputs: Tuple[Tensor, ...], sigma, relative_cutoff) -> None:
-    for i, t in enumerate(inputs):
-        if t.dim() < 3:
-            raise ValueError(
-                f"inputs: FORGrad filters images, (B, H, W) or (B, C, H, W); input {i} "
-                f"has shape {tuple(t.shape)}"
-            )
+def _check_spatial_inputs(
+    inputs: Tuple[Tensor, ...], sigma, relative_cutoff, every_input: bool
+) -> None:
+    """Images of 3+ dimensions, each large enough for sigma. Per step, inputs
+    of fewer dimensions (non-image inputs) are allowed and left unfiltered,
+    as long as one input is an image."""
+    spatial = [t for t in inputs if t.dim() >= 3]
+    flat = [i for i, t in enumerate(inputs) if t.dim() < 3]
+    if (every_input and flat) or not spatial:
+        i = flat[0]
+        raise ValueError(
+            f"inputs: FORGrad filters images, (B, H, W) or (B, C, H, W); input {i} "
+            f"has shape {tuple(inputs[i].shape)}"
+        )
+    for t in spatial:
         resolve_sigma(t.shape[-2], t.shape[-1], sigma, relative_cutoff)
 
 
@@ -243,7 +251,10 @@ class FORGradAttribution(GradientAttribution):
     def _run(self, inputs: TensorOrTuple, *args: Any, **kwargs: Any) -> Any:
         inputs_tuple = check_inputs(inputs)
         _check_spatial_inputs(
-            inputs_tuple, self.forgrad.sigma, self.forgrad.relative_cutoff
+            inputs_tuple,
+            self.forgrad.sigma,
+            self.forgrad.relative_cutoff,
+            every_input=self.where == "post_hoc",
         )
         if self.where == "post_hoc" and kwargs.get("return_convergence_delta", False):
             raise ValueError(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -277,7 +277,7 @@ def select_sigma(
     model: nn.Module,
     inputs: Tensor,
     target: Union[int, Tensor],
-    method: Union["object", Tensor],
+    method: Any,
     *,
     metric: Union[str, Metric] = "insertion-deletion",
     higher_is_better: Optional[bool] = None,

@@ -227,6 +227,29 @@ def test_tuple_in_tuple_out():
     assert isinstance(per_step, tuple) and per_step[0].shape == a.shape
 
 
+def test_per_step_leaves_non_image_inputs_alone():
+    class ImageAndScalar(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = SmallCNN(in_channels=3, width=4)
+
+        def forward(self, image, extra):
+            return self.net(image) * extra.sum(dim=1, keepdim=True)
+
+    torch.manual_seed(0)
+    model = ImageAndScalar().eval()
+    g = torch.Generator().manual_seed(3)
+    image, extra = torch.randn(2, 3, 16, 16, generator=g), torch.randn(2, 5, generator=g)
+    g_img, g_extra = Saliency(model).attribute((image, extra), target=2, abs=False)
+    out_img, out_extra = FORGradSaliency(model, 3, where="per_step", post="none",
+                                         reduce_channels=False).attribute(
+        (image, extra), target=2, abs=False)
+    torch.testing.assert_close(out_extra, g_extra)
+    torch.testing.assert_close(out_img, forgrad(g_img, 3, post="none", reduce_channels=False))
+    with pytest.raises(ValueError, match="input 1"):
+        FORGradSaliency(model, 3).attribute((image, extra), target=2)
+
+
 def test_forgrad_transform_keeps_gradient_shapes():
     g = torch.randn(2, 3, 10, 12)
     flat = torch.randn(2, 5)
