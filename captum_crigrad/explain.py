@@ -27,6 +27,12 @@ Modifier prefix ``crigrad-``: the same method with critical gradients
 (:class:`~captum_crigrad.attr.CriGradLayerGradCam`). ``crigrad`` alone means
 ``crigrad-saliency``.
 
+Modifier prefix ``forgrad-``: the method's final map low-pass filtered post
+hoc (FORGrad, Muzellec et al. 2023, :func:`~captum_crigrad.forgrad.forgrad`,
+options ``forgrad_sigma`` and ``forgrad_post``); output (N, 1, H, W).
+``forgrad`` alone means ``forgrad-saliency``; both prefixes combine
+(``crigrad-forgrad-saliency``, or ``crigrad-forgrad`` for short).
+
 Every target defaults to the class the model predicts.
 """
 
@@ -42,6 +48,7 @@ from torch import Tensor
 
 from captum_crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad
+from captum_crigrad.forgrad import DEFAULT_RELATIVE_CUTOFF, POST_STEPS, forgrad, resolve_sigma
 
 # build(model, options) -> attribute(inputs, target) -> attributions
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
@@ -62,6 +69,9 @@ class ExplainOptions:
     keep, importance, signed, granularity, crigrad_mode: CriGrad's options
         (``mode`` there); crigrad_layers: module names (default: every
         ``nn.ReLU`` module).
+    forgrad_sigma: FORGrad's cutoff in cycles per image (default None:
+        15/224 of the image size, the paper's ImageNet optimum);
+        forgrad_post: ``"abs"`` (default), ``"relu"`` or ``"none"``.
     """
 
     layer: Optional[str] = None
@@ -75,6 +85,8 @@ class ExplainOptions:
     granularity: str = "element"
     crigrad_mode: str = "online"
     crigrad_layers: Optional[Sequence[str]] = None
+    forgrad_sigma: Optional[float] = None
+    forgrad_post: str = "abs"
 
     def crigrad(self, model: nn.Module) -> CriGrad:
         """The :class:`CriGrad` these options describe, layers resolved on
@@ -100,6 +112,19 @@ class ExplainOptions:
             raise ValueError(f"stdev: expected a number >= 0, got {self.stdev!r}")
         if not isinstance(self.seed, int):
             raise TypeError(f"seed: expected an int, got {self.seed!r}")
+        if self.forgrad_sigma is not None and (
+            isinstance(self.forgrad_sigma, bool)
+            or not isinstance(self.forgrad_sigma, (int, float))
+            or not self.forgrad_sigma > 0
+        ):
+            raise ValueError(
+                f"forgrad_sigma: expected a positive number of cycles per image, "
+                f"got {self.forgrad_sigma!r}"
+            )
+        if self.forgrad_post not in POST_STEPS:
+            raise ValueError(
+                f"forgrad_post: expected one of {POST_STEPS}, got {self.forgrad_post!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +238,15 @@ def _with(crigrad: Optional[CriGrad], explainer, model: nn.Module):
     )
 
 
+def _post_forgrad(fn: AttributeFn, opts: ExplainOptions) -> AttributeFn:
+    """FORGrad post hoc on ``fn``'s (N, C, H, W) maps -> (N, 1, H, W)."""
+
+    def attribute(x, t):
+        return forgrad(fn(x, t), opts.forgrad_sigma, post=opts.forgrad_post)
+
+    return attribute
+
+
 def _upsample(cam: Tensor, size) -> Tensor:
     if cam.dim() == 4 and tuple(cam.shape[-2:]) != tuple(size):
         cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
@@ -227,8 +261,7 @@ def _device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-MODIFIERS = ("crigrad",)
-_ALIASES = {"crigrad": "crigrad-saliency"}
+MODIFIERS = ("crigrad", "forgrad")
 
 
 def available_methods() -> List[str]:
@@ -239,7 +272,8 @@ def available_methods() -> List[str]:
 
 def _valid_names() -> str:
     return ", ".join(available_methods()) + (
-        "; prefix crigrad- for critical gradients (crigrad = crigrad-saliency)"
+        "; prefix crigrad- for critical gradients (crigrad = crigrad-saliency), "
+        "forgrad- for low-pass filtered maps (forgrad = forgrad-saliency)"
     )
 
 
@@ -248,7 +282,9 @@ def split_method(name: str) -> Tuple[Method, Tuple[str, ...]]:
     A clear ValueError for an unknown name or modifier."""
     if not isinstance(name, str):
         raise TypeError(f"methods: expected method names (str), got {name!r}")
-    parts = _ALIASES.get(name, name).split("-")
+    parts = name.split("-")
+    if parts[-1] in MODIFIERS:  # "crigrad", "forgrad", "crigrad-forgrad": on saliency
+        parts.append("saliency")
     base, modifiers = parts[-1], tuple(parts[:-1])
     bad = [m for m in modifiers if m not in MODIFIERS]
     if base not in _METHODS or bad or len(set(modifiers)) != len(modifiers):
@@ -379,13 +415,20 @@ def explain(
     if any(spec.kind == "cam" for spec, _ in parsed):
         layer_name = options.layer or default_layer(model, images)
         layer_module = resolve_layer(model, layer_name)
+    if any("forgrad" in mods for _, mods in parsed):
+        try:
+            resolve_sigma(*images.shape[-2:], options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF)
+        except ValueError as exc:
+            raise ValueError(f"forgrad_{exc}") from None
     crigrad = None
     if any("crigrad" in mods for _, mods in parsed):
         crigrad = options.crigrad(model)
-    fns = [
-        spec.build(model, layer_module, options, crigrad if "crigrad" in mods else None)
-        for spec, mods in parsed
-    ]
+    fns = []
+    for spec, mods in parsed:
+        fn = spec.build(model, layer_module, options, crigrad if "crigrad" in mods else None)
+        if "forgrad" in mods:
+            fn = _post_forgrad(fn, options)
+        fns.append(fn)
 
     was_training = model.training
     model.eval()

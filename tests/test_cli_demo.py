@@ -20,28 +20,28 @@ def _leftovers(folder):
 def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
     out = tmp_path / "demo"
     code, stdout, err = _run(capsys, "demo", "--out", str(out),
-                             "--methods", "saliency,crigrad,gradcam", "--steps", "8")
+                             "--methods", "saliency,crigrad,forgrad,gradcam", "--steps", "8")
     assert code == 0, err
     for name in ("summary.png", "metrics.csv", "metrics.json", "run.json", "inputs.pt"):
         assert (out / name).is_file(), name
     overlays = sorted(os.listdir(out / "overlays"))
-    assert len(overlays) == 20 * 3 and overlays[0] == "00_label0_crigrad.png"
-    for method in ("saliency", "crigrad", "gradcam"):
+    assert len(overlays) == 20 * 4 and overlays[0] == "00_label0_crigrad.png"
+    for method in ("saliency", "crigrad", "forgrad", "gradcam"):
         saved = torch.load(out / "maps" / f"{method}.pt", weights_only=True)
         assert saved["maps"].shape == (20, 1, 28, 28)
         assert saved["attributions"].shape[0] == 20
     table = json.loads((out / "metrics.json").read_text())
     rows = {r["method"]: r for r in table["rows"]}
-    assert list(rows) == ["saliency", "crigrad", "gradcam", "random (control)"]
+    assert list(rows) == ["saliency", "crigrad", "forgrad", "gradcam", "random (control)"]
     assert table["directions"]["deletion_auc"] == "lower is better"
     # the gradient maps of a trained model beat a random map on deletion
-    for m in ("saliency", "crigrad"):
+    for m in ("saliency", "crigrad", "forgrad"):
         assert rows[m]["deletion_auc"] < rows["random (control)"]["deletion_auc"] - 0.2
     # printed table = the saved table
     for name, r in rows.items():
         assert f"{r['deletion_auc']:.4f}" in stdout and name in stdout
     csv_lines = (out / "metrics.csv").read_text().splitlines()
-    assert csv_lines[0] == "method,deletion_auc,insertion_auc" and len(csv_lines) == 5
+    assert csv_lines[0] == "method,deletion_auc,insertion_auc" and len(csv_lines) == 6
     assert not _leftovers(tmp_path)
 
 

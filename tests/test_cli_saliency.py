@@ -56,6 +56,18 @@ def test_default_model_on_a_folder(tmp_path, digits, capsys):
     assert png.size == (224, 224) and png.mode == "RGB"
 
 
+def test_crigrad_and_forgrad_switches(tmp_path, digits, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "saliency", digits / "d0_0.png", "--methods", "saliency",
+                             "--crigrad", "--forgrad", "--sigma", "5", "--out", out)
+    assert code == 0, err
+    names = sorted(os.listdir(out / "maps"))
+    assert names == sorted(f"{n}.pt" for n in ["saliency", "crigrad-saliency",
+                                                 "forgrad-saliency", "crigrad-forgrad-saliency"])
+    filtered = torch.load(out / "maps" / "forgrad-saliency.pt", weights_only=True)
+    assert filtered["attributions"].shape == (1, 1, 28, 28) and filtered["attributions"].min() >= 0
+
+
 def test_npy_format_target_and_single_file(tmp_path, digits, capsys):
     out = tmp_path / "out"
     code, _, err = _run(capsys, "saliency", digits / "d2_1.png", "--methods", "integratedgradients",
@@ -136,6 +148,7 @@ def _bad_inputs(tmp_path, digits):
         "bad target": ([digits, "--target", "10"], "out of range"),
         "bad keep": ([digits, "--keep", "0"], "keep"),
         "bad crigrad layer": ([digits, "--crigrad-layers", "features.99"], "crigrad_layers"),
+        "bad sigma": ([digits, "--methods", "forgrad", "--sigma", "50"], "forgrad_sigma"),
     }
 
 

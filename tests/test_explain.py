@@ -104,3 +104,30 @@ def test_bad_names_and_options(data):
     with pytest.raises(ValueError, match="images"):
         explain(model, images[0], "saliency")
     assert "saliency" in available_methods()
+
+
+def test_forgrad_modifier_filters_the_final_map(data):
+    from captum_crigrad.forgrad import forgrad, sigma_keeping_all
+
+    images, labels = data
+    model = load_default_model()
+    out = explain(model, images, "saliency,crigrad,forgrad,crigrad-forgrad,forgrad-gradcam",
+                  target=labels, options=ExplainOptions(forgrad_sigma=5.0, layer=GRADCAM_LAYER))
+    torch.testing.assert_close(out["forgrad"], forgrad(out["saliency"], 5.0))
+    torch.testing.assert_close(out["crigrad-forgrad"], forgrad(out["crigrad"], 5.0))
+    assert out["forgrad-gradcam"].shape == (6, 1, 28, 28)
+    # a cutoff that keeps every frequency gives back |map|
+    full = explain(model, images, "forgrad", target=labels,
+                   options=ExplainOptions(forgrad_sigma=sigma_keeping_all(28, 28)))
+    torch.testing.assert_close(full["forgrad"], out["saliency"].abs(), atol=1e-6, rtol=1e-4)
+    # low-pass: less high-frequency energy than the raw map
+    def roughness(m):
+        return (m[..., 1:] - m[..., :-1]).abs().mean() / m.abs().mean()
+    assert roughness(out["forgrad"]) < 0.5 * roughness(out["saliency"].abs())
+    for bad, match in [(100.0, "forgrad_sigma"), (-1.0, "forgrad_sigma")]:
+        with pytest.raises(ValueError, match=match):
+            explain(model, images, "forgrad", options=ExplainOptions(forgrad_sigma=bad))
+    with pytest.raises(ValueError, match="forgrad_post"):
+        explain(model, images, "forgrad", options=ExplainOptions(forgrad_post="square"))
+    assert parse_methods("crigrad-forgrad,forgrad-crigrad-saliency") == [
+        "crigrad-forgrad", "forgrad-crigrad-saliency"]

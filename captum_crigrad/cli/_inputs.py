@@ -47,6 +47,7 @@ class LoadedModel:
     classes: Optional[Sequence[str]] = None
     gradcam_layer: Optional[str] = None
     channels_known: bool = True
+    forgrad_sigma: Optional[float] = None
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
@@ -153,6 +154,7 @@ def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = N
         return LoadedModel(
             dflt.load_default_model(), "embedded default (MNIST SmallCNN)", 1, 28,
             dflt.MNIST_MEAN, dflt.MNIST_STD, dflt.MNIST_CLASSES, dflt.GRADCAM_LAYER,
+            forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA,
         )
     if os.path.sep in spec or spec.endswith((".pt", ".pth", ".ts", ".jit")) or os.path.isfile(spec):
         if weights is not None:

@@ -10,7 +10,8 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
   (N, 1, H, W) (``torch.load(..., weights_only=True)``);
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
 * ``metrics.csv`` / ``metrics.json``: deletion AUC (lower is better) and
-  insertion AUC (higher is better) per method, mean over the digits, with a
+  insertion AUC (higher is better) per method
+  (:mod:`captum_crigrad.forgrad_select`'s Petsiuk et al. 2018 scores, mean over the digits, with a
   random-map control row; the table is printed too;
 * ``run.json``: the options and versions used.
 """
@@ -34,7 +35,10 @@ HELP = (
     "explain the shipped MNIST digits with the embedded default model "
     "(offline): overlays, raw maps and a metric table"
 )
-DEFAULT_METHODS = "saliency,crigrad,integratedgradients,crigrad-integratedgradients,gradcam,crigrad-gradcam"
+DEFAULT_METHODS = (
+    "saliency,crigrad,forgrad,crigrad-forgrad,integratedgradients,"
+    "crigrad-integratedgradients,gradcam,crigrad-gradcam"
+)
 DEFAULT_OUT = "crigrad-demo-out"
 
 
@@ -56,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps", type=int, default=16,
         help="deletion/insertion curve steps (default: 16)",
+    )
+    parser.add_argument(
+        "--sigma", type=float, default=None,
+        help="FORGrad cutoff in cycles per image (default: the embedded model's "
+        "measured best, captum_crigrad.default.DEFAULT_FORGRAD_SIGMA)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for every random draw")
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
@@ -103,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad import __version__
     from captum_crigrad import default as dflt
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.cli._scores import deletion_insertion
+    from captum_crigrad.forgrad_select import deletion_auc, insertion_auc
     from captum_crigrad.explain import ExplainOptions, explain, parse_methods, predict, to_map
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
 
@@ -113,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise CLIError(f"--steps: expected a positive int, got {args.steps}")
     check_output_folder(args.out)
+    if args.sigma is None:
+        args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
 
     start = time.perf_counter()
     model = dflt.load_default_model(device)
@@ -120,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     raw_images = dflt.denormalize_mnist(images)
     images = images.to(device)
     predicted, confidence = predict(model, images)
-    options = ExplainOptions(layer=dflt.GRADCAM_LAYER, seed=args.seed)
+    options = ExplainOptions(layer=dflt.GRADCAM_LAYER, seed=args.seed,
+                             forgrad_sigma=args.sigma)
     attributions = explain(model, images, methods, target=predicted, options=options)
     maps = {m: to_map(a, images.shape[-2:]) for m, a in attributions.items()}
 
@@ -128,9 +140,8 @@ def run(args: argparse.Namespace) -> int:
     controls = {"random (control)": torch.rand(images.shape[0], 1, 28, 28, generator=gen)}
     rows = []
     for name, m in list(maps.items()) + list(controls.items()):
-        deletion, insertion = deletion_insertion(
-            model, images, m.to(device), predicted, steps=args.steps
-        )
+        deletion = deletion_auc(model, images, m.to(device), predicted, n_steps=args.steps)
+        insertion = insertion_auc(model, images, m.to(device), predicted, n_steps=args.steps)
         rows.append(
             {
                 "method": name,
@@ -146,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         "device": str(device),
         "seed": args.seed,
         "steps": args.steps,
+        "forgrad_sigma": args.sigma,
         "model": "embedded default (captum_crigrad.default.load_default_model)",
         "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
                      "captum": captum.__version__},

@@ -26,6 +26,7 @@ import argparse
 import csv
 import io
 import os
+from itertools import combinations
 
 import torch
 
@@ -77,10 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--methods", default="saliency,crigrad",
         help=f"comma-separated: {', '.join(available_methods())}; prefix crigrad- for "
-        "critical gradients (crigrad = crigrad-saliency) (default: saliency,crigrad)",
+        "critical gradients, forgrad- for low-pass filtered maps (crigrad = "
+        "crigrad-saliency, forgrad = forgrad-saliency) (default: saliency,crigrad)",
     )
     g.add_argument("--crigrad", action="store_true",
                    help="also run every listed method with CriGrad (adds crigrad-METHOD)")
+    g.add_argument("--forgrad", action="store_true",
+                   help="also low-pass filter every listed method's map (adds forgrad-METHOD; "
+                   "with --crigrad also crigrad-forgrad-METHOD)")
     g.add_argument("--target", default="predicted",
                    help="class to explain: 'predicted' (default) or a class index")
     g.add_argument("--layer", default=None,
@@ -101,6 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="online: one backward (default); two_pass: rank plain gradients first")
     g.add_argument("--crigrad-layers", default=None,
                    help="comma-separated module names (default: every nn.ReLU module)")
+    g = parser.add_argument_group("FORGrad options")
+    g.add_argument("--sigma", type=float, default=None,
+                   help="cutoff in cycles per image (default: 15/224 of the image size, the "
+                   "paper's ImageNet optimum; 7 for the embedded default model, measured)")
+    g.add_argument("--forgrad-post", default="abs", choices=("abs", "relu", "none"),
+                   help="step after the filter: abs (default, Xplique's), relu, none (signed)")
     g = parser.add_argument_group("output")
     g.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, replaced as a whole (default: ./{DEFAULT_OUT})")
     g.add_argument("--format", default="pt", choices=("pt", "npy"), help="raw map files: .pt (default) or .npy")
@@ -112,14 +123,15 @@ def _methods(args) -> list:
     from captum_crigrad.explain import parse_methods, split_method
 
     names = parse_methods(args.methods)
-    if args.crigrad:
-        extra = []
-        for n in names:
-            spec, mods = split_method(n)
-            if "crigrad" not in mods:
-                extra.append(f"crigrad-{spec.name}")
-        names = list(dict.fromkeys(names + extra))
-    return names
+    switches = [m for m, on in (("crigrad", args.crigrad), ("forgrad", args.forgrad)) if on]
+    subsets = [c for k in range(1, len(switches) + 1) for c in combinations(switches, k)]
+    extra = []
+    for n in names:
+        spec, mods = split_method(n)
+        for subset in subsets:  # e.g. --crigrad --forgrad: crigrad-, forgrad-, both
+            wanted = set(mods) | set(subset)
+            extra.append("-".join([m for m in ("crigrad", "forgrad") if m in wanted] + [spec.name]))
+    return list(dict.fromkeys(names + extra))
 
 
 def _safe(name: str) -> str:
@@ -209,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         signed=not args.unsigned, granularity=args.granularity,
         crigrad_mode=args.crigrad_mode,
         crigrad_layers=args.crigrad_layers.split(",") if args.crigrad_layers else None,
+        forgrad_sigma=args.sigma if args.sigma is not None else loaded.forgrad_sigma,
+        forgrad_post=args.forgrad_post,
     )
     options.validate()
     if any("crigrad" in m for m in methods):
