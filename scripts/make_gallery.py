@@ -22,14 +22,15 @@ from captum_crigrad.explain import ExplainOptions, explain, predict, to_map  # n
 from captum_crigrad.overlay import plot_grid  # noqa: E402
 
 METHODS = (
-    "saliency,crigrad,smoothgrad,crigrad-smoothgrad,integratedgradients,"
-    "crigrad-integratedgradients,gradcam,crigrad-gradcam"
+    "saliency,crigrad,forgrad,crigrad-forgrad,smoothgrad,crigrad-smoothgrad,"
+    "integratedgradients,crigrad-integratedgradients,gradcam,crigrad-gradcam"
 )
 
 
 PRETTY = {"saliency": "Saliency", "smoothgrad": "SmoothGrad", "integratedgradients": "IG",
           "inputxgradient": "Input x Grad", "guidedbackprop": "Guided BP",
-          "gradcam": "Grad-CAM", "crigrad": "CriGrad\nSaliency"}
+          "gradcam": "Grad-CAM", "crigrad": "CriGrad\nSaliency",
+          "forgrad": "FORGrad\nSaliency", "crigrad-forgrad": "CriGrad+FORGrad\nSaliency"}
 
 
 def pretty(name: str) -> str:
@@ -37,7 +38,7 @@ def pretty(name: str) -> str:
     if name in PRETTY:
         return PRETTY[name]
     parts = name.split("-")
-    mods = {"crigrad": "CriGrad"}
+    mods = {"crigrad": "CriGrad", "forgrad": "FORGrad"}
     return "\n".join([" ".join(mods.get(m, m) for m in parts[:-1]), PRETTY.get(parts[-1], parts[-1])])
 
 
@@ -53,11 +54,13 @@ def main() -> int:
     images, labels = images[pick], labels[pick]
     predicted, _ = predict(model, images)
     attributions = explain(model, images, args.methods, target=predicted,
-                           options=ExplainOptions(layer=dflt.GRADCAM_LAYER, seed=0))
+                           options=ExplainOptions(layer=dflt.GRADCAM_LAYER, seed=0,
+                                                  forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA))
     maps = {pretty(name): to_map(a, images.shape[-2:]) for name, a in attributions.items()}
     titles = [f"label {int(y)}, pred {int(p)}" for y, p in zip(labels, predicted)]
     plot_grid(dflt.denormalize_mnist(images), maps, args.out, row_titles=titles,
-              title="Embedded MNIST CNN: baseline vs CriGrad (keep=0.3), target = predicted class",
+              title="Embedded MNIST CNN, target = predicted class: baseline vs CriGrad (keep=0.3) "
+              "and FORGrad (sigma=7)",
               cell=1.15)
     print("wrote", args.out)
     return 0
