@@ -147,8 +147,7 @@ per image; for the embedded model the measured best is
 """),
     code("""
 from captum_crigrad.default import DEFAULT_FORGRAD_SIGMA
-from captum_crigrad.forgrad_attr import FORGradSaliency, with_forgrad
-from captum_crigrad import CriGrad
+from captum_crigrad import CriGrad, FORGradSaliency, with_forgrad
 
 fsal = FORGradSaliency(model, sigma=DEFAULT_FORGRAD_SIGMA).attribute(x, target=target, abs=False)
 both = FORGradSaliency(model, sigma=DEFAULT_FORGRAD_SIGMA, transform=CriGrad(keep=0.3))
