@@ -11,8 +11,9 @@ Method names (see :func:`available_methods`):
 
 * ``saliency``: plain gradient ``d y_c / d x`` (Simonyan et al. 2014),
   Captum ``Saliency(abs=False)``;
-* ``inputxgradient``: ``x * d y_c / d x``; ``integratedgradients``: Captum's
-  IG from a zero baseline (``n_steps``); ``smoothgrad``: mean gradient over
+* ``inputxgradient`` (or ``ixg``): ``x * d y_c / d x``;
+  ``integratedgradients`` (or ``ig``): Captum's IG from a zero baseline
+  (``n_steps``); ``smoothgrad``: mean gradient over
   ``n_samples`` Gaussian perturbations of std ``stdev`` (Smilkov et al. 2017,
   Captum NoiseTunnel, seeded); ``guidedbackprop``: Captum GuidedBackprop
   (needs ``nn.ReLU`` modules);
@@ -64,7 +65,8 @@ class ExplainOptions:
         last module with a 4-D output, global pooling excluded.
     n_steps: integrated-gradients steps (default 32).
     n_samples, stdev: SmoothGrad / Expected Grad-CAM samples and noise std
-        (in the model's input units; defaults 16 and 0.15).
+        (in the model's input units); None: each method's default
+        (SmoothGrad: 16 and 0.15).
     seed: seeds every random draw (one ``torch.Generator`` per method).
     keep, importance, signed, granularity, crigrad_mode: CriGrad's options
         (``mode`` there); crigrad_layers: module names (default: every
@@ -76,8 +78,8 @@ class ExplainOptions:
 
     layer: Optional[str] = None
     n_steps: int = 32
-    n_samples: int = 16
-    stdev: float = 0.15
+    n_samples: Optional[int] = None
+    stdev: Optional[float] = None
     seed: int = 0
     keep: float = DEFAULT_KEEP
     importance: str = "gxi"
@@ -106,9 +108,14 @@ class ExplainOptions:
             raise TypeError(f"layer: expected a module name (str), got {self.layer!r}")
         for name in ("n_steps", "n_samples"):
             value = getattr(self, name)
+            if name == "n_samples" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if not isinstance(self.stdev, (int, float)) or self.stdev < 0:
+        if self.stdev is not None and (
+            isinstance(self.stdev, bool) or not isinstance(self.stdev, (int, float))
+            or self.stdev < 0
+        ):
             raise ValueError(f"stdev: expected a number >= 0, got {self.stdev!r}")
         if not isinstance(self.seed, int):
             raise TypeError(f"seed: expected an int, got {self.seed!r}")
@@ -195,8 +202,9 @@ def _smoothgrad(model, layer, opts, crigrad):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             return explainer.attribute(
-                x, target=t, nt_type="smoothgrad", nt_samples=opts.n_samples,
-                stdevs=float(opts.stdev), abs=False,
+                x, target=t, nt_type="smoothgrad",
+                nt_samples=16 if opts.n_samples is None else opts.n_samples,
+                stdevs=0.15 if opts.stdev is None else float(opts.stdev), abs=False,
             )
 
     return attribute
@@ -262,6 +270,8 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 MODIFIERS = ("crigrad", "forgrad")
+# short names used by the ``eval`` command
+_BASE_ALIASES = {"ixg": "inputxgradient", "ig": "integratedgradients"}
 
 
 def available_methods() -> List[str]:
@@ -285,7 +295,7 @@ def split_method(name: str) -> Tuple[Method, Tuple[str, ...]]:
     parts = name.split("-")
     if parts[-1] in MODIFIERS:  # "crigrad", "forgrad", "crigrad-forgrad": on saliency
         parts.append("saliency")
-    base, modifiers = parts[-1], tuple(parts[:-1])
+    base, modifiers = _BASE_ALIASES.get(parts[-1], parts[-1]), tuple(parts[:-1])
     bad = [m for m in modifiers if m not in MODIFIERS]
     if base not in _METHODS or bad or len(set(modifiers)) != len(modifiers):
         raise ValueError(f"methods: unknown method {name!r}; valid names: {_valid_names()}")

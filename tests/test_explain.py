@@ -104,6 +104,7 @@ def test_bad_names_and_options(data):
     with pytest.raises(ValueError, match="images"):
         explain(model, images[0], "saliency")
     assert "saliency" in available_methods()
+    assert parse_methods("ig,crigrad-ixg") == ["ig", "crigrad-ixg"]  # eval's short names
 
 
 def test_forgrad_modifier_filters_the_final_map(data):

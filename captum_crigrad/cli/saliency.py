@@ -91,8 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--layer", default=None,
                    help="module name for Grad-CAM (default: the model's natural layer)")
     g.add_argument("--n-steps", type=int, default=32, help="integrated-gradients steps (default: 32)")
-    g.add_argument("--n-samples", type=int, default=16, help="SmoothGrad samples (default: 16)")
-    g.add_argument("--stdev", type=float, default=0.15, help="SmoothGrad noise std, in normalised input units (default: 0.15)")
+    g.add_argument("--n-samples", type=int, default=None,
+                   help="SmoothGrad / Expected Grad-CAM samples (default: the method's, "
+                   "16 for SmoothGrad)")
+    g.add_argument("--stdev", type=float, default=None,
+                   help="SmoothGrad / Expected Grad-CAM noise std, in normalised input "
+                   "units (default: the method's, 0.15 for SmoothGrad)")
     g.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
     g = parser.add_argument_group("CriGrad options")
     g.add_argument("--keep", type=float, default=DEFAULT_KEEP,
@@ -155,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     methods = _methods(args)
     device = parse_device(args.device)
     for flag in ("batch_size", "n_steps", "n_samples"):
-        if getattr(args, flag) < 1:
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise CLIError(f"--{flag.replace('_', '-')}: expected a positive int, got {getattr(args, flag)}")
     if args.input_size is not None and args.input_size < 8:
         raise CLIError(f"--input-size: expected >= 8, got {args.input_size}")
