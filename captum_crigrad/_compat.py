@@ -18,6 +18,7 @@ from captum._utils.gradient import (  # noqa: F401
     compute_layer_gradients_and_eval,
     undo_gradient_requirements,
 )
+from captum.attr._core.gradient_shap import InputBaselineXGradient  # noqa: F401
 from captum.log import log_usage  # noqa: F401
 from captum._utils.gradient import _forward_layer_eval  # noqa: F401,E402
 from captum.attr._utils.approximation_methods import (  # noqa: F401,E402
