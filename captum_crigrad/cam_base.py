@@ -22,6 +22,7 @@ override ``get_cam_weights``).
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
@@ -35,6 +36,7 @@ from captum_crigrad._compat import (
     _forward_layer_eval,
     compute_layer_gradients_and_eval,
 )
+from captum_crigrad.hooks import ComposedTransform, GradientTransform
 from captum_crigrad.cam_ops import (
     gradcam_weights,
     upsample_maps,
@@ -83,10 +85,13 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             must be one (N, K, h, w) tensor.
         device_ids: as in Captum, for DataParallel models.
         gradient_transform: optional :class:`captum_crigrad.hooks.GradientTransform`
-            (e.g. CriGrad); every gradient pass runs inside
+            (e.g. ``CriGrad``); every gradient pass runs inside
             ``gradient_transform.context(forward_func)``, so the channel weights
-            come from the transformed gradient. Needs ``forward_func`` to be an
-            ``nn.Module``.
+            come from the transformed gradient. ``layer`` is added to a copy
+            of the transform's ``exclude`` so only the layers above it are
+            filtered (as CriGrad's LayerGradCam). Needs ``forward_func`` to be
+            an ``nn.Module``; a transform with an input-gradient step (FORGrad)
+            is refused: filter the map post hoc instead.
     """
 
     def __init__(
@@ -114,18 +119,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                 "modules, e.g. model.layer4"
             )
         if gradient_transform is not None:
-            if not callable(getattr(gradient_transform, "context", None)):
-                raise TypeError(
-                    "gradient_transform: expected a GradientTransform (an object "
-                    f"with a context(model) method), got "
-                    f"{type(gradient_transform).__name__}"
-                )
-            if not isinstance(forward_func, nn.Module):
-                raise TypeError(
-                    "gradient_transform: needs forward_func to be the nn.Module "
-                    "whose hooks it installs; got a "
-                    f"{type(forward_func).__name__}"
-                )
+            gradient_transform = _layer_transform(gradient_transform, forward_func, layer)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
         self.gradient_transform = gradient_transform
@@ -267,10 +261,10 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
     def _model(self) -> Optional[nn.Module]:
         return self.forward_func if isinstance(self.forward_func, nn.Module) else None
 
-    def _gradient_context(self):
+    def _gradient_context(self, target: Any = None):
         if self.gradient_transform is None:
             return contextlib.nullcontext()
-        return self.gradient_transform.context(self.forward_func)
+        return self.gradient_transform.context(self.forward_func, target=target)
 
     def _layer_eval(
         self,
@@ -327,7 +321,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         n_rows = plan.image.numel()
         step = n_rows if internal_batch_size is None else internal_batch_size
         weights = []
-        with self._gradient_context():
+        with self._gradient_context(target):
             for start in range(0, n_rows, step):
                 rows = torch.arange(start, min(n_rows, start + step))
                 image = plan.image[rows]
@@ -407,6 +401,39 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
 
 # ---------------------------------------------------------------- helpers
+def _layer_transform(
+    transform: Any, forward_func: Callable, layer: nn.Module
+) -> GradientTransform:
+    """Check a gradient transform for a layer method and return a copy that
+    leaves ``layer`` itself alone (its hooks act on the layers above it, where
+    the layer gradient comes from, as for CriGrad's LayerGradCam)."""
+    if not isinstance(transform, GradientTransform):
+        raise TypeError(
+            "gradient_transform: expected a GradientTransform (e.g. CriGrad), got "
+            f"{type(transform).__name__}"
+        )
+    if not isinstance(forward_func, nn.Module):
+        raise TypeError(
+            "gradient_transform: needs forward_func to be the nn.Module whose "
+            f"layers it hooks; got a {type(forward_func).__name__}"
+        )
+    if transform.has_gradient_step:
+        raise TypeError(
+            f"gradient_transform: {transform!r} changes input gradients, but a "
+            "CAM uses layer gradients only; apply such a filter (e.g. FORGrad) "
+            "post hoc to the map instead"
+        )
+    transform.validate(forward_func)
+    if isinstance(transform, ComposedTransform):
+        return ComposedTransform(
+            *(_layer_transform(t, forward_func, layer) for t in transform.transforms)
+        )
+    if hasattr(transform, "exclude"):
+        transform = copy.copy(transform)
+        transform.exclude = tuple(transform.exclude) + (layer,)
+    return transform
+
+
 def _single_4d(tensors: Tuple[Tensor, ...], to_input: bool) -> Tensor:
     where = "input" if to_input else "output"
     if len(tensors) != 1:

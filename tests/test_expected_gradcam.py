@@ -332,3 +332,29 @@ def test_resnet20_functional_relu(assets):
     assert torch.equal(exact, gradcam)
     maps = egc.attribute(x, target, n_samples=8, generator=0, upsample=True)
     assert maps.shape == (4, 1, 32, 32) and (maps.sum((1, 2, 3)) > 0).all()
+
+
+# ------------------------------------------------------- gradient transforms
+def test_crigrad_on_top(model, images):
+    from captum_crigrad.crigrad import CriGrad
+
+    layer = _layer(model)
+    kwargs = dict(target=TARGETS, n_samples=3, stdevs=0.2, generator=6)
+    plain = ExpectedGradCAM(model, layer).attribute(images, **kwargs)
+    keep_all = CriGrad(keep=1.0)
+    same = ExpectedGradCAM(model, layer, gradient_transform=keep_all).attribute(images, **kwargs)
+    assert torch.equal(same, plain)
+    assert keep_all.exclude == ()  # the user's transform is not modified
+    filtered = ExpectedGradCAM(model, layer, gradient_transform=CriGrad(keep=0.1)).attribute(
+        images, **kwargs
+    )
+    assert not torch.allclose(filtered, plain, rtol=1e-3, atol=0)
+    _no_hooks(model)
+    # hooks go even when the pass fails
+    with pytest.raises((IndexError, ValueError, RuntimeError)):
+        ExpectedGradCAM(model, layer, gradient_transform=CriGrad(keep=0.5)).attribute(
+            images, target=50, n_samples=2
+        )
+    _no_hooks(model)
+    with pytest.raises(TypeError, match="gradient_transform"):
+        ExpectedGradCAM(model, layer, gradient_transform=object())
