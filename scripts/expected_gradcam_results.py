@@ -258,7 +258,7 @@ def _markdown(main_rows, sweep_rows, accuracy, n, layer_name):
             "insertion AUC (higher better) | max-sensitivity (lower better) | seconds |\n"
             "|---|---|---|---|---|---|\n")
     lines = [f"ResNet-20 (CIFAR-10), {n} test images, accuracy {accuracy:.2f}, layer `{layer_name}`, "
-             "maps upsampled to 32x32; pointing game: n/a (no masks).\n", head]
+             "maps upsampled to 32x32; pointing game: n/a (no masks).\n\n", head]
     for r in main_rows:
         lines.append(f"| {r['method']} | {r['infidelity']:.4f} | {r['deletion']:.4f} | "
                      f"{r['insertion']:.4f} | {r['max_sensitivity']:.4f} | {r['seconds']:.2f} |\n")
