@@ -64,9 +64,14 @@ def _configs(model, x):
     def egc_chunked(size):
         def run():
             egc.attribute(
-                x, TARGET, n_samples=N_SAMPLES, stdevs=STDEV, generator=0,
+                x,
+                TARGET,
+                n_samples=N_SAMPLES,
+                stdevs=STDEV,
+                generator=0,
                 internal_batch_size=size,
             )
+
         return run
 
     def gradcam_loop():
@@ -127,27 +132,40 @@ def main() -> int:
             configs[name]()
             runs.append(time.perf_counter() - start)
         times[name] = statistics.median(runs)
-        print(f"{name:18s} median {times[name]:7.3f} s  runs {[round(r, 3) for r in runs]}", flush=True)
+        print(
+            f"{name:18s} median {times[name]:7.3f} s  runs {[round(r, 3) for r in runs]}",
+            flush=True,
+        )
 
     floor = N_SAMPLES * times["gradcam_x1"]
-    print(f"\nResNet-50, batch {BATCH}, 224x224, CPU, 2 threads, n_samples={N_SAMPLES}, "
-          f"median of {args.repeats}")
+    print(
+        f"\nResNet-50, batch {BATCH}, 224x224, CPU, 2 threads, n_samples={N_SAMPLES}, "
+        f"median of {args.repeats}"
+    )
     print(f"16 x one LayerGradCam call     {floor:7.3f} s  (1.00x)")
     for name in ("egc_ibs_none", "egc_ibs_16", "gradcam_loop_16"):
-        print(f"{name:30s} {times[name]:7.3f} s  ({times[name] / floor:.2f}x of 16 x Grad-CAM; "
-              f"target for ExpectedGradCAM <= 1.10x)")
-    print(f"loop of 16 LayerGradCam calls / ExpectedGradCAM (ibs=None): "
-          f"{times['gradcam_loop_16'] / times['egc_ibs_none']:.2f}x")
+        print(
+            f"{name:30s} {times[name]:7.3f} s  ({times[name] / floor:.2f}x of 16 x Grad-CAM; "
+            f"target for ExpectedGradCAM <= 1.10x)"
+        )
+    print(
+        f"loop of 16 LayerGradCam calls / ExpectedGradCAM (ibs=None): "
+        f"{times['gradcam_loop_16'] / times['egc_ibs_none']:.2f}x"
+    )
 
     if not args.skip_memory:
         print("\npeak resident memory (VmHWM, MB), fresh process per configuration:")
         for name in ("gradcam_x1", "egc_ibs_none", "egc_ibs_16", "egc_ibs_4"):
             out = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), "--memory-child", name],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout.split()
             before, peak = float(out[0]), float(out[1])
-            print(f"{name:18s} peak {peak:8.1f} MB  (+{peak - before:7.1f} MB over model and input)")
+            print(
+                f"{name:18s} peak {peak:8.1f} MB  (+{peak - before:7.1f} MB over model and input)"
+            )
     return 0
 
 

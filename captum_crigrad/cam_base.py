@@ -36,12 +36,12 @@ from captum_crigrad._compat import (
     _forward_layer_eval,
     compute_layer_gradients_and_eval,
 )
-from captum_crigrad.hooks import ComposedTransform, GradientTransform
 from captum_crigrad.cam_ops import (
     gradcam_weights,
     upsample_maps,
     weighted_channel_sum,
 )
+from captum_crigrad.hooks import ComposedTransform, GradientTransform
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
 GeneratorLike = Union[None, int, torch.Generator]
@@ -119,7 +119,9 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                 "modules, e.g. model.layer4"
             )
         if gradient_transform is not None:
-            gradient_transform = _layer_transform(gradient_transform, forward_func, layer)
+            gradient_transform = _layer_transform(
+                gradient_transform, forward_func, layer
+            )
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
         self.gradient_transform = gradient_transform
@@ -316,7 +318,9 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         """Run the plan and return the (B, 1, h, w) or upsampled maps."""
         batch = inputs[0].shape[0]
         args = _format_additional_forward_args(additional_forward_args)
-        acts = self._layer_eval(inputs, args, attribute_to_layer_input, internal_batch_size)
+        acts = self._layer_eval(
+            inputs, args, attribute_to_layer_input, internal_batch_size
+        )
 
         n_rows = plan.image.numel()
         step = n_rows if internal_batch_size is None else internal_batch_size
@@ -342,13 +346,21 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         row_w = torch.cat(weights) if len(weights) > 1 else weights[0]
         row_w = row_w * plan.row_weight.to(row_w)[:, None]
         image = plan.image.to(row_w.device)
-        image_w = torch.zeros(batch, row_w.shape[1], dtype=row_w.dtype, device=row_w.device)
+        image_w = torch.zeros(
+            batch, row_w.shape[1], dtype=row_w.dtype, device=row_w.device
+        )
         image_w.index_add_(0, image, row_w)
         cam = weighted_channel_sum(image_w, acts)
         if completeness:
             cam = cam - self._reference_term(
-                inputs, args, plan, row_w, image_w, acts,
-                attribute_to_layer_input, internal_batch_size,
+                inputs,
+                args,
+                plan,
+                row_w,
+                image_w,
+                acts,
+                attribute_to_layer_input,
+                internal_batch_size,
             )
         if relu_attributions:
             cam = torch.relu(cam)
@@ -375,10 +387,11 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             return weighted_channel_sum(image_w, acts)
         n_refs = plan.refs[0].shape[0]
         per_example_args = args is not None and any(
-            isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
-            for a in args
+            isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch for a in args
         )
-        key = plan.image * n_refs + plan.ref_index if per_example_args else plan.ref_index
+        key = (
+            plan.image * n_refs + plan.ref_index if per_example_args else plan.ref_index
+        )
         used, inverse = torch.unique(key, return_inverse=True)
         n_used = used.numel()
         n_rows = key.numel()
@@ -498,9 +511,11 @@ def _rows_of_args(args: Optional[Tuple[Any, ...]], batch: int, image: Tensor):
     if args is None:
         return None
     return tuple(
-        a[image.to(a.device)]
-        if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
-        else a
+        (
+            a[image.to(a.device)]
+            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
+            else a
+        )
         for a in args
     )
 

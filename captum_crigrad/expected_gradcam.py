@@ -140,7 +140,11 @@ class ExpectedGradCAM(SampledLayerCAM):
         """
         inputs_tuple = self._format_inputs(inputs)
         batch = inputs_tuple[0].shape[0]
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, int)
+            or n_samples < 1
+        ):
             raise ValueError(f"n_samples: expected an int >= 1, got {n_samples!r}")
         stdev_tuple = self._check_stdevs(stdevs, len(inputs_tuple))
         self._check_target(target, batch)
@@ -261,7 +265,9 @@ def _draw_plan(
     return SamplePlan(
         image=image,
         beta=torch.cat(betas).cpu(),
-        row_weight=torch.full((batch * n_samples,), 1.0 / n_samples, dtype=torch.float64),
+        row_weight=torch.full(
+            (batch * n_samples,), 1.0 / n_samples, dtype=torch.float64
+        ),
         ref_index=torch.cat(ref_idx).cpu(),
         noise_seed=torch.cat(seeds).cpu() if noisy else None,
         stdevs=stdevs,

@@ -76,8 +76,10 @@ def square_removal(seed: int):
         rows = torch.arange(h)[None, :, None]
         cols = torch.arange(w)[None, None, :]
         inside = (
-            (rows >= top[:, None, None]) & (rows < top[:, None, None] + SQUARE)
-            & (cols >= left[:, None, None]) & (cols < left[:, None, None] + SQUARE)
+            (rows >= top[:, None, None])
+            & (rows < top[:, None, None] + SQUARE)
+            & (cols >= left[:, None, None])
+            & (cols < left[:, None, None] + SQUARE)
         )[:, None]
         perturbed = torch.where(inside, torch.zeros_like(inputs), inputs)
         return inputs - perturbed, perturbed
@@ -102,8 +104,16 @@ def blur(x: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
     c = x.shape[1]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    x = F.conv2d(
+        F.pad(x, (radius, radius, 0, 0), mode="reflect"),
+        k.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
+        groups=c,
+    )
+    return F.conv2d(
+        F.pad(x, (0, 0, radius, radius), mode="reflect"),
+        k.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
+        groups=c,
+    )
 
 
 @torch.no_grad()
@@ -137,19 +147,30 @@ def evaluate(model, x, target, explain, name):
     seconds = time.perf_counter() - start
     full = maps.expand_as(x)
     infid = infidelity(
-        model, square_removal(SEED), x, full, target=target,
-        n_perturb_samples=N_INFID, normalize=True,
+        model,
+        square_removal(SEED),
+        x,
+        full,
+        target=target,
+        n_perturb_samples=N_INFID,
+        normalize=True,
     )
     deletion, insertion = insertion_deletion(model, x, target, maps)
 
     def explanation_func(inputs, target=None):
         if isinstance(inputs, tuple):
-            return (explain(inputs[0], target).detach().expand_as(inputs[0]).contiguous(),)
+            return (
+                explain(inputs[0], target).detach().expand_as(inputs[0]).contiguous(),
+            )
         return explain(inputs, target).detach().expand_as(inputs).contiguous()
 
     sens = sensitivity_max(
-        explanation_func, x, perturb_func=linf_noise(SEED), target=target,
-        n_perturb_samples=SENS_SAMPLES, perturb_radius=SENS_RADIUS,
+        explanation_func,
+        x,
+        perturb_func=linf_noise(SEED),
+        target=target,
+        n_perturb_samples=SENS_SAMPLES,
+        perturb_radius=SENS_RADIUS,
     )
     return {
         "method": name,
@@ -168,10 +189,15 @@ def upsampled(attr, size):
 # --------------------------------------------------------------------- main
 def main() -> int:
     parser = argparse.ArgumentParser(description="Expected Grad-CAM results run")
-    parser.add_argument("--assets", default=str(Path(__file__).resolve().parents[2] / "shared" / "assets"))
+    parser.add_argument(
+        "--assets",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "assets"),
+    )
     parser.add_argument("--out", default=None, help="write the markdown tables here")
     parser.add_argument("--quick", action="store_true", help="an 8-config sweep only")
-    parser.add_argument("--layer", default="layer3", help="dotted module name (default layer3)")
+    parser.add_argument(
+        "--layer", default="layer3", help="dotted module name (default layer3)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -193,12 +219,18 @@ def main() -> int:
 
     methods = {
         "Grad-CAM (Captum LayerGradCam)": lambda i, t: upsampled(
-            gradcam.attribute(i, t, relu_attributions=True), size),
+            gradcam.attribute(i, t, relu_attributions=True), size
+        ),
         "Grad-CAM++": lambda i, t: gcpp.attribute(i, t, upsample=True),
-        "Integrated Grad-CAM (20 steps)": lambda i, t: igc.attribute(i, t, n_steps=20, upsample=True),
-        "Expected Grad-CAM (defaults)": lambda i, t: egc.attribute(i, t, upsample=True, generator=SEED),
+        "Integrated Grad-CAM (20 steps)": lambda i, t: igc.attribute(
+            i, t, n_steps=20, upsample=True
+        ),
+        "Expected Grad-CAM (defaults)": lambda i, t: egc.attribute(
+            i, t, upsample=True, generator=SEED
+        ),
         "random map (control)": lambda i, t: torch.rand(
-            i.shape[0], 1, *size, generator=torch.Generator().manual_seed(rand_gen_seed)),
+            i.shape[0], 1, *size, generator=torch.Generator().manual_seed(rand_gen_seed)
+        ),
     }
     main_rows = []
     for name, fn in methods.items():
@@ -217,7 +249,13 @@ def main() -> int:
 
         def fn(i, t, n=n_samples, s=stdev, c=completeness):
             return egc.attribute(
-                i, t, n_samples=n, stdevs=s, completeness=c, upsample=True, generator=SEED
+                i,
+                t,
+                n_samples=n,
+                stdevs=s,
+                completeness=c,
+                upsample=True,
+                generator=SEED,
             )
 
         row = evaluate(model, x, target, fn, name)
@@ -239,7 +277,12 @@ def main() -> int:
 
 def _rank(rows):
     """Mean rank over the four metrics (1 = best) for the sweep."""
-    keys = {"infidelity": False, "deletion": False, "insertion": True, "max_sensitivity": False}
+    keys = {
+        "infidelity": False,
+        "deletion": False,
+        "insertion": True,
+        "max_sensitivity": False,
+    }
     for row in rows:
         row["mean_rank"] = 0.0
     for key, higher_better in keys.items():
@@ -249,25 +292,42 @@ def _rank(rows):
 
 
 def _fmt(row):
-    return (f"{row['method']:55s} infid {row['infidelity']:.4f}  del {row['deletion']:.4f}  "
-            f"ins {row['insertion']:.4f}  sens {row['max_sensitivity']:.4f}  {row['seconds']:.2f}s")
+    return (
+        f"{row['method']:55s} infid {row['infidelity']:.4f}  del {row['deletion']:.4f}  "
+        f"ins {row['insertion']:.4f}  sens {row['max_sensitivity']:.4f}  {row['seconds']:.2f}s"
+    )
 
 
 def _markdown(main_rows, sweep_rows, accuracy, n, layer_name):
-    head = ("| method | infidelity (lower better) | deletion AUC (lower better) | "
-            "insertion AUC (higher better) | max-sensitivity (lower better) | seconds |\n"
-            "|---|---|---|---|---|---|\n")
-    lines = [f"ResNet-20 (CIFAR-10), {n} test images, accuracy {accuracy:.2f}, layer `{layer_name}`, "
-             "maps upsampled to 32x32; pointing game: n/a (no masks).\n\n", head]
+    head = (
+        "| method | infidelity (lower better) | deletion AUC (lower better) | "
+        "insertion AUC (higher better) | max-sensitivity (lower better) | seconds |\n"
+        "|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"ResNet-20 (CIFAR-10), {n} test images, accuracy {accuracy:.2f}, layer `{layer_name}`, "
+        "maps upsampled to 32x32; pointing game: n/a (no masks).\n\n",
+        head,
+    ]
     for r in main_rows:
-        lines.append(f"| {r['method']} | {r['infidelity']:.4f} | {r['deletion']:.4f} | "
-                     f"{r['insertion']:.4f} | {r['max_sensitivity']:.4f} | {r['seconds']:.2f} |\n")
-    lines.append("\nExpected Grad-CAM sweep (mean rank over the four metrics, 1 = best):\n\n")
-    lines.append(head.replace("| seconds |", "| seconds | mean rank |").replace("|---|\n", "|---|---|\n"))
+        lines.append(
+            f"| {r['method']} | {r['infidelity']:.4f} | {r['deletion']:.4f} | "
+            f"{r['insertion']:.4f} | {r['max_sensitivity']:.4f} | {r['seconds']:.2f} |\n"
+        )
+    lines.append(
+        "\nExpected Grad-CAM sweep (mean rank over the four metrics, 1 = best):\n\n"
+    )
+    lines.append(
+        head.replace("| seconds |", "| seconds | mean rank |").replace(
+            "|---|\n", "|---|---|\n"
+        )
+    )
     for r in sorted(sweep_rows, key=lambda r: r["mean_rank"]):
-        lines.append(f"| {r['method']} | {r['infidelity']:.4f} | {r['deletion']:.4f} | "
-                     f"{r['insertion']:.4f} | {r['max_sensitivity']:.4f} | {r['seconds']:.2f} | "
-                     f"{r['mean_rank']:.2f} |\n")
+        lines.append(
+            f"| {r['method']} | {r['infidelity']:.4f} | {r['deletion']:.4f} | "
+            f"{r['insertion']:.4f} | {r['max_sensitivity']:.4f} | {r['seconds']:.2f} | "
+            f"{r['mean_rank']:.2f} |\n"
+        )
     return "".join(lines)
 
 

@@ -67,8 +67,13 @@ def test_reference_equal_to_input_without_noise_is_exactly_gradcam(model, images
     assert torch.equal(exact, gradcam.detach())
     # more samples of the same point: the same map up to float summation
     many = egc.attribute(
-        images, TARGETS, baselines=images.unsqueeze(1), stdevs=0.0, n_samples=5,
-        completeness=False, internal_batch_size=3,
+        images,
+        TARGETS,
+        baselines=images.unsqueeze(1),
+        stdevs=0.0,
+        n_samples=5,
+        completeness=False,
+        internal_batch_size=3,
     )
     _close(many, gradcam.detach())
     # one example, D = {x} as a shared (M=1) distribution
@@ -81,8 +86,12 @@ def test_reference_equal_to_input_without_noise_is_exactly_gradcam(model, images
 
 def test_noise_and_references_change_the_map(model, images):
     layer = _layer(model)
-    gradcam = LayerGradCam(model, layer).attribute(images, TARGETS, relu_attributions=True)
-    egc = ExpectedGradCAM(model, layer).attribute(images, TARGETS, n_samples=8, stdevs=0.5, generator=0)
+    gradcam = LayerGradCam(model, layer).attribute(
+        images, TARGETS, relu_attributions=True
+    )
+    egc = ExpectedGradCAM(model, layer).attribute(
+        images, TARGETS, n_samples=8, stdevs=0.5, generator=0
+    )
     assert not torch.allclose(egc, gradcam, rtol=1e-3, atol=0)
     assert (egc >= 0).all() and egc.shape == gradcam.shape
 
@@ -125,7 +134,9 @@ def test_map_does_not_depend_on_batch_neighbours(model, images):
 
 def test_model_in_train_mode_is_left_alone(model, images):
     model.train()
-    ExpectedGradCAM(model, _layer(model)).attribute(images, TARGETS, n_samples=2, generator=0)
+    ExpectedGradCAM(model, _layer(model)).attribute(
+        images, TARGETS, n_samples=2, generator=0
+    )
     assert model.training and all(p.grad is None for p in model.parameters())
     _no_hooks(model)
 
@@ -160,8 +171,12 @@ def test_tuple_inputs_list_targets_and_forward_args():
     _close(maps[:1], single)
     # D = {x} for both inputs, no noise: Grad-CAM of the tuple model
     exact = egc.attribute(
-        (x, y), [0, 4, 2], additional_forward_args=(scale,),
-        baselines=(x.unsqueeze(1), y.unsqueeze(1)), stdevs=0.0, n_samples=1,
+        (x, y),
+        [0, 4, 2],
+        additional_forward_args=(scale,),
+        baselines=(x.unsqueeze(1), y.unsqueeze(1)),
+        stdevs=0.0,
+        n_samples=1,
     )
     gradcam = LayerGradCam(net, net.a).attribute(
         (x, y), [0, 4, 2], additional_forward_args=(scale,), relu_attributions=True
@@ -202,7 +217,9 @@ class Homogeneous(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 6, 3, padding=1, bias=False)
         self.relu = nn.ReLU()
-        self.head = nn.Sequential(nn.Conv2d(6, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 64, 3))
+        self.head = nn.Sequential(
+            nn.Conv2d(6, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 64, 3)
+        )
 
     def forward(self, x):
         return self.head(self.relu(self.conv(x)))
@@ -213,7 +230,9 @@ def test_completeness_weights_by_activation_difference():
     net = Homogeneous().eval()
     x = torch.randn(2, 3, 8, 8)
     egc = ExpectedGradCAM(net, net.relu)
-    kwargs = dict(target=[0, 2], n_samples=4, stdevs=0.0, generator=2, relu_attributions=False)
+    kwargs = dict(
+        target=[0, 2], n_samples=4, stdevs=0.0, generator=2, relu_attributions=False
+    )
     # x' = 0.25 x: A(x) - A(x') = 0.75 A(x), and the gradient samples are shared
     refs = (0.25 * x).unsqueeze(1)
     plain = egc.attribute(x, baselines=refs, completeness=False, **kwargs)
@@ -244,7 +263,9 @@ def test_gradcam_plus_plus_matches_the_formula(model, images):
     alpha = torch.nan_to_num(alpha, nan=0.0)
     w = (alpha * F.relu(g)).sum((2, 3), keepdim=True)
     expected = F.relu((w * a).sum(1, keepdim=True))
-    got = GradCAMPlusPlus(model, layer).attribute(images, TARGETS, internal_batch_size=3)
+    got = GradCAMPlusPlus(model, layer).attribute(
+        images, TARGETS, internal_batch_size=3
+    )
     _close(got, expected)
     _no_hooks(model)
 
@@ -253,9 +274,14 @@ def test_integrated_gradcam_formula_and_chunking(model, images):
     layer = _layer(model)
     igc = IntegratedGradCAM(model, layer)
     # two right-Riemann steps: copies 0.5 x and x, weight 1/2 each
-    two = igc.attribute(images, TARGETS, n_steps=2, method="riemann_right", relu_attributions=False)
+    two = igc.attribute(
+        images, TARGETS, n_steps=2, method="riemann_right", relu_attributions=False
+    )
     grad = LayerGradientXActivation(model, layer, multiply_by_inputs=False)
-    weights = sum(0.5 * grad.attribute(b * images, TARGETS).mean((2, 3), keepdim=True) for b in (0.5, 1.0))
+    weights = sum(
+        0.5 * grad.attribute(b * images, TARGETS).mean((2, 3), keepdim=True)
+        for b in (0.5, 1.0)
+    )
     acts = LayerActivation(model, layer)
     delta = acts.attribute(images) - acts.attribute(torch.zeros_like(images))
     _close(two, (weights * delta).sum(1, keepdim=True).detach(), rel=1e-4)
@@ -313,7 +339,9 @@ def test_bad_input_raises_clear_errors_and_leaves_no_hook(model, images):
         with pytest.raises(ValueError, match="n_steps"):
             IntegratedGradCAM(model, layer).attribute(images, 1, n_steps=n_steps)
     with pytest.raises(ValueError, match="baselines"):
-        IntegratedGradCAM(model, layer).attribute(images, 1, baselines=torch.zeros(3, 3, 16, 16))
+        IntegratedGradCAM(model, layer).attribute(
+            images, 1, baselines=torch.zeros(3, 3, 16, 16)
+        )
     _no_hooks(model)
 
 
@@ -342,12 +370,14 @@ def test_crigrad_on_top(model, images):
     kwargs = dict(target=TARGETS, n_samples=3, stdevs=0.2, generator=6)
     plain = ExpectedGradCAM(model, layer).attribute(images, **kwargs)
     keep_all = CriGrad(keep=1.0)
-    same = ExpectedGradCAM(model, layer, gradient_transform=keep_all).attribute(images, **kwargs)
-    assert torch.equal(same, plain)
-    assert keep_all.exclude == ()  # the user's transform is not modified
-    filtered = ExpectedGradCAM(model, layer, gradient_transform=CriGrad(keep=0.1)).attribute(
+    same = ExpectedGradCAM(model, layer, gradient_transform=keep_all).attribute(
         images, **kwargs
     )
+    assert torch.equal(same, plain)
+    assert keep_all.exclude == ()  # the user's transform is not modified
+    filtered = ExpectedGradCAM(
+        model, layer, gradient_transform=CriGrad(keep=0.1)
+    ).attribute(images, **kwargs)
     assert not torch.allclose(filtered, plain, rtol=1e-3, atol=0)
     _no_hooks(model)
     # hooks go even when the pass fails
