@@ -388,3 +388,19 @@ def test_crigrad_on_top(model, images):
     _no_hooks(model)
     with pytest.raises(TypeError, match="gradient_transform"):
         ExpectedGradCAM(model, layer, gradient_transform=object())
+
+
+def test_attribute_to_layer_input_matches_gradcam(model, images):
+    layer = model.features[4]  # ReLU whose input is the (N, 16, 8, 8) conv output
+    gradcam = LayerGradCam(model, layer).attribute(
+        images, TARGETS, relu_attributions=True, attribute_to_layer_input=True
+    )
+    exact = ExpectedGradCAM(model, layer).attribute(
+        images,
+        TARGETS,
+        baselines=images.unsqueeze(1),
+        stdevs=0.0,
+        n_samples=1,
+        attribute_to_layer_input=True,
+    )
+    assert torch.equal(exact, gradcam)
