@@ -18,7 +18,9 @@ Method names (see :func:`available_methods`):
   Captum NoiseTunnel, seeded); ``guidedbackprop``: Captum GuidedBackprop
   (needs ``nn.ReLU`` modules);
 * ``gradcam``: Captum ``LayerGradCam`` on ``layer`` with ReLU (Selvaraju et
-  al. 2017).
+  al. 2017); ``expectedgradcam``: Expected Grad-CAM (Buono et al. 2024,
+  :class:`~captum_crigrad.expected_gradcam.ExpectedGradCAM`, zero reference,
+  ``n_samples``/``stdev``, seeded).
 
 Modifier prefix ``crigrad-``: the same method with critical gradients
 (:class:`~captum_crigrad.crigrad.CriGrad`, options ``keep``, ``importance``,
@@ -235,6 +237,29 @@ def _gradcam(model, layer, opts, crigrad):
 
     def attribute(x, t):
         cam = explainer.attribute(x, target=t, relu_attributions=True)
+        return _upsample(cam, x.shape[-2:])
+
+    return attribute
+
+
+@_register("expectedgradcam", "cam", "Expected Grad-CAM on --layer (Buono et al. 2024)")
+def _expected_gradcam(model, layer, opts, crigrad):
+    from captum_crigrad.expected_gradcam import (
+        DEFAULT_N_SAMPLES,
+        DEFAULT_STDEVS,
+        ExpectedGradCAM,
+    )
+
+    # with CriGrad: the critical gradient of the layers above ``layer`` gives
+    # the channel weights (ExpectedGradCAM excludes ``layer`` itself)
+    explainer = ExpectedGradCAM(model, layer, gradient_transform=crigrad)
+    gen = torch.Generator(device=_device_of(model)).manual_seed(opts.seed)
+    n_samples = DEFAULT_N_SAMPLES if opts.n_samples is None else opts.n_samples
+    stdevs = DEFAULT_STDEVS if opts.stdev is None else float(opts.stdev)
+
+    def attribute(x, t):
+        cam = explainer.attribute(x, target=t, n_samples=n_samples, stdevs=stdevs,
+                                  generator=gen)
         return _upsample(cam, x.shape[-2:])
 
     return attribute

@@ -472,6 +472,7 @@ fig.tight_layout()
 
 NOTEBOOK_CELLS = {
     "quickstart": QUICKSTART,
+    "expected_gradcam": EXPECTED_GRADCAM,
 }
 
 

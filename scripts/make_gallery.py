@@ -23,13 +23,14 @@ from captum_crigrad.overlay import plot_grid  # noqa: E402
 
 METHODS = (
     "saliency,crigrad,forgrad,crigrad-forgrad,smoothgrad,crigrad-smoothgrad,"
-    "integratedgradients,crigrad-integratedgradients,gradcam,crigrad-gradcam"
+    "integratedgradients,crigrad-integratedgradients,gradcam,crigrad-gradcam,"
+    "expectedgradcam,crigrad-expectedgradcam"
 )
 
 
 PRETTY = {"saliency": "Saliency", "smoothgrad": "SmoothGrad", "integratedgradients": "IG",
           "inputxgradient": "Input x Grad", "guidedbackprop": "Guided BP",
-          "gradcam": "Grad-CAM", "crigrad": "CriGrad\nSaliency",
+          "gradcam": "Grad-CAM", "expectedgradcam": "Expected\nGrad-CAM", "crigrad": "CriGrad\nSaliency",
           "forgrad": "FORGrad\nSaliency", "crigrad-forgrad": "CriGrad+FORGrad\nSaliency"}
 
 

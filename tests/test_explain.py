@@ -132,3 +132,23 @@ def test_forgrad_modifier_filters_the_final_map(data):
         explain(model, images, "forgrad", options=ExplainOptions(forgrad_post="square"))
     assert parse_methods("crigrad-forgrad,forgrad-crigrad-saliency") == [
         "crigrad-forgrad", "forgrad-crigrad-saliency"]
+
+
+def test_expected_gradcam_by_name(data):
+    from captum_crigrad.expected_gradcam import ExpectedGradCAM
+
+    images, labels = data
+    model = load_default_model()
+    opts = ExplainOptions(layer=GRADCAM_LAYER, n_samples=4, stdev=0.1, seed=3)
+    out = explain(model, images, "expectedgradcam,crigrad-expectedgradcam", target=labels,
+                  options=opts, batch_size=6)
+    layer = dict(model.named_modules())[GRADCAM_LAYER]
+    cam = ExpectedGradCAM(model, layer).attribute(
+        images, target=labels, n_samples=4, stdevs=0.1,
+        generator=torch.Generator().manual_seed(3))
+    up = torch.nn.functional.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out["expectedgradcam"], up)
+    assert out["crigrad-expectedgradcam"].shape == (6, 1, 28, 28)
+    assert not torch.allclose(out["crigrad-expectedgradcam"], out["expectedgradcam"])
+    again = explain(model, images, "expectedgradcam", target=labels, options=opts, batch_size=6)
+    torch.testing.assert_close(again["expectedgradcam"], out["expectedgradcam"])  # seeded

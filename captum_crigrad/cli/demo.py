@@ -37,7 +37,8 @@ HELP = (
 )
 DEFAULT_METHODS = (
     "saliency,crigrad,forgrad,crigrad-forgrad,integratedgradients,"
-    "crigrad-integratedgradients,gradcam,crigrad-gradcam"
+    "crigrad-integratedgradients,gradcam,crigrad-gradcam,expectedgradcam,"
+    "crigrad-expectedgradcam"
 )
 DEFAULT_OUT = "crigrad-demo-out"
 
