@@ -3,6 +3,19 @@ classifiers (see docs/evaluation.md). Every metric states which direction is
 better; every random choice takes a seed or ``torch.Generator``."""
 
 from .imputation import gaussian_blur, linear_imputation, noisy_linear_imputation
+from .infidelity import (
+    gaussian_noise_perturbation,
+    infidelity,
+    max_sensitivity,
+    noisy_baseline_perturbation,
+    square_removal_perturbation,
+)
+from .localisation import (
+    energy_pointing_game,
+    pointing_game,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+)
 from .perturbation import (
     PerturbationCurve,
     RoadResult,
@@ -15,8 +28,20 @@ from .perturbation import (
     pixel_perturbation,
     road,
 )
+from .sensitivity_n import SensitivityNResult, sensitivity_n
 
 __all__ = [
+    "SensitivityNResult",
+    "energy_pointing_game",
+    "gaussian_noise_perturbation",
+    "infidelity",
+    "max_sensitivity",
+    "noisy_baseline_perturbation",
+    "pointing_game",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
+    "sensitivity_n",
+    "square_removal_perturbation",
     "PerturbationCurve",
     "RoadResult",
     "aopc",
