@@ -28,9 +28,14 @@ from .perturbation import (
     pixel_perturbation,
     road,
 )
+from .roar import RoarResult, attribute_dataset, remove_top_pixels, roar
 from .sensitivity_n import SensitivityNResult, sensitivity_n
 
 __all__ = [
+    "RoarResult",
+    "attribute_dataset",
+    "remove_top_pixels",
+    "roar",
     "SensitivityNResult",
     "energy_pointing_game",
     "gaussian_noise_perturbation",
