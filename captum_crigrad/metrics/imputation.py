@@ -120,7 +120,7 @@ def linear_imputation(
     images: Tensor,
     removed: Tensor,
     *,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     max_iter: int = 200,
 ) -> Tensor:
     """Fill ``removed`` pixels by ROAD's linear imputation, without noise.
@@ -208,7 +208,7 @@ def noisy_linear_imputation(
     *,
     noise_std: float = 0.01,
     generator: Optional[torch.Generator] = None,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     max_iter: int = 200,
 ) -> Tensor:
     """ROAD's noisy linear imputation: :func:`linear_imputation` plus
