@@ -58,9 +58,9 @@ def _neighbour_sum(u: Tensor) -> Tensor:
     ``[1 2 1]^T [1 2 1] / 12`` minus the centre, so it is computed separably
     with shifted adds (several times faster than a 3x3 convolution on CPU)."""
     p = F.pad(u, (1, 1, 1, 1))
-    rows = p[..., :-2] + 2 * p[..., 1:-1] + p[..., 2:]  # (.., H+2, W)
-    both = rows[..., :-2, :] + 2 * rows[..., 1:-1, :] + rows[..., 2:, :]
-    return both / 12 - u / 3
+    rows = p[..., 1:-1].mul(2).add_(p[..., :-2]).add_(p[..., 2:])  # (.., H+2, W)
+    both = rows[..., 1:-1, :].mul(2).add_(rows[..., :-2, :]).add_(rows[..., 2:, :])
+    return both.sub_(u, alpha=4.0).div_(12.0)
 
 
 class _Level:
@@ -72,15 +72,20 @@ class _Level:
         self.unknown = unknown
         self.diag = _neighbour_sum(ones)
         self.inv_diag = unknown / self.diag
+        self.step = 0.8 * self.inv_diag  # damped Jacobi, omega = 0.8
 
     def apply(self, u: Tensor) -> Tensor:
         """(D - W) u restricted to the unknowns (u is zero on known pixels)."""
-        return self.unknown * (self.diag * u - _neighbour_sum(u))
+        return _neighbour_sum(u).neg_().addcmul_(self.diag, u).mul_(self.unknown)
 
-    def smooth(self, u: Tensor, rhs: Tensor, sweeps: int, omega: float = 0.8) -> Tensor:
+    def smooth(self, u: Tensor, rhs: Tensor, sweeps: int) -> Tensor:
         for _ in range(sweeps):
-            u = u + omega * self.inv_diag * (rhs - self.apply(u))
+            u = u.addcmul(self.step, rhs - self.apply(u))
         return u
+
+    def smooth_from_zero(self, rhs: Tensor, sweeps: int) -> Tensor:
+        u = self.step * rhs  # the first sweep from u = 0
+        return self.smooth(u, rhs, sweeps - 1)
 
 
 def _coarsen(unknown: Tensor) -> Tensor:
@@ -106,8 +111,8 @@ def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
     preconditioner for conjugate gradients."""
     lvl = levels[depth]
     if depth == len(levels) - 1:
-        return lvl.smooth(torch.zeros_like(rhs), rhs, 4 * sweeps)
-    u = lvl.smooth(torch.zeros_like(rhs), rhs, sweeps)
+        return lvl.smooth_from_zero(rhs, 4 * sweeps)
+    u = lvl.smooth_from_zero(rhs, sweeps)
     coarse = levels[depth + 1]
     r_c = coarse.unknown * _restrict(rhs - lvl.apply(u), coarse.unknown.shape[-2:])
     e_c = _v_cycle(levels, r_c, depth + 1, sweeps)
