@@ -36,7 +36,7 @@ def data():
 def test_sensitivity_n_is_exactly_one_for_gradient_x_input_on_a_linear_model(data):
     model, x = data
     target = model(x).argmax(1)
-    gxi = InputXGradient(model).attribute(x, target=target)
+    gxi = InputXGradient(model).attribute(x.clone().requires_grad_(), target=target)
     res = sensitivity_n(model, x, gxi, n=[1, 5, 20, 50], n_subsets=20, target=target,
                         generator=torch.Generator().manual_seed(0))
     assert res.correlations.shape == (4, 4)
@@ -110,7 +110,7 @@ def test_energy_mass_and_rank_accuracy():
 def test_infidelity_is_zero_for_the_exact_gradient_of_a_linear_model(data):
     model, x = data
     target = model(x).argmax(1)
-    grad = Saliency(model).attribute(x, target=target, abs=False)
+    grad = Saliency(model).attribute(x.clone().requires_grad_(), target=target, abs=False)
     for kind in ("square", "gaussian", "noisy_baseline"):
         exact = infidelity(model, x, grad, perturbation=kind, target=target, normalize=False,
                            generator=torch.Generator().manual_seed(0), **({"size": 3} if kind == "square" else {}))
@@ -127,6 +127,7 @@ def test_infidelity_is_zero_for_the_exact_gradient_of_a_linear_model(data):
 def test_max_sensitivity_seeded(data):
     model, x = data
     sal = Saliency(model)
+    x = x.clone().requires_grad_()
     a = max_sensitivity(sal.attribute, x, target=0, generator=torch.Generator().manual_seed(0))
     b = max_sensitivity(sal.attribute, x, target=0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)

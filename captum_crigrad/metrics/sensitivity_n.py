@@ -126,19 +126,27 @@ def sensitivity_n(
             target_t = logits.argmax(1).cpu()
         target_dev = target_t.to(device)
         clean = selected_scores(logits, target_dev, score)
+        # images are processed in groups of about max_examples_per_batch
+        # subsets, so memory stays bounded on large images; the random draws
+        # are made image by image in order, so results do not depend on it.
+        group = max(1, batch // n_subsets)
         for k, size in enumerate(sizes):
-            # subsets[i, j] = the first `size` pixels of a uniform permutation
-            keys = torch.rand(num, n_subsets, pixels, generator=generator, device=gen_device).to(device)
-            member = keys.argsort(-1).argsort(-1) < size  # (N, M, P) bool
-            attributed = (member * relevance[:, None, :]).sum(-1)  # (N, M)
-            drops = torch.empty(num, n_subsets, dtype=clean.dtype, device=device)
-            total = num * n_subsets
-            for s in range(0, total, batch):
-                flat = torch.arange(s, min(total, s + batch), device=device)
-                img, sub = flat // n_subsets, flat % n_subsets
-                mask = member[img, sub].view(-1, 1, h, w)
-                x = torch.where(mask, base[img], inputs[img])
-                drops[img, sub] = clean[img] - selected_scores(forward(x, img), target_dev[img], score)
-                passes += len(flat)
-            correlations[:, k] = _pearson(attributed.double(), drops.double()).cpu()
+            for g0 in range(0, num, group):
+                imgs = torch.arange(g0, min(num, g0 + group), device=device)
+                # subsets[i, j] = the first `size` pixels of a uniform permutation
+                keys = torch.stack([torch.rand(n_subsets, pixels, generator=generator, device=gen_device)
+                                    for _ in imgs.tolist()]).to(device)
+                member = keys.argsort(-1).argsort(-1) < size  # (G, M, P) bool
+                attributed = (member * relevance[imgs, None, :]).sum(-1)  # (G, M)
+                drops = torch.empty(len(imgs), n_subsets, dtype=clean.dtype, device=device)
+                total = len(imgs) * n_subsets
+                for s in range(0, total, batch):
+                    flat = torch.arange(s, min(total, s + batch), device=device)
+                    local, sub = flat // n_subsets, flat % n_subsets
+                    img = imgs[local]
+                    mask = member[local, sub].view(-1, 1, h, w)
+                    x = torch.where(mask, base[img], inputs[img])
+                    drops[local, sub] = clean[img] - selected_scores(forward(x, img), target_dev[img], score)
+                    passes += len(flat)
+                correlations[g0:g0 + len(imgs), k] = _pearson(attributed.double(), drops.double()).cpu()
     return SensitivityNResult(torch.tensor(sizes), correlations, passes)
