@@ -15,12 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8
-# neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones.
-_ROAD_WEIGHTS = (
-    (1 / 12, 1 / 6, 1 / 12),
-    (1 / 6, 0.0, 1 / 6),
-    (1 / 12, 1 / 6, 1 / 12),
-)
+# neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones
+# (see _neighbour_sum).
 
 
 def gaussian_blur(images: Tensor, sigma: float = 5.0, kernel_size: int = 11) -> Tensor:
@@ -218,16 +214,17 @@ def noisy_linear_imputation(
 ) -> Tensor:
     """ROAD's noisy linear imputation: :func:`linear_imputation` plus
     N(0, ``noise_std``^2) noise on the imputed pixels only (ROAD's reference
-    code adds ``0.01 * randn``). Noise is drawn from ``generator`` (on the
-    images' device); shapes as in :func:`linear_imputation`.
+    code adds ``0.01 * randn``). Noise is drawn from ``generator`` (on its own
+    device, then moved to the images'); shapes as in :func:`linear_imputation`.
     """
     if not (noise_std >= 0 and math.isfinite(noise_std)):
         raise ValueError(f"noise_std: expected a finite value >= 0, got {noise_std}")
     out = linear_imputation(images, removed, tol=tol, max_iter=max_iter)
     if noise_std > 0:
+        gen_device = generator.device if generator is not None else out.device
         noise = torch.randn(
-            out.shape, generator=generator, dtype=out.dtype, device=out.device
-        )
+            out.shape, generator=generator, dtype=out.dtype, device=gen_device
+        ).to(out.device)
         mask = removed if removed.dim() == 4 else removed.unsqueeze(1)
         out = torch.where(mask.to(torch.bool), out + noise_std * noise, out)
     return out
