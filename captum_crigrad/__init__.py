@@ -6,6 +6,11 @@ Public API (everything else is internal):
   :class:`CriGradInputXGradient`, :class:`CriGradIntegratedGradients`,
   :class:`CriGradLayerGradCam`, :func:`crigrad_attribution` for any Captum
   method, and :class:`CriGradExtractor` (the original forward/backward API).
+* FORGrad: :func:`forgrad` (the filter), :class:`FORGrad` (per gradient
+  evaluation), :class:`FORGradAttribution` / :func:`with_forgrad` (any
+  method, post hoc by default), drop-in :class:`FORGradSaliency`,
+  :class:`FORGradInputXGradient`, :class:`FORGradIntegratedGradients`,
+  :class:`FORGradLayerGradCam`, and :func:`select_sigma`.
 * The hook mechanism: :class:`GradientTransform`,
   :func:`with_gradient_transform`.
 """
@@ -18,6 +23,17 @@ from captum_crigrad.attr import (
     crigrad_attribution,
 )
 from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad, CriGradExtractor
+from captum_crigrad.forgrad import forgrad
+from captum_crigrad.forgrad_attr import (
+    FORGrad,
+    FORGradAttribution,
+    FORGradInputXGradient,
+    FORGradIntegratedGradients,
+    FORGradLayerGradCam,
+    FORGradSaliency,
+    with_forgrad,
+)
+from captum_crigrad.forgrad_select import SigmaSelection, plot_sigma_curve, select_sigma
 from captum_crigrad.hooks import GradientTransform, with_gradient_transform
 
 __version__ = "0.1.0"
@@ -30,7 +46,18 @@ __all__ = [
     "CriGradLayerGradCam",
     "CriGradSaliency",
     "DEFAULT_KEEP",
+    "FORGrad",
+    "FORGradAttribution",
+    "FORGradInputXGradient",
+    "FORGradIntegratedGradients",
+    "FORGradLayerGradCam",
+    "FORGradSaliency",
+    "SigmaSelection",
     "GradientTransform",
     "crigrad_attribution",
+    "forgrad",
+    "plot_sigma_curve",
+    "select_sigma",
+    "with_forgrad",
     "with_gradient_transform",
 ]
