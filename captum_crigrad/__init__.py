@@ -11,6 +11,8 @@ Public API (everything else is internal):
   method, post hoc by default), drop-in :class:`FORGradSaliency`,
   :class:`FORGradInputXGradient`, :class:`FORGradIntegratedGradients`,
   :class:`FORGradLayerGradCam`, and :func:`select_sigma`.
+* Expected Grad-CAM: :class:`ExpectedGradCAM`, and for comparison
+  :class:`GradCAMPlusPlus` and :class:`IntegratedGradCAM`.
 * The hook mechanism: :class:`GradientTransform`,
   :func:`with_gradient_transform`.
 """
@@ -23,6 +25,7 @@ from captum_crigrad.attr import (
     crigrad_attribution,
 )
 from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad, CriGradExtractor
+from captum_crigrad.expected_gradcam import ExpectedGradCAM
 from captum_crigrad.forgrad import forgrad
 from captum_crigrad.forgrad_attr import (
     FORGrad,
@@ -34,7 +37,9 @@ from captum_crigrad.forgrad_attr import (
     with_forgrad,
 )
 from captum_crigrad.forgrad_select import SigmaSelection, plot_sigma_curve, select_sigma
+from captum_crigrad.gradcam_pp import GradCAMPlusPlus
 from captum_crigrad.hooks import GradientTransform, with_gradient_transform
+from captum_crigrad.integrated_gradcam import IntegratedGradCAM
 
 __version__ = "0.1.0"
 
@@ -46,6 +51,7 @@ __all__ = [
     "CriGradLayerGradCam",
     "CriGradSaliency",
     "DEFAULT_KEEP",
+    "ExpectedGradCAM",
     "FORGrad",
     "FORGradAttribution",
     "FORGradInputXGradient",
@@ -53,7 +59,9 @@ __all__ = [
     "FORGradLayerGradCam",
     "FORGradSaliency",
     "SigmaSelection",
+    "GradCAMPlusPlus",
     "GradientTransform",
+    "IntegratedGradCAM",
     "crigrad_attribution",
     "forgrad",
     "plot_sigma_curve",
