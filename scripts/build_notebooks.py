@@ -473,6 +473,7 @@ fig.tight_layout()
 NOTEBOOK_CELLS = {
     "quickstart": QUICKSTART,
     "expected_gradcam": EXPECTED_GRADCAM,
+    "evaluation": EVALUATION,
 }
 
 

@@ -41,7 +41,11 @@ def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
     for name, r in rows.items():
         assert f"{r['deletion_auc']:.4f}" in stdout and name in stdout
     csv_lines = (out / "metrics.csv").read_text().splitlines()
-    assert csv_lines[0] == "method,deletion_auc,insertion_auc" and len(csv_lines) == 6
+    assert csv_lines[0] == "method,deletion_auc,insertion_auc,pixel_perturbation,road"
+    assert len(csv_lines) == 6
+    assert table["directions"]["road"] == "higher is better"
+    # ROAD of a trained model's gradient map beats a random map
+    assert rows["saliency"]["road"] > rows["random (control)"]["road"] + 0.1
     assert not _leftovers(tmp_path)
 
 

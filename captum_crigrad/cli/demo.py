@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad import __version__
     from captum_crigrad import default as dflt
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.forgrad_select import deletion_auc, insertion_auc
+    from captum_crigrad import metrics
     from captum_crigrad.explain import ExplainOptions, explain, parse_methods, predict, to_map
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
 
@@ -141,16 +141,24 @@ def run(args: argparse.Namespace) -> int:
     controls = {"random (control)": torch.rand(images.shape[0], 1, 28, 28, generator=gen)}
     rows = []
     for name, m in list(maps.items()) + list(controls.items()):
-        deletion = deletion_auc(model, images, m.to(device), predicted, n_steps=args.steps)
-        insertion = insertion_auc(model, images, m.to(device), predicted, n_steps=args.steps)
+        m = m.to(device)
+        common = dict(target=predicted)
+        deletion = metrics.deletion(model, images, m, n_steps=args.steps, **common).auc()
+        insertion = metrics.insertion(model, images, m, n_steps=args.steps, blur_sigma=2.0,
+                                      blur_kernel_size=9, **common).auc()
+        perturbation = metrics.pixel_perturbation(model, images, m, k=0.1, **common)
+        road = metrics.road(model, images, m, generator=torch.Generator().manual_seed(args.seed),
+                            **common).combined
         rows.append(
             {
                 "method": name,
                 "deletion_auc": round(float(deletion.mean()), 6),
                 "insertion_auc": round(float(insertion.mean()), 6),
+                "pixel_perturbation": round(float(perturbation.mean()), 6),
+                "road": round(float(road.mean()), 6),
             }
         )
-    columns = ["method", "deletion_auc", "insertion_auc"]
+    columns = ["method", "deletion_auc", "insertion_auc", "pixel_perturbation", "road"]
     accuracy = float((predicted.cpu() == labels).float().mean())
     run_info = {
         "command": "captum-crigrad demo",
@@ -186,7 +194,15 @@ def run(args: argparse.Namespace) -> int:
         save_mosaic(raw_images, maps, os.path.join(folder, "summary.png"), row_titles=titles)
         write_table(folder, rows, columns, {
             "directions": {"deletion_auc": "lower is better",
-                           "insertion_auc": "higher is better"},
+                           "insertion_auc": "higher is better",
+                           "pixel_perturbation": "lower is better",
+                           "road": "higher is better"},
+            "settings": {"deletion": "most salient pixels to 0 (normalised space)",
+                         "insertion": "into a Gaussian blur, sigma 2 px",
+                         "pixel_perturbation": "10 % least salient pixels to 0, "
+                         "|change| of the predicted class's probability / original",
+                         "road": "(LeRF - MoRF) / 2, noisy linear imputation, "
+                         "fractions 0.1..0.9"},
             "images": int(images.shape[0]),
             "model_accuracy_on_images": accuracy,
             "score": "softmax probability of the predicted class",
@@ -196,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"embedded MNIST model: {int(round(accuracy * len(labels)))}/{len(labels)} "
               "digits classified correctly")
         print(format_table(rows, columns))
-        print("deletion AUC: lower is better; insertion AUC: higher is better "
-              f"(mean over {len(labels)} digits)")
+        print("lower is better: deletion AUC, pixel perturbation (10 % least salient "
+              "removed); higher is better: insertion AUC, ROAD (LeRF - MoRF) / 2; "
+              f"mean over {len(labels)} digits")
         print(f"wrote {args.out} in {seconds:.1f} s", file=sys.stdout)
     return 0
