@@ -70,8 +70,8 @@ print("predicted", predicted.tolist())
 ## 1. One import
 
 `CriGradSaliency` takes `Saliency`'s arguments plus CriGrad's options
-(`keep`, `importance`, `granularity`, `mode`, `layers`). During the backward
-pass, at every ReLU only the top `keep` fraction of units by
+(`keep`, default 0.1, `importance`, `granularity`, `mode`, `layers`). During
+the backward pass, at every ReLU only the top `keep` fraction of units by
 activation x gradient lets gradient through.
 """),
     code("""
@@ -81,7 +81,7 @@ from captum_crigrad import CriGradSaliency
 x = images[:4].clone().requires_grad_(True)
 target = predicted[:4]
 plain = Saliency(model).attribute(x, target=target, abs=False)
-critical = CriGradSaliency(model, keep=0.3).attribute(x, target=target, abs=False)
+critical = CriGradSaliency(model).attribute(x, target=target, abs=False)
 print(plain.shape, critical.shape)    # same call, same shapes
 
 # keep=1.0 is exactly Captum's result
@@ -117,13 +117,13 @@ from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel
 from captum_crigrad import CriGradIntegratedGradients, crigrad_attribution
 
 ig = IntegratedGradients(model).attribute(x, target=target, n_steps=32)
-cig = CriGradIntegratedGradients(model, keep=0.3).attribute(x, target=target, n_steps=32)
+cig = CriGradIntegratedGradients(model).attribute(x, target=target, n_steps=32)
 
-smooth = NoiseTunnel(CriGradSaliency(model, keep=0.3))
+smooth = NoiseTunnel(CriGradSaliency(model))
 torch.manual_seed(0)   # NoiseTunnel draws its noise from torch's global generator
 csg = smooth.attribute(x, target=target, nt_type="smoothgrad", nt_samples=16, stdevs=0.15)
 
-gshap = crigrad_attribution(GradientShap(model), keep=0.3)
+gshap = crigrad_attribution(GradientShap(model))
 baselines = torch.zeros(8, 1, 28, 28)
 torch.manual_seed(0)
 cgs = gshap.attribute(x, baselines=baselines, target=target, n_samples=16)
@@ -151,7 +151,7 @@ from captum_crigrad.default import DEFAULT_FORGRAD_SIGMA
 from captum_crigrad import CriGrad, FORGradSaliency, with_forgrad
 
 fsal = FORGradSaliency(model, sigma=DEFAULT_FORGRAD_SIGMA).attribute(x, target=target, abs=False)
-both = FORGradSaliency(model, sigma=DEFAULT_FORGRAD_SIGMA, transform=CriGrad(keep=0.3))
+both = FORGradSaliency(model, sigma=DEFAULT_FORGRAD_SIGMA, transform=CriGrad())
 fboth = both.attribute(x, target=target, abs=False)
 fig_ig = with_forgrad(IntegratedGradients(model), DEFAULT_FORGRAD_SIGMA).attribute(
     x, target=target, n_steps=32)
@@ -225,8 +225,8 @@ xc = ((cat - mean) / std).requires_grad_(True)
 with torch.no_grad():
     cls = net(xc).argmax(1)
 a_plain = Saliency(net).attribute(xc, target=cls, abs=False)
-a_crit = CriGradSaliency(net, keep=0.3).attribute(xc, target=cls, abs=False)
-a_both = FORGradSaliency(net, transform=CriGrad(keep=0.3)).attribute(xc, target=cls, abs=False)
+a_crit = CriGradSaliency(net).attribute(xc, target=cls, abs=False)
+a_both = FORGradSaliency(net, transform=CriGrad()).attribute(xc, target=cls, abs=False)
 
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 axes[0].imshow(hwc(cat[0])); axes[0].set_title("image"); axes[0].axis("off")
@@ -242,7 +242,7 @@ From the command line, the same on image files:
 ```bash
 captum-crigrad demo                                    # embedded default, overlays + metric table
 captum-crigrad saliency my_images/ --model resnet18 --weights IMAGENET1K_V1 \\
-    --methods saliency,integratedgradients --crigrad --forgrad --keep 0.3
+    --methods saliency,integratedgradients --crigrad --forgrad --keep 0.1
 ```
 """),
 ]
@@ -317,7 +317,7 @@ weights (`gradient_transform=CriGrad(...)`).
 from captum_crigrad import CriGrad
 from captum_crigrad.forgrad_select import deletion_auc, insertion_auc
 
-cegc = ExpectedGradCAM(model, layer, gradient_transform=CriGrad(keep=0.3)).attribute(
+cegc = ExpectedGradCAM(model, layer, gradient_transform=CriGrad()).attribute(
     images, target=predicted, generator=0)
 maps = {"Grad-CAM": gradcam, "Expected Grad-CAM": egc, "CriGrad Expected Grad-CAM": cegc}
 maps = {k: LayerAttribution.interpolate(v, (28, 28), "bilinear") for k, v in maps.items()}

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from captum_crigrad import default as dflt  # noqa: E402
+from captum_crigrad.crigrad import DEFAULT_KEEP  # noqa: E402
 from captum_crigrad.explain import ExplainOptions, explain, predict, to_map  # noqa: E402
 from captum_crigrad.overlay import plot_grid  # noqa: E402
 
@@ -60,8 +61,8 @@ def main() -> int:
     maps = {pretty(name): to_map(a, images.shape[-2:]) for name, a in attributions.items()}
     titles = [f"label {int(y)}, pred {int(p)}" for y, p in zip(labels, predicted)]
     plot_grid(dflt.denormalize_mnist(images), maps, args.out, row_titles=titles,
-              title="Embedded MNIST CNN, target = predicted class: baseline vs CriGrad (keep=0.3) "
-              "and FORGrad (sigma=7)",
+              title=f"Embedded MNIST CNN, target = predicted class: baseline vs CriGrad "
+              f"(keep={DEFAULT_KEEP}) and FORGrad (sigma={dflt.DEFAULT_FORGRAD_SIGMA:g})",
               cell=1.15)
     print("wrote", args.out)
     return 0
