@@ -269,7 +269,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from captum.attr import visualization as viz
 from captum_crigrad.default import (GRADCAM_LAYER, denormalize_mnist, load_default_images,
                                     load_default_model)
-from captum_crigrad.expected_gradcam import ExpectedGradCAM
+from captum_crigrad import ExpectedGradCAM
 
 model = load_default_model()
 images, labels = load_default_images()
