@@ -18,4 +18,5 @@ from captum._utils.gradient import (  # noqa: F401
     compute_layer_gradients_and_eval,
     undo_gradient_requirements,
 )
+from captum.attr._core.gradient_shap import InputBaselineXGradient  # noqa: F401
 from captum.log import log_usage  # noqa: F401
