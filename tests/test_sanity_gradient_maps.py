@@ -223,3 +223,16 @@ def test_to_single_channel_zero_map_stays_zero():
     out = to_single_channel(a)
     assert torch.equal(out[0], torch.zeros(1, 4, 4))
     assert out[1, 0, 0, 0] == 1.0 and out[1, 0, 1, 1] == 0.5
+
+
+def test_crigrad_by_name(cnn, images):
+    plain, cri = attribution_maps(cnn, images, ["GradientExplanation", "CriGrad"])
+    assert cri.shape == plain.shape and not torch.allclose(cri, plain)
+    torch.manual_seed(0)
+    model = resnet20().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="no nn.ReLU modules"):
+        gradient_map(model, x, "CriGrad")
+    maps = gradient_map(model, x, "CriGrad", layers=["layer1", "layer2", "layer3"])
+    assert maps.shape == (2, 1, 32, 32)
+    assert _hooks(model) == 0

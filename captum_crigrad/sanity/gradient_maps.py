@@ -13,7 +13,9 @@ Methods are looked up by name in a small registry:
   applies ReLU to the incoming gradient only, Captum's ``Deconvolution``;
 * ``"GradCAM"`` (Selvaraju et al. 2017): Captum's ``LayerGradCam`` with
   ReLU, upsampled bilinearly to the input size;
-* more by name (CriGrad, FORGrad, Expected Grad-CAM) through
+* ``"CriGrad"``: the plain gradient with CriGrad's critical-gradient
+  filter (default options; ``layers`` names the filtered modules);
+* more by name (FORGrad, Expected Grad-CAM, ...) through
   :func:`register_method`.
 
 Maps are single-channel as in MATLAB: ``sum_c |a_c|`` over channels, rescaled
@@ -162,6 +164,16 @@ def _grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
     return attribute
 
 
+def _crigrad(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import Saliency
+
+    from captum_crigrad.crigrad import CriGrad
+    from captum_crigrad.hooks import with_gradient_transform
+
+    explainer = with_gradient_transform(Saliency(model), CriGrad(layers=layers), model=model)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
 register_method(
     "GradientExplanation", _saliency,
     description="plain gradient of the score (Captum Saliency, abs=False)",
@@ -177,6 +189,11 @@ register_method(
 register_method(
     "GradCAM", _grad_cam, uses_layer=True,
     description="Grad-CAM (Captum LayerGradCam, ReLU, bilinear upsampling)",
+)
+register_method(
+    "CriGrad", _crigrad,
+    description="critical-gradient saliency (CriGrad, default options; "
+    "layers= names the filtered modules on models without nn.ReLU modules)",
 )
 
 
