@@ -217,8 +217,12 @@ def plot_sanity_curves(
             raise ValueError(f"methods: {m!r} not in the result ({result.methods})")
     n_steps = len(result.steps)
     width = max(4.0, 0.32 * n_steps + 2.0)
-    fig = Figure(figsize=(width * len(measures), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(measures), squeeze=False)[0]
+    ncols = min(2, len(measures))
+    nrows = -(-len(measures) // ncols)
+    fig = Figure(figsize=(width * ncols, 4.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for extra in axes[len(measures):]:
+        extra.remove()
     x = np.arange(n_steps + 1)
     labels = ["original"] + list(result.steps)
     for ax, measure in zip(axes, measures):
