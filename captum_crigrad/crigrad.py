@@ -192,7 +192,11 @@ class CriGrad(GradientTransform):
             # Passes whose backward never ran hold graph tensors: release them.
             stack.callback(session.close)
         for layer in layers:
-            stack.callback(layer.register_forward_hook(session.on_layer_output).remove)
+            # prepend: our tensor hook must run before any other hook on the
+            # same output that records the gradient (Captum's Deconvolution
+            # reads grad_output from such a hook).
+            handle = layer.register_forward_hook(session.on_layer_output, prepend=True)
+            stack.callback(handle.remove)
         stack.callback(model.register_forward_pre_hook(session.on_model_start).remove)
         stack.callback(model.register_forward_hook(session.on_model_output).remove)
 

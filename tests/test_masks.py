@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from captum_crigrad import masks
+from captum_crigrad.masks import critical_mask, kept_count, top_fraction_threshold
+
+
+def test_exact_threshold_keeps_top_fraction_with_ties():
+    v = torch.tensor([[5.0, 1.0, 3.0, 3.0, 0.0, -2.0]])
+    # keep 2 of 6 -> threshold 3, and the tie at 3 is kept: 3 entries
+    t = top_fraction_threshold(v, 2 / 6)
+    assert t.item() == 3.0
+    assert int((v >= t).sum()) == 3
+    # keep 1 of 6 -> only the maximum
+    assert top_fraction_threshold(v, 0.1).item() == 5.0
+    # keep everything -> the minimum
+    assert top_fraction_threshold(v, 1.0).item() == -2.0
+
+
+@pytest.mark.parametrize("n,keep", [(10, 0.3), (7, 0.5), (1000, 0.01), (3, 1.0)])
+def test_kept_count_matches_mask_without_ties(n, keep):
+    g = torch.Generator().manual_seed(n)
+    v = torch.randn(4, n, generator=g)
+    m = critical_mask(v, keep)
+    assert (m.sum(1) == kept_count(n, keep)).all()
+
+
+def test_sampled_threshold_is_close_deterministic_and_row_independent():
+    g = torch.Generator().manual_seed(0)
+    n = masks.EXACT_MAX * 3
+    v = torch.randn(3, n, generator=g)
+    keep = 0.3
+    m = critical_mask(v, keep)
+    frac = m.float().mean(1)
+    tol = 5 * (keep * (1 - keep) / masks.SAMPLE_SIZE) ** 0.5
+    assert ((frac - keep).abs() < tol).all(), frac
+    # deterministic, and each row's mask does not depend on the other rows
+    assert torch.equal(critical_mask(v, keep), m)
+    assert torch.equal(critical_mask(v[1:2], keep), m[1:2])
+    # exact=True keeps exactly kept_count
+    me = critical_mask(v, keep, exact=True)
+    assert (me.sum(1) == kept_count(n, keep)).all()
+
+
+def test_granularities():
+    s = torch.zeros(1, 3, 2, 2)
+    s[0, 1] = 1.0  # channel 1 carries all the evidence
+    s[0, :, 0, 1] += 0.5  # location (0, 1) gets the most in every channel
+    ch = critical_mask(s, 1 / 3, "channel")
+    assert ch.shape == (1, 3, 1, 1) and ch.flatten().tolist() == [False, True, False]
+    loc = critical_mask(s, 1 / 4, "location")
+    assert loc.shape == (1, 1, 2, 2)
+    assert loc.flatten().tolist() == [False, True, False, False]
+    el = critical_mask(s, 1 / 12, "element")
+    assert el.shape == s.shape and int(el.sum()) == 1 and bool(el[0, 1, 0, 1])
+    # (B, F): "location" has one position and keeps it
+    assert critical_mask(torch.randn(2, 5), 0.2, "location").all()
+
+
+def test_signed_vs_absolute():
+    s = torch.tensor([[-10.0, 1.0, 2.0, -0.5]])
+    assert critical_mask(s, 0.25, signed=True).tolist() == [[False, False, True, False]]
+    assert critical_mask(s, 0.25, signed=False).tolist() == [[True, False, False, False]]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="granularity"):
+        critical_mask(torch.randn(2, 3), 0.5, "pixel")
+    with pytest.raises(ValueError, match="scores"):
+        critical_mask(torch.randn(3), 0.5)
+    with pytest.raises(ValueError, match="importance"):
+        masks.importance(torch.ones(1), torch.ones(1), "gradxinput")
