@@ -13,8 +13,8 @@ Methods are looked up by name in a small registry:
   applies ReLU to the incoming gradient only, Captum's ``Deconvolution``;
 * ``"GradCAM"`` (Selvaraju et al. 2017): Captum's ``LayerGradCam`` with
   ReLU, upsampled bilinearly to the input size;
-* ``"CriGrad"``: the plain gradient with CriGrad's critical-gradient
-  filter (default options; ``layers`` names the filtered modules);
+* ``"CriGrad"``: ``captum_crigrad.attr.CriGradSaliency`` (signed), default
+  options; ``layers`` names the filtered modules;
 * more by name (FORGrad, Expected Grad-CAM, ...) through
   :func:`register_method`.
 
@@ -165,12 +165,9 @@ def _grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
 
 
 def _crigrad(model, *, layer=None, layers=None) -> AttributeFn:
-    from captum.attr import Saliency
+    from captum_crigrad.attr import CriGradSaliency
 
-    from captum_crigrad.crigrad import CriGrad
-    from captum_crigrad.hooks import with_gradient_transform
-
-    explainer = with_gradient_transform(Saliency(model), CriGrad(layers=layers), model=model)
+    explainer = CriGradSaliency(model, layers=layers)
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
 
