@@ -226,10 +226,14 @@ def plot_sanity_curves(
     x = np.arange(n_steps + 1)
     labels = ["original"] + list(result.steps)
     for ax, measure in zip(axes, measures):
-        for method in methods:
+        for k, method in enumerate(methods):
             mean = np.concatenate([[1.0], result.mean(method, measure)])
             spread = np.concatenate([[0.0], result.std(method, measure)])
-            (line,) = ax.plot(x, mean, marker="o", markersize=3, label=method)
+            # distinct markers and dash patterns keep overlapping curves visible
+            (line,) = ax.plot(
+                x, mean, marker="osv^Dxp+"[k % 8], markersize=4,
+                linestyle=("-", "--", ":", "-.")[k % 4], label=method,
+            )
             ax.fill_between(x, mean - spread, mean + spread, color=line.get_color(), alpha=0.15)
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.set_xticks(x)
