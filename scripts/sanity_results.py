@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from captum_crigrad import models  # noqa: E402
 from captum_crigrad.sanity import (  # noqa: E402
-    attribution_maps,
     available_methods,
     gradient_map,
     plot_sanity_curves,

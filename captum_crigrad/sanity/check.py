@@ -20,7 +20,6 @@ import dataclasses
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 import torch.nn as nn
 from torch import Tensor
 

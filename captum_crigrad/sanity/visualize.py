@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import torch
 from torch import Tensor
 
 ArrayLike = Union[Tensor, np.ndarray]
