@@ -171,10 +171,18 @@ class CriGrad(GradientTransform):
 
     # -- hooks ------------------------------------------------------------
     def mask(self, activation: Tensor, gradient: Tensor) -> Tensor:
-        """The critical mask of one layer call (bool, broadcastable to G)."""
+        """The critical 0/1 mask of one layer call, broadcastable to G.
+
+        Always a new tensor (never a view of A or G).
+        """
         scores = importance(activation, gradient, self.importance)
         return critical_mask(
-            scores, self.keep, self.granularity, signed=self.signed, exact=self.exact
+            scores,
+            self.keep,
+            self.granularity,
+            signed=self.signed,
+            exact=self.exact,
+            inplace=self.importance == "gxi",  # A * G is a temporary of ours
         )
 
     def _install(
@@ -321,11 +329,10 @@ class _Session:
             )
         if self.two_pass:
             mask = p.masks[idx] if p.masks is not None else None
-            if mask is None:
-                return None
-        else:
-            mask = self.crigrad.mask(act, grad)
-        return torch.where(mask, grad, torch.zeros((), dtype=grad.dtype, device=grad.device))
+            return None if mask is None else grad * mask
+        mask = self.crigrad.mask(act, grad)
+        # the mask is a fresh tensor: multiply into it when shapes agree
+        return mask.mul_(grad) if mask.shape == grad.shape else grad * mask
 
 
 class ForwardResult(NamedTuple):
