@@ -1,0 +1,505 @@
+"""FORGrad as Captum attributions: post hoc (the reference) or per gradient evaluation.
+
+Muzellec et al. (2023), "Gradient strikes back: how filtering out high
+frequencies improves explanations". The filter itself is
+:func:`captum_crigrad.forgrad.forgrad`; this module puts it on Captum methods
+in two places:
+
+* **post hoc** (default, Xplique's behaviour): the method runs unchanged and
+  its final map is filtered, ``forgrad(A(x))``. Works on any Captum
+  attribution (:class:`FORGradAttribution`, :func:`with_forgrad`), including
+  NoiseTunnel and layer methods (their maps are first upsampled to the
+  input size).
+* **per gradient evaluation** (``where="per_step"``): :class:`FORGrad` is a
+  :class:`~captum_crigrad.hooks.GradientTransform` whose gradient step filters
+  every input gradient the method computes (through Captum's
+  ``gradient_func``), ``A(x) = method(x, grad -> forgrad(grad))``.
+
+The two agree exactly when the method's map *is* the gradient or an average
+of gradients (Saliency with ``abs=False``; SmoothGrad over it with the linear
+``post="none"``), and differ as soon as the gradient is multiplied by
+``x - baseline`` (InputXGradient, IntegratedGradients, GradientShap): the
+filter does not commute with a pixel-wise product. See docs/forgrad.md.
+
+Drop-in classes: :class:`FORGradSaliency`, :class:`FORGradInputXGradient`,
+:class:`FORGradIntegratedGradients`, :class:`FORGradLayerGradCam`. Each takes
+an optional ``transform`` (e.g. ``CriGrad(...)``) applied per gradient
+evaluation, which gives CriGrad and FORGrad on one method.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple, Union
+
+import torch.nn as nn
+import torch.nn.functional as F
+from captum.attr import (
+    Attribution,
+    GradientAttribution,
+    InputXGradient,
+    IntegratedGradients,
+    LayerGradCam,
+    Saliency,
+)
+from torch import Tensor
+
+from captum_crigrad._compat import log_usage
+from captum_crigrad.forgrad import (
+    DEFAULT_RELATIVE_CUTOFF,
+    POST_STEPS,
+    forgrad,
+    resolve_sigma,
+)
+from captum_crigrad.hooks import (
+    GradientTransform,
+    check_inputs,
+    with_gradient_transform,
+)
+
+__all__ = [
+    "FORGrad",
+    "FORGradAttribution",
+    "FORGradSaliency",
+    "FORGradInputXGradient",
+    "FORGradIntegratedGradients",
+    "FORGradLayerGradCam",
+    "with_forgrad",
+    "WHERE",
+]
+
+TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+
+#: Where the filter is applied.
+WHERE = ("post_hoc", "per_step")
+
+
+def _check_options(sigma, relative_cutoff, post, reduce_channels) -> None:
+    """Size-independent checks of the filter options (sizes are checked per call)."""
+    if post not in POST_STEPS:
+        raise ValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
+    if not isinstance(reduce_channels, bool):
+        raise TypeError(f"reduce_channels: expected True or False, got {reduce_channels!r}")
+    # a large enough size lets resolve_sigma check sign, type and finiteness
+    resolve_sigma(1 << 30, 1 << 30, sigma, relative_cutoff)
+
+
+def _check_spatial_inputs(
+    inputs: Tuple[Tensor, ...], sigma, relative_cutoff, every_input: bool
+) -> None:
+    """Images of 3+ dimensions, each large enough for sigma. Per step, inputs
+    of fewer dimensions (non-image inputs) are allowed and left unfiltered,
+    as long as one input is an image."""
+    spatial = [t for t in inputs if t.dim() >= 3]
+    flat = [i for i, t in enumerate(inputs) if t.dim() < 3]
+    if (every_input and flat) or not spatial:
+        i = flat[0]
+        raise ValueError(
+            f"inputs: FORGrad filters images, (B, H, W) or (B, C, H, W); input {i} "
+            f"has shape {tuple(inputs[i].shape)}"
+        )
+    for t in spatial:
+        resolve_sigma(t.shape[-2], t.shape[-1], sigma, relative_cutoff)
+
+
+class FORGrad(GradientTransform):
+    """FORGrad as a per-gradient-evaluation :class:`GradientTransform`.
+
+    Every input gradient ``g`` the method computes becomes
+    ``forgrad(g, sigma, post=post, reduce_channels=reduce_channels)``, expanded
+    back to ``g``'s shape when channels are reduced (so every Captum method
+    sees gradients of the shape it expects). Gradients of fewer than 3
+    dimensions (non-image inputs of a multi-input model) pass unchanged.
+
+    Args: as :func:`~captum_crigrad.forgrad.forgrad`; the defaults here are
+    the linear filter (``post="none"``, ``reduce_channels=False``), which
+    low-pass filters each gradient channel and commutes with averaging.
+
+    Use with :func:`~captum_crigrad.hooks.with_gradient_transform`, or
+    ``where="per_step"`` of the FORGrad classes; compose with CriGrad as
+    ``CriGrad(...) + FORGrad(...)`` (CriGrad's hooks shape the backward pass,
+    then FORGrad filters the resulting input gradient).
+    """
+
+    has_gradient_step = True
+
+    def __init__(
+        self,
+        sigma: Optional[float] = None,
+        *,
+        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        post: str = "none",
+        reduce_channels: bool = False,
+    ) -> None:
+        _check_options(sigma, relative_cutoff, post, reduce_channels)
+        self.sigma = sigma
+        self.relative_cutoff = relative_cutoff
+        self.post = post
+        self.reduce_channels = reduce_channels
+
+    def filter(self, maps: Tensor) -> Tensor:
+        """``forgrad`` with this transform's options."""
+        return forgrad(
+            maps,
+            self.sigma,
+            relative_cutoff=self.relative_cutoff,
+            post=self.post,
+            reduce_channels=self.reduce_channels,
+        )
+
+    def transform_gradients(
+        self, grads: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...]
+    ) -> Tuple[Tensor, ...]:
+        out = []
+        for g in grads:
+            if g.dim() < 3:
+                out.append(g)
+                continue
+            filtered = self.filter(g)
+            if filtered.shape != g.shape:
+                filtered = filtered.expand_as(g).contiguous()
+            out.append(filtered)
+        return tuple(out)
+
+    def __repr__(self) -> str:
+        cutoff = (
+            f"sigma={self.sigma}"
+            if self.sigma is not None
+            else f"relative_cutoff={self.relative_cutoff:.4g}"
+        )
+        return (
+            f"FORGrad({cutoff}, post={self.post!r}, "
+            f"reduce_channels={self.reduce_channels})"
+        )
+
+
+class FORGradAttribution(GradientAttribution):
+    """Any Captum attribution with FORGrad on it.
+
+    ``where="post_hoc"`` (default, the reference): ``forgrad(A(x))``;
+    ``where="per_step"``: ``A`` computed with every input gradient filtered
+    (see :class:`FORGrad`). Maps of a layer method (e.g. LayerGradCam's
+    (B, 1, h, w)) are upsampled bilinearly to the input's (H, W) before
+    post-hoc filtering, so the cutoff is relative to the image.
+
+    Args:
+        attribution: a Captum ``Attribution`` instance (Saliency,
+            IntegratedGradients, NoiseTunnel(...), LayerGradCam, ...). It is
+            not modified.
+        sigma, relative_cutoff, post, reduce_channels: the filter's options,
+            see :func:`~captum_crigrad.forgrad.forgrad` (defaults: sigma =
+            15/224 of the image size, ``post="abs"``, channels averaged).
+        where: ``"post_hoc"`` or ``"per_step"``.
+        transform: optional :class:`~captum_crigrad.hooks.GradientTransform`
+            applied per gradient evaluation *before* FORGrad, e.g.
+            ``CriGrad(keep=0.3)``: CriGrad and FORGrad on one method.
+        model: the ``nn.Module`` to hook for ``transform`` / per-step
+            filtering when ``attribution.forward_func`` is not a module.
+
+    ``attribute(inputs, *args, **kwargs)`` takes the wrapped method's
+    arguments and returns, post hoc, maps of shape (B, 1, H, W) per input
+    (channels averaged; (B, C, H, W) with ``reduce_channels=False``), per step
+    the method's own shapes. Tensor in, tensor out; tuple in, tuple out. Post
+    hoc there is no convergence delta (the filter breaks completeness).
+    NoiseTunnel can wrap it.
+    """
+
+    def __init__(
+        self,
+        attribution: Attribution,
+        sigma: Optional[float] = None,
+        *,
+        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        post: str = "abs",
+        reduce_channels: bool = True,
+        where: str = "post_hoc",
+        transform: Optional[GradientTransform] = None,
+        model: Optional[nn.Module] = None,
+    ) -> None:
+        if not isinstance(attribution, Attribution):
+            raise TypeError(
+                "attribution: expected a Captum Attribution instance (e.g. "
+                f"Saliency(model)), got {type(attribution).__name__}"
+            )
+        if where not in WHERE:
+            raise ValueError(f"where: expected one of {WHERE}, got {where!r}")
+        if transform is not None and not isinstance(transform, GradientTransform):
+            raise TypeError(
+                f"transform: expected a GradientTransform (e.g. CriGrad(...)), got "
+                f"{type(transform).__name__}"
+            )
+        self.forgrad = FORGrad(
+            sigma, relative_cutoff=relative_cutoff, post=post, reduce_channels=reduce_channels
+        )
+        self.where = where
+        self.transform = transform
+        self.base_attribution = attribution
+        step = transform
+        if where == "per_step":
+            step = self.forgrad if transform is None else transform + self.forgrad
+        self.attribution = (
+            attribution if step is None else with_gradient_transform(attribution, step, model)
+        )
+        GradientAttribution.__init__(self, attribution.forward_func)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self.base_attribution.multiplies_by_inputs
+
+    def has_convergence_delta(self) -> bool:
+        return self.where == "per_step" and self.attribution.has_convergence_delta()
+
+    def _run(self, inputs: TensorOrTuple, *args: Any, **kwargs: Any) -> Any:
+        inputs_tuple = check_inputs(inputs)
+        _check_spatial_inputs(
+            inputs_tuple,
+            self.forgrad.sigma,
+            self.forgrad.relative_cutoff,
+            every_input=self.where == "post_hoc",
+        )
+        if self.where == "post_hoc" and kwargs.get("return_convergence_delta", False):
+            raise ValueError(
+                "return_convergence_delta: post-hoc FORGrad maps do not sum to "
+                "f(x) - f(baseline), so there is no convergence delta; call the "
+                "unfiltered method for it, or use where='per_step'"
+            )
+        inner = getattr(self.attribution.attribute, "__wrapped__", None)
+        if inner is not None:
+            result = inner(self.attribution, inputs, *args, **kwargs)
+        else:
+            result = self.attribution.attribute(inputs, *args, **kwargs)
+        if self.where == "per_step":
+            return result
+        return self._post_hoc(result, inputs_tuple)
+
+    def _post_hoc(self, result: TensorOrTuple, inputs: Tuple[Tensor, ...]) -> TensorOrTuple:
+        is_tuple = isinstance(result, tuple)
+        maps = result if is_tuple else (result,)
+        size = tuple(inputs[0].shape[-2:])
+        out: List[Tensor] = []
+        for i, m in enumerate(maps):
+            if m.dim() < 3:
+                raise ValueError(
+                    f"attribution: FORGrad filters spatial maps, but output {i} of "
+                    f"{type(self.base_attribution).__name__} has shape {tuple(m.shape)}"
+                )
+            if i < len(inputs):
+                size = tuple(inputs[i].shape[-2:])
+            if tuple(m.shape[-2:]) != size:
+                # a layer map (e.g. Grad-CAM's (B, 1, h, w)): to the image size
+                squeeze = m.dim() == 3
+                m4 = m.unsqueeze(1) if squeeze else m
+                m4 = F.interpolate(m4, size=size, mode="bilinear", align_corners=False)
+                m = m4.squeeze(1) if squeeze else m4
+            out.append(self.forgrad_post_hoc(m))
+        return tuple(out) if is_tuple else out[0]
+
+    def forgrad_post_hoc(self, maps: Tensor) -> Tensor:
+        """The post-hoc filter (same options as :attr:`forgrad`)."""
+        return self.forgrad.filter(maps)
+
+    @log_usage()
+    def attribute(self, inputs: TensorOrTuple, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped method's ``attribute`` with FORGrad applied."""
+        return self._run(inputs, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        extra = f" after {self.transform!r}" if self.transform is not None else ""
+        return (
+            f"{self.forgrad!r} {self.where} on "
+            f"{type(self.base_attribution).__name__}{extra}"
+        )
+
+
+def with_forgrad(
+    attribution: Attribution,
+    sigma: Optional[float] = None,
+    *,
+    where: str = "post_hoc",
+    **options: Any,
+) -> FORGradAttribution:
+    """Put FORGrad on any Captum attribution: ``with_forgrad(Saliency(model), 15)``.
+
+    Same as :class:`FORGradAttribution` (options ``relative_cutoff``,
+    ``post``, ``reduce_channels``, ``transform``, ``model``).
+    """
+    return FORGradAttribution(attribution, sigma, where=where, **options)
+
+
+class FORGradSaliency(FORGradAttribution):
+    """Saliency (Simonyan et al. 2013) with FORGrad (Muzellec et al. 2023).
+
+    ``forgrad(|d y_c / d x|)`` post hoc (default), or the saliency of the
+    filtered gradient per step. Output (B, 1, H, W) post hoc with the default
+    options. See :class:`FORGradAttribution` for the options.
+    """
+
+    def __init__(
+        self,
+        forward_func: Any,
+        sigma: Optional[float] = None,
+        *,
+        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        post: str = "abs",
+        reduce_channels: bool = True,
+        where: str = "post_hoc",
+        transform: Optional[GradientTransform] = None,
+        model: Optional[nn.Module] = None,
+    ) -> None:
+        super().__init__(
+            Saliency(forward_func), sigma, relative_cutoff=relative_cutoff, post=post,
+            reduce_channels=reduce_channels, where=where, transform=transform, model=model,
+        )
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        target: Any = None,
+        abs: bool = True,
+        additional_forward_args: Any = None,
+    ) -> TensorOrTuple:
+        """Arguments as ``captum.attr.Saliency.attribute``."""
+        return self._run(
+            inputs, target=target, abs=abs, additional_forward_args=additional_forward_args
+        )
+
+
+class FORGradInputXGradient(FORGradAttribution):
+    """InputXGradient (Shrikumar et al. 2016) with FORGrad: ``forgrad(x * grad)``
+    post hoc (default), or ``x * forgrad(grad)`` per step."""
+
+    def __init__(
+        self,
+        forward_func: Any,
+        sigma: Optional[float] = None,
+        *,
+        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        post: str = "abs",
+        reduce_channels: bool = True,
+        where: str = "post_hoc",
+        transform: Optional[GradientTransform] = None,
+        model: Optional[nn.Module] = None,
+    ) -> None:
+        super().__init__(
+            InputXGradient(forward_func), sigma, relative_cutoff=relative_cutoff,
+            post=post, reduce_channels=reduce_channels, where=where,
+            transform=transform, model=model,
+        )
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        target: Any = None,
+        additional_forward_args: Any = None,
+    ) -> TensorOrTuple:
+        """Arguments as ``captum.attr.InputXGradient.attribute``."""
+        return self._run(
+            inputs, target=target, additional_forward_args=additional_forward_args
+        )
+
+
+class FORGradIntegratedGradients(FORGradAttribution):
+    """Integrated Gradients (Sundararajan et al. 2017) with FORGrad.
+
+    Post hoc (default): ``forgrad((x - x') * mean_alpha grad(x' + alpha (x - x')))``;
+    per step: every path gradient filtered before the product with ``x - x'``.
+    """
+
+    def __init__(
+        self,
+        forward_func: Any,
+        sigma: Optional[float] = None,
+        *,
+        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        post: str = "abs",
+        reduce_channels: bool = True,
+        where: str = "post_hoc",
+        transform: Optional[GradientTransform] = None,
+        model: Optional[nn.Module] = None,
+        multiply_by_inputs: bool = True,
+    ) -> None:
+        super().__init__(
+            IntegratedGradients(forward_func, multiply_by_inputs=multiply_by_inputs),
+            sigma, relative_cutoff=relative_cutoff, post=post,
+            reduce_channels=reduce_channels, where=where, transform=transform, model=model,
+        )
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: Optional[int] = None,
+        return_convergence_delta: bool = False,
+    ) -> Any:
+        """Arguments as ``captum.attr.IntegratedGradients.attribute``; the
+        convergence delta exists only per step."""
+        return self._run(
+            inputs,
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            n_steps=n_steps,
+            method=method,
+            internal_batch_size=internal_batch_size,
+            return_convergence_delta=return_convergence_delta,
+        )
+
+
+class FORGradLayerGradCam(FORGradAttribution):
+    """Grad-CAM (Selvaraju et al. 2017) upsampled to the image, then FORGrad.
+
+    ``forgrad(upsample(sum_k alpha_k A^k))``, post hoc only (Grad-CAM's
+    gradients are layer gradients, not input gradients; a per-step filter has
+    nothing to act on, and ``where="per_step"`` is refused). Default
+    ``post="relu"``: Grad-CAM's sign is meaningful (negative = evidence
+    against the class), and the reference's ``abs`` would turn it into
+    positive evidence. Output (B, 1, H, W).
+    """
+
+    def __init__(
+        self,
+        forward_func: Any,
+        layer: nn.Module,
+        device_ids: Optional[list] = None,
+        sigma: Optional[float] = None,
+        *,
+        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        post: str = "relu",
+        reduce_channels: bool = True,
+        transform: Optional[GradientTransform] = None,
+        model: Optional[nn.Module] = None,
+    ) -> None:
+        super().__init__(
+            LayerGradCam(forward_func, layer, device_ids), sigma,
+            relative_cutoff=relative_cutoff, post=post, reduce_channels=reduce_channels,
+            where="post_hoc", transform=transform, model=model,
+        )
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+        relu_attributions: bool = False,
+        attr_dim_summation: bool = True,
+        grad_kwargs: Optional[dict] = None,
+    ) -> TensorOrTuple:
+        """Arguments as ``captum.attr.LayerGradCam.attribute``; returns maps at
+        the input's (H, W)."""
+        return self._run(
+            inputs,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            attribute_to_layer_input=attribute_to_layer_input,
+            relu_attributions=relu_attributions,
+            attr_dim_summation=attr_dim_summation,
+            grad_kwargs=grad_kwargs,
+        )
