@@ -40,7 +40,6 @@ from captum_crigrad.sanity import (  # noqa: E402
     available_methods,
     gradient_map,
     plot_sanity_curves,
-    register_method,
     sanity_check,
     tile_input_and_maps,
 )
@@ -48,36 +47,20 @@ from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
 
 WANTED = [
     "GradientExplanation", "GuidedBackprop", "ZeilerFergus", "CriGrad",
-    "CriGrad+FORGrad", "GradCAM", "ExpectedGradCAM",
+    "FORGrad", "CriGrad+FORGrad", "GradCAM", "ExpectedGradCAM",
 ]
 THRESHOLD = 0.3
+MARGIN = 0.15
 
 
 def register_optional() -> list:
-    """Register the methods of other modules if they exist on this branch;
-    return the names that are missing."""
-    missing = []
+    """Names of WANTED methods that are not registered on this branch
+    (Expected Grad-CAM registers itself by name once it exists)."""
     try:
-        from captum_crigrad.forgrad import forgrad  # noqa: F401
+        import captum_crigrad.expected_gradcam  # noqa: F401
     except ImportError:
-        missing.append("CriGrad+FORGrad")
-    else:
-        if "CriGrad+FORGrad" not in available_methods():
-            from captum_crigrad.attr import CriGradSaliency
-
-            def crigrad_forgrad(model, *, layer=None, layers=None):
-                explainer = CriGradSaliency(model, layers=layers)
-                return lambda x, t: forgrad(explainer.attribute(x, target=t, abs=False))
-
-            register_method("CriGrad+FORGrad", crigrad_forgrad)
-    try:
-        from captum_crigrad.expected_gradcam import ExpectedGradCAM  # noqa: F401
-    except ImportError:
-        missing.append("ExpectedGradCAM")
-    return missing
-
-
-MARGIN = 0.15
+        pass
+    return [m for m in WANTED if m not in available_methods()]
 
 
 def verdict(result, method):

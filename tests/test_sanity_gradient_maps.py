@@ -236,3 +236,14 @@ def test_crigrad_by_name(cnn, images):
     maps = gradient_map(model, x, "CriGrad", layers=["layer1", "layer2", "layer3"])
     assert maps.shape == (2, 1, 32, 32)
     assert _hooks(model) == 0
+
+
+def test_forgrad_entries_filter_the_gradient(cnn, images):
+    from captum_crigrad.forgrad import forgrad
+
+    plain, cri, f, cf = attribution_maps(
+        cnn, images, ["GradientExplanation", "CriGrad", "FORGrad", "CriGrad+FORGrad"]
+    )
+    torch.testing.assert_close(f, forgrad(plain))
+    torch.testing.assert_close(cf, forgrad(cri))
+    assert f.shape == (5, 1, 28, 28) and f.min() >= 0

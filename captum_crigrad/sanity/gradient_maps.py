@@ -15,7 +15,10 @@ Methods are looked up by name in a small registry:
   ReLU, upsampled bilinearly to the input size;
 * ``"CriGrad"``: ``captum_crigrad.attr.CriGradSaliency`` (signed), default
   options; ``layers`` names the filtered modules;
-* more by name (FORGrad, Expected Grad-CAM, ...) through
+* ``"FORGrad"`` / ``"CriGrad+FORGrad"``: the plain / CriGrad gradient,
+  low-pass filtered post hoc (``captum_crigrad.forgrad_attr.with_forgrad``,
+  default sigma = 15/224 of the image size; maps (N, 1, H, W) >= 0);
+* more by name (Expected Grad-CAM, ...) through
   :func:`register_method`.
 
 Maps are single-channel as in MATLAB: ``sum_c |a_c|`` over channels, rescaled
@@ -171,6 +174,25 @@ def _crigrad(model, *, layer=None, layers=None) -> AttributeFn:
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
 
+def _forgrad(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import Saliency
+
+    from captum_crigrad.forgrad_attr import with_forgrad
+
+    explainer = with_forgrad(Saliency(model), model=model)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
+def _crigrad_forgrad(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import Saliency
+
+    from captum_crigrad.crigrad import CriGrad
+    from captum_crigrad.forgrad_attr import with_forgrad
+
+    explainer = with_forgrad(Saliency(model), transform=CriGrad(layers=layers), model=model)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
 register_method(
     "GradientExplanation", _saliency,
     description="plain gradient of the score (Captum Saliency, abs=False)",
@@ -191,6 +213,14 @@ register_method(
     "CriGrad", _crigrad,
     description="critical-gradient saliency (CriGrad, default options; "
     "layers= names the filtered modules on models without nn.ReLU modules)",
+)
+register_method(
+    "FORGrad", _forgrad,
+    description="plain gradient low-pass filtered post hoc (FORGrad, default sigma)",
+)
+register_method(
+    "CriGrad+FORGrad", _crigrad_forgrad,
+    description="CriGrad gradient (default options), then FORGrad post hoc",
 )
 
 
