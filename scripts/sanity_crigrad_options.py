@@ -1,5 +1,6 @@
-"""Why CriGrad's defaults fail the sanity check on a net with nn.ReLU modules:
-CriGrad options against Guided Backprop (docs/sanity.md, "CriGrad options").
+"""Why CriGrad's (and FORGrad's) defaults fail the sanity check on the MNIST
+SmallCNN: CriGrad options against Guided Backprop, FORGrad cutoffs
+(docs/sanity.md).
 
     python scripts/sanity_crigrad_options.py --assets ../shared/assets
 
@@ -36,6 +37,28 @@ VARIANTS = {
     "CriGrad importance=grad": dict(importance="grad"),
     "CriGrad mode=two_pass": dict(mode="two_pass"),
 }
+FORGRAD_SIGMAS = {  # default: 15/224 x 28 = 1.875
+    "FORGrad sigma=1.875 (default)": (None, None),
+    "FORGrad sigma=3.5": (3.5, None),
+    "FORGrad sigma=7": (7.0, None),
+    "CriGrad signed=False + FORGrad sigma=7": (7.0, dict(signed=False)),
+}
+
+
+def forgrad_factory(sigma, crigrad_options):
+    def make(model, *, layer=None, layers=None):
+        from captum.attr import Saliency
+
+        from captum_crigrad.crigrad import CriGrad
+        from captum_crigrad.forgrad_attr import with_forgrad
+
+        transform = None
+        if crigrad_options is not None:
+            transform = CriGrad(layers=layers, **crigrad_options)
+        explainer = with_forgrad(Saliency(model), sigma, transform=transform, model=model)
+        return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+    return make
 
 
 def factory(**options):
@@ -77,6 +100,9 @@ def main():
     names = []
     for label, options in VARIANTS.items():
         register_method(label, factory(**options), replace=True)
+        names.append(label)
+    for label, (sigma, crigrad_options) in FORGRAD_SIGMAS.items():
+        register_method(label, forgrad_factory(sigma, crigrad_options), replace=True)
         names.append(label)
     maps = attribution_maps(model, images[:20], ["GuidedBackprop"] + names)
     result = sanity_check(model, images, ["GradientExplanation", "GuidedBackprop"] + names,
