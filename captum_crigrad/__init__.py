@@ -6,6 +6,13 @@ Public API (everything else is internal):
   :class:`CriGradInputXGradient`, :class:`CriGradIntegratedGradients`,
   :class:`CriGradLayerGradCam`, :func:`crigrad_attribution` for any Captum
   method, and :class:`CriGradExtractor` (the original forward/backward API).
+* FORGrad: :func:`forgrad` (the filter), :class:`FORGrad` (per gradient
+  evaluation), :class:`FORGradAttribution` / :func:`with_forgrad` (any
+  method, post hoc by default), drop-in :class:`FORGradSaliency`,
+  :class:`FORGradInputXGradient`, :class:`FORGradIntegratedGradients`,
+  :class:`FORGradLayerGradCam`, and :func:`select_sigma`.
+* Expected Grad-CAM: :class:`ExpectedGradCAM`, and for comparison
+  :class:`GradCAMPlusPlus` and :class:`IntegratedGradCAM`.
 * The hook mechanism: :class:`GradientTransform`,
   :func:`with_gradient_transform`.
 """
@@ -18,7 +25,21 @@ from captum_crigrad.attr import (
     crigrad_attribution,
 )
 from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad, CriGradExtractor
+from captum_crigrad.expected_gradcam import ExpectedGradCAM
+from captum_crigrad.forgrad import forgrad
+from captum_crigrad.forgrad_attr import (
+    FORGrad,
+    FORGradAttribution,
+    FORGradInputXGradient,
+    FORGradIntegratedGradients,
+    FORGradLayerGradCam,
+    FORGradSaliency,
+    with_forgrad,
+)
+from captum_crigrad.forgrad_select import SigmaSelection, plot_sigma_curve, select_sigma
+from captum_crigrad.gradcam_pp import GradCAMPlusPlus
 from captum_crigrad.hooks import GradientTransform, with_gradient_transform
+from captum_crigrad.integrated_gradcam import IntegratedGradCAM
 
 __version__ = "0.1.0"
 
@@ -30,7 +51,21 @@ __all__ = [
     "CriGradLayerGradCam",
     "CriGradSaliency",
     "DEFAULT_KEEP",
+    "ExpectedGradCAM",
+    "FORGrad",
+    "FORGradAttribution",
+    "FORGradInputXGradient",
+    "FORGradIntegratedGradients",
+    "FORGradLayerGradCam",
+    "FORGradSaliency",
+    "SigmaSelection",
+    "GradCAMPlusPlus",
     "GradientTransform",
+    "IntegratedGradCAM",
     "crigrad_attribution",
+    "forgrad",
+    "plot_sigma_curve",
+    "select_sigma",
+    "with_forgrad",
     "with_gradient_transform",
 ]

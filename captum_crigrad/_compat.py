@@ -20,3 +20,8 @@ from captum._utils.gradient import (  # noqa: F401
 )
 from captum.attr._core.gradient_shap import InputBaselineXGradient  # noqa: F401
 from captum.log import log_usage  # noqa: F401
+from captum._utils.gradient import _forward_layer_eval  # noqa: F401,E402
+from captum.attr._utils.approximation_methods import (  # noqa: F401,E402
+    SUPPORTED_METHODS as APPROXIMATION_METHODS,
+    approximation_parameters,
+)

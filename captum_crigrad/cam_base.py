@@ -1,0 +1,523 @@
+"""Hook and batching bookkeeping shared by the sampled Grad-CAM variants.
+
+:class:`SampledLayerCAM` does, once, what every variant needs: check the
+arguments, record the layer's activations ``A(x)`` on the clean inputs, run
+the layer gradients of many perturbed copies of the inputs as batched
+forward/backward passes (Captum's ``compute_layer_gradients_and_eval``,
+chunks of at most ``internal_batch_size`` rows), average per-copy channel
+weights per image and form the map
+
+    map(x) = ReLU( sum_k sum_s c_s w_sk(x~_s) (A_k(x) - gamma A_k(x'_s)) ),
+
+where row ``s`` of an image is the copy ``x~_s = x'_s + beta_s (x - x'_s) +
+eps_s`` (a :class:`SamplePlan`), ``c_s`` its weight, ``w_s`` the channel weights
+of that copy (:meth:`SampledLayerCAM.sample_weights`, Grad-CAM's gradient
+mean by default) and ``gamma`` = 1 with ``completeness``, else 0.
+
+A variant is a small subclass: its ``attribute`` builds the plan, and it may
+override ``sample_weights`` (as pytorch-grad-cam's ``BaseCAM`` subclasses
+override ``get_cam_weights``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from captum.attr import GradientAttribution, LayerAttribution
+from torch import Tensor
+
+from captum_crigrad._compat import (
+    _format_additional_forward_args,
+    _forward_layer_eval,
+    compute_layer_gradients_and_eval,
+)
+from captum_crigrad.cam_ops import (
+    gradcam_weights,
+    upsample_maps,
+    weighted_channel_sum,
+)
+from captum_crigrad.hooks import ComposedTransform, GradientTransform
+
+TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+GeneratorLike = Union[None, int, torch.Generator]
+
+
+@dataclass
+class SamplePlan:
+    """The perturbed copies the gradient passes run on, one row per copy.
+
+    Row ``r`` is ``x~_r = ref_r + beta_r (x[image_r] - ref_r) + eps_r``:
+    ``ref_r = refs[i][ref_index[r]]`` for input ``i`` (``x[image_r]`` itself
+    when ``refs`` is None) and ``eps_r ~ N(0, stdevs[i]^2)`` drawn from a
+    generator seeded with ``noise_seed[r]`` (no noise when ``noise_seed`` is
+    None). Drawing every random number of the plan up front makes the result
+    independent of how rows are chunked; seeding each row's noise separately
+    keeps memory bounded by the chunk.
+
+    Fields (R rows): ``image`` (R,) long; ``beta`` (R,) float; ``row_weight``
+    (R,) float, the row's weight ``c_s`` in its image's sum; ``refs`` one
+    ``(N_ref, *input.shape[1:])`` tensor per input or None; ``ref_index`` (R,)
+    long or None; ``noise_seed`` (R,) long or None; ``stdevs`` one float per
+    input.
+    """
+
+    image: Tensor
+    beta: Tensor
+    row_weight: Tensor
+    refs: Optional[Tuple[Tensor, ...]] = None
+    ref_index: Optional[Tensor] = None
+    noise_seed: Optional[Tensor] = None
+    stdevs: Tuple[float, ...] = ()
+
+
+class SampledLayerCAM(LayerAttribution, GradientAttribution):
+    """Base class of the sampled Grad-CAM variants (see the module docstring).
+
+    Args:
+        forward_func: the model (an ``nn.Module``) or a function of the inputs.
+        layer: the module whose output (or input) is explained; it must be a
+            submodule of ``forward_func`` when that is a module, and its output
+            must be one (N, K, h, w) tensor.
+        device_ids: as in Captum, for DataParallel models.
+        gradient_transform: optional :class:`captum_crigrad.hooks.GradientTransform`
+            (e.g. ``CriGrad``); every gradient pass runs inside
+            ``gradient_transform.context(forward_func)``, so the channel weights
+            come from the transformed gradient. ``layer`` is added to a copy
+            of the transform's ``exclude`` so only the layers above it are
+            filtered (as CriGrad's LayerGradCam). Needs ``forward_func`` to be
+            an ``nn.Module``; a transform with an input-gradient step (FORGrad)
+            is refused: filter the map post hoc instead.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        layer: nn.Module,
+        device_ids: Optional[List[int]] = None,
+        gradient_transform: Any = None,
+    ) -> None:
+        if not isinstance(layer, nn.Module):
+            raise TypeError(
+                f"layer: expected a torch.nn.Module, got {type(layer).__name__}"
+            )
+        if not callable(forward_func):
+            raise TypeError(
+                f"forward_func: expected a model or callable, got "
+                f"{type(forward_func).__name__}"
+            )
+        if isinstance(forward_func, nn.Module) and not any(
+            m is layer for m in forward_func.modules()
+        ):
+            raise ValueError(
+                f"layer: the given {type(layer).__name__} is not a submodule of "
+                f"forward_func ({type(forward_func).__name__}); pass one of its "
+                "modules, e.g. model.layer4"
+            )
+        if gradient_transform is not None:
+            gradient_transform = _layer_transform(
+                gradient_transform, forward_func, layer
+            )
+        LayerAttribution.__init__(self, forward_func, layer, device_ids)
+        GradientAttribution.__init__(self, forward_func)
+        self.gradient_transform = gradient_transform
+
+    # ------------------------------------------------------------------ hooks
+    def sample_weights(self, layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
+        """Channel weights of each copy: ``(r, K, h, w) x 2 -> (r, K)``.
+
+        ``layer_grads`` = dy/dA and ``layer_acts`` = A, both at the copy.
+        Default: Grad-CAM's spatial mean of the gradient."""
+        return gradcam_weights(layer_grads)
+
+    # ------------------------------------------------------------ validation
+    @staticmethod
+    def _format_inputs(inputs: TensorOrTuple) -> Tuple[Tensor, ...]:
+        tup = inputs if isinstance(inputs, tuple) else (inputs,)
+        if len(tup) == 0:
+            raise ValueError("inputs: got an empty tuple; pass at least one tensor")
+        for i, inp in enumerate(tup):
+            if not isinstance(inp, Tensor):
+                raise TypeError(
+                    f"inputs: element {i} is a {type(inp).__name__}, expected a "
+                    "torch.Tensor"
+                )
+            if inp.dim() == 0 or not inp.is_floating_point():
+                raise ValueError(
+                    f"inputs: element {i} must be a floating-point tensor with a "
+                    f"batch dimension, got dtype {inp.dtype} and shape "
+                    f"{tuple(inp.shape)}"
+                )
+        batch = tup[0].shape[0]
+        if batch == 0 or any(inp.shape[0] != batch for inp in tup):
+            raise ValueError(
+                "inputs: every tensor needs the same non-zero batch size, got "
+                f"{[inp.shape[0] for inp in tup]}"
+            )
+        return tup
+
+    @staticmethod
+    def _check_target(target: Any, batch: int) -> None:
+        if target is None or isinstance(target, (int, tuple)):
+            return
+        if isinstance(target, Tensor):
+            if target.numel() == 1 or (target.dim() == 1 and len(target) == batch):
+                return
+            raise ValueError(
+                f"target: a tensor target must hold 1 or {batch} (batch size) "
+                f"indices, got shape {tuple(target.shape)}"
+            )
+        if isinstance(target, list):
+            if len(target) == batch:
+                return
+            raise ValueError(
+                f"target: a list target needs one entry per example ({batch}), "
+                f"got {len(target)}"
+            )
+        raise TypeError(
+            "target: expected None, an int, a tuple, a tensor or a list, got "
+            f"{type(target).__name__}"
+        )
+
+    @staticmethod
+    def _check_internal_batch_size(internal_batch_size: Optional[int]) -> None:
+        if internal_batch_size is None:
+            return
+        if (
+            isinstance(internal_batch_size, bool)
+            or not isinstance(internal_batch_size, int)
+            or internal_batch_size < 1
+        ):
+            raise ValueError(
+                "internal_batch_size: expected None or an int >= 1, got "
+                f"{internal_batch_size!r}"
+            )
+
+    @staticmethod
+    def _upsample_size(
+        upsample: Union[bool, Sequence[int]], inputs: Tuple[Tensor, ...]
+    ) -> Optional[Tuple[int, int]]:
+        if upsample is False or upsample is None:
+            return None
+        if upsample is True:
+            if inputs[0].dim() != 4:
+                raise ValueError(
+                    "upsample: True upsamples to the (H, W) of a 4-D first input, "
+                    f"but it has shape {tuple(inputs[0].shape)}; pass a size "
+                    "(H, W) or False"
+                )
+            return (int(inputs[0].shape[2]), int(inputs[0].shape[3]))
+        if (
+            isinstance(upsample, (tuple, list))
+            and len(upsample) == 2
+            and all(isinstance(s, int) and s > 0 for s in upsample)
+        ):
+            return (int(upsample[0]), int(upsample[1]))
+        raise ValueError(
+            f"upsample: expected True, False or a size (H, W), got {upsample!r}"
+        )
+
+    @staticmethod
+    def _check_stdevs(
+        stdevs: Union[float, Sequence[float]], n_inputs: int
+    ) -> Tuple[float, ...]:
+        values = tuple(stdevs) if isinstance(stdevs, (tuple, list)) else (stdevs,)
+        if len(values) == 1:
+            values = values * n_inputs
+        if len(values) != n_inputs:
+            raise ValueError(
+                f"stdevs: got {len(values)} values for {n_inputs} inputs; pass "
+                "one float or one per input"
+            )
+        out = []
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"stdevs: expected floats, got {v!r}")
+            if not v >= 0:
+                raise ValueError(f"stdevs: must be >= 0, got {v}")
+            out.append(float(v))
+        return tuple(out)
+
+    @staticmethod
+    def _make_generator(generator: GeneratorLike) -> torch.Generator:
+        if isinstance(generator, torch.Generator):
+            return generator
+        gen = torch.Generator()
+        if generator is None:
+            # fresh randomness, taken from torch's default generator
+            gen.manual_seed(int(torch.randint(0, 2**62, ()).item()))
+        elif isinstance(generator, int) and not isinstance(generator, bool):
+            gen.manual_seed(generator)
+        else:
+            raise TypeError(
+                "generator: expected None, an int seed or a torch.Generator, got "
+                f"{type(generator).__name__}"
+            )
+        return gen
+
+    # ------------------------------------------------------------- plumbing
+    def _model(self) -> Optional[nn.Module]:
+        return self.forward_func if isinstance(self.forward_func, nn.Module) else None
+
+    def _gradient_context(self, target: Any = None):
+        if self.gradient_transform is None:
+            return contextlib.nullcontext()
+        return self.gradient_transform.context(self.forward_func, target=target)
+
+    def _layer_eval(
+        self,
+        inputs: Tuple[Tensor, ...],
+        additional_forward_args: Optional[Tuple[Any, ...]],
+        attribute_to_layer_input: bool,
+        chunk: Optional[int],
+    ) -> Tensor:
+        """Layer activations of ``inputs`` without gradients, in chunks."""
+        batch = inputs[0].shape[0]
+        step = batch if chunk is None else chunk
+        parts = []
+        for start in range(0, batch, step):
+            rows = torch.arange(start, min(batch, start + step))
+            chunk_inputs = tuple(inp[start : start + step] for inp in inputs)
+            chunk_args = _rows_of_args(additional_forward_args, batch, rows)
+            try:
+                evals = _forward_layer_eval(
+                    self.forward_func,
+                    chunk_inputs,
+                    self.layer,
+                    additional_forward_args=chunk_args,
+                    device_ids=self.device_ids,
+                    attribute_to_layer_input=attribute_to_layer_input,
+                )
+            except AssertionError as err:
+                if "did not obtain any outputs" in str(err):
+                    raise ValueError(
+                        f"layer: the {type(self.layer).__name__} never ran during "
+                        "the forward pass of forward_func; pass a module that "
+                        "forward_func calls"
+                    ) from None
+                raise
+            parts.append(_single_4d(evals, attribute_to_layer_input))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def _cam(
+        self,
+        inputs: Tuple[Tensor, ...],
+        target: Any,
+        additional_forward_args: Any,
+        plan: SamplePlan,
+        completeness: bool,
+        relu_attributions: bool,
+        attribute_to_layer_input: bool,
+        internal_batch_size: Optional[int],
+        upsample_size: Optional[Tuple[int, int]],
+    ) -> Tensor:
+        """Run the plan and return the (B, 1, h, w) or upsampled maps."""
+        batch = inputs[0].shape[0]
+        args = _format_additional_forward_args(additional_forward_args)
+        acts = self._layer_eval(
+            inputs, args, attribute_to_layer_input, internal_batch_size
+        )
+
+        n_rows = plan.image.numel()
+        step = n_rows if internal_batch_size is None else internal_batch_size
+        weights = []
+        with self._gradient_context(target):
+            for start in range(0, n_rows, step):
+                rows = torch.arange(start, min(n_rows, start + step))
+                image = plan.image[rows]
+                row_inputs = _row_inputs(inputs, plan, rows)
+                grads, evals = compute_layer_gradients_and_eval(
+                    self.forward_func,
+                    self.layer,
+                    row_inputs,
+                    _rows_of_target(target, image),
+                    _rows_of_args(args, batch, image),
+                    device_ids=self.device_ids,
+                    attribute_to_layer_input=attribute_to_layer_input,
+                )
+                layer_grads = _single_4d(grads, attribute_to_layer_input)
+                layer_acts = _single_4d(evals, attribute_to_layer_input)
+                weights.append(self.sample_weights(layer_grads, layer_acts).detach())
+                del grads, evals, layer_grads, layer_acts
+        row_w = torch.cat(weights) if len(weights) > 1 else weights[0]
+        row_w = row_w * plan.row_weight.to(row_w)[:, None]
+        image = plan.image.to(row_w.device)
+        image_w = torch.zeros(
+            batch, row_w.shape[1], dtype=row_w.dtype, device=row_w.device
+        )
+        image_w.index_add_(0, image, row_w)
+        cam = weighted_channel_sum(image_w, acts)
+        if completeness:
+            cam = cam - self._reference_term(
+                inputs,
+                args,
+                plan,
+                row_w,
+                image_w,
+                acts,
+                attribute_to_layer_input,
+                internal_batch_size,
+            )
+        if relu_attributions:
+            cam = torch.relu(cam)
+        if upsample_size is not None:
+            cam = upsample_maps(cam, upsample_size)
+        return cam
+
+    def _reference_term(
+        self,
+        inputs: Tuple[Tensor, ...],
+        args: Optional[Tuple[Any, ...]],
+        plan: SamplePlan,
+        row_w: Tensor,
+        image_w: Tensor,
+        acts: Tensor,
+        attribute_to_layer_input: bool,
+        internal_batch_size: Optional[int],
+    ) -> Tensor:
+        """``sum_s c_s w_s . A(x'_s)`` per image, (B, 1, h, w), with A
+        evaluated once per distinct reference drawn (once per distinct
+        (image, reference) pair when forward args are per-example)."""
+        batch = inputs[0].shape[0]
+        if plan.refs is None:  # the reference is the input itself
+            return weighted_channel_sum(image_w, acts)
+        n_refs = plan.refs[0].shape[0]
+        per_example_args = args is not None and any(
+            isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch for a in args
+        )
+        key = (
+            plan.image * n_refs + plan.ref_index if per_example_args else plan.ref_index
+        )
+        used, inverse = torch.unique(key, return_inverse=True)
+        n_used = used.numel()
+        n_rows = key.numel()
+        first_row = torch.full((n_used,), n_rows, dtype=torch.long).scatter_reduce(
+            0, inverse, torch.arange(n_rows), reduce="amin"
+        )
+        ref_rows = plan.ref_index[first_row]
+        ref_inputs = tuple(ref[ref_rows.to(ref.device)] for ref in plan.refs)
+        ref_args = _rows_of_args(args, batch, plan.image[first_row])
+        ref_acts = self._layer_eval(
+            ref_inputs, ref_args, attribute_to_layer_input, internal_batch_size
+        )
+        image = plan.image.to(row_w.device)
+        pair_w = torch.zeros(
+            batch * n_used, row_w.shape[1], dtype=row_w.dtype, device=row_w.device
+        )
+        pair_w.index_add_(0, image * n_used + inverse.to(row_w.device), row_w)
+        pair_w = pair_w.view(batch, n_used, -1)
+        return torch.einsum("buk,ukhw->bhw", pair_w, ref_acts.to(row_w))[:, None]
+
+
+# ---------------------------------------------------------------- helpers
+def _layer_transform(
+    transform: Any, forward_func: Callable, layer: nn.Module
+) -> GradientTransform:
+    """Check a gradient transform for a layer method and return a copy that
+    leaves ``layer`` itself alone (its hooks act on the layers above it, where
+    the layer gradient comes from, as for CriGrad's LayerGradCam)."""
+    if not isinstance(transform, GradientTransform):
+        raise TypeError(
+            "gradient_transform: expected a GradientTransform (e.g. CriGrad), got "
+            f"{type(transform).__name__}"
+        )
+    if not isinstance(forward_func, nn.Module):
+        raise TypeError(
+            "gradient_transform: needs forward_func to be the nn.Module whose "
+            f"layers it hooks; got a {type(forward_func).__name__}"
+        )
+    if transform.has_gradient_step:
+        raise TypeError(
+            f"gradient_transform: {transform!r} changes input gradients, but a "
+            "CAM uses layer gradients only; apply such a filter (e.g. FORGrad) "
+            "post hoc to the map instead"
+        )
+    transform.validate(forward_func)
+    if isinstance(transform, ComposedTransform):
+        return ComposedTransform(
+            *(_layer_transform(t, forward_func, layer) for t in transform.transforms)
+        )
+    if hasattr(transform, "exclude"):
+        transform = copy.copy(transform)
+        transform.exclude = tuple(transform.exclude) + (layer,)
+    return transform
+
+
+def _single_4d(tensors: Tuple[Tensor, ...], to_input: bool) -> Tensor:
+    where = "input" if to_input else "output"
+    if len(tensors) != 1:
+        raise ValueError(
+            f"layer: its {where} is {len(tensors)} tensors; Grad-CAM needs one "
+            "(N, K, h, w) tensor"
+        )
+    tensor = tensors[0]
+    if tensor.dim() != 4:
+        raise ValueError(
+            f"layer: its {where} has shape {tuple(tensor.shape)}; Grad-CAM pools "
+            "gradients over space and needs a 4-D (N, K, h, w) tensor; choose a "
+            "convolutional layer"
+        )
+    return tensor
+
+
+def _row_inputs(
+    inputs: Tuple[Tensor, ...], plan: SamplePlan, rows: Tensor
+) -> Tuple[Tensor, ...]:
+    image = plan.image[rows]
+    out = []
+    for i, inp in enumerate(inputs):
+        dev_image = image.to(inp.device)
+        x = inp.detach()[dev_image]
+        if plan.refs is not None:
+            ref = plan.refs[i][plan.ref_index[rows].to(inp.device)].to(x)
+            beta = plan.beta[rows].to(x).view(-1, *([1] * (x.dim() - 1)))
+            x = ref + beta * (x - ref)
+        out.append(x)
+    if plan.noise_seed is not None and any(s > 0 for s in plan.stdevs):
+        device = out[0].device
+        noise = [
+            torch.empty(x.shape, dtype=x.dtype, device=device) if s > 0 else None
+            for x, s in zip(out, plan.stdevs)
+        ]
+        for j, seed in enumerate(plan.noise_seed[rows].tolist()):
+            gen = torch.Generator(device=device)
+            gen.manual_seed(int(seed))
+            for n, s in zip(noise, plan.stdevs):
+                if n is not None:
+                    n[j] = torch.randn(
+                        n.shape[1:], generator=gen, device=device, dtype=n.dtype
+                    ).mul_(s)
+        out = [x if n is None else x + n.to(x.device) for x, n in zip(out, noise)]
+    return tuple(out)
+
+
+def _rows_of_target(target: Any, image: Tensor) -> Any:
+    """The target of each row: per-example targets follow their image."""
+    if isinstance(target, Tensor) and target.numel() > 1:
+        return target[image.to(target.device)]
+    if isinstance(target, list):
+        return [target[i] for i in image.tolist()]
+    return target
+
+
+def _rows_of_args(args: Optional[Tuple[Any, ...]], batch: int, image: Tensor):
+    """Additional forward args of each row: tensors whose first dimension is
+    the batch size are per-example and follow their image; others are passed
+    unchanged."""
+    if args is None:
+        return None
+    return tuple(
+        (
+            a[image.to(a.device)]
+            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
+            else a
+        )
+        for a in args
+    )
+
+
+__all__ = ["SampledLayerCAM", "SamplePlan"]

@@ -1,0 +1,68 @@
+"""Grad-CAM++ (Chattopadhyay et al. 2018, "Grad-CAM++: Improved Visual
+Explanations for Deep Convolutional Networks", WACV).
+
+    w_k = sum_ij a_kij ReLU(dy_c/dA_kij),
+    a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3)   (g = dy_c/dA_kij),
+    map = ReLU( sum_k w_k A_k(x) ).
+
+Captum has no Grad-CAM++; this is the one-sample case of
+:class:`~captum_crigrad.cam_base.SampledLayerCAM` with the Grad-CAM++ weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from captum_crigrad._compat import log_usage
+from captum_crigrad.cam_base import SampledLayerCAM, SamplePlan, TensorOrTuple
+from captum_crigrad.cam_ops import gradcam_pp_weights
+
+
+class GradCAMPlusPlus(SampledLayerCAM):
+    """Grad-CAM++ as a Captum layer attribution (same constructor as
+    :class:`~captum_crigrad.expected_gradcam.ExpectedGradCAM`)."""
+
+    def sample_weights(self, layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
+        return gradcam_pp_weights(layer_grads, layer_acts)
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        relu_attributions: bool = True,
+        attribute_to_layer_input: bool = False,
+        internal_batch_size: Optional[int] = None,
+        upsample: Union[bool, Tuple[int, int]] = False,
+    ) -> Tensor:
+        """Grad-CAM++ maps, ``(B, 1, h, w)`` (or upsampled to ``(H, W)`` with
+        ``upsample=True`` / a size). Arguments as in ``ExpectedGradCAM``;
+        ``internal_batch_size`` bounds the examples per pass."""
+        inputs_tuple = self._format_inputs(inputs)
+        batch = inputs_tuple[0].shape[0]
+        self._check_target(target, batch)
+        self._check_internal_batch_size(internal_batch_size)
+        upsample_size = self._upsample_size(upsample, inputs_tuple)
+        plan = SamplePlan(
+            image=torch.arange(batch),
+            beta=torch.ones(batch),
+            row_weight=torch.ones(batch, dtype=torch.float64),
+        )
+        return self._cam(
+            inputs_tuple,
+            target,
+            additional_forward_args,
+            plan,
+            completeness=False,
+            relu_attributions=relu_attributions,
+            attribute_to_layer_input=attribute_to_layer_input,
+            internal_batch_size=internal_batch_size,
+            upsample_size=upsample_size,
+        )
+
+
+__all__ = ["GradCAMPlusPlus"]
