@@ -247,3 +247,17 @@ def test_forgrad_entries_filter_the_gradient(cnn, images):
     torch.testing.assert_close(f, forgrad(plain))
     torch.testing.assert_close(cf, forgrad(cri))
     assert f.shape == (5, 1, 28, 28) and f.min() >= 0
+
+
+def test_expected_grad_cam_by_name_reduces_to_grad_cam(cnn, images):
+    from captum_crigrad.expected_gradcam import ExpectedGradCAM
+
+    egc = attribution_maps(cnn, images, "ExpectedGradCAM")
+    assert egc.shape == (5, 1, 28, 28) and egc.min() >= 0
+    target = cnn(images).argmax(1)
+    direct = ExpectedGradCAM(cnn, cnn.features).attribute(
+        images, target=target, upsample=True, generator=0
+    )
+    torch.testing.assert_close(egc, direct)
+    # repeated calls draw the same samples
+    torch.testing.assert_close(egc, attribution_maps(cnn, images, "ExpectedGradCAM"))

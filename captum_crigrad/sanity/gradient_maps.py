@@ -18,7 +18,10 @@ Methods are looked up by name in a small registry:
 * ``"FORGrad"`` / ``"CriGrad+FORGrad"``: the plain / CriGrad gradient,
   low-pass filtered post hoc (``captum_crigrad.forgrad_attr.with_forgrad``,
   default sigma = 15/224 of the image size; maps (N, 1, H, W) >= 0);
-* more by name (Expected Grad-CAM, ...) through
+* ``"ExpectedGradCAM"``: ``captum_crigrad.expected_gradcam.ExpectedGradCAM``
+  with its defaults and ``generator=0`` (the same samples for every model),
+  upsampled to the input size;
+* more by name through
   :func:`register_method`.
 
 Maps are single-channel as in MATLAB: ``sum_c |a_c|`` over channels, rescaled
@@ -193,6 +196,17 @@ def _crigrad_forgrad(model, *, layer=None, layers=None) -> AttributeFn:
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
 
+def _expected_grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum_crigrad.expected_gradcam import ExpectedGradCAM
+
+    explainer = ExpectedGradCAM(model, layer)
+    # generator=0: the same samples (x', beta, eps) for every model, so a
+    # sanity check compares weights, not Monte Carlo draws
+    return lambda x, t: explainer.attribute(
+        x, target=t, upsample=True, internal_batch_size=256, generator=0
+    )
+
+
 register_method(
     "GradientExplanation", _saliency,
     description="plain gradient of the score (Captum Saliency, abs=False)",
@@ -213,6 +227,11 @@ register_method(
     "CriGrad", _crigrad,
     description="critical-gradient saliency (CriGrad, default options; "
     "layers= names the filtered modules on models without nn.ReLU modules)",
+)
+register_method(
+    "ExpectedGradCAM", _expected_grad_cam, uses_layer=True,
+    description="Expected Grad-CAM (captum_crigrad.expected_gradcam, defaults, "
+    "generator=0), upsampled to the input size",
 )
 register_method(
     "FORGrad", _forgrad,
