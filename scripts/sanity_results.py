@@ -129,6 +129,23 @@ def run_resnet20(assets, out, methods, report):
     report.append(summary(result) + "\n")
     report.append("![](curves_resnet20.png)\n")
     report.append(result.to_markdown() + "\n")
+
+    # At layer3 the gradient of the logit is the constant linear weight / 64
+    # (global average pooling, then linear), so Expected Grad-CAM equals
+    # Grad-CAM there exactly; compare the CAMs one block lower as well.
+    cams = [m for m in ("GradientExplanation", "GradCAM", "ExpectedGradCAM") if m in methods]
+    lower = sanity_check(model, images, cams, "cascading", granularity="block", seed=0,
+                         layer="layer3.1")
+    save(plot_sanity_curves(lower, title="ResNet-20, CAMs on layer3.1, cascading randomisation"),
+         os.path.join(out, "curves_resnet20_layer3.1.png"))
+    report.append("### The CAMs on `layer3.1`\n")
+    report.append(
+        "On `layer3` Grad-CAM and Expected Grad-CAM are identical (the layer "
+        "gradient is the constant linear weight / 64); one block lower they are not.\n"
+    )
+    report.append(summary(lower) + "\n")
+    report.append("![](curves_resnet20_layer3.1.png)\n")
+    report.append(lower.to_markdown("spearman_abs") + "\n")
     return result
 
 
