@@ -13,6 +13,9 @@ Public API (everything else is internal):
   :class:`FORGradLayerGradCam`, and :func:`select_sigma`.
 * Expected Grad-CAM: :class:`ExpectedGradCAM`, and for comparison
   :class:`GradCAMPlusPlus` and :class:`IntegratedGradCAM`.
+* Evaluation: the :mod:`captum_crigrad.metrics` package (pixel
+  perturbation, sensitivity-n, ROAR, deletion/insertion, MoRF/LeRF/AOPC,
+  ROAD, infidelity, max-sensitivity, localisation).
 * The hook mechanism: :class:`GradientTransform`,
   :func:`with_gradient_transform`.
 """
@@ -41,6 +44,8 @@ from captum_crigrad.gradcam_pp import GradCAMPlusPlus
 from captum_crigrad.hooks import GradientTransform, with_gradient_transform
 from captum_crigrad.integrated_gradcam import IntegratedGradCAM
 
+from captum_crigrad import metrics  # noqa: E402  (a public sub-package)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -64,6 +69,7 @@ __all__ = [
     "IntegratedGradCAM",
     "crigrad_attribution",
     "forgrad",
+    "metrics",
     "plot_sigma_curve",
     "select_sigma",
     "with_forgrad",
