@@ -16,6 +16,9 @@ Public API (everything else is internal):
 * Evaluation: the :mod:`captum_crigrad.metrics` package (pixel
   perturbation, sensitivity-n, ROAR, deletion/insertion, MoRF/LeRF/AOPC,
   ROAD, infidelity, max-sensitivity, localisation).
+* Gradient maps and sanity checks: the :mod:`captum_crigrad.sanity`
+  package (:func:`gradient_map`, :func:`sanity_check`,
+  :func:`plot_sanity_curves`, :func:`tile_input_and_maps`, ...).
 * The hook mechanism: :class:`GradientTransform`,
   :func:`with_gradient_transform`.
 """
@@ -44,7 +47,13 @@ from captum_crigrad.gradcam_pp import GradCAMPlusPlus
 from captum_crigrad.hooks import GradientTransform, with_gradient_transform
 from captum_crigrad.integrated_gradcam import IntegratedGradCAM
 
-from captum_crigrad import metrics  # noqa: E402  (a public sub-package)
+from captum_crigrad import metrics, sanity  # noqa: E402  (public sub-packages)
+from captum_crigrad.sanity import (  # noqa: E402
+    gradient_map,
+    plot_sanity_curves,
+    sanity_check,
+    tile_input_and_maps,
+)
 
 __version__ = "0.1.0"
 
@@ -69,9 +78,14 @@ __all__ = [
     "IntegratedGradCAM",
     "crigrad_attribution",
     "forgrad",
+    "gradient_map",
     "metrics",
+    "plot_sanity_curves",
+    "sanity",
+    "sanity_check",
     "plot_sigma_curve",
     "select_sigma",
+    "tile_input_and_maps",
     "with_forgrad",
     "with_gradient_transform",
 ]

@@ -82,6 +82,7 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
+    opt.zero_grad(set_to_none=True)  # hand back a model without stale .grad
     return model.eval()
 
 

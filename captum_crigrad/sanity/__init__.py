@@ -1,0 +1,51 @@
+"""Gradient attribution maps side by side and model-randomisation sanity
+checks (Adebayo et al. 2018), after MATLAB's compare-gradient-attribution-maps.
+
+Layers, bottom up: :mod:`.similarity` (pure array functions),
+:mod:`.randomization` (model copies), :mod:`.gradient_maps` (Captum methods by
+name), :mod:`.check` (the sanity check and its plot), :mod:`.visualize`
+(figures).
+"""
+
+from .check import SanityResult, plot_sanity_curves, sanity_check
+from .gradient_maps import (
+    ModifiedReluBackward,
+    attribution_maps,
+    available_methods,
+    count_relu_calls,
+    default_cam_layer,
+    gradient_map,
+    register_method,
+    to_single_channel,
+    unregister_method,
+)
+from .randomization import default_blocks, randomize_model_parameters, randomized_models
+from .similarity import MEASURES, hog_pearson, similarity_scores, spearman, spearman_abs, ssim
+from .visualize import tile_input_and_maps, to_hwc_numpy, visualize_map
+
+__all__ = [
+    "MEASURES",
+    "ModifiedReluBackward",
+    "SanityResult",
+    "attribution_maps",
+    "available_methods",
+    "count_relu_calls",
+    "default_blocks",
+    "default_cam_layer",
+    "gradient_map",
+    "hog_pearson",
+    "plot_sanity_curves",
+    "randomize_model_parameters",
+    "randomized_models",
+    "register_method",
+    "sanity_check",
+    "similarity_scores",
+    "spearman",
+    "spearman_abs",
+    "ssim",
+    "tile_input_and_maps",
+    "to_hwc_numpy",
+    "to_single_channel",
+    "unregister_method",
+    "visualize_map",
+]

@@ -1,0 +1,579 @@
+"""Gradient attribution maps of several methods in one call (MATLAB's
+``gradientMap`` from compare-gradient-attribution-maps, for any PyTorch
+classifier).
+
+Methods are looked up by name in a small registry:
+
+* ``"GradientExplanation"``: the plain gradient d y_c / d x
+  (Simonyan et al. 2014), Captum's ``Saliency(abs=False)``;
+* ``"GuidedBackprop"`` (Springenberg et al. 2015): each ReLU passes gradient
+  back only where its input > 0 *and* the gradient > 0, Captum's
+  ``GuidedBackprop``;
+* ``"ZeilerFergus"`` (deconvnet, Zeiler & Fergus 2014): each ReLU's backward
+  applies ReLU to the incoming gradient only, Captum's ``Deconvolution``;
+* ``"GradCAM"`` (Selvaraju et al. 2017): Captum's ``LayerGradCam`` with
+  ReLU, upsampled bilinearly to the input size;
+* ``"CriGrad"``: ``captum_crigrad.attr.CriGradSaliency`` (signed), default
+  options; ``layers`` names the filtered modules;
+* ``"FORGrad"`` / ``"CriGrad+FORGrad"``: the plain / CriGrad gradient,
+  low-pass filtered post hoc (``captum_crigrad.forgrad_attr.with_forgrad``,
+  default sigma = 15/224 of the image size; maps (N, 1, H, W) >= 0);
+* ``"ExpectedGradCAM"``: ``captum_crigrad.expected_gradcam.ExpectedGradCAM``
+  with its defaults and ``generator=0`` (the same samples for every model),
+  upsampled to the input size;
+* more by name through
+  :func:`register_method`.
+
+Maps are single-channel as in MATLAB: ``sum_c |a_c|`` over channels, rescaled
+to [0, 1] per image (divided by its maximum); (N, C, H, W) in, (N, 1, H, W)
+out. The score differentiated is the target's logit (``score="logit"``,
+default) or its softmax probability (``score="probability"``, as MATLAB).
+The target defaults to the class the model predicts.
+
+Captum's GuidedBackprop and Deconvolution hook ``nn.ReLU`` modules only. A
+model that applies ReLU as a function (``F.relu``, ``torch.relu``,
+``x.relu()``; e.g. :func:`captum_crigrad.models.resnet20`) would silently get
+(partly) the plain gradient. We count the ReLU calls made outside ``nn.ReLU``
+modules in one forward pass and, by default, refuse such a model with an
+error saying so; ``functional_relu="wrap"`` instead applies the same ReLU
+backward rule to *every* ReLU call (modules and functions) through a
+``torch.overrides.TorchFunctionMode``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+from torch.overrides import TorchFunctionMode
+
+# factory(model, *, layer, layers) -> attribute(inputs, target) -> attribution
+AttributeFn = Callable[[Tensor, Tensor], Tensor]
+MethodFactory = Callable[..., AttributeFn]
+
+SCORES = ("logit", "probability")
+FUNCTIONAL_RELU = ("error", "wrap")
+_RELU_FUNCS = {F.relu, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
+_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """A registered method.
+
+    factory: ``factory(model, *, layer, layers) -> attribute(inputs, target)``;
+        ``model`` already returns the chosen score; ``layer`` is the resolved
+        ``nn.Module`` for CAM-like methods (None otherwise), ``layers`` the
+        resolved list of modules the user named (or None). ``attribute``
+        returns (N, C, H, W) or (N, 1, H, W) attributions for (N, C, H, W)
+        inputs.
+    relu_rule: ``"guided"`` / ``"deconv"`` for methods that change the ReLU
+        backward pass through ``nn.ReLU`` hooks (checked for functional ReLU);
+        None otherwise.
+    uses_layer: the method needs a target layer (default: see
+        :func:`default_cam_layer`).
+    """
+
+    factory: MethodFactory
+    relu_rule: Optional[str] = None
+    uses_layer: bool = False
+    description: str = ""
+
+
+_REGISTRY: Dict[str, MethodSpec] = {}
+
+
+def register_method(
+    name: str,
+    factory: MethodFactory,
+    *,
+    relu_rule: Optional[str] = None,
+    uses_layer: bool = False,
+    description: str = "",
+    replace: bool = False,
+) -> None:
+    """Make ``factory`` available to :func:`gradient_map` and the sanity
+    check under ``name`` (see :class:`MethodSpec` for the factory contract).
+    Registering an existing name needs ``replace=True``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory: expected a callable, got {type(factory).__name__}")
+    if relu_rule not in (None, "guided", "deconv"):
+        raise ValueError(
+            f"relu_rule: expected None, 'guided' or 'deconv', got {relu_rule!r}"
+        )
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"name: method {name!r} is already registered (replace=True)")
+    _REGISTRY[name] = MethodSpec(factory, relu_rule, uses_layer, description)
+
+
+def unregister_method(name: str) -> None:
+    """Remove a registered method."""
+    if name not in _REGISTRY:
+        raise ValueError(f"name: no method {name!r}; registered: {available_methods()}")
+    del _REGISTRY[name]
+
+
+def available_methods() -> List[str]:
+    """Names accepted by :func:`gradient_map`."""
+    return list(_REGISTRY)
+
+
+def get_method(name: str) -> MethodSpec:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(
+            f"method: unknown method {name!r}; valid names: "
+            f"{', '.join(available_methods())}"
+        )
+    return _REGISTRY[name]
+
+
+# --------------------------------------------------------------------------
+# built-in methods
+
+
+def _saliency(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import Saliency
+
+    explainer = Saliency(model)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
+def _guided_backprop(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import GuidedBackprop
+
+    explainer = GuidedBackprop(model)
+    return lambda x, t: explainer.attribute(x, target=t)
+
+
+def _deconvolution(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import Deconvolution
+
+    explainer = Deconvolution(model)
+    return lambda x, t: explainer.attribute(x, target=t)
+
+
+def _grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    explainer = LayerGradCam(model, layer)
+
+    def attribute(x: Tensor, t: Tensor) -> Tensor:
+        cam = explainer.attribute(x, target=t, relu_attributions=True)
+        return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), "bilinear")
+
+    return attribute
+
+
+def _crigrad(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum_crigrad.attr import CriGradSaliency
+
+    explainer = CriGradSaliency(model, layers=layers)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
+def _forgrad(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import Saliency
+
+    from captum_crigrad.forgrad_attr import with_forgrad
+
+    explainer = with_forgrad(Saliency(model), model=model)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
+def _crigrad_forgrad(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum.attr import Saliency
+
+    from captum_crigrad.crigrad import CriGrad
+    from captum_crigrad.forgrad_attr import with_forgrad
+
+    explainer = with_forgrad(Saliency(model), transform=CriGrad(layers=layers), model=model)
+    return lambda x, t: explainer.attribute(x, target=t, abs=False)
+
+
+def _expected_grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
+    from captum_crigrad.expected_gradcam import ExpectedGradCAM
+
+    explainer = ExpectedGradCAM(model, layer)
+    # generator=0: the same samples (x', beta, eps) for every model, so a
+    # sanity check compares weights, not Monte Carlo draws
+    return lambda x, t: explainer.attribute(
+        x, target=t, upsample=True, internal_batch_size=256, generator=0
+    )
+
+
+register_method(
+    "GradientExplanation", _saliency,
+    description="plain gradient of the score (Captum Saliency, abs=False)",
+)
+register_method(
+    "GuidedBackprop", _guided_backprop, relu_rule="guided",
+    description="Guided Backpropagation (Captum GuidedBackprop)",
+)
+register_method(
+    "ZeilerFergus", _deconvolution, relu_rule="deconv",
+    description="deconvnet (Captum Deconvolution)",
+)
+register_method(
+    "GradCAM", _grad_cam, uses_layer=True,
+    description="Grad-CAM (Captum LayerGradCam, ReLU, bilinear upsampling)",
+)
+register_method(
+    "CriGrad", _crigrad,
+    description="critical-gradient saliency (CriGrad, default options; "
+    "layers= names the filtered modules on models without nn.ReLU modules)",
+)
+register_method(
+    "ExpectedGradCAM", _expected_grad_cam, uses_layer=True,
+    description="Expected Grad-CAM (captum_crigrad.expected_gradcam, defaults, "
+    "generator=0), upsampled to the input size",
+)
+register_method(
+    "FORGrad", _forgrad,
+    description="plain gradient low-pass filtered post hoc (FORGrad, default sigma)",
+)
+register_method(
+    "CriGrad+FORGrad", _crigrad_forgrad,
+    description="CriGrad gradient (default options), then FORGrad post hoc",
+)
+
+
+# --------------------------------------------------------------------------
+# ReLU detection and the functional-ReLU wrapper
+
+
+class _CountRelu(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RELU_FUNCS:
+            self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_relu_calls(model: nn.Module, images: Tensor) -> Tuple[int, int]:
+    """ReLU calls in one forward pass of ``images``: ``(in nn.ReLU modules,
+    elsewhere)``. "Elsewhere" are ``F.relu``/``torch.relu``/``Tensor.relu``
+    calls that hook-based methods (Captum's GuidedBackprop, Deconvolution)
+    do not see. No hook is left on ``model``."""
+    module_calls = [0]
+
+    def hook(module, inputs, output):
+        module_calls[0] += 1
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)
+    ]
+    counter = _CountRelu()
+    try:
+        with torch.no_grad(), counter:
+            model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    return module_calls[0], counter.calls - module_calls[0]
+
+
+class _GuidedRelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = x.clamp(min=0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (out > 0)
+
+
+class _DeconvRelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp(min=0)
+
+
+class ModifiedReluBackward(TorchFunctionMode):
+    """Within this context every ReLU call (``nn.ReLU`` modules and
+    ``F.relu``/``torch.relu``/``Tensor.relu``, in-place variants computed out
+    of place) uses the Guided Backprop (``rule="guided"``) or deconvnet
+    (``rule="deconv"``) backward rule. Forward values are unchanged."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__()
+        if rule not in ("guided", "deconv"):
+            raise ValueError(f"rule: expected 'guided' or 'deconv', got {rule!r}")
+        self.function = _GuidedRelu if rule == "guided" else _DeconvRelu
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RELU_FUNCS:
+            return self.function.apply(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+def _wrapped_relu_method(rule: str) -> MethodFactory:
+    def factory(model, *, layer=None, layers=None) -> AttributeFn:
+        from captum.attr import Saliency
+
+        explainer = Saliency(model)
+
+        def attribute(x: Tensor, t: Tensor) -> Tensor:
+            with ModifiedReluBackward(rule):
+                return explainer.attribute(x, target=t, abs=False)
+
+        return attribute
+
+    return factory
+
+
+# --------------------------------------------------------------------------
+# input checks and helpers
+
+
+class _Probability(nn.Module):
+    """``softmax(model(x))``: the score MATLAB differentiates."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.softmax(self.model(x), dim=1)
+
+
+def check_images(images) -> None:
+    if not isinstance(images, Tensor):
+        raise TypeError(
+            f"images: expected a torch.Tensor (N, C, H, W), got {type(images).__name__}"
+        )
+    if images.dim() != 4 or not images.is_floating_point() or images.shape[0] == 0:
+        raise ValueError(
+            "images: expected a non-empty (N, C, H, W) floating-point tensor, got "
+            f"shape {tuple(images.shape)} and dtype {images.dtype}"
+        )
+
+
+def _module_names(model: nn.Module) -> List[str]:
+    return [n for n, _ in model.named_modules() if n]
+
+
+def resolve_module(model: nn.Module, name: str, argument: str = "layer") -> nn.Module:
+    """The submodule called ``name`` (a ``named_modules()`` path)."""
+    if not isinstance(name, str):
+        raise TypeError(f"{argument}: expected a module name (str), got {name!r}")
+    modules = dict(model.named_modules())
+    if not name or name not in modules:
+        names = _module_names(model)
+        shown = ", ".join(names[:15]) + (", ..." if len(names) > 15 else "")
+        raise ValueError(f"{argument}: model has no submodule named {name!r}; names: {shown}")
+    return modules[name]
+
+
+def resolve_modules(model: nn.Module, names, argument: str = "layers") -> List[nn.Module]:
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    if not names:
+        raise ValueError(
+            f"{argument}: empty list; name at least one module, or pass None for "
+            "the method's default"
+        )
+    return [resolve_module(model, n, argument) for n in names]
+
+
+def default_cam_layer(model: nn.Module, images: Tensor) -> str:
+    """Name of the last module (in execution order) whose output is a 4-D
+    feature map, global pooling excluded: ``layer3`` of a CIFAR ResNet,
+    ``features`` of :class:`~captum_crigrad.models.SmallCNN`."""
+    last: List[str] = []
+    handles = []
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            if isinstance(output, Tensor) and output.dim() == 4:
+                last.append(name)
+
+        return hook
+
+    for name, module in model.named_modules():
+        if name and not isinstance(module, _GLOBAL_POOLS):
+            handles.append(module.register_forward_hook(make_hook(name)))
+    try:
+        with torch.no_grad():
+            model(images[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if not last:
+        raise ValueError("layer: the model has no module with a 4-D output; name one")
+    return last[-1]
+
+
+def to_single_channel(attributions: Tensor) -> Tensor:
+    """MATLAB's map: ``sum_c |a_c|``, divided by its per-image maximum.
+
+    (N, C, H, W) -> (N, 1, H, W) in [0, 1]; an all-zero map stays zero."""
+    summed = attributions.detach().abs().sum(dim=1, keepdim=True)
+    peak = summed.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
+    return torch.where(peak > 0, summed / torch.where(peak > 0, peak, 1), 0.0)
+
+
+@torch.no_grad()
+def predicted_class(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
+    """arg-max class of ``model`` per image, (N,) long."""
+    return torch.cat(
+        [model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)]
+    )
+
+
+def _check_target(target, n: int, device) -> Optional[Tensor]:
+    if target is None:
+        return None
+    if isinstance(target, int) and not isinstance(target, bool):
+        return torch.full((n,), target, dtype=torch.long, device=device)
+    target = torch.as_tensor(target, device=device)
+    if target.dtype.is_floating_point or target.shape not in ((n,), ()):
+        raise ValueError(
+            f"target: expected an int or an integer tensor of shape ({n},), got "
+            f"{target.dtype} of shape {tuple(target.shape)}"
+        )
+    return target.long().expand(n)
+
+
+# --------------------------------------------------------------------------
+# public entry points
+
+
+def attribution_maps(
+    model: nn.Module,
+    images: Tensor,
+    method: Union[str, Sequence[str]] = "GradientExplanation",
+    target=None,
+    score: str = "logit",
+    *,
+    layer: Optional[str] = None,
+    layers: Optional[Sequence[str]] = None,
+    functional_relu: str = "error",
+    batch_size: int = 64,
+) -> Union[Tensor, List[Tensor]]:
+    """Raw (signed, not reduced) attributions of one method or a list.
+
+    Same arguments as :func:`gradient_map`. Returns (N, C, H, W) for gradient
+    methods, (N, 1, H, W) for CAM methods; a list for a list of methods.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    check_images(images)
+    single = isinstance(method, str)
+    names = [method] if single else list(method)
+    if not names:
+        raise ValueError(f"method: empty list; valid names: {', '.join(available_methods())}")
+    specs = [get_method(n) for n in names]
+    if score not in SCORES:
+        raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
+    if functional_relu not in FUNCTIONAL_RELU:
+        raise ValueError(
+            f"functional_relu: expected one of {FUNCTIONAL_RELU}, got {functional_relu!r}"
+        )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    device = next((p.device for p in model.parameters()), images.device)
+    images = images.detach().to(device)
+    target = _check_target(target, images.shape[0], device)
+    layer_module = resolve_module(model, layer) if layer is not None else None
+    layer_modules = resolve_modules(model, layers) if layers is not None else None
+
+    wrap_relu = False
+    if any(s.relu_rule for s in specs):
+        in_modules, elsewhere = count_relu_calls(model, images[:1])
+        if elsewhere and functional_relu == "error":
+            bad = [n for n, s in zip(names, specs) if s.relu_rule]
+            raise ValueError(
+                f"method: {', '.join(bad)} only changes the backward pass of "
+                f"nn.ReLU modules, but this model calls ReLU {elsewhere} time(s) "
+                f"per forward pass outside nn.ReLU modules (F.relu/torch.relu; "
+                f"{in_modules} call(s) in modules), so the result would be (partly) "
+                "the plain gradient. Use nn.ReLU modules in the model, or "
+                "functional_relu='wrap' to apply the rule to every ReLU call"
+            )
+        if in_modules + elsewhere == 0:
+            raise ValueError(
+                "method: GuidedBackprop/ZeilerFergus change the ReLU backward pass, "
+                "but this model calls no ReLU: the result would be the plain gradient"
+            )
+        wrap_relu = bool(elsewhere)
+    if any(s.uses_layer for s in specs) and layer_module is None:
+        layer_module = resolve_module(model, default_cam_layer(model, images))
+
+    scored = model if score == "logit" else _Probability(model)
+    if target is None:
+        target = predicted_class(model, images)
+    attribute_fns = []
+    for spec in specs:
+        factory = spec.factory
+        if wrap_relu and spec.relu_rule:
+            factory = _wrapped_relu_method(spec.relu_rule)
+        attribute_fns.append(factory(scored, layer=layer_module, layers=layer_modules))
+    results = []
+    for fn in attribute_fns:
+        chunks = []
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size].clone().requires_grad_(True)
+            chunks.append(fn(x, target[start : start + batch_size]).detach())
+        results.append(torch.cat(chunks))
+    return results[0] if single else results
+
+
+def gradient_map(
+    model: nn.Module,
+    images: Tensor,
+    method: Union[str, Sequence[str]] = "GradientExplanation",
+    target=None,
+    score: str = "logit",
+    *,
+    layer: Optional[str] = None,
+    layers: Optional[Sequence[str]] = None,
+    functional_relu: str = "error",
+    batch_size: int = 64,
+) -> Union[Tensor, List[Tensor]]:
+    """Single-channel attribution maps, MATLAB's ``gradientMap``.
+
+    Args:
+        model: a classifier returning logits (N, classes); not modified (no
+            mode change, no hook left, parameter ``.grad`` untouched). Use
+            eval mode for per-image maps.
+        images: (N, C, H, W) float tensor, as the model expects it.
+        method: a registered name (:func:`available_methods`) or a list.
+        target: class per image (int or (N,) tensor); default the predicted
+            class.
+        score: ``"logit"`` (default) or ``"probability"`` (softmax, MATLAB).
+        layer: module name for CAM methods (default :func:`default_cam_layer`).
+        layers: module names passed to methods that hook layers (CriGrad on a
+            model without ``nn.ReLU`` modules).
+        functional_relu: ``"error"`` (default) refuses GuidedBackprop and
+            ZeilerFergus on a model that calls ReLU outside ``nn.ReLU``
+            modules; ``"wrap"`` applies their ReLU rule to every ReLU call.
+        batch_size: images per forward/backward pass.
+
+    Returns:
+        (N, 1, H, W) maps in [0, 1] (``sum_c |a_c|`` / per-image max), or a
+        list of them for a list of methods.
+    """
+    raw = attribution_maps(
+        model, images, method, target, score, layer=layer, layers=layers,
+        functional_relu=functional_relu, batch_size=batch_size,
+    )
+    if isinstance(raw, list):
+        return [to_single_channel(r) for r in raw]
+    return to_single_channel(raw)
