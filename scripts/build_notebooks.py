@@ -374,7 +374,7 @@ import warnings
 warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")  # Captum's notice
 
 result = sanity.sanity_check(model, images[:10], ["GradientExplanation", "GuidedBackprop",
-                             "GradCAM", "CriGrad", "FORGrad"], mode="cascading",
+                             "GradCAM", "ExpectedGradCAM", "CriGrad", "FORGrad"], mode="cascading",
                              layer="features.5", seed=0, measures=["spearman_abs", "ssim"])
 print(result.to_markdown())
 """),
@@ -385,11 +385,14 @@ fig
     md("""
 Read the curves from left (trained) to right (every layer randomised): a
 method passes when its similarity drops towards zero as soon as the top
-layers are randomised. On this small CNN, whose ReLU layers are sparse
-(25-50 % of units active), CriGrad at `keep=0.3` keeps nearly every unit with
-positive activation x gradient, which is Guided Backprop's rule: its maps and
-its sanity-check scores are then almost those of Guided Backprop. A smaller
-`keep` separates them. The `sanity` command runs the same check on your own
+layers are randomised. Here Grad-CAM and Expected Grad-CAM drop at once
+and the plain gradient falls steadily (they pass); Guided Backprop fails, as
+in the paper; CriGrad (default `keep=0.1`) fails too: its
+maps stay even closer to the trained model's than Guided Backprop's, because
+keeping only units with large positive activation x gradient is a sharper
+version of Guided Backprop's rule (at `keep=0.3` on this sparse small CNN it
+is almost exactly Guided Backprop: 25-50 % of the ReLU units are active).
+FORGrad's blur keeps maps similar too. The `sanity` command runs the same check on your own
 model and images (`captum-crigrad sanity --help`).
 """),
 ]
@@ -474,6 +477,7 @@ NOTEBOOK_CELLS = {
     "quickstart": QUICKSTART,
     "expected_gradcam": EXPECTED_GRADCAM,
     "evaluation": EVALUATION,
+    "sanity_checks": SANITY_CHECKS,
 }
 
 
