@@ -41,18 +41,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", nargs="+",
                         default=["GradientExplanation", "GuidedBackprop", "ZeilerFergus"],
                         help="registered method names")
-    parser.add_argument("--mode", choices=("cascading", "independent"), default="cascading")
-    parser.add_argument("--granularity", choices=("module", "block"), default="module")
+    parser.add_argument("--mode", choices=("cascading", "independent"), default="cascading",
+                        help="cascading: randomise blocks cumulatively from the output down "
+                        "(default); independent: one block at a time")
+    parser.add_argument("--granularity", choices=("module", "block"), default="module",
+                        help="randomisation step: every module with parameters (default) or "
+                        "every child block of the model")
     parser.add_argument("--blocks", nargs="+", default=None,
                         help="block names, top (output side) first")
-    parser.add_argument("--init", choices=("reset", "normal"), default="reset")
-    parser.add_argument("--batchnorm-stats", choices=("keep", "reset"), default="keep")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--score", choices=("logit", "probability"), default="logit")
+    parser.add_argument("--init", choices=("reset", "normal"), default="reset",
+                        help="re-initialisation: each module's reset_parameters() (default) "
+                        "or N(0, 0.01^2) draws as MATLAB")
+    parser.add_argument("--batchnorm-stats", choices=("keep", "reset"), default="keep",
+                        help="BatchNorm running statistics of randomised blocks: keep "
+                        "(default) or reset to mean 0, variance 1")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the randomisation (default 0)")
+    parser.add_argument("--score", choices=("logit", "probability"), default="logit",
+                        help="score differentiated: the target's logit (default) or its "
+                        "softmax probability (MATLAB)")
     parser.add_argument("--layer", default=None, help="Grad-CAM layer name")
     parser.add_argument("--layers", nargs="+", default=None,
                         help="layer names for CriGrad on models without nn.ReLU modules")
-    parser.add_argument("--functional-relu", choices=("error", "wrap"), default="error")
+    parser.add_argument("--functional-relu", choices=("error", "wrap"), default="error",
+                        help="models applying ReLU as a function: refuse Guided Backprop/"
+                        "deconvnet (error, default) or apply their rule to every ReLU call "
+                        "(wrap)")
     parser.add_argument("--out", required=True, help="output folder")
 
 
