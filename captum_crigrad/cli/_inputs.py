@@ -62,6 +62,12 @@ def _torchvision_names() -> List[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
+def read_checkpoint(path: str) -> dict:
+    """A state dict from ``path`` (``weights_only=True``; ``state_dict``/``model``
+    wrappers and ``module.`` prefixes removed); CLIError with one line otherwise."""
+    return _read_checkpoint(path)
+
+
 def _read_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
         raise CLIError(f"--weights: no such file: {path}")
@@ -122,6 +128,12 @@ def _cached_torchvision_weights(arch: str, name: str):
 def _infer_num_classes(state: dict) -> Optional[int]:
     matrices = [v for v in state.values() if v.dim() == 2]
     return int(matrices[-1].shape[0]) if matrices else None
+
+
+def load_state(model: nn.Module, state: dict, what: str, source: str) -> None:
+    """``model.load_state_dict(state)``; a one-line CLIError naming the missing/
+    unexpected keys or mismatched shapes when ``state`` is for another model."""
+    _load_state(model, state, what, source)
 
 
 def _load_state(model: nn.Module, state: dict, what: str, source: str) -> None:

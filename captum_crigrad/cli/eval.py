@@ -115,7 +115,7 @@ def resnet_blocks(model) -> list:
 def run(args) -> int:
     from captum_crigrad.crigrad import CriGrad
     from captum_crigrad.metrics.suite import evaluate, format_table, parse_method
-    from captum_crigrad.models import SmallCNN, load_mnist, load_resnet20, normalize
+    from captum_crigrad.models import SmallCNN, load_mnist, normalize, resnet20
 
     # ---- check everything before any work
     if not 0.0 <= args.k <= 1.0:
@@ -133,18 +133,20 @@ def run(args) -> int:
         raise CLIError("--methods, --metrics: expected at least one name each")
     keep = args.keep if args.keep is not None else CriGrad().keep
 
+    # one-line errors for corrupt files and checkpoints of another architecture
+    from captum_crigrad.cli._inputs import load_state, read_checkpoint
+
+    state = read_checkpoint(args.weights)
     if args.model == "resnet20":
-        model = load_resnet20(args.weights)
+        model = resnet20()
+        load_state(model, state, "resnet20", args.weights)
+        model.eval()
         channels, size, layers = 3, 32, resnet_blocks(model)
     else:
         channels = 1 if args.mnist else 3
         size = 28 if args.mnist else 32
         model = SmallCNN(in_channels=channels)
-        state = torch.load(args.weights, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError) as exc:
-            raise CLIError(f"--weights: not a SmallCNN({channels} channels) state dict: {str(exc).splitlines()[0]}") from None
+        load_state(model, state, f"SmallCNN({channels} channels)", args.weights)
         model.eval()
         layers = None
     built = [parse_method(m, model, keep=keep, layers=layers, ig_steps=args.ig_steps, seed=args.seed) for m in methods]

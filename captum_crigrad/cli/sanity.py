@@ -20,6 +20,8 @@ import argparse
 import os
 import tempfile
 
+from captum_crigrad.cli import CLIError
+
 NAME = "sanity"
 HELP = "gradient maps side by side and model-randomisation sanity checks"
 
@@ -81,15 +83,22 @@ def _load(args):
         raise OSError(f"--weights: no such file: {args.weights}")
     if not os.path.isdir(args.images):
         raise OSError(f"--images: no such folder: {args.images}")
+    # one-line errors for corrupt files and checkpoints of another architecture
+    from captum_crigrad.cli._inputs import load_state, read_checkpoint
+
+    state = read_checkpoint(args.weights)
     if args.model == "resnet20":
-        model = models.load_resnet20(args.weights)
+        model = models.resnet20()
+        load_state(model, state, "resnet20", args.weights)
+        model.eval()
     else:
-        state = torch.load(args.weights, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-        in_channels = state["features.0.weight"].shape[1]
-        width = state["features.0.weight"].shape[0]
+        first = state.get("features.0.weight")
+        if first is None or first.dim() != 4:
+            raise CLIError(f"--weights: {args.weights} is not a checkpoint for smallcnn "
+                           "(no 4-D features.0.weight)")
+        in_channels, width = first.shape[1], first.shape[0]
         model = models.SmallCNN(in_channels=in_channels, width=width)
-        model.load_state_dict(state)
+        load_state(model, state, "smallcnn", args.weights)
         model.eval()
     if os.path.exists(os.path.join(args.images, "t10k-images-idx3-ubyte.gz")):
         images, _ = models.load_mnist(args.images)
