@@ -20,7 +20,8 @@ Method names (see :func:`available_methods`):
 * ``gradcam``: Captum ``LayerGradCam`` on ``layer`` with ReLU (Selvaraju et
   al. 2017); ``expectedgradcam``: Expected Grad-CAM (Buono et al. 2024,
   :class:`~captum_crigrad.expected_gradcam.ExpectedGradCAM`, zero reference,
-  ``n_samples``/``stdev``, seeded).
+  ``n_samples``/``stdev``, seeded); ``gradcampp`` (Grad-CAM++) and
+  ``integratedgradcam`` (Integrated Grad-CAM, ``n_steps``) for comparison.
 
 Modifier prefix ``crigrad-``: the same method with critical gradients
 (:class:`~captum_crigrad.crigrad.CriGrad`, options ``keep``, ``importance``,
@@ -263,6 +264,24 @@ def _expected_gradcam(model, layer, opts, crigrad):
         return _upsample(cam, x.shape[-2:])
 
     return attribute
+
+
+@_register("gradcampp", "cam", "Grad-CAM++ on --layer (Chattopadhay et al. 2018)")
+def _gradcampp(model, layer, opts, crigrad):
+    from captum_crigrad.gradcam_pp import GradCAMPlusPlus
+
+    explainer = GradCAMPlusPlus(model, layer, gradient_transform=crigrad)
+    return lambda x, t: _upsample(explainer.attribute(x, target=t), x.shape[-2:])
+
+
+@_register("integratedgradcam", "cam", "Integrated Grad-CAM on --layer (Sattarzadeh et al. 2021)")
+def _integrated_gradcam(model, layer, opts, crigrad):
+    from captum_crigrad.integrated_gradcam import IntegratedGradCAM
+
+    explainer = IntegratedGradCAM(model, layer, gradient_transform=crigrad)
+    return lambda x, t: _upsample(
+        explainer.attribute(x, target=t, n_steps=opts.n_steps), x.shape[-2:]
+    )
 
 
 def _with(crigrad: Optional[CriGrad], explainer, model: nn.Module):

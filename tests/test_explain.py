@@ -152,3 +152,20 @@ def test_expected_gradcam_by_name(data):
     assert not torch.allclose(out["crigrad-expectedgradcam"], out["expectedgradcam"])
     again = explain(model, images, "expectedgradcam", target=labels, options=opts, batch_size=6)
     torch.testing.assert_close(again["expectedgradcam"], out["expectedgradcam"])  # seeded
+
+
+def test_other_cams_by_name(data):
+    from captum_crigrad.gradcam_pp import GradCAMPlusPlus
+    from captum_crigrad.integrated_gradcam import IntegratedGradCAM
+
+    images, labels = data
+    model = load_default_model()
+    layer = dict(model.named_modules())[GRADCAM_LAYER]
+    out = explain(model, images, "gradcampp,integratedgradcam,crigrad-gradcampp", target=labels,
+                  options=ExplainOptions(layer=GRADCAM_LAYER, n_steps=5))
+    pp = GradCAMPlusPlus(model, layer).attribute(images, target=labels, upsample=(28, 28))
+    ig = IntegratedGradCAM(model, layer).attribute(images, target=labels, n_steps=5,
+                                                   upsample=(28, 28))
+    torch.testing.assert_close(out["gradcampp"], pp)
+    torch.testing.assert_close(out["integratedgradcam"], ig)
+    assert out["crigrad-gradcampp"].shape == (6, 1, 28, 28)
