@@ -51,10 +51,12 @@ def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
 
 def test_demo_rerun_replaces_its_own_folder(tmp_path, capsys):
     out = tmp_path / "demo"
+    torch.set_num_threads(2)  # the demo runs on one thread and restores this
     assert _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[0] == 0
     assert _run(capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2",
                 "--quiet")[0] == 0
     assert sorted(os.listdir(out / "maps")) == ["saliency.pt"]
+    assert torch.get_num_threads() == 2
     assert capsys.readouterr().out == ""
     assert not _leftovers(tmp_path)
 
