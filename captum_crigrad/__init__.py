@@ -19,6 +19,8 @@ Public API (everything else is internal):
 * Gradient maps and sanity checks: the :mod:`captum_crigrad.sanity`
   package (:func:`gradient_map`, :func:`sanity_check`,
   :func:`plot_sanity_curves`, :func:`tile_input_and_maps`, ...).
+* The embedded default: :func:`load_default_model`,
+  :func:`load_default_images`; synthetic data with masks: :func:`make_shapes`.
 * The hook mechanism: :class:`GradientTransform`,
   :func:`with_gradient_transform`.
 """
@@ -31,6 +33,8 @@ from captum_crigrad.attr import (
     crigrad_attribution,
 )
 from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad, CriGradExtractor
+from captum_crigrad.datasets import make_shapes
+from captum_crigrad.default import load_default_images, load_default_model
 from captum_crigrad.expected_gradcam import ExpectedGradCAM
 from captum_crigrad.forgrad import forgrad
 from captum_crigrad.forgrad_attr import (
@@ -79,6 +83,9 @@ __all__ = [
     "crigrad_attribution",
     "forgrad",
     "gradient_map",
+    "load_default_images",
+    "load_default_model",
+    "make_shapes",
     "metrics",
     "plot_sanity_curves",
     "sanity",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 import re
 import struct
 from typing import List, Sequence, Tuple, Union
@@ -105,13 +106,25 @@ def resnet20(num_classes: int = 10) -> CifarResNet:
 def load_resnet20(path: PathLike, map_location: Union[str, torch.device] = "cpu"):
     """Load a ResNet-20 checkpoint (``{"state_dict": ...}``, keys may start
     with ``module.``) without executing pickled code; returns it in eval mode."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise ValueError(
+            f"path: {path!s} is not a readable weights-only checkpoint "
+            f"({type(exc).__name__}); expected a torch.save'd state dict"
+        ) from exc
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"path: {path!s} does not hold a state dict")
     state = {re.sub(r"^module\.", "", k): v for k, v in state.items()}
     model = resnet20()
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"path: {path!s} is not a ResNet-20 checkpoint (its keys or shapes "
+            "do not match the CIFAR ResNet-20 architecture)"
+        ) from exc
     return model.eval()
 
 

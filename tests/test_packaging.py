@@ -44,3 +44,19 @@ def test_public_api_is_importable():
 
     for name in captum_crigrad.__all__:
         assert hasattr(captum_crigrad, name), name
+
+
+def test_load_resnet20_errors_are_clear(tmp_path):
+    import pytest
+    import torch
+
+    from captum_crigrad.models import SmallCNN, load_resnet20
+
+    bad = tmp_path / "corrupt.th"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable weights-only checkpoint"):
+        load_resnet20(bad)
+    other = tmp_path / "other.th"
+    torch.save({"state_dict": SmallCNN().state_dict()}, other)
+    with pytest.raises(ValueError, match="not a ResNet-20 checkpoint"):
+        load_resnet20(other)
