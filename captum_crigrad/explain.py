@@ -52,12 +52,12 @@ from torch import Tensor
 
 from captum_crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad
+from captum_crigrad.hooks import default_cam_layer
 from captum_crigrad.forgrad import DEFAULT_RELATIVE_CUTOFF, POST_STEPS, forgrad, resolve_sigma
 
 # build(model, options) -> attribute(inputs, target) -> attributions
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
 
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 @dataclasses.dataclass
@@ -372,29 +372,6 @@ def resolve_layer(model: nn.Module, name: str, argument: str = "layer") -> nn.Mo
     return modules[name]
 
 
-def default_layer(model: nn.Module, images: Tensor) -> str:
-    """Name of the last module (in execution order) with a 4-D output,
-    global pooling excluded (``layer4`` of a torchvision ResNet)."""
-    seen: List[str] = []
-    handles = []
-    for name, module in model.named_modules():
-        if name and not isinstance(module, _GLOBAL_POOLS):
-            handles.append(
-                module.register_forward_hook(
-                    lambda m, i, o, name=name: seen.append(name)
-                    if isinstance(o, Tensor) and o.dim() == 4
-                    else None
-                )
-            )
-    try:
-        with torch.no_grad():
-            model(images[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    if not seen:
-        raise ValueError("layer: the model has no module with a 4-D output; name one")
-    return seen[-1]
 
 
 @torch.no_grad()
@@ -467,7 +444,7 @@ def explain(
     parsed = [split_method(n) for n in names]
     layer_module = None
     if any(spec.kind == "cam" for spec, _ in parsed):
-        layer_name = options.layer or default_layer(model, images)
+        layer_name = options.layer or default_cam_layer(model, images)
         layer_module = resolve_layer(model, layer_name)
     if any("forgrad" in mods for _, mods in parsed):
         try:

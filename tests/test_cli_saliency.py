@@ -102,11 +102,11 @@ def test_architecture_with_checkpoint_file_and_torchscript(tmp_path, digits, cap
 def test_torchvision_weights_name_from_the_hub_cache(tmp_path, digits, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
 
-    def no_network(*args, **kwargs):
+    def offline_guard(*args, **kwargs):
         raise AssertionError("attempted a download")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline_guard)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline_guard)
     argv = ["saliency", digits / "d0_0.png", "--model", "resnet18", "--weights",
             "IMAGENET1K_V1", "--input-size", "64", "--methods", "saliency",
             "--out", tmp_path / "out"]

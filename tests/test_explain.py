@@ -7,7 +7,7 @@ from captum_crigrad.default import GRADCAM_LAYER, load_default_images, load_defa
 from captum_crigrad.explain import (
     ExplainOptions,
     available_methods,
-    default_layer,
+    default_cam_layer,
     explain,
     parse_methods,
     to_map,
@@ -56,7 +56,7 @@ def test_gradcam_upsampled_and_default_target_is_prediction(data):
     small = torch.nn.functional.interpolate(out["gradcam"], size=cam.shape[-2:], mode="area")
     # upsampling then area-downsampling keeps the coarse structure
     assert torch.corrcoef(torch.stack([small.flatten(), cam.flatten()]))[0, 1] > 0.9
-    assert default_layer(model, images) == "features"
+    assert default_cam_layer(model, images) == "features"
 
 
 def test_batch_independent_and_model_untouched(data):

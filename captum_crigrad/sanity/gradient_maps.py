@@ -51,6 +51,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from captum_crigrad.hooks import default_cam_layer
+
 # factory(model, *, layer, layers) -> attribute(inputs, target) -> attribution
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
 MethodFactory = Callable[..., AttributeFn]
@@ -58,7 +60,6 @@ MethodFactory = Callable[..., AttributeFn]
 SCORES = ("logit", "probability")
 FUNCTIONAL_RELU = ("error", "wrap")
 _RELU_FUNCS = {F.relu, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,32 +393,6 @@ def resolve_modules(model: nn.Module, names, argument: str = "layers") -> List[n
     return [resolve_module(model, n, argument) for n in names]
 
 
-def default_cam_layer(model: nn.Module, images: Tensor) -> str:
-    """Name of the last module (in execution order) whose output is a 4-D
-    feature map, global pooling excluded: ``layer3`` of a CIFAR ResNet,
-    ``features`` of :class:`~captum_crigrad.models.SmallCNN`."""
-    last: List[str] = []
-    handles = []
-
-    def make_hook(name):
-        def hook(module, inputs, output):
-            if isinstance(output, Tensor) and output.dim() == 4:
-                last.append(name)
-
-        return hook
-
-    for name, module in model.named_modules():
-        if name and not isinstance(module, _GLOBAL_POOLS):
-            handles.append(module.register_forward_hook(make_hook(name)))
-    try:
-        with torch.no_grad():
-            model(images[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    if not last:
-        raise ValueError("layer: the model has no module with a 4-D output; name one")
-    return last[-1]
 
 
 def to_single_channel(attributions: Tensor) -> Tensor:
