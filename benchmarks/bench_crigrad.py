@@ -20,7 +20,7 @@ import torch
 import torchvision
 from captum.attr import Saliency
 
-from captum_crigrad import CriGrad, CriGradSaliency
+from captum_crigrad import DEFAULT_KEEP, CriGrad, CriGradSaliency
 
 warnings.filterwarnings("ignore", message="Input Tensor")
 
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--keep", type=float, default=0.3)
+    ap.add_argument("--keep", type=float, default=DEFAULT_KEEP)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
