@@ -3,17 +3,21 @@ pytorch-grad-cam's ROADCombined (per-image scipy sparse solve), at equal
 work on 224x224 images: the same percentiles, MoRF and LeRF, the same
 imputation definition (checked: imputed values agree without noise).
 
-Model: a small torchvision ImageNet CNN with seeded random weights (nothing
-is downloaded): MobileNetV3-Small by default, so that the comparison measures
-the imputation rather than the model (the issue measured on a small ImageNet
-CNN); ``--model resnet18`` for a bigger one. The forward passes alone are
+Model: a small ImageNet-size CNN with seeded random weights (nothing is
+downloaded): by default ``small``, five stride-2 3x3 conv + ReLU layers
+(16..256 channels), global pooling and a 1000-way linear layer, so that the
+comparison measures the imputation rather than the model (the issue measured
+on a small ImageNet CNN); ``--model squeezenet1_1`` / ``resnet18`` for
+torchvision ones. (torchvision's MobileNetV3-Small with random weights is
+useless here: its output does not depend on its input, so its Grad-CAM maps
+are flat.) The forward passes alone are
 timed too: no ROAD can be cheaper than that floor. Images: scikit-image
 samples resized to 224; maps: Grad-CAM on the last conv block, upsampled
 (smooth maps, the usual input of ROADCombined).
 pytorch-grad-cam is optional (benchmark environment only): skipped if absent.
 
     python benchmarks/bench_road.py [--images 4] [--percentiles 20 40 60 80]
-        [--model mobilenet_v3_small|squeezenet1_1|resnet18]
+        [--model small|squeezenet1_1|resnet18]
 """
 
 from __future__ import annotations
@@ -49,8 +53,17 @@ def load_images(count: int) -> torch.Tensor:
 
 
 # torchvision model name -> the layer Grad-CAM explains (its last conv block)
+def small_cnn() -> torch.nn.Module:
+    layers, width = [], 3
+    for out in (16, 32, 64, 128, 256):
+        layers += [torch.nn.Conv2d(width, out, 3, stride=2, padding=1), torch.nn.ReLU()]
+        width = out
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(width, 1000))
+
+
 MODELS = {
-    "mobilenet_v3_small": lambda m: m.features[-1],
+    "small": lambda m: m[8],
     "squeezenet1_1": lambda m: m.features[-1],
     "resnet18": lambda m: m.layer4,
 }
@@ -62,13 +75,16 @@ def main() -> int:
     parser.add_argument("--percentiles", type=int, nargs="+", default=[20, 40, 60, 80])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model", choices=sorted(MODELS), default="mobilenet_v3_small")
+    parser.add_argument("--model", choices=sorted(MODELS), default="small")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import torchvision
 
     torch.manual_seed(0)
-    model = getattr(torchvision.models, args.model)(weights=None).eval()
+    if args.model == "small":
+        model = small_cnn().eval()
+    else:
+        model = getattr(torchvision.models, args.model)(weights=None).eval()
     x = normalize(load_images(args.images))
     n = x.shape[0]
     with torch.no_grad():

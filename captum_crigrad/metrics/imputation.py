@@ -76,7 +76,10 @@ class _Level:
 
     def smooth(self, u: Tensor, rhs: Tensor, sweeps: int) -> Tensor:
         for _ in range(sweeps):
-            u = u.addcmul(self.step, rhs - self.apply(u))
+            # u + step * (rhs - (D - W) u); step is 0 on known pixels, so the
+            # residual needs no masking (fewer full-size passes than apply())
+            r = _neighbour_sum(u).add_(rhs).addcmul_(self.diag, u, value=-1.0)
+            u = u.addcmul(self.step, r)
         return u
 
     def smooth_from_zero(self, rhs: Tensor, sweeps: int) -> Tensor:
@@ -115,6 +118,42 @@ def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
     u = u + lvl.unknown * _prolong(e_c, rhs.shape[-2:])
     # post-smoothing: same sweeps on the transposed side keeps the cycle symmetric
     return lvl.smooth(u, rhs, sweeps)
+
+
+def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 4) -> Tensor:
+    """A cheap approximation of the imputation, the start of the CG solve.
+
+    Kept pixels are averaged down a pyramid (a coarse cell is kept when any
+    of its fine cells is, as in :func:`_coarsen`, and holds their mean);
+    going back up, unknown cells take the bilinear upsampling of the coarser
+    level and, on the coarse levels only (they are cheap), ``sweeps`` Jacobi
+    sweeps of the imputation equation. Unknown cells with no kept pixel in
+    their image get 0, the solve's answer for them.
+    """
+    known = 1 - unknown
+    pyramid = [(images * known, known)]
+    while min(pyramid[-1][1].shape[-2:]) > 4:
+        total, weight = pyramid[-1]
+        h, w = weight.shape[-2:]
+        pad = (0, w % 2, 0, h % 2)
+        pyramid.append((F.avg_pool2d(F.pad(total, pad), 2), F.avg_pool2d(F.pad(weight, pad), 2)))
+    tiny = torch.finfo(images.dtype).tiny
+    guess = None
+    for depth, (total, weight) in enumerate(reversed(pyramid)):
+        kept = weight > 0
+        value = total / weight.clamp_min(tiny)
+        if guess is None:
+            mean = total.sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp_min(tiny)
+            guess = torch.where(kept, value, mean)
+        else:
+            upsampled = F.interpolate(guess, size=weight.shape[-2:], mode="bilinear", align_corners=False)
+            guess = torch.where(kept, value, upsampled)
+        if depth < len(pyramid) - 1:
+            ones = torch.ones((1, 1) + tuple(weight.shape[-2:]), dtype=images.dtype, device=images.device)
+            diag = _neighbour_sum(ones)
+            for _ in range(sweeps):
+                guess = torch.where(kept, guess, _neighbour_sum(guess) / diag)
+    return guess * unknown
 
 
 def linear_imputation(
@@ -182,8 +221,8 @@ def linear_imputation(
     def dot(u: Tensor, v: Tensor) -> Tensor:
         return (u * v).sum(dim=(2, 3), keepdim=True)
 
-    sol = torch.zeros_like(rhs)
-    res = rhs
+    sol = _initial_guess(images, unknown)
+    res = rhs - fine.apply(sol)
     z = _v_cycle(levels, res)
     p = z
     rz = dot(res, z)
