@@ -18,6 +18,9 @@ from torch import Tensor
 # neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones
 # (see _neighbour_sum).
 
+# Elements (images x channels x pixels) solved together, see linear_imputation.
+_CHUNK_ELEMENTS = 1 << 18
+
 
 def gaussian_blur(images: Tensor, sigma: float = 5.0, kernel_size: int = 11) -> Tensor:
     """Separable Gaussian blur of an (B, C, H, W) batch, reflect padding.
@@ -48,35 +51,50 @@ def gaussian_blur(images: Tensor, sigma: float = 5.0, kernel_size: int = 11) -> 
     return x.reshape(b, c, h, w)
 
 
+def _box121(u: Tensor) -> Tensor:
+    """``[1 2 1]^T [1 2 1]`` 3x3 sum of every (B, C) plane of u, zero outside
+    the image: separable shifted adds, 5 full-size passes (several times
+    faster than a 3x3 convolution on CPU)."""
+    p = F.pad(u, (1, 1, 1, 1))
+    rows = torch.add(p[..., :-2], p[..., 2:]).add_(p[..., 1:-1], alpha=2.0)  # (.., H+2, W)
+    return torch.add(rows[..., :-2, :], rows[..., 2:, :]).add_(rows[..., 1:-1, :], alpha=2.0)
+
+
 def _neighbour_sum(u: Tensor) -> Tensor:
     """sum_j w_ij u_j over the 8 neighbours (1/6 edge, 1/12 diagonal), zero
-    outside the image, for every (B, C) plane of u. The stencil is
-    ``[1 2 1]^T [1 2 1] / 12`` minus the centre, so it is computed separably
-    with shifted adds (several times faster than a 3x3 convolution on CPU)."""
-    p = F.pad(u, (1, 1, 1, 1))
-    rows = p[..., 1:-1].mul(2).add_(p[..., :-2]).add_(p[..., 2:])  # (.., H+2, W)
-    both = rows[..., 1:-1, :].mul(2).add_(rows[..., :-2, :]).add_(rows[..., 2:, :])
-    return both.sub_(u, alpha=4.0).div_(12.0)
+    outside the image, for every (B, C) plane of u: the ``[1 2 1]^T [1 2 1]
+    / 12`` stencil minus its centre."""
+    return _box121(u).sub_(u, alpha=4.0).div_(12.0)
 
 
 class _Level:
-    """One grid of the multigrid hierarchy: unknown mask and in-image weight sums."""
+    """One grid of the multigrid hierarchy: unknown mask and in-image weight sums.
+
+    With ``S = _box121`` and ``d`` the in-image weight sum, ``(D - W) u =
+    (d + 1/3) u - S(u) / 12``; the stencil is applied in that form (fewer
+    full-size passes than through _neighbour_sum).
+    """
 
     def __init__(self, unknown: Tensor) -> None:
         h, w = unknown.shape[-2:]
         ones = torch.ones(1, 1, h, w, dtype=unknown.dtype, device=unknown.device)
         self.unknown = unknown
         self.diag = _neighbour_sum(ones)
-        self.inv_diag = unknown / self.diag
-        self.step = 0.8 * self.inv_diag  # damped Jacobi, omega = 0.8
+        self.centre = self.diag + 1.0 / 3.0  # d + 4/12
+        self.centre_unknown = self.centre * unknown
+        self.minus_unknown_12 = unknown * (-1.0 / 12.0)
+        self.step = 0.8 * unknown / self.diag  # damped Jacobi, omega = 0.8
 
     def apply(self, u: Tensor) -> Tensor:
         """(D - W) u restricted to the unknowns (u is zero on known pixels)."""
-        return _neighbour_sum(u).neg_().addcmul_(self.diag, u).mul_(self.unknown)
+        return _box121(u).mul_(self.minus_unknown_12).addcmul_(self.centre_unknown, u)
 
     def smooth(self, u: Tensor, rhs: Tensor, sweeps: int) -> Tensor:
         for _ in range(sweeps):
-            u = u.addcmul(self.step, rhs - self.apply(u))
+            # u + step * (rhs - (D - W) u); step is 0 on known pixels, so the
+            # residual needs no masking
+            r = _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
+            u = u.addcmul(self.step, r)
         return u
 
     def smooth_from_zero(self, rhs: Tensor, sweeps: int) -> Tensor:
@@ -98,7 +116,7 @@ def _restrict(r: Tensor, coarse_shape) -> Tensor:
 
 def _prolong(e: Tensor, fine_shape) -> Tensor:
     h, w = fine_shape
-    return e.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :h, :w]
+    return F.interpolate(e, scale_factor=2, mode="nearest")[..., :h, :w]
 
 
 def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
@@ -112,9 +130,45 @@ def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
     coarse = levels[depth + 1]
     r_c = coarse.unknown * _restrict(rhs - lvl.apply(u), coarse.unknown.shape[-2:])
     e_c = _v_cycle(levels, r_c, depth + 1, sweeps)
-    u = u + lvl.unknown * _prolong(e_c, rhs.shape[-2:])
+    u = u.addcmul_(lvl.unknown, _prolong(e_c, rhs.shape[-2:]))
     # post-smoothing: same sweeps on the transposed side keeps the cycle symmetric
     return lvl.smooth(u, rhs, sweeps)
+
+
+def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 4) -> Tensor:
+    """A cheap approximation of the imputation, the start of the CG solve.
+
+    Kept pixels are averaged down a pyramid (a coarse cell is kept when any
+    of its fine cells is, as in :func:`_coarsen`, and holds their mean);
+    going back up, unknown cells take the bilinear upsampling of the coarser
+    level and, on the coarse levels only (they are cheap), ``sweeps`` Jacobi
+    sweeps of the imputation equation. Unknown cells with no kept pixel in
+    their image get 0, the solve's answer for them.
+    """
+    known = 1 - unknown
+    pyramid = [(images * known, known)]
+    while min(pyramid[-1][1].shape[-2:]) > 4:
+        total, weight = pyramid[-1]
+        h, w = weight.shape[-2:]
+        pad = (0, w % 2, 0, h % 2)
+        pyramid.append((F.avg_pool2d(F.pad(total, pad), 2), F.avg_pool2d(F.pad(weight, pad), 2)))
+    tiny = torch.finfo(images.dtype).tiny
+    guess = None
+    for depth, (total, weight) in enumerate(reversed(pyramid)):
+        kept = weight > 0
+        value = total / weight.clamp_min(tiny)
+        if guess is None:
+            mean = total.sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp_min(tiny)
+            guess = torch.where(kept, value, mean)
+        else:
+            upsampled = F.interpolate(guess, size=weight.shape[-2:], mode="bilinear", align_corners=False)
+            guess = torch.where(kept, value, upsampled)
+        if depth < len(pyramid) - 1:
+            ones = torch.ones((1, 1) + tuple(weight.shape[-2:]), dtype=images.dtype, device=images.device)
+            diag = _neighbour_sum(ones)
+            for _ in range(sweeps):
+                guess = torch.where(kept, guess, _neighbour_sum(guess) / diag)
+    return guess * unknown
 
 
 def linear_imputation(
@@ -131,10 +185,11 @@ def linear_imputation(
     pixels of an image jointly (Rong et al. 2022, "A Consistent and Efficient
     Evaluation Strategy for Attribution Methods"). The system (one per image
     and channel) is symmetric positive definite on every removed region that
-    touches a kept pixel. The whole batch is solved at once by conjugate
-    gradients preconditioned with a geometric multigrid V-cycle, built from
-    3x3 convolutions and pooling, so it runs on the images' device and needs
-    about 10 to 20 iterations whatever the size of the removed regions. A
+    touches a kept pixel. The batch is solved in cache-sized chunks of
+    images (all channels together) by conjugate gradients preconditioned with a geometric multigrid V-cycle, built from
+    shifted adds and pooling, so it runs on the images' device, started from
+    a pyramid fill of the kept pixels; it needs about 8 iterations whatever
+    the size of the removed regions. A
     removed region with no kept pixel around it (e.g. everything removed)
     is filled with 0.
 
@@ -159,6 +214,22 @@ def linear_imputation(
             f"removed: expected shape ({b}, {h}, {w}) or ({b}, 1, {h}, {w}), "
             f"got {tuple(removed.shape)}"
         )
+    # Solved in chunks of images whose working set stays in cache: one
+    # 224x224 RGB solve took 47, 48, 51, 57, 65, 70 ms per image at 1, 2, 4,
+    # 8, 16, 32 images per chunk (1 thread; 40 ms at 1 after the stencil
+    # change, 40/42/45 at 2^17/2^19/2^20 elements); a chunk also stops as soon as
+    # its own systems have converged.
+    per_chunk = max(1, _CHUNK_ELEMENTS // (c * h * w))
+    if b <= per_chunk:
+        return _solve(images, removed, tol, max_iter)
+    return torch.cat([
+        _solve(images[s:s + per_chunk], removed[s:s + per_chunk], tol, max_iter)
+        for s in range(0, b, per_chunk)
+    ])
+
+
+def _solve(images: Tensor, removed: Tensor, tol: float, max_iter: int) -> Tensor:
+    """linear_imputation on checked (B, C, H, W) images and (B, H, W) masks."""
     dtype = images.dtype
     tiny = torch.finfo(dtype).tiny
     # The mask is shared by the C channels of an image: the hierarchy is
@@ -182,8 +253,8 @@ def linear_imputation(
     def dot(u: Tensor, v: Tensor) -> Tensor:
         return (u * v).sum(dim=(2, 3), keepdim=True)
 
-    sol = torch.zeros_like(rhs)
-    res = rhs
+    sol = _initial_guess(images, unknown)
+    res = rhs - fine.apply(sol)
     z = _v_cycle(levels, res)
     p = z
     rz = dot(res, z)
@@ -193,12 +264,12 @@ def linear_imputation(
         ap = fine.apply(p)
         pap = dot(p, ap)
         alpha = torch.where(pap > 0, rz / pap.clamp_min(tiny), 0)
-        sol = sol + alpha * p
-        res = res - alpha * ap
+        sol = sol.addcmul_(alpha, p)
+        res = res.addcmul_(alpha, ap, value=-1.0)
         z = _v_cycle(levels, res)
         rz_new = dot(res, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(tiny), 0)
-        p = z + beta * p
+        p = z.addcmul_(beta, p)
         rz = rz_new
     return torch.where(unknown.bool(), sol, images)
 
