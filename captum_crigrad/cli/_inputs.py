@@ -217,8 +217,9 @@ def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = N
     n_classes = num_classes or _infer_num_classes(state) or 10
     if arch == "smallcnn":
         first = state.get("features.0.weight")
-        in_ch = int(first.shape[1]) if first is not None else 1
-        model = SmallCNN(in_channels=in_ch, num_classes=n_classes)
+        in_ch = int(first.shape[1]) if first is not None and first.dim() == 4 else 1
+        width = int(first.shape[0]) if first is not None and first.dim() == 4 else 16
+        model = SmallCNN(in_channels=in_ch, num_classes=n_classes, width=width)
         size, mean, std = ((28, dflt.MNIST_MEAN, dflt.MNIST_STD) if in_ch == 1
                            else (32, IMAGENET_MEAN, IMAGENET_STD))
         loaded = LoadedModel(model, f"smallcnn ({source})", in_ch, size, mean, std,
