@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--format", default="pt", choices=("pt", "npy"), help="raw map files: .pt (default) or .npy")
     g.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
     parser.epilog = (
-        "example: captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad "
+        "Example: captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad "
         "--out maps/  (errors print one line and exit with code 2)"
     )
 
