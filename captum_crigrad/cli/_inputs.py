@@ -390,11 +390,12 @@ def crigrad_layer_names(args, loaded: LoadedModel) -> Optional[List[str]]:
     return loaded.crigrad_layers
 
 
-def add_output_arguments(parser, *, default: Optional[str], writes: str):
+def add_output_arguments(parser, *, default: Optional[str], writes: str,
+                         shown: Optional[str] = None):
     """``--out`` (a folder written all at once, with run.json) and
     ``--no-progress`` in an "output" group, returned for more options."""
     g = parser.add_argument_group("output")
-    shown = f"./{default}" if default else "see --csv/--json"
+    shown = shown or f"./{default}"
     g.add_argument("--out", default=default, metavar="FOLDER",
                    help=f"output folder, replaced as a whole, with {writes} and run.json "
                    f"(default: {shown})")

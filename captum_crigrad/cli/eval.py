@@ -79,17 +79,19 @@ def add_arguments(parser) -> None:
                    help="sensitivity-n random subsets per image and size (default: 50)")
     g.add_argument("--max-examples-per-batch", type=int, default=64,
                    help="perturbed images per forward call (default: 64)")
-    g = add_output_arguments(parser, default=None, writes="results.csv, results.json")
+    g = add_output_arguments(parser, default=None, writes="results.csv, results.json",
+                             shown=f"./{DEFAULT_OUT}; none when only --csv/--json are given")
     g.add_argument("--csv", metavar="PATH",
                    help="deprecated: also write the results as CSV to PATH (without --out, "
                    "only this file is written)")
     g.add_argument("--json", metavar="PATH",
                    help="deprecated: also write the results and settings as JSON to PATH")
     parser.epilog = (
-        f"With neither --out nor --csv/--json the results go to ./{DEFAULT_OUT}. "
-        "Example: captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random "
-        "--out eval-out  (embedded default model and digits; errors print one line and "
-        "exit with code 2)"
+        "Example (embedded default model and its digits, 4 of them):\n"
+        "  captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random --out eval-out\n"
+        "Example (the CriGrad paper's eval.py --k 0.5, ResNet-20 on CIFAR-10 images):\n"
+        "  captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th --k 0.5 --out eval-out\n"
+        "Errors print one line and exit with code 2; nothing is written then."
     )
 
 

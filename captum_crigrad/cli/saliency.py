@@ -88,8 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--format", default="pt", choices=("pt", "npy"), help="raw map files: .pt (default) or .npy")
     g.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
     parser.epilog = (
-        "Example: captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad "
-        "--out maps/  (errors print one line and exit with code 2)"
+        "Example (embedded default model):\n"
+        "  captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad --out maps/\n"
+        "Example (a torchvision model and its checkpoint):\n"
+        "  captum-crigrad saliency cat.jpg --model resnet18 --weights resnet18.pth \\\n"
+        "      --methods crigrad,integratedgradients --keep 0.2 --format npy\n"
+        "Errors print one line and exit with code 2; the output folder is then left as it was."
     )
 
 

@@ -78,9 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "(default) or reset to mean 0, variance 1")
     add_output_arguments(parser, default=DEFAULT_OUT, writes="table.md, curves.png, maps.png")
     parser.epilog = (
-        "Example: captum-crigrad sanity --n-images 4 --methods GradientExplanation,GradCAM "
-        "--out sanity-out  (embedded default model and digits; errors print one line and "
-        "exit with code 2)"
+        "Example (embedded default model and its digits, 4 of them):\n"
+        "  captum-crigrad sanity --n-images 4 --methods GradientExplanation,GradCAM --out sanity-out\n"
+        "Example (ResNet-20, CriGrad on its BasicBlocks, one randomisation step per block):\n"
+        "  captum-crigrad sanity cifar10_images/ --model resnet20 --weights resnet20.th \\\n"
+        "      --granularity block --methods GradientExplanation,GradCAM,CriGrad --out sanity-out\n"
+        "Errors print one line and exit with code 2; the output folder is then left as it was."
     )
 
 
