@@ -228,4 +228,22 @@ def test_help_is_complete_and_options_are_shared(command, capsys):
         for s in action.option_strings:
             assert s in text, s
     assert "images" in text and "code 2" in text
-    assert f"captum-crigrad {command} " in text.split("Example:")[1]  # the epilog
+    assert f"Example (embedded default model" in text  # the epilog, examples unwrapped
+    assert f"\n  captum-crigrad {command} " in text.split("Example (")[1]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_first_help_example_runs(command, files, capsys):
+    """The example in each --help (embedded default model) works as written."""
+    import shlex
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    line = text.split("Example (embedded default model")[1].splitlines()[1]
+    argv = shlex.split(line)
+    assert argv[:2] == ["captum-crigrad", command]
+    out = argv[argv.index("--out") + 1]
+    code, stdout, err = _run(capsys, *argv[1:], "--no-progress")
+    assert code == 0, err
+    assert os.path.isfile(os.path.join(out, "run.json")) and out in stdout
