@@ -13,6 +13,11 @@ Models (``--model``, ``--weights``):
 
 Checkpoints are read with ``torch.load(..., weights_only=True)``: a file that
 needs pickled code to load is refused, never executed.
+
+The options that ``saliency``, ``eval`` and ``sanity`` share are defined once
+here (:func:`add_image_arguments`, :func:`add_model_arguments`,
+:func:`add_method_arguments`, :func:`add_output_arguments`) and read by
+:func:`load_inputs`, so the three commands spell and check them the same way.
 """
 
 from __future__ import annotations
@@ -297,12 +302,20 @@ MNIST_HELDOUT_START = 8000
 NORMALIZATIONS = ("model", "imagenet", "mnist", "none")
 
 
-def _floats(text: str) -> Tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-    return values
+def comma_separated(kind=float):
+    """An argparse ``type``: ``"1,2,3"`` -> a tuple of ``kind``."""
+
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            noun = "integers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"expected comma-separated {noun}, got {text!r}")
+
+    return parse
+
+
+_floats = comma_separated(float)
 
 
 def split_names(text: str) -> List[str]:

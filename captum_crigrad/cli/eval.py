@@ -43,18 +43,10 @@ DEFAULT_OUT = "crigrad-eval-out"
 DEFAULT_METHODS = "saliency,ixg,ig,crigrad-saliency,crigrad-ixg,crigrad-ig,random"
 
 
-def _ints(text: str):
-    import argparse
-
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-
-
 def add_arguments(parser) -> None:
     from captum_crigrad.cli._inputs import (
-        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments)
+        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments,
+        comma_separated)
     from captum_crigrad.metrics.suite import DEFAULT_METRICS, METHOD_HELP, METRICS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
@@ -72,7 +64,7 @@ def add_arguments(parser) -> None:
                    help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's eval.py)")
     g.add_argument("--steps", type=int, default=32,
                    help="deletion/insertion steps (forward passes per image) (default: 32)")
-    g.add_argument("--sens-n", type=_ints, default=(1, 8, 32, 128),
+    g.add_argument("--sens-n", type=comma_separated(int), default=(1, 8, 32, 128),
                    help="sensitivity-n subset sizes, comma-separated (default: 1,8,32,128; "
                    "sizes >= the pixel count are skipped)")
     g.add_argument("--n-subsets", type=int, default=50,
