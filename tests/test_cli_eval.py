@@ -48,10 +48,10 @@ def test_eval_bad_inputs_exit_2_and_write_nothing(setup, capsys):
     empty.mkdir()
     csv_path = tmp / "bad.csv"
     assert main(_args(weights, empty, "--csv", str(csv_path))) == 2
-    assert "no images" in capsys.readouterr().err
+    assert "holds no image files" in capsys.readouterr().err
     (folder / "broken.png").write_bytes(b"not an image")
     assert main(_args(weights, folder, "--csv", str(csv_path))) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "is not an image" in capsys.readouterr().err
     (folder / "broken.png").unlink()
     assert main(_args(weights, folder, "--k", "1.5", "--csv", str(csv_path))) == 2
     assert "--k" in capsys.readouterr().err

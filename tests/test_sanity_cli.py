@@ -25,9 +25,9 @@ def test_cli_sanity_writes_table_and_figures(setup, capsys):
     tmp_path, weights, folder = setup
     out = tmp_path / "out"
     rc = main([
-        "sanity", "--model", "smallcnn", "--weights", str(weights), "--images", str(folder),
-        "--normalize", "none", "--methods", "GradientExplanation", "GuidedBackprop",
-        "--mode", "independent", "--out", str(out),
+        "sanity", str(folder), "--model", "smallcnn", "--weights", str(weights),
+        "--normalize", "none", "--methods", "GradientExplanation,GuidedBackprop",
+        "--mode", "independent", "--out", str(out), "--no-progress",
     ])
     assert rc == 0
     table = (out / "table.md").read_text()
@@ -36,6 +36,7 @@ def test_cli_sanity_writes_table_and_figures(setup, capsys):
     for name in ("curves.png", "maps.png"):
         assert (out / name).stat().st_size > 5_000
     assert not list(out.glob("*.tmp*"))
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "maps.png", "run.json", "table.md"]
 
 
 def test_cli_sanity_bad_input_one_line_error(setup, capsys):

@@ -13,10 +13,16 @@ Models (``--model``, ``--weights``):
 
 Checkpoints are read with ``torch.load(..., weights_only=True)``: a file that
 needs pickled code to load is refused, never executed.
+
+The options that ``saliency``, ``eval`` and ``sanity`` share are defined once
+here (:func:`add_image_arguments`, :func:`add_model_arguments`,
+:func:`add_method_arguments`, :func:`add_output_arguments`) and read by
+:func:`load_inputs`, so the three commands spell and check them the same way.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
@@ -48,6 +54,9 @@ class LoadedModel:
     gradcam_layer: Optional[str] = None
     channels_known: bool = True
     forgrad_sigma: Optional[float] = None
+    #: CriGrad layers on models without ``nn.ReLU`` modules (ResNet-20's
+    #: BasicBlocks, which apply ReLU as a function); None = every nn.ReLU.
+    crigrad_layers: Optional[List[str]] = None
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
@@ -213,16 +222,19 @@ def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = N
     n_classes = num_classes or _infer_num_classes(state) or 10
     if arch == "smallcnn":
         first = state.get("features.0.weight")
-        in_ch = int(first.shape[1]) if first is not None else 1
-        model = SmallCNN(in_channels=in_ch, num_classes=n_classes)
+        in_ch = int(first.shape[1]) if first is not None and first.dim() == 4 else 1
+        width = int(first.shape[0]) if first is not None and first.dim() == 4 else 16
+        model = SmallCNN(in_channels=in_ch, num_classes=n_classes, width=width)
         size, mean, std = ((28, dflt.MNIST_MEAN, dflt.MNIST_STD) if in_ch == 1
                            else (32, IMAGENET_MEAN, IMAGENET_STD))
         loaded = LoadedModel(model, f"smallcnn ({source})", in_ch, size, mean, std,
                              gradcam_layer=dflt.GRADCAM_LAYER)
     elif arch == "resnet20":
         model = resnet20(num_classes=n_classes)
+        blocks = [f"{stage}.{i}" for stage in ("layer1", "layer2", "layer3")
+                  for i in range(len(getattr(model, stage)))]
         loaded = LoadedModel(model, f"resnet20 ({source})", 3, 32, IMAGENET_MEAN,
-                             IMAGENET_STD, gradcam_layer="layer3")
+                             IMAGENET_STD, gradcam_layer="layer3", crigrad_layers=blocks)
     else:
         import torchvision
 
@@ -279,3 +291,282 @@ def read_images(files: Sequence[str], channels: int, size: int) -> Tensor:
         t = torch.from_numpy(arr.copy())
         out.append(t[None] if channels == 1 else t.permute(2, 0, 1))
     return torch.stack(out)
+
+
+# -- the options shared by saliency, eval and sanity ----------------------------
+
+MNIST_IMAGES = "t10k-images-idx3-ubyte.gz"
+#: An MNIST folder given as images contributes the test images from this index
+#: on: the 2,000 that ``scripts/eval_results.py`` holds out from its training.
+MNIST_HELDOUT_START = 8000
+NORMALIZATIONS = ("model", "imagenet", "mnist", "none")
+
+
+def comma_separated(kind=float):
+    """An argparse ``type``: ``"1,2,3"`` -> a tuple of ``kind``."""
+
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            noun = "integers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"expected comma-separated {noun}, got {text!r}")
+
+    return parse
+
+
+_floats = comma_separated(float)
+
+
+def split_names(text: str) -> List[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (comma-separated option values)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def add_image_arguments(parser, *, required: bool, n_images: Optional[int] = None,
+                        deprecated: bool = False) -> None:
+    """Positional ``images`` and ``--n-images``; with ``deprecated`` also the
+    old spellings ``--images FOLDER``, ``--mnist FOLDER`` and ``--limit N``."""
+    source = ("image files and/or folders of images (not recursive); a folder holding "
+              f"MNIST's {MNIST_IMAGES} gives its held-out test images "
+              f"({MNIST_HELDOUT_START} on)")
+    if not required:
+        source += ("; none: the embedded default model's 20 MNIST digits (only with "
+                   "--model default)")
+    parser.add_argument("images", nargs="+" if required else "*", help=source)
+    g = parser.add_argument_group("images")
+    g.add_argument("--n-images", type=int, default=n_images, metavar="N",
+                   help="use the first N images only (default: "
+                   f"{'all' if n_images is None else n_images})")
+    if deprecated:
+        g.add_argument("--images", dest="image_folders", action="append", default=None,
+                       metavar="FOLDER", help="deprecated: give the folder as a positional image argument")
+        g.add_argument("--mnist", dest="image_folders", action="append", metavar="FOLDER",
+                       help="deprecated: give the MNIST folder as a positional image argument")
+        g.add_argument("--limit", dest="n_images", type=int, metavar="N", default=argparse.SUPPRESS,
+                       help="deprecated spelling of --n-images")
+
+
+def add_model_arguments(parser) -> None:
+    """``--model``, ``--weights``, ``--num-classes``, ``--device`` and the
+    preprocessing options (``--input-size``, ``--channels``, ``--normalize``,
+    ``--mean``, ``--std``); :func:`load_inputs` reads them."""
+    g = parser.add_argument_group("model")
+    g.add_argument(
+        "--model", default="default",
+        help="'default' (embedded MNIST CNN), an architecture (smallcnn, resnet20, "
+        "or a torchvision classifier such as resnet18) with --weights, or a "
+        "TorchScript file (default: default)",
+    )
+    g.add_argument(
+        "--weights", default=None,
+        help="checkpoint file (state dict, loaded with weights_only=True) or a "
+        "torchvision weights name (DEFAULT, IMAGENET1K_V1) already in the torch hub "
+        "cache; nothing is downloaded",
+    )
+    g.add_argument("--num-classes", type=int, default=None,
+                   help="classifier outputs (default: inferred from the checkpoint)")
+    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    g = parser.add_argument_group("preprocessing (defaults depend on the model)")
+    g.add_argument("--input-size", type=int, default=None,
+                   help="square side the images are resized to (after a centre crop)")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="read images as grey (1) or RGB (3) (default: what the model takes; "
+                   "3 for TorchScript files)")
+    g.add_argument("--normalize", choices=NORMALIZATIONS, default="model",
+                   help="input normalisation: the model's own (default: MNIST statistics "
+                   "for 1-channel smallcnn and the default model, ImageNet statistics "
+                   "otherwise), imagenet, mnist, or none (pixels in [0, 1] as they are); "
+                   "--mean/--std override it")
+    g.add_argument("--mean", type=_floats, default=None, help="per-channel mean, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", type=_floats, default=None, help="per-channel std")
+
+
+def add_method_arguments(parser, *, default: str, names: str):
+    """``--methods`` (comma-separated) and ``--seed`` in a "methods" group,
+    returned so a command can add its own method options to it."""
+    g = parser.add_argument_group("methods")
+    g.add_argument("--methods", default=default,
+                   help=f"comma-separated: {names} (default: {default})")
+    g.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
+    g.add_argument("--crigrad-layers", default=None,
+                   help="comma-separated module names CriGrad filters (default: every "
+                   "nn.ReLU module; resnet20: its 9 BasicBlocks, which apply ReLU as a "
+                   "function)")
+    return g
+
+
+def crigrad_layer_names(args, loaded: LoadedModel) -> Optional[List[str]]:
+    """``--crigrad-layers`` as a list, or the model's own hint (None: nn.ReLU)."""
+    if args.crigrad_layers:
+        return split_names(args.crigrad_layers)
+    return loaded.crigrad_layers
+
+
+def add_output_arguments(parser, *, default: Optional[str], writes: str,
+                         shown: Optional[str] = None):
+    """``--out`` (a folder written all at once, with run.json) and
+    ``--no-progress`` in an "output" group, returned for more options."""
+    g = parser.add_argument_group("output")
+    shown = shown or f"./{default}"
+    g.add_argument("--out", default=default, metavar="FOLDER",
+                   help=f"output folder, replaced as a whole, with {writes} and run.json "
+                   f"(default: {shown})")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return g
+
+
+@dataclasses.dataclass
+class Inputs:
+    """What :func:`load_inputs` gives a command: the model (eval mode, on
+    ``device``), its normalised images, the same in [0, 1] and their names."""
+
+    loaded: LoadedModel
+    model: nn.Module
+    images: Tensor
+    raw: Tensor
+    files: List[str]
+    device: torch.device
+    size: int
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    n_outputs: int
+
+    def preprocessing(self) -> dict:
+        return {"size": self.size, "mean": list(self.mean), "std": list(self.std),
+                "channels": self.loaded.channels}
+
+
+def _is_mnist_folder(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MNIST_IMAGES))
+
+
+def _fit(images: Tensor, channels: int, size: int) -> Tensor:
+    """(N, 1, H, W) in [0, 1] -> ``channels`` channels, ``size`` x ``size``."""
+    if images.shape[1] != channels:
+        images = images.expand(-1, channels, -1, -1).clone()
+    if images.shape[-1] != size or images.shape[-2] != size:
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
+                                                 align_corners=False).clamp(0, 1)
+    return images
+
+
+def _image_entries(sources: Sequence[str]) -> list:
+    """Files, and ``(mnist_folder, index)`` pairs, in the order given."""
+    entries: list = []
+    for src in sources:
+        if _is_mnist_folder(src):
+            from captum_crigrad.models import _read_idx
+
+            try:
+                n = _read_idx(os.path.join(src, MNIST_IMAGES)).shape[0]
+            except Exception as exc:
+                raise CLIError(f"images: cannot read {os.path.join(src, MNIST_IMAGES)} "
+                               f"({_first_line(exc)})") from None
+            if n <= MNIST_HELDOUT_START:
+                raise CLIError(f"images: {src} holds {n} MNIST images; the held-out ones "
+                               f"start at {MNIST_HELDOUT_START}")
+            entries.extend((src, i) for i in range(MNIST_HELDOUT_START, n))
+        else:
+            entries.extend(find_images([src]))
+    return entries
+
+
+def _read_entries(entries: list, channels: int, size: int) -> Tensor:
+    from captum_crigrad.models import load_mnist
+
+    mnist = {}
+    out = []
+    for e in entries:
+        if isinstance(e, str):
+            out.append(read_images([e], channels, size))
+        else:
+            folder, i = e
+            if folder not in mnist:
+                try:
+                    mnist[folder] = load_mnist(folder)[0]
+                except (OSError, ValueError) as exc:
+                    raise CLIError(f"images: cannot read the MNIST files of {folder} "
+                                   f"({_first_line(exc)})") from None
+            out.append(_fit(mnist[folder][i:i + 1], channels, size))
+    return torch.cat(out)
+
+
+def _preprocessing(args, loaded: LoadedModel) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """Channels (may update ``loaded.channels``), mean and std from the options."""
+    from captum_crigrad.default import MNIST_MEAN, MNIST_STD
+
+    if args.channels is not None and args.channels != loaded.channels:
+        if loaded.channels_known:
+            raise CLIError(
+                f"--channels: {loaded.description} takes {loaded.channels} channel(s), "
+                f"got --channels {args.channels}"
+            )
+        loaded.channels = args.channels
+        if args.channels == 1:  # grey version of the ImageNet statistics
+            loaded.mean, loaded.std = (0.449,), (0.226,)
+    named = {"model": (loaded.mean, loaded.std), "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+             "mnist": (MNIST_MEAN, MNIST_STD), "none": ((0.0,), (1.0,))}
+    if args.normalize not in named:
+        raise CLIError(f"--normalize: expected one of {', '.join(named)}, got {args.normalize!r}")
+    mean, std = named[args.normalize]
+    mean, std = tuple(args.mean or mean), tuple(args.std or std)
+    if len(mean) != loaded.channels or len(std) != loaded.channels:
+        if len(mean) == 1 and len(std) == 1:
+            mean, std = mean * loaded.channels, std * loaded.channels
+        else:
+            raise CLIError(
+                f"--mean/--std: the model takes {loaded.channels} channel(s), got "
+                f"{len(mean)} mean and {len(std)} std values"
+            )
+    if any(s <= 0 for s in std):
+        raise CLIError(f"--std: expected positive values, got {std}")
+    return mean, std
+
+
+def load_inputs(args) -> Inputs:
+    """The model and images the shared options ask for, checked: one-line
+    :class:`CLIError` for every bad option, file or model, before any long work."""
+    from captum_crigrad.cli.demo import parse_device
+    from captum_crigrad.models import normalize
+
+    device = parse_device(args.device)
+    if args.n_images is not None and args.n_images < 1:
+        raise CLIError(f"--n-images: expected a positive int, got {args.n_images}")
+    if args.input_size is not None and args.input_size < 8:
+        raise CLIError(f"--input-size: expected >= 8, got {args.input_size}")
+    sources = list(args.images) + list(getattr(args, "image_folders", None) or [])
+    if not sources and args.model != "default":
+        raise CLIError("images: give image files or folders; only --model default has "
+                       "built-in images")
+    entries = _image_entries(sources) if sources else None
+    loaded = load_model(args.model, args.weights, args.num_classes)
+    size = args.input_size or loaded.size
+    mean, std = _preprocessing(args, loaded)
+    if entries is None:
+        from captum_crigrad.default import load_default_images
+
+        digits, labels = load_default_images(normalized=False)
+        n = len(digits) if args.n_images is None else min(args.n_images, len(digits))
+        files = [f"default-digit-{i:02d}-label-{int(labels[i])}" for i in range(n)]
+        raw = _fit(digits[:n], loaded.channels, size)
+    else:
+        entries = entries[: args.n_images]
+        files = [e if isinstance(e, str) else f"{e[0]}#{e[1]}" for e in entries]
+        raw = _read_entries(entries, loaded.channels, size)
+    model = loaded.model.to(device)
+    images = normalize(raw, mean, std).to(device)
+    try:
+        with torch.no_grad():
+            probe = model(images[:1])
+    except RuntimeError as exc:
+        raise CLIError(
+            f"--model: forward pass failed on images of shape {tuple(images[:1].shape)} "
+            f"({_first_line(exc)}); check --input-size/--channels"
+        ) from None
+    if not isinstance(probe, Tensor) or probe.dim() != 2:
+        raise CLIError(
+            f"--model: expected logits of shape (N, classes), got "
+            f"{tuple(getattr(probe, 'shape', ()))}"
+        )
+    return Inputs(loaded, model, images, raw, files, device, size, mean, std, int(probe.shape[1]))

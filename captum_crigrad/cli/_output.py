@@ -37,6 +37,10 @@ def check_output_folder(out: str) -> None:
         raise CLIError(f"--out: cannot create {out}: {probe} is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise CLIError(f"--out: cannot write to {probe} (permission denied)")
+    try:  # a real try: read-only mounts and /proc pass os.access for root
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".captum-crigrad-probe-"))
+    except OSError as exc:
+        raise CLIError(f"--out: cannot write to {probe}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager

@@ -1,11 +1,26 @@
 """``captum-crigrad eval``: score attribution methods x metrics on a model and
-a folder of images (or MNIST files), print a table with each metric's
-direction, and write CSV/JSON (atomically).
+images, print a table with each metric's direction, and write
+``results.csv`` / ``results.json`` into ``--out`` (all at once, with
+``run.json``).
 
-Example (the CriGrad paper's ``python eval.py --k 0.5``)::
+Same model, image and output options as ``captum-crigrad saliency``; with no
+model and no images it scores the embedded default model on its 20 MNIST
+digits. The CriGrad paper's ``python eval.py --k 0.5``::
 
-    captum-crigrad eval --model resnet20 --weights resnet20.th \\
-        --images cifar10_images/ --k 0.5 --csv results.csv --json results.json
+    captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th \\
+        --k 0.5 --out eval-out
+
+Errors (missing or unreadable image, corrupt checkpoint, checkpoint of another
+architecture, unknown method or metric, unwritable output folder, ...) print
+one line and exit with code 2; nothing is written then.
+
+Changed in the cli-consistency branch: images are positional (``--images
+FOLDER`` and ``--mnist FOLDER`` still work, deprecated); normalisation is the
+model's (``--normalize model``): smallcnn on 1-channel images now uses the MNIST
+statistics, as ``saliency`` does; add ``--normalize none`` for a model trained
+on raw [0, 1] pixels (the SmallCNN of ``scripts/eval_results.py``); an MNIST
+folder gives its held-out test images from index 8000 on (previously the last
+``--n-images``). ``--csv``/``--json`` files are still written when asked for.
 """
 
 from __future__ import annotations
@@ -13,72 +28,63 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from typing import List
 
-import numpy as np
 import torch
 
 from captum_crigrad.cli import CLIError
 
 NAME = "eval"
 HELP = "Score attribution methods on faithfulness metrics (pixel perturbation, deletion, insertion, sensitivity-n, ROAD)."
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DEFAULT_OUT = "crigrad-eval-out"
+DEFAULT_METHODS = "saliency,ixg,ig,crigrad-saliency,crigrad-ixg,crigrad-ig,random"
 
 
 def add_arguments(parser) -> None:
+    from captum_crigrad.cli._inputs import (
+        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments,
+        comma_separated)
     from captum_crigrad.metrics.suite import DEFAULT_METRICS, METHOD_HELP, METRICS
 
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", metavar="FOLDER", help="folder of images (png/jpg), resized to the model's input size")
-    src.add_argument("--mnist", metavar="FOLDER", help="folder with t10k-images-idx3-ubyte.gz / t10k-labels-idx1-ubyte.gz; "
-                     "uses the last --n-images images (the usual held-out part)")
-    parser.add_argument("--model", choices=("resnet20", "smallcnn"), required=True,
-                        help="architecture: CIFAR ResNet-20 (3x32x32) or SmallCNN (1x28x28 or 3x32x32)")
-    parser.add_argument("--weights", required=True, help="state-dict file of the model")
-    parser.add_argument("--normalize", choices=("auto", "imagenet", "none"), default="auto",
-                        help="input normalisation; auto: ImageNet statistics for resnet20, none for smallcnn")
-    parser.add_argument("--methods", default="saliency,ixg,ig,crigrad-saliency,crigrad-ixg,crigrad-ig,random",
-                        help="comma-separated: " + METHOD_HELP)
-    parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                        help="comma-separated, from: " + ", ".join(METRICS))
-    parser.add_argument("--k", type=float, default=0.5, help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's eval.py)")
-    parser.add_argument("--keep", type=float, default=None, help="CriGrad keep for crigrad-* methods without @KEEP (default: CriGrad's)")
-    parser.add_argument("--steps", type=int, default=32, help="deletion/insertion steps (forward passes per image)")
-    parser.add_argument("--n-images", type=int, default=20, help="images used (the first N of the folder)")
-    parser.add_argument("--ig-steps", type=int, default=32, help="IntegratedGradients steps")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    parser.add_argument("--max-examples-per-batch", type=int, default=64, help="perturbed images per forward call")
-    parser.add_argument("--csv", metavar="PATH", help="write the results as CSV")
-    parser.add_argument("--json", metavar="PATH", help="write the results (and the settings) as JSON")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def load_image_folder(folder: str, channels: int, size: int) -> torch.Tensor:
-    """All images of ``folder`` (sorted by name) as (N, channels, size, size) in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not os.path.isdir(folder):
-        raise CLIError(f"--images: {folder} is not a folder")
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
-    if not names:
-        raise CLIError(f"--images: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    out = []
-    for name in names:
-        path = os.path.join(folder, name)
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB" if channels == 3 else "L")
-                if im.size != (size, size):
-                    im = im.resize((size, size), Image.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            raise CLIError(f"--images: cannot read {path}: {exc}") from None
-        t = torch.from_numpy(arr)
-        out.append(t.permute(2, 0, 1) if t.dim() == 3 else t.unsqueeze(0))
-    return torch.stack(out)
+    add_image_arguments(parser, required=False, n_images=20, deprecated=True)
+    add_model_arguments(parser)
+    g = add_method_arguments(parser, default=DEFAULT_METHODS, names=METHOD_HELP)
+    g.add_argument("--keep", type=float, default=None,
+                   help="CriGrad keep for crigrad-* methods without @KEEP (default: CriGrad's)")
+    g.add_argument("--n-steps", "--ig-steps", dest="n_steps", type=int, default=32,
+                   help="integrated-gradients steps (default: 32; --ig-steps is the deprecated spelling)")
+    g = parser.add_argument_group("metrics")
+    g.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help="comma-separated, from: " + ", ".join(METRICS)
+                   + f" (default: {','.join(DEFAULT_METRICS)})")
+    g.add_argument("--k", type=float, default=0.5,
+                   help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's eval.py)")
+    g.add_argument("--steps", type=int, default=32,
+                   help="deletion/insertion steps (forward passes per image) (default: 32)")
+    g.add_argument("--sens-n", type=comma_separated(int), default=(1, 8, 32, 128),
+                   help="sensitivity-n subset sizes, comma-separated (default: 1,8,32,128; "
+                   "sizes >= the pixel count are skipped)")
+    g.add_argument("--n-subsets", type=int, default=50,
+                   help="sensitivity-n random subsets per image and size (default: 50)")
+    g.add_argument("--max-examples-per-batch", type=int, default=64,
+                   help="perturbed images per forward call (default: 64)")
+    g = add_output_arguments(parser, default=None, writes="results.csv, results.json",
+                             shown=f"./{DEFAULT_OUT}; none when only --csv/--json are given")
+    g.add_argument("--csv", metavar="PATH",
+                   help="deprecated: also write the results as CSV to PATH (without --out, "
+                   "only this file is written)")
+    g.add_argument("--json", metavar="PATH",
+                   help="deprecated: also write the results and settings as JSON to PATH")
+    parser.epilog = (
+        "Example (embedded default model and its digits, 4 of them):\n"
+        "  captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random --out eval-out\n"
+        "Example (the CriGrad paper's eval.py --k 0.5, ResNet-20 on CIFAR-10 images):\n"
+        "  captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th --k 0.5 --out eval-out\n"
+        "Errors print one line and exit with code 2; nothing is written then."
+    )
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -113,63 +119,54 @@ def resnet_blocks(model) -> list:
 
 
 def run(args) -> int:
+    import captum
+
+    from captum_crigrad import __version__
+    from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs, split_names
+    from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.crigrad import CriGrad
-    from captum_crigrad.metrics.suite import evaluate, format_table, parse_method
-    from captum_crigrad.models import SmallCNN, load_mnist, normalize, resnet20
+    from captum_crigrad.metrics.suite import METRICS, evaluate, format_table, parse_method
 
     # ---- check everything before any work
-    if not 0.0 <= args.k <= 1.0:
+    if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
         raise CLIError(f"--k: expected a fraction in [0, 1], got {args.k}")
-    if args.steps < 1 or args.n_images < 1 or args.max_examples_per_batch < 1 or args.ig_steps < 1:
-        raise CLIError("--steps, --n-images, --ig-steps, --max-examples-per-batch: expected integers >= 1")
+    for flag in ("steps", "n_steps", "n_subsets", "max_examples_per_batch"):
+        if getattr(args, flag) < 1:
+            raise CLIError(f"--{flag.replace('_', '-')}: expected an integer >= 1, got {getattr(args, flag)}")
+    if any(n < 1 for n in args.sens_n):
+        raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
+    methods, metrics = split_names(args.methods), split_names(args.metrics)
+    if not methods or not metrics:
+        raise CLIError("--methods, --metrics: expected at least one name each")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise CLIError(f"--metrics: unknown metric {unknown[0]!r}; expected some of {', '.join(METRICS)}")
+    out = args.out or (None if args.csv or args.json else DEFAULT_OUT)
+    if out is not None:
+        check_output_folder(out)
     for opt, path in (("--csv", args.csv), ("--json", args.json)):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise CLIError(f"{opt}: the folder of {path} does not exist")
-    if not os.path.isfile(args.weights):
-        raise CLIError(f"--weights: no such file {args.weights}")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if not methods or not metrics:
-        raise CLIError("--methods, --metrics: expected at least one name each")
+        if path and os.path.isdir(path):
+            raise CLIError(f"{opt}: {path} is a folder")
     keep = args.keep if args.keep is not None else CriGrad().keep
-
-    # one-line errors for corrupt files and checkpoints of another architecture
-    from captum_crigrad.cli._inputs import load_state, read_checkpoint
-
-    state = read_checkpoint(args.weights)
-    if args.model == "resnet20":
-        model = resnet20()
-        load_state(model, state, "resnet20", args.weights)
-        model.eval()
-        channels, size, layers = 3, 32, resnet_blocks(model)
-    else:
-        channels = 1 if args.mnist else 3
-        size = 28 if args.mnist else 32
-        model = SmallCNN(in_channels=channels)
-        load_state(model, state, f"SmallCNN({channels} channels)", args.weights)
-        model.eval()
-        layers = None
-    built = [parse_method(m, model, keep=keep, layers=layers, ig_steps=args.ig_steps, seed=args.seed) for m in methods]
-    if args.mnist:
+    inputs = load_inputs(args)
+    model, loaded = inputs.model, inputs.loaded
+    layers = None
+    names = crigrad_layer_names(args, loaded)
+    if names is not None:
         try:
-            images, _ = load_mnist(args.mnist)
-        except FileNotFoundError as exc:
-            raise CLIError(f"--mnist: {exc}") from None
-        images = images[-args.n_images:]
-    else:
-        images = load_image_folder(args.images, channels, size)[: args.n_images]
-    norm = args.normalize if args.normalize != "auto" else ("imagenet" if args.model == "resnet20" else "none")
-    if norm == "imagenet":
-        if images.shape[1] != 3:
-            raise CLIError("--normalize imagenet: needs RGB images")
-        images = normalize(images)
+            layers = [model.get_submodule(n) for n in names]
+        except AttributeError:
+            raise CLIError(f"--crigrad-layers: the model has no module named in {names}") from None
+    built = [parse_method(m, model, keep=keep, layers=layers, ig_steps=args.n_steps, seed=args.seed)
+             for m in methods]
 
     bar = None
-    total = len(built) * len(metrics)
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc="eval", unit="score", leave=False)
+        bar = tqdm(total=len(built) * len(metrics), desc="eval", unit="score", leave=False)
 
     def progress(row):
         if bar is not None:
@@ -177,16 +174,39 @@ def run(args) -> int:
             bar.update(1)
 
     try:
-        rows = evaluate(model, images, built, metrics, k=args.k, n_steps=args.steps, seed=args.seed,
+        rows = evaluate(model, inputs.images, built, metrics, k=args.k, n_steps=args.steps,
+                        sens_n=args.sens_n, n_subsets=args.n_subsets, seed=args.seed,
                         max_examples_per_batch=args.max_examples_per_batch, progress=progress)
     finally:
         if bar is not None:
             bar.close()
-    print(format_table(rows))
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     settings["keep"] = keep
+    csv_text = rows_to_csv(rows)
+    json_text = json.dumps({"settings": settings, "results": rows}, indent=2) + "\n"
+    if out is not None:
+        run_info = {
+            "command": "captum-crigrad eval",
+            "model": loaded.description,
+            "images": inputs.files,
+            "methods": methods,
+            "metrics": metrics,
+            "crigrad_layers": names,
+            "options": settings,
+            "preprocessing": inputs.preprocessing(),
+            "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
+                         "captum": captum.__version__},
+        }
+        with staged_output(out, run_info) as folder:
+            for name, text in (("results.csv", csv_text), ("results.json", json_text)):
+                with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as fh:
+                    fh.write(text)
     if args.csv:
-        write_atomic(args.csv, rows_to_csv(rows))
+        write_atomic(args.csv, csv_text)
     if args.json:
-        write_atomic(args.json, json.dumps({"settings": settings, "results": rows}, indent=2))
+        write_atomic(args.json, json_text)
+    print(format_table(rows))
+    written = [p for p in (out, args.csv, args.json) if p]
+    print(f"{len(inputs.files)} image(s) x {len(methods)} method(s) x {len(metrics)} metric(s) "
+          f"with {loaded.description}: wrote {', '.join(map(str, written))}")
     return 0

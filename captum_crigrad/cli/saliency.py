@@ -37,49 +37,19 @@ HELP = "attribution maps (baseline, CriGrad, ...) of image files for a model: PN
 DEFAULT_OUT = "crigrad-saliency-out"
 
 
-def _floats(text: str):
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-    return values
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from captum_crigrad.cli._inputs import (
+        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments)
     from captum_crigrad.crigrad import DEFAULT_KEEP
     from captum_crigrad.explain import available_methods
 
-    parser.add_argument("images", nargs="+", help="image files and/or folders of images")
-    g = parser.add_argument_group("model")
-    g.add_argument(
-        "--model", default="default",
-        help="'default' (embedded MNIST CNN), an architecture (smallcnn, resnet20, "
-        "or a torchvision classifier such as resnet18) with --weights, or a "
-        "TorchScript file (default: default)",
-    )
-    g.add_argument(
-        "--weights", default=None,
-        help="checkpoint file (state dict, loaded with weights_only=True) or a "
-        "torchvision weights name (DEFAULT, IMAGENET1K_V1) already in the torch hub "
-        "cache; nothing is downloaded",
-    )
-    g.add_argument("--num-classes", type=int, default=None,
-                   help="classifier outputs (default: inferred from the checkpoint)")
-    g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    g = parser.add_argument_group("preprocessing (defaults depend on the model)")
-    g.add_argument("--input-size", type=int, default=None,
-                   help="square side the images are resized to (after a centre crop)")
-    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
-                   help="read images as grey (1) or RGB (3) (default: what the model takes; "
-                   "3 for TorchScript files)")
-    g.add_argument("--mean", type=_floats, default=None, help="per-channel mean, e.g. 0.485,0.456,0.406")
-    g.add_argument("--std", type=_floats, default=None, help="per-channel std")
-    g = parser.add_argument_group("methods")
-    g.add_argument(
-        "--methods", default="saliency,crigrad",
-        help=f"comma-separated: {', '.join(available_methods())}; prefix crigrad- for "
-        "critical gradients, forgrad- for low-pass filtered maps (crigrad = "
-        "crigrad-saliency, forgrad = forgrad-saliency) (default: saliency,crigrad)",
+    add_image_arguments(parser, required=True)
+    add_model_arguments(parser)
+    g = add_method_arguments(
+        parser, default="saliency,crigrad",
+        names=f"{', '.join(available_methods())}; prefix crigrad- for critical gradients, "
+        "forgrad- for low-pass filtered maps (crigrad = crigrad-saliency, forgrad = "
+        "forgrad-saliency)",
     )
     g.add_argument("--crigrad", action="store_true",
                    help="also run every listed method with CriGrad (adds crigrad-METHOD)")
@@ -97,7 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stdev", type=float, default=None,
                    help="SmoothGrad / Expected Grad-CAM noise std, in normalised input "
                    "units (default: the method's, 0.15 for SmoothGrad)")
-    g.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
     g = parser.add_argument_group("CriGrad options")
     g.add_argument("--keep", type=float, default=DEFAULT_KEEP,
                    help=f"fraction of units kept per layer and sample, in (0, 1] (default: {DEFAULT_KEEP})")
@@ -108,19 +77,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="rank single units (default), whole channels or whole positions")
     g.add_argument("--crigrad-mode", default="online", choices=("online", "two_pass"),
                    help="online: one backward (default); two_pass: rank plain gradients first")
-    g.add_argument("--crigrad-layers", default=None,
-                   help="comma-separated module names (default: every nn.ReLU module)")
     g = parser.add_argument_group("FORGrad options")
     g.add_argument("--sigma", type=float, default=None,
                    help="cutoff in cycles per image (default: 15/224 of the image size, the "
                    "paper's ImageNet optimum; 7 for the embedded default model, measured)")
     g.add_argument("--forgrad-post", default="abs", choices=("abs", "relu", "none"),
                    help="step after the filter: abs (default, Xplique's), relu, none (signed)")
-    g = parser.add_argument_group("output")
-    g.add_argument("--out", default=DEFAULT_OUT, help=f"output folder, replaced as a whole (default: ./{DEFAULT_OUT})")
+    g = add_output_arguments(parser, default=DEFAULT_OUT,
+                             writes="overlays/, maps/, predictions.csv")
     g.add_argument("--format", default="pt", choices=("pt", "npy"), help="raw map files: .pt (default) or .npy")
     g.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.epilog = (
+        "Example (embedded default model):\n"
+        "  captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad --out maps/\n"
+        "Example (a torchvision model and its checkpoint):\n"
+        "  captum-crigrad saliency cat.jpg --model resnet18 --weights resnet18.pth \\\n"
+        "      --methods crigrad,integratedgradients --keep 0.2 --format npy\n"
+        "Errors print one line and exit with code 2; the output folder is then left as it was."
+    )
 
 
 def _methods(args) -> list:
@@ -148,64 +122,29 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from captum_crigrad import __version__
-    from captum_crigrad.cli._inputs import find_images, load_model, read_images
+    from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.cli.demo import parse_device
     from captum_crigrad.explain import ExplainOptions, explain, predict, resolve_layer, to_map
-    from captum_crigrad.models import normalize
     from captum_crigrad.overlay import overlay, save_png, scale_maps
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)
-    device = parse_device(args.device)
     for flag in ("batch_size", "n_steps", "n_samples"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise CLIError(f"--{flag.replace('_', '-')}: expected a positive int, got {getattr(args, flag)}")
-    if args.input_size is not None and args.input_size < 8:
-        raise CLIError(f"--input-size: expected >= 8, got {args.input_size}")
     check_output_folder(args.out)
-    files = find_images(args.images)
-    loaded = load_model(args.model, args.weights, args.num_classes)
-    size = args.input_size or loaded.size
-    if args.channels is not None and args.channels != loaded.channels:
-        if loaded.channels_known:
-            raise CLIError(
-                f"--channels: {loaded.description} takes {loaded.channels} channel(s), "
-                f"got --channels {args.channels}"
-            )
-        loaded.channels = args.channels
-        if args.channels == 1:  # grey version of the ImageNet statistics
-            loaded.mean, loaded.std = (0.449,), (0.226,)
-    mean = args.mean or loaded.mean
-    std = args.std or loaded.std
-    if len(mean) != loaded.channels or len(std) != loaded.channels:
-        if loaded.channels == 3 and len(mean) == 1 and len(std) == 1:
-            mean, std = mean * 3, std * 3
-        else:
-            raise CLIError(
-                f"--mean/--std: the model takes {loaded.channels} channel(s), got "
-                f"{len(mean)} mean and {len(std)} std values"
-            )
-    if any(s <= 0 for s in std):
-        raise CLIError(f"--std: expected positive values, got {std}")
-    raw = read_images(files, loaded.channels, size)
-    model = loaded.model.to(device)
-    images = normalize(raw, mean, std).to(device)
+    inputs = load_inputs(args)
+    loaded, model, images, raw, files = (inputs.loaded, inputs.model, inputs.images,
+                                         inputs.raw, inputs.files)
+    size = inputs.size
     try:
-        with torch.no_grad():
-            probe = model(images[:1])
-        if not isinstance(probe, torch.Tensor) or probe.dim() != 2:
-            raise CLIError(
-                f"--model: expected logits of shape (N, classes), got "
-                f"{tuple(getattr(probe, 'shape', ()))}"
-            )
         predicted, confidence = predict(model, images, args.batch_size)
     except RuntimeError as exc:
         raise CLIError(
             f"--model: forward pass failed on images of shape {tuple(images[:1].shape)} "
             f"({str(exc).splitlines()[0]}); check --input-size/--mean/--std"
         ) from None
-    n_out = probe.shape[1]
+    n_out = inputs.n_outputs
     if args.target == "predicted":
         target = predicted
     else:
@@ -224,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, keep=args.keep, importance=args.importance,
         signed=not args.unsigned, granularity=args.granularity,
         crigrad_mode=args.crigrad_mode,
-        crigrad_layers=args.crigrad_layers.split(",") if args.crigrad_layers else None,
+        crigrad_layers=crigrad_layer_names(args, loaded),
         forgrad_sigma=args.sigma if args.sigma is not None else loaded.forgrad_sigma,
         forgrad_post=args.forgrad_post,
     )
@@ -251,8 +190,7 @@ def run(args: argparse.Namespace) -> int:
         "images": list(files),
         "methods": methods,
         "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-        "preprocessing": {"size": size, "mean": list(mean), "std": list(std),
-                          "channels": loaded.channels},
+        "preprocessing": inputs.preprocessing(),
         "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
                      "captum": captum.__version__},
     }

@@ -1,166 +1,157 @@
 """``captum-crigrad sanity``: gradient maps side by side and the
 model-randomisation sanity check (Adebayo et al. 2018) from the shell.
 
-Example (ResNet-20 and CIFAR images of the shared assets)::
+Same model, image and output options as ``captum-crigrad saliency``; with no
+model and no images it checks the embedded default model on its 20 MNIST
+digits. ResNet-20 and the CIFAR images of the shared assets::
 
-    captum-crigrad sanity --model resnet20 \\
-        --weights assets/cifar10_resnet20/resnet20-12fca82f.th \\
-        --images assets/cifar10_images --granularity block \\
-        --methods GradientExplanation GradCAM CriGrad --layers layer1 layer2 layer3 \\
-        --out sanity_out
+    captum-crigrad sanity assets/cifar10_images --model resnet20 \\
+        --weights assets/cifar10_resnet20/resnet20-12fca82f.th --granularity block \\
+        --methods GradientExplanation,GradCAM,CriGrad --out sanity_out
 
-writes ``sanity_out/table.md`` (mean ± std over images per step and
-measure), ``sanity_out/curves.png`` and ``sanity_out/maps.png`` (the first
-image and its maps).
+writes, all at once, ``sanity_out/table.md`` (mean ± std over images per step
+and measure), ``sanity_out/curves.png``, ``sanity_out/maps.png`` (the first
+image and its maps) and ``sanity_out/run.json``. On ResNet-20 CriGrad filters
+the 9 BasicBlocks (``--crigrad-layers`` to choose).
+
+Errors (missing or unreadable image, corrupt checkpoint, checkpoint of another
+architecture, unknown method, unwritable output folder, ...) print one line
+and exit with code 2; the output folder is then left as it was.
+
+Changed in the cli-consistency branch: images are positional (``--images
+FOLDER``, ``--limit N`` still work, deprecated); ``--methods`` and
+``--crigrad-layers`` are comma-separated like ``saliency``'s (``--layers A B``
+still works, deprecated); ``--out`` defaults to ``./crigrad-sanity-out``; an
+MNIST folder gives its held-out test images from index 8000 on.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
+
+import torch
 
 from captum_crigrad.cli import CLIError
 
 NAME = "sanity"
 HELP = "gradient maps side by side and model-randomisation sanity checks"
-
-MODELS = ("resnet20", "smallcnn")
-NORMALIZATIONS = ("imagenet", "mnist", "none")
+DEFAULT_OUT = "crigrad-sanity-out"
+DEFAULT_METHODS = "GradientExplanation,GuidedBackprop,ZeilerFergus"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=MODELS, required=True,
-                        help="architecture of the weights file")
-    parser.add_argument("--weights", required=True,
-                        help="checkpoint / state dict of the model (torch.load, weights only)")
-    parser.add_argument("--images", required=True,
-                        help="folder of *_L.png images, or of MNIST t10k-*.gz files")
-    parser.add_argument("--limit", type=int, default=20, help="number of images (default 20)")
-    parser.add_argument("--normalize", choices=NORMALIZATIONS, default=None,
-                        help="input normalisation (default: imagenet for resnet20, "
-                        "mnist for smallcnn)")
-    parser.add_argument("--methods", nargs="+",
-                        default=["GradientExplanation", "GuidedBackprop", "ZeilerFergus"],
-                        help="registered method names")
-    parser.add_argument("--mode", choices=("cascading", "independent"), default="cascading",
-                        help="cascading: randomise blocks cumulatively from the output down "
-                        "(default); independent: one block at a time")
-    parser.add_argument("--granularity", choices=("module", "block"), default="module",
-                        help="randomisation step: every module with parameters (default) or "
-                        "every child block of the model")
-    parser.add_argument("--blocks", nargs="+", default=None,
-                        help="block names, top (output side) first")
-    parser.add_argument("--init", choices=("reset", "normal"), default="reset",
-                        help="re-initialisation: each module's reset_parameters() (default) "
-                        "or N(0, 0.01^2) draws as MATLAB")
-    parser.add_argument("--batchnorm-stats", choices=("keep", "reset"), default="keep",
-                        help="BatchNorm running statistics of randomised blocks: keep "
-                        "(default) or reset to mean 0, variance 1")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the randomisation (default 0)")
-    parser.add_argument("--score", choices=("logit", "probability"), default="logit",
-                        help="score differentiated: the target's logit (default) or its "
-                        "softmax probability (MATLAB)")
-    parser.add_argument("--layer", default=None, help="Grad-CAM layer name")
-    parser.add_argument("--layers", nargs="+", default=None,
-                        help="layer names for CriGrad on models without nn.ReLU modules")
-    parser.add_argument("--functional-relu", choices=("error", "wrap"), default="error",
-                        help="models applying ReLU as a function: refuse Guided Backprop/"
-                        "deconvnet (error, default) or apply their rule to every ReLU call "
-                        "(wrap)")
-    parser.add_argument("--out", required=True, help="output folder")
+    from captum_crigrad.cli._inputs import (
+        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments)
+    from captum_crigrad.sanity import available_methods
 
-
-def _load(args):
-    import torch
-
-    from captum_crigrad import models
-
-    if args.limit < 1:
-        raise ValueError(f"--limit: expected a positive number, got {args.limit}")
-    if not os.path.exists(args.weights):
-        raise OSError(f"--weights: no such file: {args.weights}")
-    if not os.path.isdir(args.images):
-        raise OSError(f"--images: no such folder: {args.images}")
-    # one-line errors for corrupt files and checkpoints of another architecture
-    from captum_crigrad.cli._inputs import load_state, read_checkpoint
-
-    state = read_checkpoint(args.weights)
-    if args.model == "resnet20":
-        model = models.resnet20()
-        load_state(model, state, "resnet20", args.weights)
-        model.eval()
-    else:
-        first = state.get("features.0.weight")
-        if first is None or first.dim() != 4:
-            raise CLIError(f"--weights: {args.weights} is not a checkpoint for smallcnn "
-                           "(no 4-D features.0.weight)")
-        in_channels, width = first.shape[1], first.shape[0]
-        model = models.SmallCNN(in_channels=in_channels, width=width)
-        load_state(model, state, "smallcnn", args.weights)
-        model.eval()
-    if os.path.exists(os.path.join(args.images, "t10k-images-idx3-ubyte.gz")):
-        images, _ = models.load_mnist(args.images)
-    else:
-        images, _, _ = models.load_cifar_images(args.images)
-    images = images[: args.limit]
-    norm = args.normalize or ("imagenet" if args.model == "resnet20" else "mnist")
-    if norm == "imagenet":
-        images = models.normalize(images)
-    elif norm == "mnist":
-        images = models.normalize(images, (0.1307,), (0.3081,))
-    return model, images
-
-
-def _atomic_write(path: str, write) -> None:
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp" + os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    add_image_arguments(parser, required=False, n_images=20, deprecated=True)
+    add_model_arguments(parser)
+    g = add_method_arguments(parser, default=DEFAULT_METHODS,
+                             names=", ".join(available_methods()))
+    g.add_argument("--layers", nargs="+", default=None, metavar="NAME",
+                   help="deprecated: space-separated spelling of --crigrad-layers")
+    g.add_argument("--layer", default=None,
+                   help="Grad-CAM layer name (default: the last module with a 4-D output)")
+    g.add_argument("--score", choices=("logit", "probability"), default="logit",
+                   help="score differentiated: the target's logit (default) or its "
+                   "softmax probability (MATLAB)")
+    g.add_argument("--functional-relu", choices=("error", "wrap"), default="error",
+                   help="models applying ReLU as a function: refuse Guided Backprop/"
+                   "deconvnet (error, default) or apply their rule to every ReLU call "
+                   "(wrap)")
+    g = parser.add_argument_group("randomisation")
+    g.add_argument("--mode", choices=("cascading", "independent"), default="cascading",
+                   help="cascading: randomise blocks cumulatively from the output down "
+                   "(default); independent: one block at a time")
+    g.add_argument("--granularity", choices=("module", "block"), default="module",
+                   help="randomisation step: every module with parameters (default) or "
+                   "every child block of the model")
+    g.add_argument("--blocks", nargs="+", default=None, metavar="NAME",
+                   help="block names, top (output side) first, comma- or space-separated "
+                   "(default: from --granularity)")
+    g.add_argument("--init", choices=("reset", "normal"), default="reset",
+                   help="re-initialisation: each module's reset_parameters() (default) "
+                   "or N(0, 0.01^2) draws as MATLAB")
+    g.add_argument("--batchnorm-stats", choices=("keep", "reset"), default="keep",
+                   help="BatchNorm running statistics of randomised blocks: keep "
+                   "(default) or reset to mean 0, variance 1")
+    add_output_arguments(parser, default=DEFAULT_OUT, writes="table.md, curves.png, maps.png")
+    parser.epilog = (
+        "Example (embedded default model and its digits, 4 of them):\n"
+        "  captum-crigrad sanity --n-images 4 --methods GradientExplanation,GradCAM --out sanity-out\n"
+        "Example (ResNet-20, CriGrad on its BasicBlocks, one randomisation step per block):\n"
+        "  captum-crigrad sanity cifar10_images/ --model resnet20 --weights resnet20.th \\\n"
+        "      --granularity block --methods GradientExplanation,GradCAM,CriGrad --out sanity-out\n"
+        "Errors print one line and exit with code 2; the output folder is then left as it was."
+    )
 
 
 def run(args) -> int:
-    import matplotlib
+    import captum
+    from tqdm import tqdm
 
-    matplotlib.use("Agg")
-    import torch
-
+    from captum_crigrad import __version__
+    from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs, split_names
+    from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.sanity import (
         gradient_map,
         plot_sanity_curves,
         sanity_check,
         tile_input_and_maps,
     )
+    from captum_crigrad.sanity.gradient_maps import get_method
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
-    model, images = _load(args)
-    options = dict(
-        score=args.score, layer=args.layer, layers=args.layers,
-        functional_relu=args.functional_relu,
-    )
-    # checks every name and option before the long run
-    maps = gradient_map(model, images[:1], args.methods, **options)
-    result = sanity_check(
-        model, images, args.methods, args.mode, blocks=args.blocks,
-        granularity=args.granularity, init=args.init, seed=args.seed,
-        batchnorm_stats=args.batchnorm_stats, **options,
-    )
-    os.makedirs(args.out, exist_ok=True)
+    # -- validate everything before any work -----------------------------------
+    methods = split_names(args.methods)
+    if not methods:
+        raise CLIError("--methods: expected at least one name")
+    for name in methods:
+        get_method(name)
+    if args.layers and args.crigrad_layers:
+        raise CLIError("--layers: give --crigrad-layers only (--layers is its old spelling)")
+    blocks = [b for text in args.blocks for b in split_names(text)] if args.blocks else None
+    check_output_folder(args.out)
+    inputs = load_inputs(args)
+    layers = args.layers or crigrad_layer_names(args, inputs.loaded)
+    options = dict(score=args.score, layer=args.layer, layers=layers,
+                   functional_relu=args.functional_relu)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(old_threads, 2)))
+    try:
+        # checks every name and option on one image before the long run
+        maps = gradient_map(inputs.model, inputs.images[:1], methods, **options)
+        with tqdm(desc="sanity", unit="step", disable=args.no_progress or None,
+                  leave=False) as bar:
+            result = sanity_check(
+                inputs.model, inputs.images, methods, args.mode, blocks=blocks,
+                granularity=args.granularity, init=args.init, seed=args.seed,
+                batchnorm_stats=args.batchnorm_stats, progress=lambda step: bar.update(1),
+                **options,
+            )
+    finally:
+        torch.set_num_threads(old_threads)
+    model_name = os.path.basename(args.model)
     table = result.to_markdown() + "\n"
-    _atomic_write(os.path.join(args.out, "table.md"),
-                  lambda p: open(p, "w", encoding="utf-8").write(table))
-    fig = plot_sanity_curves(result, title=f"{args.model}, {args.mode} randomisation")
-    _atomic_write(os.path.join(args.out, "curves.png"), lambda p: fig.savefig(p, dpi=110))
-    shown = images[0] - images[0].amin()
-    shown = shown / shown.amax().clamp_min(1e-12)
-    tile = tile_input_and_maps(shown, [m[0] for m in maps], args.methods)
-    _atomic_write(os.path.join(args.out, "maps.png"), lambda p: tile.savefig(p, dpi=110))
+    curves = plot_sanity_curves(result, title=f"{model_name}, {args.mode} randomisation")
+    tile = tile_input_and_maps(inputs.raw[0], [m[0].cpu() for m in maps], methods)
+    run_info = {
+        "command": "captum-crigrad sanity",
+        "model": inputs.loaded.description,
+        "images": inputs.files,
+        "methods": methods,
+        "crigrad_layers": layers,
+        "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "preprocessing": inputs.preprocessing(),
+        "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
+                     "captum": captum.__version__},
+    }
+    with staged_output(args.out, run_info) as folder:
+        with open(os.path.join(folder, "table.md"), "w", encoding="utf-8") as fh:
+            fh.write(table)
+        curves.savefig(os.path.join(folder, "curves.png"), dpi=110)
+        tile.savefig(os.path.join(folder, "maps.png"), dpi=110)
     print(table)
-    print(f"wrote {args.out}/table.md, curves.png, maps.png")
+    print(f"{len(inputs.files)} image(s) x {len(methods)} method(s) with "
+          f"{inputs.loaded.description}: wrote {args.out} (table.md, curves.png, maps.png)")
     return 0

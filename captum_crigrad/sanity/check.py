@@ -17,7 +17,7 @@ better.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch.nn as nn
@@ -116,6 +116,7 @@ def sanity_check(
     measures: Sequence[str] = MEASURES,
     batch_size: int = 64,
     pixels_per_cell: Tuple[int, int] = (8, 8),
+    progress: Optional[Callable[[str], None]] = None,
 ) -> SanityResult:
     """Run the cascading or independent model-randomisation sanity check.
 
@@ -133,6 +134,7 @@ def sanity_check(
         measures: subset of ``("spearman_abs", "spearman_signed", "ssim",
             "hog_pearson")``.
         pixels_per_cell: HOG cell size.
+        progress: called with each randomisation step's name once it is scored.
 
     Returns:
         :class:`SanityResult`; ``rows()``/``to_markdown()`` give the table,
@@ -174,6 +176,8 @@ def sanity_check(
             )
             for measure, values in scores.items():
                 per_step[(name, measure)].append(values)
+        if progress is not None:
+            progress(step)
     return SanityResult(
         mode=mode,
         steps=steps,
