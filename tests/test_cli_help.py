@@ -30,3 +30,24 @@ def test_every_option_has_help(name, capsys):
 
 def test_commands_present():
     assert {"demo", "saliency", "eval", "sanity"} <= set(_subparsers())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--sens-n", "1,x"],
+        ["saliency", "img.png", "--keep", "lots"],
+        ["sanity", "--mode", "sideways"],
+        ["saliency", "img.png", "--no-such-option"],
+        [],
+    ],
+)
+def test_argparse_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "error:" in err and "usage:" not in err and "--help" in err
+    assert captured.out == ""

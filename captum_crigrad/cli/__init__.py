@@ -32,8 +32,17 @@ def _commands():
     return sorted(mods, key=lambda m: m.NAME)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (unknown option, bad value) as one line, exit code 2,
+    like every other error of the command line (argparse would print the whole
+    usage block first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="captum-crigrad",
         description="Cleaner gradient explanations for PyTorch classifiers.",
     )
