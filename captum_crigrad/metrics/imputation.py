@@ -212,6 +212,9 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 4) -> Tensor:
     tiny = torch.finfo(images.dtype).tiny
     guess = None
     for depth, (total, weight) in enumerate(reversed(pyramid)):
+        if guess is not None and depth == len(pyramid) - 1:
+            upsampled = F.interpolate(guess, size=weight.shape[-2:], mode="bilinear", align_corners=False)
+            return upsampled.mul_(unknown)  # full resolution: only the unknown pixels are used
         kept = weight > 0
         value = total / weight.clamp_min(tiny)
         if guess is None:
