@@ -105,8 +105,9 @@ class _Level:
 
 # A coarse level with at most this many unknown cells (all images of a chunk
 # together) is solved exactly by a dense Cholesky factorisation instead of
-# being coarsened further (see _DenseSolve).
-_DIRECT_MAX = 512
+# being coarsened further (see _DenseSolve). Float64 Cholesky, 1 thread:
+# 0.16 ms at 200 unknowns, 0.9 ms at 400, 3.7 ms at 512.
+_DIRECT_MAX = 256
 
 # ROAD's 8 neighbour offsets and weights
 _OFFSETS = [(dy, dx, 1 / 12 if dy and dx else 1 / 6)
