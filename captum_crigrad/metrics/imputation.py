@@ -84,23 +84,27 @@ class _Level:
         self.centre_unknown = self.centre * unknown
         self.minus_unknown_12 = unknown * (-1.0 / 12.0)
         self.step = 0.8 * unknown / self.diag  # damped Jacobi, omega = 0.8
+        # a sweep u + step * (rhs - (D - W) u) as keep * u + step * rhs + step_12 * S(u)
+        self.keep = 1 - self.step * self.centre
+        self.step_12 = self.step / 12.0
         self.direct: Optional[_DenseSolve] = None  # set on the coarsest level
 
     def apply(self, u: Tensor) -> Tensor:
         """(D - W) u restricted to the unknowns (u is zero on known pixels)."""
         return _box121(u).mul_(self.minus_unknown_12).addcmul_(self.centre_unknown, u)
 
-    def smooth(self, u: Tensor, rhs: Tensor, sweeps: int) -> Tensor:
-        for _ in range(sweeps):
-            # u + step * (rhs - (D - W) u); step is 0 on known pixels, so the
-            # residual needs no masking
-            r = _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
-            u = u.addcmul(self.step, r)
-        return u
+    def residual(self, u: Tensor, rhs: Tensor) -> Tensor:
+        """rhs - (D - W) u on the unknowns, garbage on known cells: only for
+        the restriction, whose coarse mask drops every block with a known cell."""
+        return _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
 
-    def smooth_from_zero(self, rhs: Tensor, sweeps: int) -> Tensor:
-        u = self.step * rhs  # the first sweep from u = 0
-        return self.smooth(u, rhs, sweeps - 1)
+    def smooth(self, u: Tensor, step_rhs: Tensor, sweeps: int) -> Tensor:
+        """``sweeps`` damped Jacobi sweeps from u, ``step_rhs = step * rhs``
+        (step is 0 on known cells, which stay 0). Returns a new tensor when
+        sweeps > 0 (u and step_rhs are not modified)."""
+        for _ in range(sweeps):
+            u = _box121(u).mul_(self.step_12).add_(step_rhs).addcmul_(self.keep, u)
+        return u
 
 
 # A coarse level with at most this many unknown cells (all images of a chunk
@@ -180,17 +184,20 @@ def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
     nearest prolongation, rediscretised coarse stencil): an SPD
     preconditioner for conjugate gradients."""
     lvl = levels[depth]
+    if depth == len(levels) - 1 and lvl.direct is not None:
+        return lvl.direct(rhs)
+    step_rhs = lvl.step * rhs  # also the first sweep from u = 0
     if depth == len(levels) - 1:
-        if lvl.direct is not None:
-            return lvl.direct(rhs)
-        return lvl.smooth_from_zero(rhs, 4 * sweeps)
-    u = lvl.smooth_from_zero(rhs, sweeps)
+        return lvl.smooth(step_rhs, step_rhs, 4 * sweeps - 1)
+    u = lvl.smooth(step_rhs, step_rhs, sweeps - 1)
+    if u is step_rhs:
+        u = u.clone()
     coarse = levels[depth + 1]
-    r_c = coarse.unknown * _restrict(rhs - lvl.apply(u), coarse.unknown.shape[-2:])
+    r_c = coarse.unknown * _restrict(lvl.residual(u, rhs), coarse.unknown.shape[-2:])
     e_c = _v_cycle(levels, r_c, depth + 1, sweeps)
     u = u.addcmul_(lvl.unknown, _prolong(e_c, rhs.shape[-2:]))
     # post-smoothing: same sweeps on the transposed side keeps the cycle symmetric
-    return lvl.smooth(u, rhs, sweeps)
+    return lvl.smooth(u, step_rhs, sweeps)
 
 
 def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 4) -> Tensor:
