@@ -83,7 +83,12 @@ class _Level:
         self.centre = self.diag + 1.0 / 3.0  # d + 4/12
         self.centre_unknown = self.centre * unknown
         self.minus_unknown_12 = unknown * (-1.0 / 12.0)
-        self.step = 0.8 * unknown / self.diag  # damped Jacobi, omega = 0.8
+        # Jacobi, omega = 1: D^-1 (D - W) of ROAD's stencil spans [2/3, 4/3] on
+        # the high frequencies, so omega = 1 smooths best (factor 1/3; 0.47
+        # at omega = 0.8) and 2D - (D - W) = D + W stays positive definite
+        # (diagonally dominant), so the V-cycle stays an SPD preconditioner.
+        # Bench masks: 196 instead of 205 V-cycles for 32 solves.
+        self.step = unknown / self.diag
         # a sweep u + step * (rhs - (D - W) u) as keep * u + step * rhs + step_12 * S(u)
         self.keep = 1 - self.step * self.centre
         self.step_12 = self.step / 12.0
@@ -200,7 +205,7 @@ def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
     return lvl.smooth(u, step_rhs, sweeps)
 
 
-def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 4) -> Tensor:
+def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 2) -> Tensor:
     """A cheap approximation of the imputation, the start of the CG solve.
 
     Kept pixels are averaged down a pyramid (2x2 block sums of the kept
