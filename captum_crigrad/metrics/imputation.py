@@ -130,9 +130,10 @@ class _DenseSolve:
     Replaces the levels below it (on a 224x224 image the grids of 28x28 and
     smaller cost ~0.7 ms per V-cycle in per-operation overhead; the
     factorisation of a few hundred unknowns costs less than one cycle). The
-    images of a chunk give one block-diagonal matrix. ``ok`` is False when
-    the matrix is singular (a region with no known cell around it, e.g. a
-    whole image removed): the caller then keeps smoothing instead.
+    images of a chunk give one block-diagonal matrix. Only an image with no
+    kept pixel at all has a singular (Neumann) block, and its right-hand
+    sides are exactly 0; ``ok`` is False when the factorisation fails
+    numerically, and the caller then keeps coarsening and smoothing instead.
     """
 
     def __init__(self, level: "_Level") -> None:
