@@ -104,7 +104,7 @@ class _Level:
         return _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
 
     def smooth(self, u: Tensor, step_rhs: Tensor, sweeps: int) -> Tensor:
-        """``sweeps`` damped Jacobi sweeps from u, ``step_rhs = step * rhs``
+        """``sweeps`` Jacobi sweeps from u, ``step_rhs = step * rhs``
         (step is 0 on known cells, which stay 0). Returns a new tensor when
         sweeps > 0 (u and step_rhs are not modified)."""
         for _ in range(sweeps):
@@ -186,8 +186,9 @@ def _prolong(e: Tensor, fine_shape) -> Tensor:
 
 
 def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
-    """Symmetric V-cycle (zero start, damped Jacobi, sum-restriction /
-    nearest prolongation, rediscretised coarse stencil): an SPD
+    """Symmetric V-cycle (zero start, Jacobi, sum-restriction /
+    nearest prolongation, rediscretised coarse stencil, exact solve at the
+    bottom when the coarsest level has a dense factor): an SPD
     preconditioner for conjugate gradients."""
     lvl = levels[depth]
     if depth == len(levels) - 1 and lvl.direct is not None:
@@ -260,12 +261,13 @@ def linear_imputation(
     Evaluation Strategy for Attribution Methods"). The system (one per image
     and channel) is symmetric positive definite on every removed region that
     touches a kept pixel. The batch is solved in cache-sized chunks of
-    images (all channels together) by conjugate gradients preconditioned with a geometric multigrid V-cycle, built from
-    shifted adds and pooling, so it runs on the images' device, started from
-    a pyramid fill of the kept pixels; it needs about 8 iterations whatever
-    the size of the removed regions. A
-    removed region with no kept pixel around it (e.g. everything removed)
-    is filled with 0.
+    images (all channels together) by conjugate gradients preconditioned
+    with a geometric multigrid V-cycle (Jacobi smoothing built from shifted
+    adds, an exact dense Cholesky solve on the first coarse grid with at
+    most 256 unknown cells), so it runs on the images' device, started from
+    a pyramid fill of the kept pixels; it needs 5 to 8 iterations on 224x224
+    images whatever the size of the removed regions. A removed region with
+    no kept pixel around it (e.g. everything removed) is filled with 0.
 
     Args:
         images: (B, C, H, W) float.
