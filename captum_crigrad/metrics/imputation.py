@@ -207,7 +207,7 @@ def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
     return lvl.smooth(u, step_rhs, sweeps)
 
 
-def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 2) -> Tensor:
+def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
     """A cheap approximation of the imputation, the start of the CG solve.
 
     Kept pixels are averaged down a pyramid (2x2 block sums of the kept
