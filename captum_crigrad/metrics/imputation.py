@@ -336,19 +336,25 @@ def _solve(images: Tensor, removed: Tensor, tol: float, max_iter: int) -> Tensor
     def dot(u: Tensor, v: Tensor) -> Tensor:
         return (u * v).sum(dim=(2, 3), keepdim=True)
 
+    def converged(r: Tensor) -> bool:
+        return bool((r.flatten(2).norm(dim=2) <= tol * rhs_norm).all())
+
     sol = _initial_guess(images, unknown)
     res = rhs - fine.apply(sol)
+    if max_iter < 1 or converged(res):
+        return torch.where(unknown.bool(), sol, images)
     z = _v_cycle(levels, res)
     p = z
     rz = dot(res, z)
-    for _ in range(max_iter):
-        if bool((res.flatten(2).norm(dim=2) <= tol * rhs_norm).all()):
-            break
+    for it in range(max_iter):
         ap = fine.apply(p)
         pap = dot(p, ap)
         alpha = torch.where(pap > 0, rz / pap.clamp_min(tiny), 0)
         sol = sol.addcmul_(alpha, p)
         res = res.addcmul_(alpha, ap, value=-1.0)
+        # tested before the next V-cycle, which a converged solve does not need
+        if it == max_iter - 1 or converged(res):
+            break
         z = _v_cycle(levels, res)
         rz_new = dot(res, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(tiny), 0)
