@@ -203,6 +203,46 @@ def test_linear_imputation_matches_a_direct_scipy_sparse_solve():
     assert torch.equal((n1 - out)[~removed.unsqueeze(1).expand_as(out)], torch.zeros(int((~removed).sum()) * 3, dtype=out.dtype))
 
 
+def test_linear_imputation_multigrid_levels_and_dense_coarse_solve_match_scipy():
+    # 96x96 images: several V-cycle levels above the dense Cholesky coarse
+    # solve (a level with <= 256 unknown cells); float32 at the default tol
+    # as road() uses it, float64 at a tight tol
+    from captum_crigrad.metrics import imputation
+
+    g = torch.Generator().manual_seed(1)
+    h = 96
+    img = torch.rand(2, 3, h, h, generator=g, dtype=torch.float64)
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(h), indexing="ij")
+    blobs = (((yy - 30) ** 2 + (xx - 60) ** 2) < 900) | (((yy - 75) ** 2 + (xx - 20) ** 2) < 300)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(1, 1, h, h, generator=g), 15, 1, 7)[0, 0]
+    lerf = smooth < torch.quantile(smooth.flatten(), 0.8)  # 80% removed, touches the border
+    removed = torch.stack([blobs, lerf])
+    built = []
+    original = imputation._DenseSolve.__init__
+
+    def spy(self, level):
+        original(self, level)
+        built.append((level.unknown.shape[-1], self.ok))
+
+    imputation._DenseSolve.__init__ = spy
+    try:
+        out = linear_imputation(img, removed, tol=1e-10)
+        out32 = linear_imputation(img[1:].float(), removed[1:])
+    finally:
+        imputation._DenseSolve.__init__ = original
+    assert built and all(ok and size < h for size, ok in built)
+    for i in range(2):
+        expected = _scipy_imputation(img[i].numpy(), removed[i].numpy())
+        np.testing.assert_allclose(out[i].numpy(), expected, atol=1e-7)
+    assert (out32[0].double() - out[1]).abs().max() < 1e-3
+    # an image removed entirely (no kept pixel: a singular block of the coarse
+    # matrix, with a zero right-hand side) in the same chunk as a solvable
+    # one: 0 and the scipy answer
+    both = linear_imputation(img, torch.stack([torch.ones_like(blobs), blobs]), tol=1e-10)
+    assert torch.equal(both[0], torch.zeros_like(both[0]))
+    np.testing.assert_allclose(both[1].numpy(), _scipy_imputation(img[1].numpy(), blobs.numpy()), atol=1e-7)
+
+
 def test_road_true_contribution_beats_random(linear_case):
     model, x, contribution, random_map = linear_case
     g = torch.Generator().manual_seed(0)

@@ -83,23 +83,87 @@ class _Level:
         self.centre = self.diag + 1.0 / 3.0  # d + 4/12
         self.centre_unknown = self.centre * unknown
         self.minus_unknown_12 = unknown * (-1.0 / 12.0)
-        self.step = 0.8 * unknown / self.diag  # damped Jacobi, omega = 0.8
+        # Jacobi, omega = 1: D^-1 (D - W) of ROAD's stencil spans [2/3, 4/3] on
+        # the high frequencies, so omega = 1 smooths best (factor 1/3; 0.47
+        # at omega = 0.8) and 2D - (D - W) = D + W stays positive definite
+        # (diagonally dominant), so the V-cycle stays an SPD preconditioner.
+        # Bench masks: 196 instead of 205 V-cycles for 32 solves.
+        self.step = unknown / self.diag
+        # a sweep u + step * (rhs - (D - W) u) as keep * u + step * rhs + step_12 * S(u)
+        self.keep = 1 - self.step * self.centre
+        self.step_12 = self.step / 12.0
+        self.direct: Optional[_DenseSolve] = None  # set on the coarsest level
 
     def apply(self, u: Tensor) -> Tensor:
         """(D - W) u restricted to the unknowns (u is zero on known pixels)."""
         return _box121(u).mul_(self.minus_unknown_12).addcmul_(self.centre_unknown, u)
 
-    def smooth(self, u: Tensor, rhs: Tensor, sweeps: int) -> Tensor:
+    def residual(self, u: Tensor, rhs: Tensor) -> Tensor:
+        """rhs - (D - W) u on the unknowns, garbage on known cells: only for
+        the restriction, whose coarse mask drops every block with a known cell."""
+        return _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
+
+    def smooth(self, u: Tensor, step_rhs: Tensor, sweeps: int) -> Tensor:
+        """``sweeps`` Jacobi sweeps from u, ``step_rhs = step * rhs``
+        (step is 0 on known cells, which stay 0). Returns a new tensor when
+        sweeps > 0 (u and step_rhs are not modified)."""
         for _ in range(sweeps):
-            # u + step * (rhs - (D - W) u); step is 0 on known pixels, so the
-            # residual needs no masking
-            r = _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
-            u = u.addcmul(self.step, r)
+            u = _box121(u).mul_(self.step_12).add_(step_rhs).addcmul_(self.keep, u)
         return u
 
-    def smooth_from_zero(self, rhs: Tensor, sweeps: int) -> Tensor:
-        u = self.step * rhs  # the first sweep from u = 0
-        return self.smooth(u, rhs, sweeps - 1)
+
+# A coarse level with at most this many unknown cells (all images of a chunk
+# together) is solved exactly by a dense Cholesky factorisation instead of
+# being coarsened further (see _DenseSolve). Float64 Cholesky, 1 thread:
+# 0.16 ms at 200 unknowns, 0.9 ms at 400, 3.7 ms at 512.
+_DIRECT_MAX = 256
+
+# ROAD's 8 neighbour offsets and weights
+_OFFSETS = [(dy, dx, 1 / 12 if dy and dx else 1 / 6)
+            for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+
+class _DenseSolve:
+    """Exact solve of a (small) level's system ``(D - W) u = r`` on its
+    unknown cells by a dense Cholesky factor: the bottom of the V-cycle.
+
+    Replaces the levels below it (on a 224x224 image the grids of 28x28 and
+    smaller cost ~0.7 ms per V-cycle in per-operation overhead; the
+    factorisation of a few hundred unknowns costs less than one cycle). The
+    images of a chunk give one block-diagonal matrix. Only an image with no
+    kept pixel at all has a singular (Neumann) block, and its right-hand
+    sides are exactly 0; ``ok`` is False when the factorisation fails
+    numerically, and the caller then keeps coarsening and smoothing instead.
+    """
+
+    def __init__(self, level: "_Level") -> None:
+        unknown = level.unknown[:, 0] > 0  # (B, H, W)
+        b, h, w = unknown.shape
+        flat = unknown.flatten()
+        self.index = flat.nonzero().squeeze(1)
+        n = self.index.numel()
+        numbering = torch.full((b, h + 2, w + 2), -1, dtype=torch.long, device=unknown.device)
+        numbering[:, 1:-1, 1:-1][unknown] = torch.arange(n, device=unknown.device)
+        rows = torch.arange(n, device=unknown.device)
+        dtype = level.unknown.dtype
+        matrix = torch.zeros(n, n, dtype=torch.float64, device=unknown.device)
+        matrix[rows, rows] = level.diag.expand(b, 1, h, w)[:, 0][unknown].double()
+        for dy, dx, weight in _OFFSETS:
+            neighbour = numbering[:, 1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx][unknown]
+            inside = neighbour >= 0
+            matrix[rows[inside], neighbour[inside]] = -weight
+        factor, info = torch.linalg.cholesky_ex(matrix)
+        self.ok = bool(info == 0)
+        self.factor = factor.to(dtype)
+        self.shape = (b, h, w)
+
+    def __call__(self, rhs: Tensor) -> Tensor:
+        b, h, w = self.shape
+        c = rhs.shape[1]
+        r = rhs.permute(0, 2, 3, 1).reshape(b * h * w, c).index_select(0, self.index)
+        out = rhs.new_zeros(b * h * w, c)
+        out.index_copy_(0, self.index, torch.cholesky_solve(r, self.factor))
+        return out.view(b, h, w, c).permute(0, 3, 1, 2).contiguous()
 
 
 def _coarsen(unknown: Tensor) -> Tensor:
@@ -107,11 +171,13 @@ def _coarsen(unknown: Tensor) -> Tensor:
     return 1 - F.max_pool2d(1 - unknown, 2, ceil_mode=True)
 
 
-def _restrict(r: Tensor, coarse_shape) -> Tensor:
-    """Sum over 2x2 blocks (the transpose of nearest-neighbour prolongation)."""
+def _restrict(r: Tensor, coarse_shape=None) -> Tensor:
+    """Sum over 2x2 blocks (the transpose of nearest-neighbour prolongation),
+    as strided slices: 72 vs 520 us for avg_pool2d on a 224x224 RGB image."""
     h, w = r.shape[-2:]
-    r = F.pad(r, (0, (-w) % 2, 0, (-h) % 2))
-    return F.avg_pool2d(r, 2) * 4
+    if h % 2 or w % 2:
+        r = F.pad(r, (0, w % 2, 0, h % 2))
+    return (r[:, :, 0::2, 0::2] + r[:, :, 1::2, 0::2]).add_(r[:, :, 0::2, 1::2]).add_(r[:, :, 1::2, 1::2])
 
 
 def _prolong(e: Tensor, fine_shape) -> Tensor:
@@ -120,26 +186,33 @@ def _prolong(e: Tensor, fine_shape) -> Tensor:
 
 
 def _v_cycle(levels, rhs: Tensor, depth: int = 0, sweeps: int = 2) -> Tensor:
-    """Symmetric V-cycle (zero start, damped Jacobi, sum-restriction /
-    nearest prolongation, rediscretised coarse stencil): an SPD
+    """Symmetric V-cycle (zero start, Jacobi, sum-restriction /
+    nearest prolongation, rediscretised coarse stencil, exact solve at the
+    bottom when the coarsest level has a dense factor): an SPD
     preconditioner for conjugate gradients."""
     lvl = levels[depth]
+    if depth == len(levels) - 1 and lvl.direct is not None:
+        return lvl.direct(rhs)
+    step_rhs = lvl.step * rhs  # also the first sweep from u = 0
     if depth == len(levels) - 1:
-        return lvl.smooth_from_zero(rhs, 4 * sweeps)
-    u = lvl.smooth_from_zero(rhs, sweeps)
+        return lvl.smooth(step_rhs, step_rhs, 4 * sweeps - 1)
+    u = lvl.smooth(step_rhs, step_rhs, sweeps - 1)
+    if u is step_rhs:
+        u = u.clone()
     coarse = levels[depth + 1]
-    r_c = coarse.unknown * _restrict(rhs - lvl.apply(u), coarse.unknown.shape[-2:])
+    r_c = coarse.unknown * _restrict(lvl.residual(u, rhs), coarse.unknown.shape[-2:])
     e_c = _v_cycle(levels, r_c, depth + 1, sweeps)
     u = u.addcmul_(lvl.unknown, _prolong(e_c, rhs.shape[-2:]))
     # post-smoothing: same sweeps on the transposed side keeps the cycle symmetric
-    return lvl.smooth(u, rhs, sweeps)
+    return lvl.smooth(u, step_rhs, sweeps)
 
 
-def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 4) -> Tensor:
+def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
     """A cheap approximation of the imputation, the start of the CG solve.
 
-    Kept pixels are averaged down a pyramid (a coarse cell is kept when any
-    of its fine cells is, as in :func:`_coarsen`, and holds their mean);
+    Kept pixels are averaged down a pyramid (2x2 block sums of the kept
+    values and of the kept counts: a coarse cell is kept when any of its
+    fine cells is, and holds their mean);
     going back up, unknown cells take the bilinear upsampling of the coarser
     level and, on the coarse levels only (they are cheap), ``sweeps`` Jacobi
     sweeps of the imputation equation. Unknown cells with no kept pixel in
@@ -149,12 +222,14 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 4) -> Tensor:
     pyramid = [(images * known, known)]
     while min(pyramid[-1][1].shape[-2:]) > 4:
         total, weight = pyramid[-1]
-        h, w = weight.shape[-2:]
-        pad = (0, w % 2, 0, h % 2)
-        pyramid.append((F.avg_pool2d(F.pad(total, pad), 2), F.avg_pool2d(F.pad(weight, pad), 2)))
+        # block sums (zero padded): value = total / weight is the mean of the kept pixels
+        pyramid.append((_restrict(total), _restrict(weight)))
     tiny = torch.finfo(images.dtype).tiny
     guess = None
     for depth, (total, weight) in enumerate(reversed(pyramid)):
+        if guess is not None and depth == len(pyramid) - 1:
+            upsampled = F.interpolate(guess, size=weight.shape[-2:], mode="bilinear", align_corners=False)
+            return upsampled.mul_(unknown)  # full resolution: only the unknown pixels are used
         kept = weight > 0
         value = total / weight.clamp_min(tiny)
         if guess is None:
@@ -186,12 +261,13 @@ def linear_imputation(
     Evaluation Strategy for Attribution Methods"). The system (one per image
     and channel) is symmetric positive definite on every removed region that
     touches a kept pixel. The batch is solved in cache-sized chunks of
-    images (all channels together) by conjugate gradients preconditioned with a geometric multigrid V-cycle, built from
-    shifted adds and pooling, so it runs on the images' device, started from
-    a pyramid fill of the kept pixels; it needs about 8 iterations whatever
-    the size of the removed regions. A
-    removed region with no kept pixel around it (e.g. everything removed)
-    is filled with 0.
+    images (all channels together) by conjugate gradients preconditioned
+    with a geometric multigrid V-cycle (Jacobi smoothing built from shifted
+    adds, an exact dense Cholesky solve on the first coarse grid with at
+    most 256 unknown cells), so it runs on the images' device, started from
+    a pyramid fill of the kept pixels; it needs 5 to 8 iterations on 224x224
+    images whatever the size of the removed regions. A removed region with
+    no kept pixel around it (e.g. everything removed) is filled with 0.
 
     Args:
         images: (B, C, H, W) float.
@@ -238,13 +314,20 @@ def _solve(images: Tensor, removed: Tensor, tol: float, max_iter: int) -> Tensor
     unknown = removed.to(dtype).unsqueeze(1)
     levels = []
     lvl_unknown = unknown
+    n_unknown = int(unknown.sum())
     while True:
         levels.append(_Level(lvl_unknown))
+        if len(levels) > 1 and n_unknown <= _DIRECT_MAX:
+            direct = _DenseSolve(levels[-1])
+            if direct.ok:
+                levels[-1].direct = direct
+                break
         hh, ww = lvl_unknown.shape[-2:]
         if min(hh, ww) <= 4 or len(levels) >= 12:
             break
         lvl_unknown = _coarsen(lvl_unknown)
-        if not bool(lvl_unknown.any()):
+        n_unknown = int(lvl_unknown.sum())
+        if n_unknown == 0:
             break
     fine = levels[0]
     rhs = unknown * _neighbour_sum(images * (1 - unknown))
@@ -253,19 +336,25 @@ def _solve(images: Tensor, removed: Tensor, tol: float, max_iter: int) -> Tensor
     def dot(u: Tensor, v: Tensor) -> Tensor:
         return (u * v).sum(dim=(2, 3), keepdim=True)
 
+    def converged(r: Tensor) -> bool:
+        return bool((r.flatten(2).norm(dim=2) <= tol * rhs_norm).all())
+
     sol = _initial_guess(images, unknown)
     res = rhs - fine.apply(sol)
+    if max_iter < 1 or converged(res):
+        return torch.where(unknown.bool(), sol, images)
     z = _v_cycle(levels, res)
     p = z
     rz = dot(res, z)
-    for _ in range(max_iter):
-        if bool((res.flatten(2).norm(dim=2) <= tol * rhs_norm).all()):
-            break
+    for it in range(max_iter):
         ap = fine.apply(p)
         pap = dot(p, ap)
         alpha = torch.where(pap > 0, rz / pap.clamp_min(tiny), 0)
         sol = sol.addcmul_(alpha, p)
         res = res.addcmul_(alpha, ap, value=-1.0)
+        # tested before the next V-cycle, which a converged solve does not need
+        if it == max_iter - 1 or converged(res):
+            break
         z = _v_cycle(levels, res)
         rz_new = dot(res, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(tiny), 0)
