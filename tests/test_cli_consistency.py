@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,14 @@ def test_first_help_example_runs(command, files, capsys):
     code, stdout, err = _run(capsys, *argv[1:], "--no-progress")
     assert code == 0, err
     assert os.path.isfile(os.path.join(out, "run.json")) and out in stdout
+
+
+def test_captum_relu_hook_warnings_are_not_shown(files, capsys):
+    """Captum warns on every Guided Backprop call that it hooks ReLUs; the
+    command line keeps its output to what the user can act on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = _run(capsys, "sanity", "--n-images", "1", "--methods", "GuidedBackprop",
+                            "--granularity", "block", "--out", files / "gbp", "--no-progress")
+    assert code == 0, err
+    assert not [w for w in caught if "backward hooks on ReLU" in str(w.message)]

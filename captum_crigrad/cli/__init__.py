@@ -14,6 +14,7 @@ import importlib
 import pkgutil
 import sys
 import textwrap
+import warnings
 from typing import List, Optional
 
 
@@ -61,7 +62,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            # Captum warns on every Guided Backprop / Deconvolution call that it
+            # hooks ReLUs (and removes the hooks): nothing a shell user can act on
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU",
+                                    category=UserWarning)
+            return int(args._run(args) or 0)
     except (CLIError, ValueError, TypeError, OSError) as exc:
         print(f"captum-crigrad {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -131,7 +131,7 @@ def run(args) -> int:
             )
     finally:
         torch.set_num_threads(old_threads)
-    model_name = os.path.basename(args.model)
+    model_name = inputs.loaded.description  # e.g. "embedded default (MNIST SmallCNN)"
     table = result.to_markdown() + "\n"
     curves = plot_sanity_curves(result, title=f"{model_name}, {args.mode} randomisation")
     tile = tile_input_and_maps(inputs.raw[0], [m[0].cpu() for m in maps], methods)
