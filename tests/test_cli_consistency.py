@@ -259,3 +259,16 @@ def test_captum_relu_hook_warnings_are_not_shown(files, capsys):
                             "--granularity", "block", "--out", files / "gbp", "--no-progress")
     assert code == 0, err
     assert not [w for w in caught if "backward hooks on ReLU" in str(w.message)]
+
+
+@pytest.mark.parametrize("command,method", [("saliency", "crigrad-saliency"),
+                                            ("eval", "crigrad-saliency"),
+                                            ("sanity", "CriGrad")])
+def test_unknown_crigrad_layer_is_named(files, capsys, command, method):
+    before = _tree(files)
+    argv = [command, files / "digits", "--methods", method, "--crigrad-layers",
+            "features.0,features.99", *FAST[command][2:], "--out", files / "out"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2, err
+    assert "features.99" in err and len(err.strip().splitlines()) == 1, err
+    assert _tree(files) == before

@@ -14,7 +14,7 @@ Errors (missing or unreadable image, corrupt checkpoint, checkpoint of another
 architecture, unknown method or metric, unwritable output folder, ...) print
 one line and exit with code 2; nothing is written then.
 
-Changed in the cli-consistency branch: images are positional (``--images
+Compatibility with earlier versions: images are positional (``--images
 FOLDER`` and ``--mnist FOLDER`` still work, deprecated); normalisation is the
 model's (``--normalize model``): smallcnn on 1-channel images now uses the MNIST
 statistics, as ``saliency`` does; add ``--normalize none`` for a model trained
@@ -125,6 +125,7 @@ def run(args) -> int:
     from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs, split_names
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.crigrad import CriGrad
+    from captum_crigrad.explain import resolve_layer
     from captum_crigrad.metrics.suite import METRICS, evaluate, format_table, parse_method
 
     # ---- check everything before any work
@@ -155,10 +156,7 @@ def run(args) -> int:
     layers = None
     names = crigrad_layer_names(args, loaded)
     if names is not None:
-        try:
-            layers = [model.get_submodule(n) for n in names]
-        except AttributeError:
-            raise CLIError(f"--crigrad-layers: the model has no module named in {names}") from None
+        layers = [resolve_layer(model, n, "--crigrad-layers") for n in names]
     built = [parse_method(m, model, keep=keep, layers=layers, ig_steps=args.n_steps, seed=args.seed)
              for m in methods]
 

@@ -18,7 +18,7 @@ Errors (missing or unreadable image, corrupt checkpoint, checkpoint of another
 architecture, unknown method, unwritable output folder, ...) print one line
 and exit with code 2; the output folder is then left as it was.
 
-Changed in the cli-consistency branch: images are positional (``--images
+Compatibility with earlier versions: images are positional (``--images
 FOLDER``, ``--limit N`` still work, deprecated); ``--methods`` and
 ``--crigrad-layers`` are comma-separated like ``saliency``'s (``--layers A B``
 still works, deprecated); ``--out`` defaults to ``./crigrad-sanity-out``; an
