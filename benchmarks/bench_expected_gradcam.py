@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captum.attr import LayerGradCam  # noqa: E402
 
-from captum_crigrad.expected_gradcam import ExpectedGradCAM  # noqa: E402
+from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM  # noqa: E402
 
 N_SAMPLES = 16
 BATCH = 4

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 from captum.attr import Saliency  # noqa: E402
 
-from captum_crigrad.forgrad import forgrad  # noqa: E402
+from captum_crigrad.forgrad.filter import forgrad  # noqa: E402
 
 
 def _median_time(fn, repeats: int) -> tuple[float, list[float]]:

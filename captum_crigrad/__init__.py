@@ -25,31 +25,33 @@ Public API (everything else is internal):
   :func:`with_gradient_transform`.
 """
 
-from captum_crigrad.attr import (
+from captum_crigrad.cam import ExpectedGradCAM, GradCAMPlusPlus, IntegratedGradCAM
+from captum_crigrad.crigrad import (
+    DEFAULT_KEEP,
+    CriGrad,
+    CriGradExtractor,
     CriGradInputXGradient,
     CriGradIntegratedGradients,
     CriGradLayerGradCam,
     CriGradSaliency,
     crigrad_attribution,
 )
-from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad, CriGradExtractor
 from captum_crigrad.datasets import make_shapes
 from captum_crigrad.default import load_default_images, load_default_model
-from captum_crigrad.expected_gradcam import ExpectedGradCAM
-from captum_crigrad.forgrad import forgrad
-from captum_crigrad.forgrad_attr import (
+from captum_crigrad.forgrad import (
     FORGrad,
     FORGradAttribution,
     FORGradInputXGradient,
     FORGradIntegratedGradients,
     FORGradLayerGradCam,
     FORGradSaliency,
+    SigmaSelection,
+    forgrad,
+    plot_sigma_curve,
+    select_sigma,
     with_forgrad,
 )
-from captum_crigrad.forgrad_select import SigmaSelection, plot_sigma_curve, select_sigma
-from captum_crigrad.gradcam_pp import GradCAMPlusPlus
 from captum_crigrad.hooks import GradientTransform, with_gradient_transform
-from captum_crigrad.integrated_gradcam import IntegratedGradCAM
 
 from captum_crigrad import metrics, sanity  # noqa: E402  (public sub-packages)
 from captum_crigrad.sanity import (  # noqa: E402

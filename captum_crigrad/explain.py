@@ -19,20 +19,20 @@ Method names (see :func:`available_methods`):
   (needs ``nn.ReLU`` modules);
 * ``gradcam``: Captum ``LayerGradCam`` on ``layer`` with ReLU (Selvaraju et
   al. 2017); ``expectedgradcam``: Expected Grad-CAM (Buono et al. 2024,
-  :class:`~captum_crigrad.expected_gradcam.ExpectedGradCAM`, zero reference,
+  :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`, zero reference,
   ``n_samples``/``stdev``, seeded); ``gradcampp`` (Grad-CAM++) and
   ``integratedgradcam`` (Integrated Grad-CAM, ``n_steps``) for comparison.
 
 Modifier prefix ``crigrad-``: the same method with critical gradients
-(:class:`~captum_crigrad.crigrad.CriGrad`, options ``keep``, ``importance``,
+(:class:`~captum_crigrad.crigrad.transform.CriGrad`, options ``keep``, ``importance``,
 ``signed``, ``granularity``, ``crigrad_mode``, ``crigrad_layers`` of
 :class:`ExplainOptions`), e.g. ``crigrad-integratedgradients``; for
 ``crigrad-gradcam`` only the layers above the Grad-CAM layer are filtered
-(:class:`~captum_crigrad.attr.CriGradLayerGradCam`). ``crigrad`` alone means
+(:class:`~captum_crigrad.crigrad.attr.CriGradLayerGradCam`). ``crigrad`` alone means
 ``crigrad-saliency``.
 
 Modifier prefix ``forgrad-``: the method's final map low-pass filtered post
-hoc (FORGrad, Muzellec et al. 2023, :func:`~captum_crigrad.forgrad.forgrad`,
+hoc (FORGrad, Muzellec et al. 2023, :func:`~captum_crigrad.forgrad.filter.forgrad`,
 options ``forgrad_sigma`` and ``forgrad_post``); output (N, 1, H, W).
 ``forgrad`` alone means ``forgrad-saliency``; both prefixes combine
 (``crigrad-forgrad-saliency``, or ``crigrad-forgrad`` for short).
@@ -50,10 +50,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.attr import CriGradLayerGradCam, crigrad_attribution
-from captum_crigrad.crigrad import DEFAULT_KEEP, CriGrad
+from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
+from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
 from captum_crigrad.hooks import default_cam_layer
-from captum_crigrad.forgrad import DEFAULT_RELATIVE_CUTOFF, POST_STEPS, forgrad, resolve_sigma
+from captum_crigrad.forgrad.filter import DEFAULT_RELATIVE_CUTOFF, POST_STEPS, forgrad, resolve_sigma
 
 # build(model, options) -> attribute(inputs, target) -> attributions
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
@@ -245,7 +245,7 @@ def _gradcam(model, layer, opts, crigrad):
 
 @_register("expectedgradcam", "cam", "Expected Grad-CAM on --layer (Buono et al. 2024)")
 def _expected_gradcam(model, layer, opts, crigrad):
-    from captum_crigrad.expected_gradcam import (
+    from captum_crigrad.cam.expected_gradcam import (
         DEFAULT_N_SAMPLES,
         DEFAULT_STDEVS,
         ExpectedGradCAM,
@@ -268,7 +268,7 @@ def _expected_gradcam(model, layer, opts, crigrad):
 
 @_register("gradcampp", "cam", "Grad-CAM++ on --layer (Chattopadhay et al. 2018)")
 def _gradcampp(model, layer, opts, crigrad):
-    from captum_crigrad.gradcam_pp import GradCAMPlusPlus
+    from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus
 
     explainer = GradCAMPlusPlus(model, layer, gradient_transform=crigrad)
     return lambda x, t: _upsample(explainer.attribute(x, target=t), x.shape[-2:])
@@ -276,7 +276,7 @@ def _gradcampp(model, layer, opts, crigrad):
 
 @_register("integratedgradcam", "cam", "Integrated Grad-CAM on --layer (Sattarzadeh et al. 2021)")
 def _integrated_gradcam(model, layer, opts, crigrad):
-    from captum_crigrad.integrated_gradcam import IntegratedGradCAM
+    from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM
 
     explainer = IntegratedGradCAM(model, layer, gradient_transform=crigrad)
     return lambda x, t: _upsample(

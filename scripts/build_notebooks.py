@@ -177,7 +177,7 @@ control. 20 digits only: a first look, not an evaluation.
 """),
     code("""
 from captum_crigrad.explain import ExplainOptions, explain, to_map
-from captum_crigrad.forgrad_select import deletion_auc, insertion_auc
+from captum_crigrad.forgrad.select import deletion_auc, insertion_auc
 
 names = "saliency,crigrad,forgrad,crigrad-forgrad,integratedgradients,crigrad-integratedgradients"
 attrs = explain(model, images, names, target=predicted,
@@ -315,7 +315,7 @@ weights (`gradient_transform=CriGrad(...)`).
 """),
     code("""
 from captum_crigrad import CriGrad
-from captum_crigrad.forgrad_select import deletion_auc, insertion_auc
+from captum_crigrad.forgrad.select import deletion_auc, insertion_auc
 
 cegc = ExpectedGradCAM(model, layer, gradient_transform=CriGrad()).attribute(
     images, target=predicted, generator=0)

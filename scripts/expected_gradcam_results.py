@@ -47,9 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from captum.metrics import infidelity, sensitivity_max  # noqa: E402
 
-from captum_crigrad.expected_gradcam import ExpectedGradCAM  # noqa: E402
-from captum_crigrad.gradcam_pp import GradCAMPlusPlus  # noqa: E402
-from captum_crigrad.integrated_gradcam import IntegratedGradCAM  # noqa: E402
+from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM  # noqa: E402
+from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus  # noqa: E402
+from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM  # noqa: E402
 from captum_crigrad.models import (  # noqa: E402
     load_cifar_images,
     load_resnet20,

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from captum.attr import InputXGradient, IntegratedGradients, Saliency  # noqa: E402
 
-from captum_crigrad.forgrad import DEFAULT_RELATIVE_CUTOFF  # noqa: E402
-from captum_crigrad.forgrad_select import (  # noqa: E402
+from captum_crigrad.forgrad.filter import DEFAULT_RELATIVE_CUTOFF  # noqa: E402
+from captum_crigrad.forgrad.select import (  # noqa: E402
     default_sigma_grid,
     deletion_auc,
     insertion_auc,

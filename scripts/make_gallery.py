@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from captum_crigrad import default as dflt  # noqa: E402
-from captum_crigrad.crigrad import DEFAULT_KEEP  # noqa: E402
+from captum_crigrad.crigrad.transform import DEFAULT_KEEP  # noqa: E402
 from captum_crigrad.explain import ExplainOptions, explain, predict, to_map  # noqa: E402
 from captum_crigrad.overlay import plot_grid  # noqa: E402
 

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from captum_crigrad import models  # noqa: E402
-from captum_crigrad.attr import CriGradSaliency  # noqa: E402
+from captum_crigrad.crigrad.attr import CriGradSaliency  # noqa: E402
 from captum_crigrad.sanity import (  # noqa: E402
     attribution_maps,
     register_method,
@@ -49,8 +49,8 @@ def forgrad_factory(sigma, crigrad_options):
     def make(model, *, layer=None, layers=None):
         from captum.attr import Saliency
 
-        from captum_crigrad.crigrad import CriGrad
-        from captum_crigrad.forgrad_attr import with_forgrad
+        from captum_crigrad.crigrad.transform import CriGrad
+        from captum_crigrad.forgrad.attr import with_forgrad
 
         transform = None
         if crigrad_options is not None:

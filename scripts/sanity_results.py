@@ -57,7 +57,7 @@ def register_optional() -> list:
     """Names of WANTED methods that are not registered on this branch
     (Expected Grad-CAM registers itself by name once it exists)."""
     try:
-        import captum_crigrad.expected_gradcam  # noqa: F401
+        import captum_crigrad.cam.expected_gradcam  # noqa: F401
     except ImportError:
         pass
     return [m for m in WANTED if m not in available_methods()]

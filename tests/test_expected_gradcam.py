@@ -17,9 +17,9 @@ from captum.attr import (
     NoiseTunnel,
 )
 
-from captum_crigrad.expected_gradcam import ExpectedGradCAM
-from captum_crigrad.gradcam_pp import GradCAMPlusPlus
-from captum_crigrad.integrated_gradcam import IntegratedGradCAM
+from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
+from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus
+from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM
 from captum_crigrad.models import SmallCNN
 
 
@@ -364,7 +364,7 @@ def test_resnet20_functional_relu(assets):
 
 # ------------------------------------------------------- gradient transforms
 def test_crigrad_on_top(model, images):
-    from captum_crigrad.crigrad import CriGrad
+    from captum_crigrad.crigrad.transform import CriGrad
 
     layer = _layer(model)
     kwargs = dict(target=TARGETS, n_samples=3, stdevs=0.2, generator=6)

@@ -108,7 +108,7 @@ def test_bad_names_and_options(data):
 
 
 def test_forgrad_modifier_filters_the_final_map(data):
-    from captum_crigrad.forgrad import forgrad, sigma_keeping_all
+    from captum_crigrad.forgrad.filter import forgrad, sigma_keeping_all
 
     images, labels = data
     model = load_default_model()
@@ -135,7 +135,7 @@ def test_forgrad_modifier_filters_the_final_map(data):
 
 
 def test_expected_gradcam_by_name(data):
-    from captum_crigrad.expected_gradcam import ExpectedGradCAM
+    from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
 
     images, labels = data
     model = load_default_model()
@@ -155,8 +155,8 @@ def test_expected_gradcam_by_name(data):
 
 
 def test_other_cams_by_name(data):
-    from captum_crigrad.gradcam_pp import GradCAMPlusPlus
-    from captum_crigrad.integrated_gradcam import IntegratedGradCAM
+    from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus
+    from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM
 
     images, labels = data
     model = load_default_model()

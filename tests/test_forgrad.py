@@ -1,4 +1,4 @@
-"""Tests of the pure FORGrad filter (captum_crigrad.forgrad)."""
+"""Tests of the pure FORGrad filter (captum_crigrad.forgrad.filter)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from captum_crigrad.forgrad import (
+from captum_crigrad.forgrad.filter import (
     forgrad,
     lowpass_mask,
     resolve_sigma,

@@ -1,5 +1,5 @@
 """FORGrad on Captum methods: post hoc, per gradient evaluation, with CriGrad,
-inside NoiseTunnel (captum_crigrad.forgrad_attr)."""
+inside NoiseTunnel (captum_crigrad.forgrad.attr)."""
 
 import pytest
 import torch
@@ -13,9 +13,9 @@ from captum.attr import (
     Saliency,
 )
 
-from captum_crigrad.crigrad import CriGrad
-from captum_crigrad.forgrad import forgrad
-from captum_crigrad.forgrad_attr import (
+from captum_crigrad.crigrad.transform import CriGrad
+from captum_crigrad.forgrad.filter import forgrad
+from captum_crigrad.forgrad.attr import (
     FORGrad,
     FORGradAttribution,
     FORGradInputXGradient,

@@ -1,5 +1,5 @@
 """Sigma selection and the small built-in deletion/insertion metric
-(captum_crigrad.forgrad_select)."""
+(captum_crigrad.forgrad.select)."""
 
 import math
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from captum_crigrad.forgrad import forgrad
-from captum_crigrad.forgrad_select import (
+from captum_crigrad.forgrad.filter import forgrad
+from captum_crigrad.forgrad.select import (
     SigmaSelection,
     default_sigma_grid,
     deletion_auc,

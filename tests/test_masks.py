@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from captum_crigrad import masks
-from captum_crigrad.masks import critical_mask, kept_count, top_fraction_threshold
+from captum_crigrad.crigrad import masks
+from captum_crigrad.crigrad.masks import critical_mask, kept_count, top_fraction_threshold
 
 
 def test_exact_threshold_keeps_top_fraction_with_ties():

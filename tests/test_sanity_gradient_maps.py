@@ -239,7 +239,7 @@ def test_crigrad_by_name(cnn, images):
 
 
 def test_forgrad_entries_filter_the_gradient(cnn, images):
-    from captum_crigrad.forgrad import forgrad
+    from captum_crigrad.forgrad.filter import forgrad
 
     plain, cri, f, cf = attribution_maps(
         cnn, images, ["GradientExplanation", "CriGrad", "FORGrad", "CriGrad+FORGrad"]
@@ -250,7 +250,7 @@ def test_forgrad_entries_filter_the_gradient(cnn, images):
 
 
 def test_expected_grad_cam_by_name_reduces_to_grad_cam(cnn, images):
-    from captum_crigrad.expected_gradcam import ExpectedGradCAM
+    from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
 
     egc = attribution_maps(cnn, images, "ExpectedGradCAM")
     assert egc.shape == (5, 1, 28, 28) and egc.min() >= 0

@@ -11,7 +11,7 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
 * ``metrics.csv`` / ``metrics.json``: deletion AUC (lower is better) and
   insertion AUC (higher is better) per method
-  (:mod:`captum_crigrad.forgrad_select`'s Petsiuk et al. 2018 scores, mean over the digits, with a
+  (:mod:`captum_crigrad.forgrad.select`'s Petsiuk et al. 2018 scores, mean over the digits, with a
   random-map control row; the table is printed too;
 * ``run.json``: the options and versions used.
 """

@@ -124,7 +124,7 @@ def run(args) -> int:
     from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs, split_names
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.crigrad import CriGrad
+    from captum_crigrad.crigrad.transform import CriGrad
     from captum_crigrad.explain import resolve_layer
     from captum_crigrad.metrics.suite import METRICS, evaluate, format_table, parse_method
 

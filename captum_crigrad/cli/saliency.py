@@ -40,7 +40,7 @@ DEFAULT_OUT = "crigrad-saliency-out"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from captum_crigrad.cli._inputs import (
         add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments)
-    from captum_crigrad.crigrad import DEFAULT_KEEP
+    from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.explain import available_methods
 
     add_image_arguments(parser, required=True)

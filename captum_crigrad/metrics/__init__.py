@@ -2,21 +2,21 @@
 classifiers (see docs/evaluation.md). Every metric states which direction is
 better; every random choice takes a seed or ``torch.Generator``."""
 
-from .imputation import gaussian_blur, linear_imputation, noisy_linear_imputation
-from .infidelity import (
+from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation, noisy_linear_imputation
+from captum_crigrad.metrics.infidelity import (
     gaussian_noise_perturbation,
     infidelity,
     max_sensitivity,
     noisy_baseline_perturbation,
     square_removal_perturbation,
 )
-from .localisation import (
+from captum_crigrad.metrics.localisation import (
     energy_pointing_game,
     pointing_game,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
-from .perturbation import (
+from captum_crigrad.metrics.perturbation import (
     PerturbationCurve,
     RoadResult,
     aopc,
@@ -28,8 +28,8 @@ from .perturbation import (
     pixel_perturbation,
     road,
 )
-from .roar import RoarResult, attribute_dataset, remove_top_pixels, roar
-from .sensitivity_n import SensitivityNResult, sensitivity_n
+from captum_crigrad.metrics.roar import RoarResult, attribute_dataset, remove_top_pixels, roar
+from captum_crigrad.metrics.sensitivity_n import SensitivityNResult, sensitivity_n
 
 __all__ = [
     "RoarResult",

@@ -17,7 +17,7 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
-from ._common import TargetType, check_images, check_positive_int, pixel_relevance
+from captum_crigrad.metrics._common import TargetType, check_images, check_positive_int, pixel_relevance
 
 
 def _gen_randn(shape, like: Tensor, generator):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._common import tie_broken_order
+from captum_crigrad.metrics._common import tie_broken_order
 
 
 def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum"):

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._common import (
+from captum_crigrad.metrics._common import (
     TargetType,
     check_images,
     check_positive_int,
@@ -33,7 +33,7 @@ from ._common import (
     selected_scores,
     tie_broken_order,
 )
-from .imputation import gaussian_blur, noisy_linear_imputation
+from captum_crigrad.metrics.imputation import gaussian_blur, noisy_linear_imputation
 
 Replacement = Union[float, int, str, Tensor]
 ORDERS = ("morf", "lerf", "random")

@@ -11,8 +11,8 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..training import accuracy, train_classifier
-from ._common import check_images, check_positive_int, pixel_relevance, ranks_from_order, tie_broken_order
+from captum_crigrad.training import accuracy, train_classifier
+from captum_crigrad.metrics._common import check_images, check_positive_int, pixel_relevance, ranks_from_order, tie_broken_order
 
 
 @dataclass

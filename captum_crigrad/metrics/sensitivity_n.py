@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._common import (
+from captum_crigrad.metrics._common import (
     TargetType,
     check_images,
     check_positive_int,

@@ -15,10 +15,10 @@ import torch.nn as nn
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 from torch import Tensor
 
-from ..attr import CriGradInputXGradient, CriGradIntegratedGradients, CriGradSaliency
-from .infidelity import infidelity
-from .perturbation import deletion, insertion, pixel_perturbation, road
-from .sensitivity_n import sensitivity_n
+from captum_crigrad.crigrad.attr import CriGradInputXGradient, CriGradIntegratedGradients, CriGradSaliency
+from captum_crigrad.metrics.infidelity import infidelity
+from captum_crigrad.metrics.perturbation import deletion, insertion, pixel_perturbation, road
+from captum_crigrad.metrics.sensitivity_n import sensitivity_n
 
 BASE_METHODS = ("saliency", "ixg", "ig")
 METHOD_HELP = (

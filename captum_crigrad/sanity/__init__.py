@@ -7,8 +7,8 @@ name), :mod:`.check` (the sanity check and its plot), :mod:`.visualize`
 (figures).
 """
 
-from .check import SanityResult, plot_sanity_curves, sanity_check
-from .gradient_maps import (
+from captum_crigrad.sanity.check import SanityResult, plot_sanity_curves, sanity_check
+from captum_crigrad.sanity.gradient_maps import (
     ModifiedReluBackward,
     attribution_maps,
     available_methods,
@@ -19,9 +19,9 @@ from .gradient_maps import (
     to_single_channel,
     unregister_method,
 )
-from .randomization import default_blocks, randomize_model_parameters, randomized_models
-from .similarity import MEASURES, hog_pearson, similarity_scores, spearman, spearman_abs, ssim
-from .visualize import tile_input_and_maps, to_hwc_numpy, visualize_map
+from captum_crigrad.sanity.randomization import default_blocks, randomize_model_parameters, randomized_models
+from captum_crigrad.sanity.similarity import MEASURES, hog_pearson, similarity_scores, spearman, spearman_abs, ssim
+from captum_crigrad.sanity.visualize import tile_input_and_maps, to_hwc_numpy, visualize_map
 
 __all__ = [
     "MEASURES",

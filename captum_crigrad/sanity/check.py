@@ -23,15 +23,15 @@ import numpy as np
 import torch.nn as nn
 from torch import Tensor
 
-from .gradient_maps import (
+from captum_crigrad.sanity.gradient_maps import (
     attribution_maps,
     check_images,
     get_method,
     predicted_class,
     to_single_channel,
 )
-from .randomization import randomized_models
-from .similarity import MEASURES, similarity_scores
+from captum_crigrad.sanity.randomization import randomized_models
+from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
 
 
 @dataclasses.dataclass

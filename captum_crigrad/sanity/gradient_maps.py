@@ -13,12 +13,12 @@ Methods are looked up by name in a small registry:
   applies ReLU to the incoming gradient only, Captum's ``Deconvolution``;
 * ``"GradCAM"`` (Selvaraju et al. 2017): Captum's ``LayerGradCam`` with
   ReLU, upsampled bilinearly to the input size;
-* ``"CriGrad"``: ``captum_crigrad.attr.CriGradSaliency`` (signed), default
+* ``"CriGrad"``: ``captum_crigrad.crigrad.attr.CriGradSaliency`` (signed), default
   options; ``layers`` names the filtered modules;
 * ``"FORGrad"`` / ``"CriGrad+FORGrad"``: the plain / CriGrad gradient,
-  low-pass filtered post hoc (``captum_crigrad.forgrad_attr.with_forgrad``,
+  low-pass filtered post hoc (``captum_crigrad.forgrad.attr.with_forgrad``,
   default sigma = 15/224 of the image size; maps (N, 1, H, W) >= 0);
-* ``"ExpectedGradCAM"``: ``captum_crigrad.expected_gradcam.ExpectedGradCAM``
+* ``"ExpectedGradCAM"``: ``captum_crigrad.cam.expected_gradcam.ExpectedGradCAM``
   with its defaults and ``generator=0`` (the same samples for every model),
   upsampled to the input size;
 * more by name through
@@ -172,7 +172,7 @@ def _grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
 
 
 def _crigrad(model, *, layer=None, layers=None) -> AttributeFn:
-    from captum_crigrad.attr import CriGradSaliency
+    from captum_crigrad.crigrad.attr import CriGradSaliency
 
     explainer = CriGradSaliency(model, layers=layers)
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
@@ -181,7 +181,7 @@ def _crigrad(model, *, layer=None, layers=None) -> AttributeFn:
 def _forgrad(model, *, layer=None, layers=None) -> AttributeFn:
     from captum.attr import Saliency
 
-    from captum_crigrad.forgrad_attr import with_forgrad
+    from captum_crigrad.forgrad.attr import with_forgrad
 
     explainer = with_forgrad(Saliency(model), model=model)
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
@@ -190,15 +190,15 @@ def _forgrad(model, *, layer=None, layers=None) -> AttributeFn:
 def _crigrad_forgrad(model, *, layer=None, layers=None) -> AttributeFn:
     from captum.attr import Saliency
 
-    from captum_crigrad.crigrad import CriGrad
-    from captum_crigrad.forgrad_attr import with_forgrad
+    from captum_crigrad.crigrad.transform import CriGrad
+    from captum_crigrad.forgrad.attr import with_forgrad
 
     explainer = with_forgrad(Saliency(model), transform=CriGrad(layers=layers), model=model)
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
 
 def _expected_grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
-    from captum_crigrad.expected_gradcam import ExpectedGradCAM
+    from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
 
     explainer = ExpectedGradCAM(model, layer)
     # generator=0: the same samples (x', beta, eps) for every model, so a
@@ -231,7 +231,7 @@ register_method(
 )
 register_method(
     "ExpectedGradCAM", _expected_grad_cam, uses_layer=True,
-    description="Expected Grad-CAM (captum_crigrad.expected_gradcam, defaults, "
+    description="Expected Grad-CAM (captum_crigrad.cam.expected_gradcam, defaults, "
     "generator=0), upsampled to the input size",
 )
 register_method(

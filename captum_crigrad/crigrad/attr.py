@@ -8,7 +8,7 @@ Change one import and keep the rest of your Captum code::
 
 Every class takes its Captum counterpart's arguments plus either CriGrad's
 options as keywords (``keep``, ``importance``, ``signed``, ``granularity``,
-``mode``, ``layers``, ``exact``; see :class:`~captum_crigrad.crigrad.CriGrad`)
+``mode``, ``layers``, ``exact``; see :class:`~captum_crigrad.crigrad.transform.CriGrad`)
 or a ready ``crigrad=CriGrad(...)``, and ``model=`` when ``forward_func`` is
 not itself the ``nn.Module`` to hook. ``attribute`` is Captum's, so
 NoiseTunnel wraps these classes as it wraps Captum's. For any other Captum
@@ -30,7 +30,7 @@ from captum.attr import (
 )
 
 from captum_crigrad._compat import log_usage
-from captum_crigrad.crigrad import CriGrad
+from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.hooks import (
     GradientTransform,
     TransformedAttribution,

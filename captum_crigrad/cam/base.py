@@ -36,7 +36,7 @@ from captum_crigrad._compat import (
     _forward_layer_eval,
     compute_layer_gradients_and_eval,
 )
-from captum_crigrad.cam_ops import (
+from captum_crigrad.cam.ops import (
     gradcam_weights,
     upsample_maps,
     weighted_channel_sum,

@@ -8,8 +8,8 @@ counterpart for channel-first batches of any height and width; it uses no
 numpy, runs on the attributions' device and is differentiable.
 
 This is the bottom layer of FORGrad: it knows nothing about models or Captum.
-The Captum classes live in :mod:`captum_crigrad.forgrad_attr`, the sigma
-search in :mod:`captum_crigrad.forgrad_select`.
+The Captum classes live in :mod:`captum_crigrad.forgrad.attr`, the sigma
+search in :mod:`captum_crigrad.forgrad.select`.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def forgrad(
             not universal: on the MNIST SmallCNN the best sigma was 3.5-7
             (1/8-1/4 of the size) and the default scored below the raw map
             for Saliency (0.680 vs 0.734). Choose sigma for your model with
-            :func:`captum_crigrad.forgrad_select.select_sigma`.
+            :func:`captum_crigrad.forgrad.select.select_sigma`.
         post: pointwise step on the filtered map.
 
             * ``"abs"`` (default, the reference): the map is made non-negative

@@ -12,7 +12,7 @@ through the masks above it (one forward, one backward; RectGrad-like);
 ``mode="two_pass"`` ranks the plain gradients of every layer, obtained by an
 extra backward pass that starts when the backward reaches the model's output
 (PathwayGrad-like). ``keep=1.0`` is exactly the unfiltered gradient. The math
-is in METHODS.md section 1; :mod:`captum_crigrad.masks` holds the tensor
+is in METHODS.md section 1; :mod:`captum_crigrad.crigrad.masks` holds the tensor
 functions.
 
 Default layers are every *call* of an ``nn.ReLU`` module (torchvision ResNets
@@ -37,7 +37,7 @@ from captum_crigrad.hooks import (
     max_target,
     named_layers,
 )
-from captum_crigrad.masks import GRANULARITIES, IMPORTANCES, critical_mask, importance
+from captum_crigrad.crigrad.masks import GRANULARITIES, IMPORTANCES, critical_mask, importance
 
 MODES = ("online", "two_pass")
 

@@ -2,7 +2,7 @@
 
 Muzellec et al. (2023), "Gradient strikes back: how filtering out high
 frequencies improves explanations". The filter itself is
-:func:`captum_crigrad.forgrad.forgrad`; this module puts it on Captum methods
+:func:`captum_crigrad.forgrad.filter.forgrad`; this module puts it on Captum methods
 in two places:
 
 * **post hoc** (default, Xplique's behaviour): the method runs unchanged and
@@ -44,7 +44,7 @@ from captum.attr import (
 from torch import Tensor
 
 from captum_crigrad._compat import log_usage
-from captum_crigrad.forgrad import (
+from captum_crigrad.forgrad.filter import (
     DEFAULT_RELATIVE_CUTOFF,
     POST_STEPS,
     forgrad,
@@ -110,7 +110,7 @@ class FORGrad(GradientTransform):
     sees gradients of the shape it expects). Gradients of fewer than 3
     dimensions (non-image inputs of a multi-input model) pass unchanged.
 
-    Args: as :func:`~captum_crigrad.forgrad.forgrad`; the defaults here are
+    Args: as :func:`~captum_crigrad.forgrad.filter.forgrad`; the defaults here are
     the linear filter (``post="none"``, ``reduce_channels=False``), which
     low-pass filters each gradient channel and commutes with averaging.
 
@@ -186,7 +186,7 @@ class FORGradAttribution(GradientAttribution):
             IntegratedGradients, NoiseTunnel(...), LayerGradCam, ...). It is
             not modified.
         sigma, relative_cutoff, post, reduce_channels: the filter's options,
-            see :func:`~captum_crigrad.forgrad.forgrad` (defaults: sigma =
+            see :func:`~captum_crigrad.forgrad.filter.forgrad` (defaults: sigma =
             15/224 of the image size, ``post="abs"``, channels averaged).
         where: ``"post_hoc"`` or ``"per_step"``.
         transform: optional :class:`~captum_crigrad.hooks.GradientTransform`

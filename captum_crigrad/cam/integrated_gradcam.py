@@ -25,14 +25,14 @@ from captum_crigrad._compat import (
     approximation_parameters,
     log_usage,
 )
-from captum_crigrad.cam_base import SampledLayerCAM, SamplePlan, TensorOrTuple
+from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
 
 BaselineType = Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]]
 
 
 class IntegratedGradCAM(SampledLayerCAM):
     """Integrated Grad-CAM as a Captum layer attribution (same constructor as
-    :class:`~captum_crigrad.expected_gradcam.ExpectedGradCAM`)."""
+    :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`)."""
 
     @log_usage()
     def attribute(

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from captum_crigrad._compat import log_usage
-from captum_crigrad.cam_base import (
+from captum_crigrad.cam.base import (
     GeneratorLike,
     SampledLayerCAM,
     SamplePlan,

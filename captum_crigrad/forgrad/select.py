@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.forgrad import POST_STEPS, forgrad, sigma_keeping_all
+from captum_crigrad.forgrad.filter import POST_STEPS, forgrad, sigma_keeping_all
 
 __all__ = [
     "SigmaSelection",
@@ -305,7 +305,7 @@ def select_sigma(
         higher_is_better: direction of a callable metric (required then;
             must agree with a built-in metric's direction when given).
         sigmas: cutoffs to try (default :func:`default_sigma_grid`).
-        post, reduce_channels: passed to :func:`~captum_crigrad.forgrad.forgrad`.
+        post, reduce_channels: passed to :func:`~captum_crigrad.forgrad.filter.forgrad`.
         attribute_kwargs: extra keyword arguments for ``method.attribute``.
 
     Returns:

@@ -6,7 +6,7 @@ Explanations for Deep Convolutional Networks", WACV).
     map = ReLU( sum_k w_k A_k(x) ).
 
 Captum has no Grad-CAM++; this is the one-sample case of
-:class:`~captum_crigrad.cam_base.SampledLayerCAM` with the Grad-CAM++ weights.
+:class:`~captum_crigrad.cam.base.SampledLayerCAM` with the Grad-CAM++ weights.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import torch
 from torch import Tensor
 
 from captum_crigrad._compat import log_usage
-from captum_crigrad.cam_base import SampledLayerCAM, SamplePlan, TensorOrTuple
-from captum_crigrad.cam_ops import gradcam_pp_weights
+from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
+from captum_crigrad.cam.ops import gradcam_pp_weights
 
 
 class GradCAMPlusPlus(SampledLayerCAM):
     """Grad-CAM++ as a Captum layer attribution (same constructor as
-    :class:`~captum_crigrad.expected_gradcam.ExpectedGradCAM`)."""
+    :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`)."""
 
     def sample_weights(self, layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
         return gradcam_pp_weights(layer_grads, layer_acts)
