@@ -41,8 +41,12 @@ def main() -> None:
     methods = {
         "Saliency (Captum)": Saliency(model),
         "CriGradSaliency online": CriGradSaliency(model, keep=args.keep),
-        "CriGradSaliency online, exact": CriGradSaliency(model, CriGrad(keep=args.keep, exact=True)),
-        "CriGradSaliency two_pass": CriGradSaliency(model, keep=args.keep, mode="two_pass"),
+        "CriGradSaliency online, exact": CriGradSaliency(
+            model, CriGrad(keep=args.keep, exact=True)
+        ),
+        "CriGradSaliency two_pass": CriGradSaliency(
+            model, keep=args.keep, mode="two_pass"
+        ),
     }
     for m in methods.values():  # warm-up
         m.attribute(x, target=target)
@@ -56,8 +60,10 @@ def main() -> None:
             cpu[name].append(time.process_time() - c0)
     base_w = statistics.median(wall["Saliency (Captum)"])
     base_c = statistics.median(cpu["Saliency (Captum)"])
-    print(f"ResNet-50, batch {args.batch}, {args.size}x{args.size}, CPU, "
-          f"{args.threads} threads, keep={args.keep}, median of {args.runs} runs")
+    print(
+        f"ResNet-50, batch {args.batch}, {args.size}x{args.size}, CPU, "
+        f"{args.threads} threads, keep={args.keep}, median of {args.runs} runs"
+    )
     print(f"  {'method':32s} {'wall s':>8s} {'ratio':>6s} {'cpu s':>8s} {'ratio':>6s}")
     for name in methods:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captum.attr import Saliency  # noqa: E402
+from captum.attr import Saliency
 
-from captum_crigrad.metrics import deletion  # noqa: E402
-from captum_crigrad.models import load_cifar_images, load_resnet20, normalize  # noqa: E402
+from captum_crigrad.metrics import deletion
+from captum_crigrad.models import load_cifar_images, load_resnet20, normalize
 
 
 def median_time(fn, repeats):
@@ -41,9 +41,19 @@ def median_time(fn, repeats):
 def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", default=os.environ.get("CAPTUM_CRIGRAD_ASSETS", os.path.join(here, "..", "..", "shared", "assets")))
+    parser.add_argument(
+        "--assets",
+        default=os.environ.get(
+            "CAPTUM_CRIGRAD_ASSETS", os.path.join(here, "..", "..", "shared", "assets")
+        ),
+    )
     parser.add_argument("--steps", type=int, default=96)
-    parser.add_argument("--batch", type=int, default=64, help="max_examples_per_batch of ours and of the floor")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=64,
+        help="max_examples_per_batch of ours and of the floor",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -57,7 +67,11 @@ def main() -> int:
     x = normalize(images)
     n, c, h, w = x.shape
     target = model(x).argmax(1)
-    attr = Saliency(model).attribute(x.clone().requires_grad_(), target=target, abs=True).detach()
+    attr = (
+        Saliency(model)
+        .attribute(x.clone().requires_grad_(), target=target, abs=True)
+        .detach()
+    )
     steps, batch = args.steps, args.batch
     rows = []
 
@@ -67,17 +81,25 @@ def main() -> int:
     def floor():
         with torch.no_grad():
             for s in range(0, copies.shape[0], batch):
-                model(copies[s:s + batch])
+                model(copies[s : s + batch])
         return copies.shape[0]
 
     t_floor, passes = median_time(floor, args.repeats)
     rows.append(("floor: bare batched forward", t_floor, passes))
 
     def ours():
-        return deletion(model, x, attr, n_steps=steps, target=target, max_examples_per_batch=batch)
+        return deletion(
+            model, x, attr, n_steps=steps, target=target, max_examples_per_batch=batch
+        )
 
     t_ours, curve = median_time(ours, args.repeats)
-    rows.append((f"ours: deletion(n_steps={steps}, batch={batch})", t_ours, curve.n_forward_passes))
+    rows.append(
+        (
+            f"ours: deletion(n_steps={steps}, batch={batch})",
+            t_ours,
+            curve.n_forward_passes,
+        )
+    )
 
     def naive():
         # one image at a time, one step at a time (the textbook loop)
@@ -104,10 +126,17 @@ def main() -> int:
     if quantus is not None:
         features = c * h * w // steps
         calls = {"n": 0}
-        handle = model.register_forward_hook(lambda m, i, o: calls.__setitem__("n", calls["n"] + i[0].shape[0]))
-        metric = quantus.PixelFlipping(features_in_step=features, perturb_baseline="black",
-                                       normalise=False, abs=False, disable_warnings=True,
-                                       display_progressbar=False)
+        handle = model.register_forward_hook(
+            lambda m, i, o: calls.__setitem__("n", calls["n"] + i[0].shape[0])
+        )
+        metric = quantus.PixelFlipping(
+            features_in_step=features,
+            perturb_baseline="black",
+            normalise=False,
+            abs=False,
+            disable_warnings=True,
+            display_progressbar=False,
+        )
         x_np, y_np = x.numpy(), target.numpy()
         a_np = attr.numpy()
 
@@ -115,16 +144,28 @@ def main() -> int:
             calls["n"] = 0
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np, device="cpu",
-                       batch_size=n, channel_first=True, softmax=True)
+                metric(
+                    model=model,
+                    x_batch=x_np,
+                    y_batch=y_np,
+                    a_batch=a_np,
+                    device="cpu",
+                    batch_size=n,
+                    channel_first=True,
+                    softmax=True,
+                )
             return calls["n"]
 
         t_q, passes = median_time(quantus_run, args.repeats)
         handle.remove()
-        rows.append((f"Quantus PixelFlipping(features_in_step={features})", t_q, passes))
+        rows.append(
+            (f"Quantus PixelFlipping(features_in_step={features})", t_q, passes)
+        )
 
-    print(f"ResNet-20, {n} CIFAR images, {steps} steps, torch threads={args.threads}, "
-          f"median of {args.repeats}")
+    print(
+        f"ResNet-20, {n} CIFAR images, {steps} steps, torch threads={args.threads}, "
+        f"median of {args.repeats}"
+    )
     print(f"{'':48s} {'time (s)':>9s} {'passes':>7s} {'x floor':>8s}")
     for name, t, p in rows:
         print(f"{name:48s} {t:9.3f} {p:7d} {t / t_floor:8.2f}")

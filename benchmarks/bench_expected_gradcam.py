@@ -31,9 +31,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captum.attr import LayerGradCam  # noqa: E402
+from captum.attr import LayerGradCam
 
-from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM  # noqa: E402
+from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
 
 N_SAMPLES = 16
 BATCH = 4

@@ -20,11 +20,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from captum.attr import Saliency  # noqa: E402
+import torch
+import torchvision
+from captum.attr import Saliency
 
-from captum_crigrad.forgrad.filter import forgrad  # noqa: E402
+from captum_crigrad.forgrad.filter import forgrad
 
 
 def _median_time(fn, repeats: int) -> tuple[float, list[float]]:

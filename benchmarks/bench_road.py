@@ -36,10 +36,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
+from captum.attr import LayerAttribution, LayerGradCam
 
-from captum_crigrad.metrics import linear_imputation, road  # noqa: E402
-from captum_crigrad.models import normalize  # noqa: E402
+from captum_crigrad.metrics import linear_imputation, road
+from captum_crigrad.models import normalize
 
 
 def load_images(count: int) -> torch.Tensor:
@@ -49,8 +49,13 @@ def load_images(count: int) -> torch.Tensor:
     out = []
     for name in names[:count]:
         arr = getattr(data, name)()
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float()[None] / 255
-        out.append(F.interpolate(t, size=(224, 224), mode="bilinear", align_corners=False))
+        t = (
+            torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float()[None]
+            / 255
+        )
+        out.append(
+            F.interpolate(t, size=(224, 224), mode="bilinear", align_corners=False)
+        )
     return torch.cat(out)
 
 
@@ -60,8 +65,12 @@ def small_cnn() -> torch.nn.Module:
     for out in (16, 32, 64, 128, 256):
         layers += [torch.nn.Conv2d(width, out, 3, stride=2, padding=1), torch.nn.ReLU()]
         width = out
-    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(width, 1000))
+    return torch.nn.Sequential(
+        *layers,
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(width, 1000),
+    )
 
 
 MODELS = {
@@ -91,19 +100,36 @@ def main() -> int:
     n = x.shape[0]
     with torch.no_grad():
         target = model(x).argmax(1)
-    cam = LayerGradCam(model, MODELS[args.model](model)).attribute(x, target=target, relu_attributions=True)
-    cam = LayerAttribution.interpolate(cam, (224, 224), interpolate_mode="bilinear").detach()[:, 0]
-    cam = cam + 1e-6 * torch.rand(cam.shape, generator=torch.Generator().manual_seed(0))  # no exact ties
-    cam = (cam - cam.amin((1, 2), keepdim=True)) / (cam.amax((1, 2), keepdim=True) - cam.amin((1, 2), keepdim=True))
+    cam = LayerGradCam(model, MODELS[args.model](model)).attribute(
+        x, target=target, relu_attributions=True
+    )
+    cam = LayerAttribution.interpolate(
+        cam, (224, 224), interpolate_mode="bilinear"
+    ).detach()[:, 0]
+    cam = cam + 1e-6 * torch.rand(
+        cam.shape, generator=torch.Generator().manual_seed(0)
+    )  # no exact ties
+    cam = (cam - cam.amin((1, 2), keepdim=True)) / (
+        cam.amax((1, 2), keepdim=True) - cam.amin((1, 2), keepdim=True)
+    )
     fractions = [1 - p / 100 for p in sorted(args.percentiles, reverse=True)]
 
     passes = {"n": 0}
-    model.register_forward_hook(lambda m, i, o: passes.__setitem__("n", passes["n"] + i[0].shape[0]))
+    model.register_forward_hook(
+        lambda m, i, o: passes.__setitem__("n", passes["n"] + i[0].shape[0])
+    )
 
     def ours():
         passes["n"] = 0
-        res = road(model, x, cam, fractions=fractions, generator=torch.Generator().manual_seed(0),
-                   target=target, max_examples_per_batch=16)
+        res = road(
+            model,
+            x,
+            cam,
+            fractions=fractions,
+            generator=torch.Generator().manual_seed(0),
+            target=target,
+            max_examples_per_batch=16,
+        )
         return res.combined, passes["n"]
 
     def forwards():
@@ -112,7 +138,7 @@ def main() -> int:
         with torch.no_grad():
             model(x)
             for s in range(0, copies.shape[0], 16):
-                model(copies[s:s + 16])
+                model(copies[s : s + 16])
         return passes["n"]
 
     try:
@@ -145,26 +171,40 @@ def main() -> int:
             their_times.append(time.perf_counter() - t)
     t_ours = statistics.median(times)
     t_floor = statistics.median(floor_times)
-    print(f"{args.model} (random weights), {n} images 224x224, percentiles {args.percentiles} "
-          f"(MoRF+LeRF), torch threads={args.threads}, {args.repeats} interleaved rounds")
+    print(
+        f"{args.model} (random weights), {n} images 224x224, percentiles {args.percentiles} "
+        f"(MoRF+LeRF), torch threads={args.threads}, {args.repeats} interleaved rounds"
+    )
     print(f"{'':44s} {'time (s)':>9s} {'s/image':>8s} {'passes':>7s}")
-    print(f"{'forward passes alone (floor, median)':44s} {t_floor:9.3f} {t_floor / n:8.3f} {floor_passes:7d}")
-    print(f"{'ours: road() (median)':44s} {t_ours:9.3f} {t_ours / n:8.3f} {ours_passes:7d}")
+    print(
+        f"{'forward passes alone (floor, median)':44s} {t_floor:9.3f} {t_floor / n:8.3f} {floor_passes:7d}"
+    )
+    print(
+        f"{'ours: road() (median)':44s} {t_ours:9.3f} {t_ours / n:8.3f} {ours_passes:7d}"
+    )
     if ROADCombined is None:
         return 0
     # same imputation definition: compare noiseless imputed values on one mask
     removed = cam[0] >= torch.quantile(cam[0].flatten(), 0.4)
     mine = linear_imputation(x[:1].double(), removed[None], tol=1e-8)[0].float()
     their_fill = NoisyLinearImputer(noise=0.0)(x[0], (~removed).float())
-    print(f"imputed values, max |ours - pytorch-grad-cam| (no noise, 60% removed): "
-          f"{(mine - their_fill).abs().max().item():.2e}")
+    print(
+        f"imputed values, max |ours - pytorch-grad-cam| (no noise, 60% removed): "
+        f"{(mine - their_fill).abs().max().item():.2e}"
+    )
     t_theirs = statistics.median(their_times)
-    print(f"{'pytorch-grad-cam ROADCombined (median)':44s} {t_theirs:9.3f} {t_theirs / n:8.3f} {their_passes:7d}")
-    print(f"speed-up: {t_theirs / t_ours:.1f}x overall (per round: "
-          f"{', '.join(f'{b / a:.1f}x' for a, b in zip(times, their_times))}); beyond the forward floor "
-          f"(imputation and bookkeeping): {(t_theirs - t_floor) / max(t_ours - t_floor, 1e-9):.1f}x")
-    print(f"combined scores ours {ours_combined.numpy().round(4)} "
-          f"theirs {np.asarray(theirs_combined).round(4)} (noise differs)")
+    print(
+        f"{'pytorch-grad-cam ROADCombined (median)':44s} {t_theirs:9.3f} {t_theirs / n:8.3f} {their_passes:7d}"
+    )
+    print(
+        f"speed-up: {t_theirs / t_ours:.1f}x overall (per round: "
+        f"{', '.join(f'{b / a:.1f}x' for a, b in zip(times, their_times))}); beyond the forward floor "
+        f"(imputation and bookkeeping): {(t_theirs - t_floor) / max(t_ours - t_floor, 1e-9):.1f}x"
+    )
+    print(
+        f"combined scores ours {ours_combined.numpy().round(4)} "
+        f"theirs {np.asarray(theirs_combined).round(4)} (noise differs)"
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ Public API (everything else is internal):
   :func:`with_gradient_transform`.
 """
 
+from captum_crigrad import metrics, sanity
 from captum_crigrad.cam import ExpectedGradCAM, GradCAMPlusPlus, IntegratedGradCAM
 from captum_crigrad.crigrad import (
     DEFAULT_KEEP,
@@ -52,9 +53,7 @@ from captum_crigrad.forgrad import (
     with_forgrad,
 )
 from captum_crigrad.hooks import GradientTransform, with_gradient_transform
-
-from captum_crigrad import metrics, sanity  # noqa: E402  (public sub-packages)
-from captum_crigrad.sanity import (  # noqa: E402
+from captum_crigrad.sanity import (
     gradient_map,
     plot_sanity_curves,
     sanity_check,

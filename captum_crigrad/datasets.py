@@ -15,7 +15,7 @@ same images on any device.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -51,17 +51,19 @@ def _shape_masks(labels: Tensor, u: Tensor, v: Tensor, radius: Tensor) -> Tensor
     arm = r * 0.3
     cross = ((u.abs() <= arm) & (v.abs() <= r)) | ((v.abs() <= arm) & (u.abs() <= r))
     stacked = torch.stack([circle, square, tri, cross], dim=1)  # (N, 4, H, W)
-    return stacked.gather(1, labels[:, None, None, None].expand(-1, 1, *u.shape[1:]))[:, 0]
+    return stacked.gather(1, labels[:, None, None, None].expand(-1, 1, *u.shape[1:]))[
+        :, 0
+    ]
 
 
 def make_shapes(
     n: int,
     size: int = 32,
     *,
-    generator: Optional[torch.Generator] = None,
-    seed: Optional[int] = None,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
     clutter: int = 6,
-    device: Union[str, torch.device, None] = None,
+    device: str | torch.device | None = None,
 ) -> ShapesBatch:
     """Draw ``n`` images of one textured shape on a cluttered background.
 
@@ -93,7 +95,9 @@ def make_shapes(
     gen = generator
     dev = torch.device(device) if device is not None else gen.device
     if dev.type != gen.device.type:
-        raise ValueError(f"device: {dev} differs from the generator's device {gen.device}")
+        raise ValueError(
+            f"device: {dev} differs from the generator's device {gen.device}"
+        )
 
     H = W = size
     ys = (torch.arange(H, device=dev, dtype=torch.float32) + 0.5) / H * 2 - 1
@@ -115,9 +119,11 @@ def make_shapes(
         dx, dy = torch.cos(ang), torch.sin(ang)
         rel_x = gx[None] - p0x[:, None, None]
         rel_y = gy[None] - p0y[:, None, None]
-        t = (rel_x * dx[:, None, None] + rel_y * dy[:, None, None])
+        t = rel_x * dx[:, None, None] + rel_y * dy[:, None, None]
         t = torch.minimum(t.clamp(min=0), length[:, None, None])
-        dist2 = (rel_x - t * dx[:, None, None]) ** 2 + (rel_y - t * dy[:, None, None]) ** 2
+        dist2 = (rel_x - t * dx[:, None, None]) ** 2 + (
+            rel_y - t * dy[:, None, None]
+        ) ** 2
         stroke = (dist2 <= width[:, None, None] ** 2)[:, None]
         bg = torch.where(stroke, colour[:, :, None, None].expand_as(bg), bg)
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -76,7 +75,7 @@ def denormalize_mnist(images: Tensor) -> Tensor:
 
 def mnist_split(
     images: Tensor, labels: Tensor, n_train: int = N_TRAIN, seed: int = SPLIT_SEED
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Seeded random split ``(train_x, train_y, heldout_x, heldout_y)``.
 
     The order is ``torch.randperm(N, generator=torch.Generator().manual_seed(seed))``:
@@ -105,7 +104,7 @@ def pick_examples(labels: Tensor, per_class: int = 2, num_classes: int = 10) -> 
     return torch.cat(picks)
 
 
-def load_default_model(device: Union[str, torch.device] = "cpu") -> SmallCNN:
+def load_default_model(device: str | torch.device = "cpu") -> SmallCNN:
     """The shipped MNIST :class:`SmallCNN`, in eval mode on ``device``.
 
     Held-out accuracy 97.65 % (:data:`DEFAULT_HELDOUT_ACCURACY`). Expects
@@ -118,7 +117,7 @@ def load_default_model(device: Union[str, torch.device] = "cpu") -> SmallCNN:
     return model.to(device).eval()
 
 
-def load_default_images(normalized: bool = True) -> Tuple[Tensor, Tensor]:
+def load_default_images(normalized: bool = True) -> tuple[Tensor, Tensor]:
     """The 20 shipped held-out MNIST digits and their labels.
 
     Returns ``(images, labels)``: images (20, 1, 28, 28) float32, normalised
@@ -131,7 +130,7 @@ def load_default_images(normalized: bool = True) -> Tuple[Tensor, Tensor]:
     return (normalize_mnist(images) if normalized else images), labels
 
 
-def default_model_info() -> Dict[str, object]:
+def default_model_info() -> dict[str, object]:
     """Provenance of the shipped weights (recipe, split, measured accuracy)."""
     with open(INFO_FILE, encoding="utf-8") as fh:
         return json.load(fh)

@@ -43,7 +43,7 @@ Every target defaults to the class the model predicts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -52,12 +52,16 @@ from torch import Tensor
 
 from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
+from captum_crigrad.forgrad.filter import (
+    DEFAULT_RELATIVE_CUTOFF,
+    POST_STEPS,
+    forgrad,
+    resolve_sigma,
+)
 from captum_crigrad.hooks import default_cam_layer
-from captum_crigrad.forgrad.filter import DEFAULT_RELATIVE_CUTOFF, POST_STEPS, forgrad, resolve_sigma
 
 # build(model, options) -> attribute(inputs, target) -> attributions
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
-
 
 
 @dataclasses.dataclass
@@ -79,18 +83,18 @@ class ExplainOptions:
         forgrad_post: ``"abs"`` (default), ``"relu"`` or ``"none"``.
     """
 
-    layer: Optional[str] = None
+    layer: str | None = None
     n_steps: int = 32
-    n_samples: Optional[int] = None
-    stdev: Optional[float] = None
+    n_samples: int | None = None
+    stdev: float | None = None
     seed: int = 0
     keep: float = DEFAULT_KEEP
     importance: str = "gxi"
     signed: bool = True
     granularity: str = "element"
     crigrad_mode: str = "online"
-    crigrad_layers: Optional[Sequence[str]] = None
-    forgrad_sigma: Optional[float] = None
+    crigrad_layers: Sequence[str] | None = None
+    forgrad_sigma: float | None = None
     forgrad_post: str = "abs"
 
     def crigrad(self, model: nn.Module) -> CriGrad:
@@ -98,10 +102,16 @@ class ExplainOptions:
         ``model`` and validated (ValueError naming the option otherwise)."""
         layers = None
         if self.crigrad_layers is not None:
-            layers = [resolve_layer(model, n, "crigrad_layers") for n in self.crigrad_layers]
+            layers = [
+                resolve_layer(model, n, "crigrad_layers") for n in self.crigrad_layers
+            ]
         crigrad = CriGrad(
-            keep=self.keep, importance=self.importance, signed=self.signed,
-            granularity=self.granularity, mode=self.crigrad_mode, layers=layers,
+            keep=self.keep,
+            importance=self.importance,
+            signed=self.signed,
+            granularity=self.granularity,
+            mode=self.crigrad_mode,
+            layers=layers,
         )
         crigrad.validate(model)
         return crigrad
@@ -116,7 +126,8 @@ class ExplainOptions:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         if self.stdev is not None and (
-            isinstance(self.stdev, bool) or not isinstance(self.stdev, (int, float))
+            isinstance(self.stdev, bool)
+            or not isinstance(self.stdev, (int, float))
             or self.stdev < 0
         ):
             raise ValueError(f"stdev: expected a number >= 0, got {self.stdev!r}")
@@ -149,11 +160,11 @@ class Method:
     kind: str
     description: str
     build: Callable[
-        [nn.Module, Optional[nn.Module], ExplainOptions, Optional[CriGrad]], AttributeFn
+        [nn.Module, nn.Module | None, ExplainOptions, CriGrad | None], AttributeFn
     ]
 
 
-_METHODS: Dict[str, Method] = {}
+_METHODS: dict[str, Method] = {}
 
 
 def _register(name: str, kind: str, description: str):
@@ -205,9 +216,12 @@ def _smoothgrad(model, layer, opts, crigrad):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             return explainer.attribute(
-                x, target=t, nt_type="smoothgrad",
+                x,
+                target=t,
+                nt_type="smoothgrad",
                 nt_samples=16 if opts.n_samples is None else opts.n_samples,
-                stdevs=0.15 if opts.stdev is None else float(opts.stdev), abs=False,
+                stdevs=0.15 if opts.stdev is None else float(opts.stdev),
+                abs=False,
             )
 
     return attribute
@@ -259,8 +273,9 @@ def _expected_gradcam(model, layer, opts, crigrad):
     stdevs = DEFAULT_STDEVS if opts.stdev is None else float(opts.stdev)
 
     def attribute(x, t):
-        cam = explainer.attribute(x, target=t, n_samples=n_samples, stdevs=stdevs,
-                                  generator=gen)
+        cam = explainer.attribute(
+            x, target=t, n_samples=n_samples, stdevs=stdevs, generator=gen
+        )
         return _upsample(cam, x.shape[-2:])
 
     return attribute
@@ -274,7 +289,11 @@ def _gradcampp(model, layer, opts, crigrad):
     return lambda x, t: _upsample(explainer.attribute(x, target=t), x.shape[-2:])
 
 
-@_register("integratedgradcam", "cam", "Integrated Grad-CAM on --layer (Sattarzadeh et al. 2021)")
+@_register(
+    "integratedgradcam",
+    "cam",
+    "Integrated Grad-CAM on --layer (Sattarzadeh et al. 2021)",
+)
 def _integrated_gradcam(model, layer, opts, crigrad):
     from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM
 
@@ -284,9 +303,11 @@ def _integrated_gradcam(model, layer, opts, crigrad):
     )
 
 
-def _with(crigrad: Optional[CriGrad], explainer, model: nn.Module):
-    return explainer if crigrad is None else crigrad_attribution(
-        explainer, crigrad, model=model
+def _with(crigrad: CriGrad | None, explainer, model: nn.Module):
+    return (
+        explainer
+        if crigrad is None
+        else crigrad_attribution(explainer, crigrad, model=model)
     )
 
 
@@ -318,7 +339,7 @@ MODIFIERS = ("crigrad", "forgrad")
 _BASE_ALIASES = {"ixg": "inputxgradient", "ig": "integratedgradients"}
 
 
-def available_methods() -> List[str]:
+def available_methods() -> list[str]:
     """Base names accepted by :func:`explain`, in a stable order (each may
     take the ``crigrad-`` prefix; ``crigrad`` = ``crigrad-saliency``)."""
     return list(_METHODS)
@@ -331,7 +352,7 @@ def _valid_names() -> str:
     )
 
 
-def split_method(name: str) -> Tuple[Method, Tuple[str, ...]]:
+def split_method(name: str) -> tuple[Method, tuple[str, ...]]:
     """``"crigrad-gradcam"`` -> (the gradcam :class:`Method`, ("crigrad",)).
     A clear ValueError for an unknown name or modifier."""
     if not isinstance(name, str):
@@ -342,7 +363,9 @@ def split_method(name: str) -> Tuple[Method, Tuple[str, ...]]:
     base, modifiers = _BASE_ALIASES.get(parts[-1], parts[-1]), tuple(parts[:-1])
     bad = [m for m in modifiers if m not in MODIFIERS]
     if base not in _METHODS or bad or len(set(modifiers)) != len(modifiers):
-        raise ValueError(f"methods: unknown method {name!r}; valid names: {_valid_names()}")
+        raise ValueError(
+            f"methods: unknown method {name!r}; valid names: {_valid_names()}"
+        )
     return _METHODS[base], modifiers
 
 
@@ -351,7 +374,7 @@ def get_method(name: str) -> Method:
     return split_method(name)[0]
 
 
-def parse_methods(spec: Union[str, Sequence[str]]) -> List[str]:
+def parse_methods(spec: str | Sequence[str]) -> list[str]:
     """``"saliency,gradcam"`` or a list -> validated, de-duplicated names."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip().lower() for n in names if n.strip()]
@@ -368,14 +391,16 @@ def resolve_layer(model: nn.Module, name: str, argument: str = "layer") -> nn.Mo
     if not isinstance(name, str) or not name or name not in modules:
         names = [n for n in modules if n]
         shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        raise ValueError(f"{argument}: the model has no submodule {name!r}; names: {shown}")
+        raise ValueError(
+            f"{argument}: the model has no submodule {name!r}; names: {shown}"
+        )
     return modules[name]
 
 
-
-
 @torch.no_grad()
-def predict(model: nn.Module, images: Tensor, batch_size: int = 64) -> Tuple[Tensor, Tensor]:
+def predict(
+    model: nn.Module, images: Tensor, batch_size: int = 64
+) -> tuple[Tensor, Tensor]:
     """``(predicted class (N,), softmax probability of it (N,))``."""
     classes, probs = [], []
     for start in range(0, images.shape[0], batch_size):
@@ -387,7 +412,11 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 64) -> Tuple[Ten
 
 
 def check_images(images) -> None:
-    if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
+    if (
+        not isinstance(images, Tensor)
+        or images.dim() != 4
+        or not images.is_floating_point()
+    ):
         raise ValueError(
             "images: expected a float tensor of shape (N, C, H, W), got "
             f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))}"
@@ -399,13 +428,13 @@ def check_images(images) -> None:
 def explain(
     model: nn.Module,
     images: Tensor,
-    methods: Union[str, Sequence[str]] = "saliency",
-    target: Optional[Tensor] = None,
-    options: Optional[ExplainOptions] = None,
+    methods: str | Sequence[str] = "saliency",
+    target: Tensor | None = None,
+    options: ExplainOptions | None = None,
     *,
     batch_size: int = 16,
-    progress: Optional[Callable[[int], None]] = None,
-) -> Dict[str, Tensor]:
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Tensor]:
     """Raw attributions of each method for ``images``.
 
     Args:
@@ -423,7 +452,9 @@ def explain(
         gradient methods, (N, 1, H, W) for CAM methods.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected a torch.nn.Module, got {type(model).__name__}"
+        )
     check_images(images)
     names = parse_methods(methods)
     options = options or ExplainOptions()
@@ -448,7 +479,9 @@ def explain(
         layer_module = resolve_layer(model, layer_name)
     if any("forgrad" in mods for _, mods in parsed):
         try:
-            resolve_sigma(*images.shape[-2:], options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF)
+            resolve_sigma(
+                *images.shape[-2:], options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF
+            )
         except ValueError as exc:
             raise ValueError(f"forgrad_{exc}") from None
     crigrad = None
@@ -456,7 +489,9 @@ def explain(
         crigrad = options.crigrad(model)
     fns = []
     for spec, mods in parsed:
-        fn = spec.build(model, layer_module, options, crigrad if "crigrad" in mods else None)
+        fn = spec.build(
+            model, layer_module, options, crigrad if "crigrad" in mods else None
+        )
         if "forgrad" in mods:
             fn = _post_forgrad(fn, options)
         fns.append(fn)
@@ -464,12 +499,14 @@ def explain(
     was_training = model.training
     model.eval()
     try:
-        chunks: Dict[str, List[Tensor]] = {n: [] for n in names}
+        chunks: dict[str, list[Tensor]] = {n: [] for n in names}
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size]
             t = target[start : start + batch_size]
             for name, fn in zip(names, fns):
-                chunks[name].append(fn(x.clone().requires_grad_(True), t).detach().cpu())
+                chunks[name].append(
+                    fn(x.clone().requires_grad_(True), t).detach().cpu()
+                )
             if progress is not None:
                 progress(x.shape[0])
     finally:
@@ -477,7 +514,7 @@ def explain(
     return {n: torch.cat(c) for n, c in chunks.items()}
 
 
-def to_map(attributions: Tensor, size: Optional[Tuple[int, int]] = None) -> Tensor:
+def to_map(attributions: Tensor, size: tuple[int, int] | None = None) -> Tensor:
     """Single-channel map ``sum_c |a_c|``: (N, C, H, W) -> (N, 1, H, W) >= 0,
     upsampled bilinearly to ``size`` if given. Not rescaled."""
     if attributions.dim() != 4:

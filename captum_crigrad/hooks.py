@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
@@ -40,11 +41,11 @@ from captum_crigrad._compat import (
     log_usage,
 )
 
-TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
-GradientFunc = Callable[..., Tuple[Tensor, ...]]
+TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+GradientFunc = Callable[..., tuple[Tensor, ...]]
 
 
-def check_inputs(inputs: Any) -> Tuple[Tensor, ...]:
+def check_inputs(inputs: Any) -> tuple[Tensor, ...]:
     """Captum-style ``inputs`` as a tuple of tensors sharing one batch size."""
     tup = inputs if isinstance(inputs, tuple) else (inputs,)
     if len(tup) == 0 or not all(isinstance(t, Tensor) for t in tup):
@@ -61,7 +62,7 @@ def check_inputs(inputs: Any) -> Tuple[Tensor, ...]:
     return tup
 
 
-def check_target(target: Any, batch_size: Optional[int] = None) -> None:
+def check_target(target: Any, batch_size: int | None = None) -> None:
     """Validate a Captum ``target`` (None, int, list of ints, or tensor of ints)."""
     if target is None or isinstance(target, tuple):
         return  # tuples index multi-dimensional outputs; Captum checks those
@@ -92,7 +93,7 @@ def check_target(target: Any, batch_size: Optional[int] = None) -> None:
         )
 
 
-def max_target(target: Any) -> Optional[int]:
+def max_target(target: Any) -> int | None:
     """Largest class index in a validated non-tuple ``target``, or None."""
     if target is None or isinstance(target, tuple):
         return None
@@ -142,8 +143,8 @@ class GradientTransform:
             yield model
 
     def transform_gradients(
-        self, grads: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...]
-    ) -> Tuple[Tensor, ...]:
+        self, grads: tuple[Tensor, ...], inputs: tuple[Tensor, ...]
+    ) -> tuple[Tensor, ...]:
         """Step applied to the input gradients of each evaluation (identity)."""
         return grads
 
@@ -164,7 +165,7 @@ class GradientTransform:
             inputs: TensorOrTuple,
             target_ind: Any = None,
             additional_forward_args: Any = None,
-        ) -> Tuple[Tensor, ...]:
+        ) -> tuple[Tensor, ...]:
             tup = check_inputs(inputs)
             check_target(target_ind, tup[0].shape[0])
             with self.context(model, target=target_ind):
@@ -174,7 +175,7 @@ class GradientTransform:
         transformed_gradient_func.transform = self  # type: ignore[attr-defined]
         return transformed_gradient_func
 
-    def __add__(self, other: "GradientTransform") -> "GradientTransform":
+    def __add__(self, other: GradientTransform) -> GradientTransform:
         if not isinstance(other, GradientTransform):
             return NotImplemented
         return ComposedTransform(self, other)
@@ -192,7 +193,7 @@ class ComposedTransform(GradientTransform):
                     f"{type(t).__name__}"
                 )
             flat.extend(t.transforms if isinstance(t, ComposedTransform) else [t])
-        self.transforms: Tuple[GradientTransform, ...] = tuple(flat)
+        self.transforms: tuple[GradientTransform, ...] = tuple(flat)
         self.has_gradient_step = any(t.has_gradient_step for t in flat)
 
     def validate(self, model: nn.Module) -> None:
@@ -212,11 +213,13 @@ class ComposedTransform(GradientTransform):
         return " + ".join(repr(t) for t in self.transforms)
 
 
-def resolve_model(forward_func: Callable, model: Optional[nn.Module]) -> nn.Module:
+def resolve_model(forward_func: Callable, model: nn.Module | None) -> nn.Module:
     """The module to hook: ``model`` if given, else ``forward_func`` itself."""
     if model is not None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+            raise TypeError(
+                f"model: expected a torch.nn.Module, got {type(model).__name__}"
+            )
         return model
     if isinstance(forward_func, nn.Module):
         return forward_func
@@ -262,7 +265,7 @@ class TransformedAttribution(GradientAttribution):
         self,
         attribution: Attribution,
         transform: GradientTransform,
-        model: Optional[nn.Module] = None,
+        model: nn.Module | None = None,
     ) -> None:
         if not isinstance(attribution, Attribution):
             raise TypeError(
@@ -311,7 +314,7 @@ class TransformedAttribution(GradientAttribution):
 
 def _bind(
     attribution: Attribution, transform: GradientTransform, model: nn.Module
-) -> Tuple[Attribution, bool]:
+) -> tuple[Attribution, bool]:
     """A copy of ``attribution`` whose gradients go through ``transform``.
 
     Returns the copy and whether the transform is applied through
@@ -338,7 +341,7 @@ def _bind(
 def with_gradient_transform(
     attribution: Attribution,
     transform: GradientTransform,
-    model: Optional[nn.Module] = None,
+    model: nn.Module | None = None,
 ) -> TransformedAttribution:
     """Put ``transform`` on any Captum attribution, without modifying it.
 
@@ -362,7 +365,7 @@ def with_gradient_transform(
     return TransformedAttribution(attribution, transform, model)
 
 
-def named_layers(model: nn.Module, layers: Sequence[nn.Module]) -> Tuple[str, ...]:
+def named_layers(model: nn.Module, layers: Sequence[nn.Module]) -> tuple[str, ...]:
     """Qualified names of ``layers`` in ``model`` (ValueError if one is not in it)."""
     names = {id(m): n for n, m in model.named_modules()}
     out = []
@@ -389,7 +392,7 @@ def default_cam_layer(model: nn.Module, images: Tensor) -> str:
     feature map, global pooling excluded: ``layer3`` of a CIFAR ResNet,
     ``features`` of :class:`~captum_crigrad.models.SmallCNN`. Runs one
     forward pass of the first image, with hooks removed afterwards."""
-    last: List[str] = []
+    last: list[str] = []
     handles = []
 
     def make_hook(name):

@@ -17,7 +17,8 @@ import os
 import pickle
 import re
 import struct
-from typing import List, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
 import torch
@@ -103,7 +104,7 @@ def resnet20(num_classes: int = 10) -> CifarResNet:
     return CifarResNet((3, 3, 3), num_classes)
 
 
-def load_resnet20(path: PathLike, map_location: Union[str, torch.device] = "cpu"):
+def load_resnet20(path: PathLike, map_location: str | torch.device = "cpu"):
     """Load a ResNet-20 checkpoint (``{"state_dict": ...}``, keys may start
     with ``module.``) without executing pickled code; returns it in eval mode."""
     try:
@@ -168,7 +169,7 @@ def normalize(images: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
     return (images - m[:, None, None]) / s[:, None, None]
 
 
-def load_cifar_images(folder: PathLike) -> Tuple[Tensor, Tensor, List[str]]:
+def load_cifar_images(folder: PathLike) -> tuple[Tensor, Tensor, list[str]]:
     """Read ``*_L.png`` CIFAR images (``L`` = label) from ``folder``.
 
     Returns ``(images, labels, paths)``: images (N, 3, 32, 32) float in [0, 1],
@@ -201,7 +202,7 @@ def _read_idx(path: PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_mnist(folder: PathLike, prefix: str = "t10k") -> Tuple[Tensor, Tensor]:
+def load_mnist(folder: PathLike, prefix: str = "t10k") -> tuple[Tensor, Tensor]:
     """Read gzipped IDX MNIST files ``{prefix}-images-idx3-ubyte.gz`` and
     ``{prefix}-labels-idx1-ubyte.gz``: images (N, 1, 28, 28) float in [0, 1],
     labels (N,) long."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,10 @@ def to_display(image: Tensor) -> np.ndarray:
 
 
 def overlay(
-    image: Tensor, scaled_map: Tensor, cmap: str = "inferno", alpha: float = 0.85,
+    image: Tensor,
+    scaled_map: Tensor,
+    cmap: str = "inferno",
+    alpha: float = 0.85,
     dim: float = 0.45,
 ) -> np.ndarray:
     """Blend ``cmap(map)`` over a dimmed grey copy of ``image``.
@@ -87,10 +90,10 @@ def save_png(path: str, rgb: np.ndarray, scale: int = 1) -> None:
 
 def plot_grid(
     images: Tensor,
-    maps: Dict[str, Tensor],
+    maps: dict[str, Tensor],
     path: str,
-    row_titles: Optional[Sequence[str]] = None,
-    title: Optional[str] = None,
+    row_titles: Sequence[str] | None = None,
+    title: str | None = None,
     cmap: str = "inferno",
     cell: float = 1.3,
 ) -> None:
@@ -106,13 +109,17 @@ def plot_grid(
 
     n, cols = images.shape[0], 1 + len(maps)
     scaled = {k: scale_maps(v) for k, v in maps.items()}
-    fig, axes = plt.subplots(n, cols, figsize=(cell * cols, cell * n + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        n, cols, figsize=(cell * cols, cell * n + 0.4), squeeze=False
+    )
     for i in range(n):
         axes[i, 0].imshow(to_display(images[i]), interpolation="nearest")
         if row_titles is not None:
             axes[i, 0].set_ylabel(row_titles[i], fontsize=8)
         for j, (name, m) in enumerate(scaled.items(), start=1):
-            axes[i, j].imshow(overlay(images[i], m[i], cmap=cmap), interpolation="nearest")
+            axes[i, j].imshow(
+                overlay(images[i], m[i], cmap=cmap), interpolation="nearest"
+            )
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -137,9 +144,9 @@ def plot_grid(
 
 def save_mosaic(
     images: Tensor,
-    maps: Dict[str, Tensor],
+    maps: dict[str, Tensor],
     path: str,
-    row_titles: Optional[Sequence[str]] = None,
+    row_titles: Sequence[str] | None = None,
     tile: int = 112,
     cmap: str = "inferno",
 ) -> None:

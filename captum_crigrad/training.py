@@ -9,7 +9,7 @@ a ``torch.Generator``, so two runs with the same seed give the same model.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -40,7 +40,7 @@ def train_classifier(
     lr: float = 3e-3,
     weight_decay: float = 1e-4,
     seed: int = 0,
-    augment: Optional[Callable[[Tensor, torch.Generator], Tensor]] = None,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
 ) -> nn.Module:
     """Train ``model`` in place on ``(images, labels)`` and return it in eval mode.
 

@@ -483,10 +483,18 @@ NOTEBOOK_CELLS = {
 
 def build(name: str, timeout: int = 600) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = NOTEBOOK_CELLS[name]
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT)}},
+    ).execute()
     path = NOTEBOOKS / f"{name}.ipynb"
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".ipynb.tmp")
@@ -500,7 +508,10 @@ def main(argv) -> int:
     names = argv or list(NOTEBOOK_CELLS)
     unknown = [n for n in names if n not in NOTEBOOK_CELLS]
     if unknown:
-        print(f"unknown notebook(s): {unknown}; known: {list(NOTEBOOK_CELLS)}", file=sys.stderr)
+        print(
+            f"unknown notebook(s): {unknown}; known: {list(NOTEBOOK_CELLS)}",
+            file=sys.stderr,
+        )
         return 2
     for name in names:
         print("wrote", build(name))

@@ -23,15 +23,27 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captum_crigrad.cli.eval import resnet_blocks, write_atomic  # noqa: E402
-from captum_crigrad.metrics.roar import attribute_dataset, roar  # noqa: E402
-from captum_crigrad.metrics.suite import evaluate, format_markdown, parse_method  # noqa: E402
-from captum_crigrad.models import SmallCNN, load_cifar_images, load_mnist, load_resnet20, normalize  # noqa: E402
-from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
+from captum_crigrad.cli.eval import resnet_blocks, write_atomic
+from captum_crigrad.metrics.roar import attribute_dataset, roar
+from captum_crigrad.metrics.suite import evaluate, format_markdown, parse_method
+from captum_crigrad.models import (
+    SmallCNN,
+    load_cifar_images,
+    load_mnist,
+    load_resnet20,
+    normalize,
+)
+from captum_crigrad.training import accuracy, train_classifier
 
 KEEPS = (0.1, 0.3, 0.5, 0.7)
-METRICS = ("pixel_perturbation", "pixel_perturbation_random_order", "deletion_auc", "insertion_auc",
-           "sensitivity_n", "road_combined")
+METRICS = (
+    "pixel_perturbation",
+    "pixel_perturbation_random_order",
+    "deletion_auc",
+    "insertion_auc",
+    "sensitivity_n",
+    "road_combined",
+)
 
 
 def method_names(bases=("saliency", "ixg", "ig"), keeps=KEEPS):
@@ -47,12 +59,26 @@ def log(msg):
 
 
 def run_metrics(model, images, layers, args, extra=None):
-    methods = [parse_method(m, model, keep=0.3, layers=layers, seed=args.seed) for m in method_names()]
-    rows = evaluate(model, images, methods, METRICS, k=args.k, n_steps=args.steps,
-                    sens_n=args.sens_n, n_subsets=args.n_subsets, seed=args.seed,
-                    progress=lambda r: log(f"{r['method']:22s} {r['metric']:32s} {r['mean']:.4f}"))
+    methods = [
+        parse_method(m, model, keep=0.3, layers=layers, seed=args.seed)
+        for m in method_names()
+    ]
+    rows = evaluate(
+        model,
+        images,
+        methods,
+        METRICS,
+        k=args.k,
+        n_steps=args.steps,
+        sens_n=args.sens_n,
+        n_subsets=args.n_subsets,
+        seed=args.seed,
+        progress=lambda r: log(f"{r['method']:22s} {r['metric']:32s} {r['mean']:.4f}"),
+    )
     # second pixel-perturbation point, the range FullGrad reports
-    extra_rows = evaluate(model, images, methods, ["pixel_perturbation"], k=0.1, seed=args.seed)
+    extra_rows = evaluate(
+        model, images, methods, ["pixel_perturbation"], k=0.1, seed=args.seed
+    )
     for r in extra_rows:
         r["metric_label"] = "pixel_perturbation@k=0.1"
     return rows, extra_rows
@@ -62,8 +88,15 @@ def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("cifar", "mnist"), required=True)
-    parser.add_argument("--assets", default=os.environ.get("CAPTUM_CRIGRAD_ASSETS", os.path.join(here, "..", "..", "shared", "assets")))
-    parser.add_argument("--out", default=os.path.join(here, "..", "docs", "results", "eval"))
+    parser.add_argument(
+        "--assets",
+        default=os.environ.get(
+            "CAPTUM_CRIGRAD_ASSETS", os.path.join(here, "..", "..", "shared", "assets")
+        ),
+    )
+    parser.add_argument(
+        "--out", default=os.path.join(here, "..", "docs", "results", "eval")
+    )
     parser.add_argument("--k", type=float, default=0.5)
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--sens-n", type=int, nargs="+", default=[4, 16, 64, 256])
@@ -77,8 +110,12 @@ def main() -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     result = {"settings": vars(args), "command": " ".join(["python"] + sys.argv)}
     if args.part == "cifar":
-        model = load_resnet20(os.path.join(args.assets, "cifar10_resnet20", "resnet20-12fca82f.th"))
-        images, labels, _ = load_cifar_images(os.path.join(args.assets, "cifar10_images"))
+        model = load_resnet20(
+            os.path.join(args.assets, "cifar10_resnet20", "resnet20-12fca82f.th")
+        )
+        images, labels, _ = load_cifar_images(
+            os.path.join(args.assets, "cifar10_images")
+        )
         x = normalize(images)
         rows, extra = run_metrics(model, x, resnet_blocks(model), args)
         title = "ResNet-20, 20 CIFAR-10 images"
@@ -106,27 +143,55 @@ def main() -> int:
 
         for name in ("saliency", "crigrad-saliency@0.3", "ixg", "crigrad-ixg@0.3"):
             method = parse_method(name, model, keep=0.3, layers=None, seed=args.seed)
-            a_tr = attribute_dataset(method.attribute, xtr[:n_tr], ytr[:n_tr], batch_size=250)
+            a_tr = attribute_dataset(
+                method.attribute, xtr[:n_tr], ytr[:n_tr], batch_size=250
+            )
             a_te = attribute_dataset(method.attribute, xte, yte, batch_size=250)
-            res = roar(xtr[:n_tr], ytr[:n_tr], xte, yte, a_tr, a_te, fractions=(0.1, 0.3, 0.5), seeds=(0, 1),
-                       model_fn=model_fn, train_kwargs=dict(epochs=args.roar_epochs),
-                       random_control=first, include_unmodified=first, progress=log)
+            res = roar(
+                xtr[:n_tr],
+                ytr[:n_tr],
+                xte,
+                yte,
+                a_tr,
+                a_te,
+                fractions=(0.1, 0.3, 0.5),
+                seeds=(0, 1),
+                model_fn=model_fn,
+                train_kwargs=dict(epochs=args.roar_epochs),
+                random_control=first,
+                include_unmodified=first,
+                progress=log,
+            )
             for f, m, s, rm, rs in res.rows():
                 roar_rows.append(dict(method=name, fraction=f, accuracy=m, std=s))
                 if first and rm is not None and f > 0:
-                    roar_rows.append(dict(method="random removal", fraction=f, accuracy=rm, std=rs))
+                    roar_rows.append(
+                        dict(method="random removal", fraction=f, accuracy=rm, std=rs)
+                    )
             first = False
         result["roar"] = roar_rows
     result["title"] = title
     result["results"] = rows + extra
-    md = [f"### {title}", "", format_markdown(rows), "",
-          "pixel_perturbation at k=0.1 (lower is better): " + ", ".join(
-              f"{r['method']} {r['mean']:.4f}" for r in extra)]
+    md = [
+        f"### {title}",
+        "",
+        format_markdown(rows),
+        "",
+        "pixel_perturbation at k=0.1 (lower is better): "
+        + ", ".join(f"{r['method']} {r['mean']:.4f}" for r in extra),
+    ]
     if "roar" in result:
-        md += ["", "ROAR (test accuracy after retraining; a steeper drop than random removal is better)", "",
-               "| method | fraction removed | accuracy (mean ± std over 2 seeds) |", "|---|---|---|"]
-        md += [f"| {r['method']} | {r['fraction']:.1f} | {r['accuracy']:.4f} ± {r['std'] or 0:.4f} |"
-               for r in result["roar"]]
+        md += [
+            "",
+            "ROAR (test accuracy after retraining; a steeper drop than random removal is better)",
+            "",
+            "| method | fraction removed | accuracy (mean ± std over 2 seeds) |",
+            "|---|---|---|",
+        ]
+        md += [
+            f"| {r['method']} | {r['fraction']:.1f} | {r['accuracy']:.4f} ± {r['std'] or 0:.4f} |"
+            for r in result["roar"]
+        ]
     write_atomic(f"{args.out}_{args.part}.json", json.dumps(result, indent=2))
     write_atomic(f"{args.out}_{args.part}.md", "\n".join(md) + "\n")
     log("done")

@@ -44,13 +44,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
-from captum.metrics import infidelity, sensitivity_max  # noqa: E402
+from captum.attr import LayerAttribution, LayerGradCam
+from captum.metrics import infidelity, sensitivity_max
 
-from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM  # noqa: E402
-from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus  # noqa: E402
-from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM  # noqa: E402
-from captum_crigrad.models import (  # noqa: E402
+from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
+from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus
+from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM
+from captum_crigrad.models import (
     load_cifar_images,
     load_resnet20,
     normalize,

@@ -30,25 +30,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from captum.attr import InputXGradient, IntegratedGradients, Saliency  # noqa: E402
+import torch
+from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
-from captum_crigrad.forgrad.filter import DEFAULT_RELATIVE_CUTOFF  # noqa: E402
-from captum_crigrad.forgrad.select import (  # noqa: E402
+from captum_crigrad.forgrad.filter import DEFAULT_RELATIVE_CUTOFF
+from captum_crigrad.forgrad.select import (
     default_sigma_grid,
     deletion_auc,
     insertion_auc,
     plot_sigma_curve,
     select_sigma,
 )
-from captum_crigrad.models import (  # noqa: E402
+from captum_crigrad.models import (
     SmallCNN,
     load_cifar_images,
     load_mnist,
     load_resnet20,
     normalize,
 )
-from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
+from captum_crigrad.training import accuracy, train_classifier
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 
@@ -118,8 +118,16 @@ def run_model(name, model, inputs, targets, methods, n_steps, seed, ig_steps):
             raw = method.attribute(inputs, target=targets, **kwargs).detach()
             raw_cache[id(method)] = raw
         metric = InsDel(n_steps)
-        sel = select_sigma(model, inputs, targets, raw, metric=metric,
-                           higher_is_better=True, sigmas=sigmas, post=post)
+        sel = select_sigma(
+            model,
+            inputs,
+            targets,
+            raw,
+            metric=metric,
+            higher_is_better=True,
+            sigmas=sigmas,
+            post=post,
+        )
         selections[label] = sel
         ins = torch.stack([r[0] for r in metric.records])  # (1 + S, N)
         dele = torch.stack([r[1] for r in metric.records])
@@ -131,42 +139,68 @@ def run_model(name, model, inputs, targets, methods, n_steps, seed, ig_steps):
         held = []
         for choose, score in (halves, halves[::-1]):
             k = int(torch.argmax(sel.per_image[:, choose].mean(dim=1)))
-            held.append((sel.sigmas[k], float(sel.per_image[k, score].mean()),
-                         float(sel.raw_per_image[score].mean())))
-        rows.append(dict(
-            method=label, raw=(ins[0].mean(), dele[0].mean()),
-            default=(ins[dflt].mean(), dele[dflt].mean()),
-            best=(ins[best].mean(), dele[best].mean()), sigma=sel.best_sigma,
-            held=held, curve=sel.scores,
-        ))
+            held.append(
+                (
+                    sel.sigmas[k],
+                    float(sel.per_image[k, score].mean()),
+                    float(sel.raw_per_image[score].mean()),
+                )
+            )
+        rows.append(
+            dict(
+                method=label,
+                raw=(ins[0].mean(), dele[0].mean()),
+                default=(ins[dflt].mean(), dele[dflt].mean()),
+                best=(ins[best].mean(), dele[best].mean()),
+                sigma=sel.best_sigma,
+                held=held,
+                curve=sel.scores,
+            )
+        )
     return rows, selections, sigmas, default_sigma
 
 
 def markdown(name, note, rows, sigmas, default_sigma, n_images, n_steps):
-    out = [f"### {name}", "", note + ".", "",
-           f"{n_images} images, {n_steps} perturbation steps; insertion AUC "
-           "(higher is better), deletion AUC (lower is better), "
-           "ins-del = insertion - deletion (higher is better; the selection "
-           f"criterion). Default sigma = 15/224 x {round(default_sigma * 224 / 15)} "
-           f"= {default_sigma:.2f}.", "",
-           "| method | raw ins / del / ins-del | default sigma ins / del / ins-del "
-           "| chosen sigma | at chosen sigma ins / del / ins-del | split-half: sigma "
-           "chosen on one half -> ins-del on the other (raw) |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        f"### {name}",
+        "",
+        note + ".",
+        "",
+        f"{n_images} images, {n_steps} perturbation steps; insertion AUC "
+        "(higher is better), deletion AUC (lower is better), "
+        "ins-del = insertion - deletion (higher is better; the selection "
+        f"criterion). Default sigma = 15/224 x {round(default_sigma * 224 / 15)} "
+        f"= {default_sigma:.2f}.",
+        "",
+        "| method | raw ins / del / ins-del | default sigma ins / del / ins-del "
+        "| chosen sigma | at chosen sigma ins / del / ins-del | split-half: sigma "
+        "chosen on one half -> ins-del on the other (raw) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
+
         def fmt(pair):
             i, d = float(pair[0]), float(pair[1])
             return f"{i:.3f} / {d:.3f} / **{i - d:.3f}**"
+
         held = "; ".join(f"{s:.2f} -> {v:.3f} ({raw:.3f})" for s, v, raw in r["held"])
-        out.append(f"| {r['method']} | {fmt(r['raw'])} | {fmt(r['default'])} | "
-                   f"{r['sigma']:.2f} | {fmt(r['best'])} | {held} |")
-    out += ["", "ins-del against sigma (mean over images):", "",
-            "| method | " + " | ".join(f"{s:.2f}" for s in sigmas) + " |",
-            "|---|" + "---|" * len(sigmas)]
+        out.append(
+            f"| {r['method']} | {fmt(r['raw'])} | {fmt(r['default'])} | "
+            f"{r['sigma']:.2f} | {fmt(r['best'])} | {held} |"
+        )
+    out += [
+        "",
+        "ins-del against sigma (mean over images):",
+        "",
+        "| method | " + " | ".join(f"{s:.2f}" for s in sigmas) + " |",
+        "|---|" + "---|" * len(sigmas),
+    ]
     for r in rows:
         best = max(range(len(sigmas)), key=lambda k: float(r["curve"][k]))
-        cells = [f"**{float(v):.3f}**" if k == best else f"{float(v):.3f}"
-                 for k, v in enumerate(r["curve"])]
+        cells = [
+            f"**{float(v):.3f}**" if k == best else f"{float(v):.3f}"
+            for k, v in enumerate(r["curve"])
+        ]
         out.append(f"| {r['method']} | " + " | ".join(cells) + " |")
     out.append("")
     return "\n".join(out)
@@ -175,17 +209,24 @@ def markdown(name, note, rows, sigmas, default_sigma, n_images, n_steps):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--assets", type=Path,
-        default=Path(os.environ.get(
-            "CAPTUM_CRIGRAD_ASSETS",
-            Path(__file__).resolve().parents[2] / "shared" / "assets")),
-        help="folder of the shared assets (default: $CAPTUM_CRIGRAD_ASSETS or ../shared/assets)")
+        "--assets",
+        type=Path,
+        default=Path(
+            os.environ.get(
+                "CAPTUM_CRIGRAD_ASSETS",
+                Path(__file__).resolve().parents[2] / "shared" / "assets",
+            )
+        ),
+        help="folder of the shared assets (default: $CAPTUM_CRIGRAD_ASSETS or ../shared/assets)",
+    )
     parser.add_argument("--n-steps", type=int, default=16, help="perturbation steps")
     parser.add_argument("--ig-steps", type=int, default=32)
     parser.add_argument("--mnist-images", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--plot", type=Path, default=None, help="save the sigma curves (PNG)")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="save the sigma curves (PNG)"
+    )
     args = parser.parse_args(argv)
     if not (args.assets / "cifar10_resnet20").is_dir():
         raise SystemExit(f"--assets: {args.assets} does not hold cifar10_resnet20/")
@@ -195,7 +236,10 @@ def main(argv=None) -> int:
     report, all_selections = [], {}
     setups = [
         ("CIFAR-10 ResNet-20", lambda: cifar_setup(args.assets)),
-        ("MNIST SmallCNN", lambda: mnist_setup(args.assets, args.mnist_images, args.seed)),
+        (
+            "MNIST SmallCNN",
+            lambda: mnist_setup(args.assets, args.mnist_images, args.seed),
+        ),
     ]
     for name, setup in setups:
         model, inputs, targets, note = setup()
@@ -210,15 +254,30 @@ def main(argv=None) -> int:
             ("random map (control)", None, {}, "abs"),
         ]
         rows, selections, sigmas, default_sigma = run_model(
-            name, model, inputs, targets, methods, args.n_steps, args.seed, args.ig_steps)
+            name,
+            model,
+            inputs,
+            targets,
+            methods,
+            args.n_steps,
+            args.seed,
+            args.ig_steps,
+        )
         all_selections[name] = selections
-        report.append(markdown(name, note, rows, sigmas, default_sigma,
-                               inputs.shape[0], args.n_steps))
-        print(f"[{name}] done after {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        report.append(
+            markdown(
+                name, note, rows, sigmas, default_sigma, inputs.shape[0], args.n_steps
+            )
+        )
+        print(
+            f"[{name}] done after {time.perf_counter() - start:.0f} s", file=sys.stderr
+        )
 
     print("\n".join(report))
-    print(f"Total time {time.perf_counter() - start:.0f} s, torch {torch.__version__}, "
-          f"{args.threads} thread(s).")
+    print(
+        f"Total time {time.perf_counter() - start:.0f} s, torch {torch.__version__}, "
+        f"{args.threads} thread(s)."
+    )
 
     if args.plot is not None:
         import matplotlib

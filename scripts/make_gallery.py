@@ -29,10 +29,18 @@ METHODS = (
 )
 
 
-PRETTY = {"saliency": "Saliency", "smoothgrad": "SmoothGrad", "integratedgradients": "IG",
-          "inputxgradient": "Input x Grad", "guidedbackprop": "Guided BP",
-          "gradcam": "Grad-CAM", "expectedgradcam": "Expected\nGrad-CAM", "crigrad": "CriGrad\nSaliency",
-          "forgrad": "FORGrad\nSaliency", "crigrad-forgrad": "CriGrad+FORGrad\nSaliency"}
+PRETTY = {
+    "saliency": "Saliency",
+    "smoothgrad": "SmoothGrad",
+    "integratedgradients": "IG",
+    "inputxgradient": "Input x Grad",
+    "guidedbackprop": "Guided BP",
+    "gradcam": "Grad-CAM",
+    "expectedgradcam": "Expected\nGrad-CAM",
+    "crigrad": "CriGrad\nSaliency",
+    "forgrad": "FORGrad\nSaliency",
+    "crigrad-forgrad": "CriGrad+FORGrad\nSaliency",
+}
 
 
 def pretty(name: str) -> str:
@@ -41,7 +49,9 @@ def pretty(name: str) -> str:
         return PRETTY[name]
     parts = name.split("-")
     mods = {"crigrad": "CriGrad", "forgrad": "FORGrad"}
-    return "\n".join([" ".join(mods.get(m, m) for m in parts[:-1]), PRETTY.get(parts[-1], parts[-1])])
+    return "\n".join(
+        [" ".join(mods.get(m, m) for m in parts[:-1]), PRETTY.get(parts[-1], parts[-1])]
+    )
 
 
 def main() -> int:
@@ -55,15 +65,28 @@ def main() -> int:
     pick = torch.arange(0, 20, 2)  # the first digit of each class
     images, labels = images[pick], labels[pick]
     predicted, _ = predict(model, images)
-    attributions = explain(model, images, args.methods, target=predicted,
-                           options=ExplainOptions(layer=dflt.GRADCAM_LAYER, seed=0,
-                                                  forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA))
-    maps = {pretty(name): to_map(a, images.shape[-2:]) for name, a in attributions.items()}
+    attributions = explain(
+        model,
+        images,
+        args.methods,
+        target=predicted,
+        options=ExplainOptions(
+            layer=dflt.GRADCAM_LAYER, seed=0, forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA
+        ),
+    )
+    maps = {
+        pretty(name): to_map(a, images.shape[-2:]) for name, a in attributions.items()
+    }
     titles = [f"label {int(y)}, pred {int(p)}" for y, p in zip(labels, predicted)]
-    plot_grid(dflt.denormalize_mnist(images), maps, args.out, row_titles=titles,
-              title=f"Embedded MNIST CNN, target = predicted class: baseline vs CriGrad "
-              f"(keep={DEFAULT_KEEP}) and FORGrad (sigma={dflt.DEFAULT_FORGRAD_SIGMA:g})",
-              cell=1.15)
+    plot_grid(
+        dflt.denormalize_mnist(images),
+        maps,
+        args.out,
+        row_titles=titles,
+        title=f"Embedded MNIST CNN, target = predicted class: baseline vs CriGrad "
+        f"(keep={DEFAULT_KEEP}) and FORGrad (sigma={dflt.DEFAULT_FORGRAD_SIGMA:g})",
+        cell=1.15,
+    )
     print("wrote", args.out)
     return 0
 

@@ -19,15 +19,15 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
-from captum_crigrad import models  # noqa: E402
-from captum_crigrad.crigrad.attr import CriGradSaliency  # noqa: E402
-from captum_crigrad.sanity import (  # noqa: E402
+from captum_crigrad import models
+from captum_crigrad.crigrad.attr import CriGradSaliency
+from captum_crigrad.sanity import (
     attribution_maps,
     register_method,
     sanity_check,
     spearman,
 )
-from captum_crigrad.training import train_classifier  # noqa: E402
+from captum_crigrad.training import train_classifier
 
 VARIANTS = {
     "CriGrad keep=0.3 (default)": {},
@@ -55,7 +55,9 @@ def forgrad_factory(sigma, crigrad_options):
         transform = None
         if crigrad_options is not None:
             transform = CriGrad(layers=layers, **crigrad_options)
-        explainer = with_forgrad(Saliency(model), sigma, transform=transform, model=model)
+        explainer = with_forgrad(
+            Saliency(model), sigma, transform=transform, model=model
+        )
         return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
     return make
@@ -71,7 +73,10 @@ def factory(**options):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets"))
+    parser.add_argument(
+        "--assets",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets"),
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="Setting backward hooks")
     torch.set_num_threads(1)
@@ -84,8 +89,11 @@ def main():
 
     outputs = {}
     hooks = [
-        m.register_forward_hook(lambda mod, i, o: outputs.__setitem__(mod, o) or o.retain_grad())
-        for m in model.modules() if isinstance(m, torch.nn.ReLU)
+        m.register_forward_hook(
+            lambda mod, i, o: outputs.__setitem__(mod, o) or o.retain_grad()
+        )
+        for m in model.modules()
+        if isinstance(m, torch.nn.ReLU)
     ]
     try:
         logits = model(images[:20].clone().requires_grad_())
@@ -95,7 +103,10 @@ def main():
             h.remove()
         model.zero_grad(set_to_none=True)
     fractions = [((o * o.grad) > 0).float().mean().item() for o in outputs.values()]
-    print("fraction of ReLU outputs with gxi > 0:", ", ".join(f"{f:.3f}" for f in fractions))
+    print(
+        "fraction of ReLU outputs with gxi > 0:",
+        ", ".join(f"{f:.3f}" for f in fractions),
+    )
 
     names = []
     for label, options in VARIANTS.items():
@@ -105,16 +116,29 @@ def main():
         register_method(label, forgrad_factory(sigma, crigrad_options), replace=True)
         names.append(label)
     maps = attribution_maps(model, images[:20], ["GuidedBackprop"] + names)
-    result = sanity_check(model, images, ["GradientExplanation", "GuidedBackprop"] + names,
-                          "cascading", seed=0, measures=["spearman_abs", "ssim"])
-    print("| method | Spearman with Guided Backprop | Spearman abs, all random "
-          "| SSIM, all random | Spearman abs, mean over steps |")
+    result = sanity_check(
+        model,
+        images,
+        ["GradientExplanation", "GuidedBackprop"] + names,
+        "cascading",
+        seed=0,
+        measures=["spearman_abs", "ssim"],
+    )
+    print(
+        "| method | Spearman with Guided Backprop | Spearman abs, all random "
+        "| SSIM, all random | Spearman abs, mean over steps |"
+    )
     print("|---|---|---|---|---|")
-    similarity = {n: float(spearman(maps[0], m).mean()) for n, m in zip(["GuidedBackprop"] + names, maps)}
+    similarity = {
+        n: float(spearman(maps[0], m).mean())
+        for n, m in zip(["GuidedBackprop"] + names, maps)
+    }
     for name in result.methods:
         gb = f"{similarity[name]:.2f}" if name in similarity else "-"
-        print(f"| {name} | {gb} | {result.mean(name, 'spearman_abs')[-1]:.2f} | "
-              f"{result.mean(name, 'ssim')[-1]:.2f} | {result.mean(name, 'spearman_abs').mean():.2f} |")
+        print(
+            f"| {name} | {gb} | {result.mean(name, 'spearman_abs')[-1]:.2f} | "
+            f"{result.mean(name, 'ssim')[-1]:.2f} | {result.mean(name, 'spearman_abs').mean():.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -31,23 +31,29 @@ import time
 import matplotlib
 
 matplotlib.use("Agg")
-import torch  # noqa: E402
+import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
-from captum_crigrad import models  # noqa: E402
-from captum_crigrad.sanity import (  # noqa: E402
+from captum_crigrad import models
+from captum_crigrad.sanity import (
     available_methods,
     gradient_map,
     plot_sanity_curves,
     sanity_check,
     tile_input_and_maps,
 )
-from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
+from captum_crigrad.training import accuracy, train_classifier
 
 WANTED = [
-    "GradientExplanation", "GuidedBackprop", "ZeilerFergus", "CriGrad",
-    "FORGrad", "CriGrad+FORGrad", "GradCAM", "ExpectedGradCAM",
+    "GradientExplanation",
+    "GuidedBackprop",
+    "ZeilerFergus",
+    "CriGrad",
+    "FORGrad",
+    "CriGrad+FORGrad",
+    "GradCAM",
+    "ExpectedGradCAM",
 ]
 THRESHOLD = 0.3
 MARGIN = 0.15
@@ -91,7 +97,9 @@ def save(fig, path):
 
 
 def run_resnet20(assets, out, methods, report):
-    model = models.load_resnet20(os.path.join(assets, "cifar10_resnet20", "resnet20-12fca82f.th"))
+    model = models.load_resnet20(
+        os.path.join(assets, "cifar10_resnet20", "resnet20-12fca82f.th")
+    )
     raw, labels, _ = models.load_cifar_images(os.path.join(assets, "cifar10_images"))
     images = models.normalize(raw)
     acc = accuracy(model, images, labels)
@@ -100,29 +108,54 @@ def run_resnet20(assets, out, methods, report):
     from captum.attr import GuidedBackprop, Saliency
 
     target = model(images).argmax(1)
-    silent = GuidedBackprop(model).attribute(images.clone().requires_grad_(), target=target)
-    plain = Saliency(model).attribute(images.clone().requires_grad_(), target=target, abs=False)
+    silent = GuidedBackprop(model).attribute(
+        images.clone().requires_grad_(), target=target
+    )
+    plain = Saliency(model).attribute(
+        images.clone().requires_grad_(), target=target, abs=False
+    )
     same = torch.equal(silent, plain)
     t0 = time.time()
     result = sanity_check(
-        model, images, methods, "cascading", granularity="block", seed=0,
-        layer="layer3", layers=blocks, functional_relu="wrap",
+        model,
+        images,
+        methods,
+        "cascading",
+        granularity="block",
+        seed=0,
+        layer="layer3",
+        layers=blocks,
+        functional_relu="wrap",
     )
     seconds = time.time() - t0
-    save(plot_sanity_curves(result, title="ResNet-20 (CIFAR-10), cascading randomisation"),
-         os.path.join(out, "curves_resnet20.png"))
-    maps = gradient_map(model, images[:2], methods, layer="layer3", layers=blocks,
-                        functional_relu="wrap")
+    save(
+        plot_sanity_curves(
+            result, title="ResNet-20 (CIFAR-10), cascading randomisation"
+        ),
+        os.path.join(out, "curves_resnet20.png"),
+    )
+    maps = gradient_map(
+        model,
+        images[:2],
+        methods,
+        layer="layer3",
+        layers=blocks,
+        functional_relu="wrap",
+    )
     for i in range(2):
-        fig = tile_input_and_maps(raw[i], [m[i] for m in maps], methods,
-                                  title=f"ResNet-20, CIFAR image {i} ({models.CIFAR10_CLASSES[labels[i]]})")
+        fig = tile_input_and_maps(
+            raw[i],
+            [m[i] for m in maps],
+            methods,
+            title=f"ResNet-20, CIFAR image {i} ({models.CIFAR10_CLASSES[labels[i]]})",
+        )
         save(fig, os.path.join(out, f"maps_resnet20_{i}.png"))
     report.append("## ResNet-20 on the 20 CIFAR-10 images of the assets\n")
     report.append(
         f"Accuracy on these images: {acc:.2f}. Captum's GuidedBackprop on this "
         f"model equals the plain gradient bit for bit: {same} (it hooks nn.ReLU "
         "modules only, and this model has none); GuidedBackprop and ZeilerFergus "
-        "below use `functional_relu=\"wrap\"`. CriGrad filters the 9 residual "
+        'below use `functional_relu="wrap"`. CriGrad filters the 9 residual '
         "block outputs (`layers=layer1.0 ... layer3.2`); Grad-CAM uses `layer3`. "
         f"Cascading randomisation per block, init reset, seed 0; {seconds:.0f} s.\n"
     )
@@ -133,11 +166,18 @@ def run_resnet20(assets, out, methods, report):
     # At layer3 the gradient of the logit is the constant linear weight / 64
     # (global average pooling, then linear), so Expected Grad-CAM equals
     # Grad-CAM there exactly; compare the CAMs one block lower as well.
-    cams = [m for m in ("GradientExplanation", "GradCAM", "ExpectedGradCAM") if m in methods]
-    lower = sanity_check(model, images, cams, "cascading", granularity="block", seed=0,
-                         layer="layer3.1")
-    save(plot_sanity_curves(lower, title="ResNet-20, CAMs on layer3.1, cascading randomisation"),
-         os.path.join(out, "curves_resnet20_layer3.1.png"))
+    cams = [
+        m for m in ("GradientExplanation", "GradCAM", "ExpectedGradCAM") if m in methods
+    ]
+    lower = sanity_check(
+        model, images, cams, "cascading", granularity="block", seed=0, layer="layer3.1"
+    )
+    save(
+        plot_sanity_curves(
+            lower, title="ResNet-20, CAMs on layer3.1, cascading randomisation"
+        ),
+        os.path.join(out, "curves_resnet20_layer3.1.png"),
+    )
     report.append("### The CAMs on `layer3.1`\n")
     report.append(
         "On `layer3` Grad-CAM and Expected Grad-CAM are identical (the layer "
@@ -162,12 +202,18 @@ def run_mnist(assets, out, methods, report, n_train=8000, n_explain=100):
     t0 = time.time()
     result = sanity_check(model, images, methods, "cascading", seed=0)
     seconds = time.time() - t0
-    save(plot_sanity_curves(result, title="SmallCNN (MNIST), cascading randomisation"),
-         os.path.join(out, "curves_smallcnn_mnist.png"))
+    save(
+        plot_sanity_curves(result, title="SmallCNN (MNIST), cascading randomisation"),
+        os.path.join(out, "curves_smallcnn_mnist.png"),
+    )
     maps = gradient_map(model, images[:2], methods)
     for i in range(2):
-        fig = tile_input_and_maps(x[n_train + i], [m[i] for m in maps], methods,
-                                  title=f"SmallCNN, MNIST digit {int(y[n_train + i])}")
+        fig = tile_input_and_maps(
+            x[n_train + i],
+            [m[i] for m in maps],
+            methods,
+            title=f"SmallCNN, MNIST digit {int(y[n_train + i])}",
+        )
         save(fig, os.path.join(out, f"maps_smallcnn_mnist_{i}.png"))
     report.append("## SmallCNN trained on MNIST\n")
     report.append(
@@ -185,8 +231,13 @@ def run_mnist(assets, out, methods, report, n_train=8000, n_explain=100):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets"))
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "sanity"))
+    parser.add_argument(
+        "--assets",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets"),
+    )
+    parser.add_argument(
+        "--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "sanity")
+    )
     parser.add_argument("--n-explain", type=int, default=100)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -202,7 +253,8 @@ def main():
         "plain gradient's. Tables: mean ± std over images; higher = more similar to "
         "the trained model's map (a faithful method goes down).\n",
         "Missing (not on this branch when the run was made): "
-        + (", ".join(missing) if missing else "none") + "\n",
+        + (", ".join(missing) if missing else "none")
+        + "\n",
     ]
     run_resnet20(args.assets, args.out, methods, report)
     run_mnist(args.assets, args.out, methods, report, n_explain=args.n_explain)

@@ -29,7 +29,9 @@ from captum_crigrad.models import load_mnist  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    assets = os.environ.get("CAPTUM_CRIGRAD_ASSETS", str(ROOT.parent / "shared" / "assets"))
+    assets = os.environ.get(
+        "CAPTUM_CRIGRAD_ASSETS", str(ROOT.parent / "shared" / "assets")
+    )
     parser.add_argument("--mnist", default=os.path.join(assets, "mnist"))
     parser.add_argument("--n", type=int, default=200)
     args = parser.parse_args()
@@ -42,12 +44,18 @@ def main() -> int:
     model = d.load_default_model()
     with torch.no_grad():
         target = model(x).argmax(1)
-    for name, method in [("saliency", Saliency(model)),
-                         ("crigrad", CriGradSaliency(model))]:
+    for name, method in [
+        ("saliency", Saliency(model)),
+        ("crigrad", CriGradSaliency(model)),
+    ]:
         sel = select_sigma(model, x, target, method, attribute_kwargs={"abs": False})
-        curve = ", ".join(f"{s:g}: {v:.3f}" for s, v in zip(sel.sigmas, sel.scores.tolist()))
-        print(f"{name}: raw {sel.raw_score:.3f}; best sigma {sel.best_sigma:g} "
-              f"({sel.best_score:.3f}); curve {curve}")
+        curve = ", ".join(
+            f"{s:g}: {v:.3f}" for s, v in zip(sel.sigmas, sel.scores.tolist())
+        )
+        print(
+            f"{name}: raw {sel.raw_score:.3f}; best sigma {sel.best_sigma:g} "
+            f"({sel.best_score:.3f}); curve {curve}"
+        )
     return 0
 
 

@@ -56,13 +56,20 @@ def _atomic_save(obj, path: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--mnist", default=os.path.join(os.environ.get("CAPTUM_CRIGRAD_ASSETS", str(ROOT.parent / "shared" / "assets")), "mnist"),
+        "--mnist",
+        default=os.path.join(
+            os.environ.get(
+                "CAPTUM_CRIGRAD_ASSETS", str(ROOT.parent / "shared" / "assets")
+            ),
+            "mnist",
+        ),
         help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
     )
     parser.add_argument("--epochs", type=int, default=d.TRAIN_EPOCHS)
     parser.add_argument("--seed", type=int, default=d.TRAIN_SEED)
-    parser.add_argument("--dry-run", action="store_true",
-                        help="train and report, write nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="train and report, write nothing"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -71,13 +78,16 @@ def main() -> int:
     torch.manual_seed(args.seed)
     model = SmallCNN(in_channels=1, num_classes=10)
     start = time.perf_counter()
-    train_classifier(model, d.normalize_mnist(train_x), train_y,
-                     epochs=args.epochs, seed=args.seed)
+    train_classifier(
+        model, d.normalize_mnist(train_x), train_y, epochs=args.epochs, seed=args.seed
+    )
     seconds = time.perf_counter() - start
     acc = accuracy(model, d.normalize_mnist(held_x), held_y)
     n_correct = round(acc * held_y.numel())
-    print(f"held-out accuracy {acc:.4f} ({n_correct} / {held_y.numel()}), "
-          f"trained in {seconds:.1f} s")
+    print(
+        f"held-out accuracy {acc:.4f} ({n_correct} / {held_y.numel()}), "
+        f"trained in {seconds:.1f} s"
+    )
 
     picks = d.pick_examples(held_y)
     ex_x = (held_x[picks] * 255).round().to(torch.uint8)
@@ -94,16 +104,27 @@ def main() -> int:
     info = {
         "architecture": "captum_crigrad.models.SmallCNN(in_channels=1, num_classes=10)",
         "data": "official MNIST test set (t10k), 10,000 images",
-        "split": {"n_train": d.N_TRAIN, "n_heldout": int(held_y.numel()),
-                  "seed": d.SPLIT_SEED, "function": "captum_crigrad.default.mnist_split"},
-        "training": {"function": "captum_crigrad.training.train_classifier",
-                     "epochs": args.epochs, "seed": args.seed, "threads": 1},
+        "split": {
+            "n_train": d.N_TRAIN,
+            "n_heldout": int(held_y.numel()),
+            "seed": d.SPLIT_SEED,
+            "function": "captum_crigrad.default.mnist_split",
+        },
+        "training": {
+            "function": "captum_crigrad.training.train_classifier",
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "threads": 1,
+        },
         "normalisation": {"mean": d.MNIST_MEAN, "std": d.MNIST_STD},
         "heldout_accuracy": round(acc, 4),
         "heldout_correct": n_correct,
-        "examples": {"count": int(ex_y.numel()), "rule": "first 2 of each class "
-                     "in held-out order (captum_crigrad.default.pick_examples)",
-                     "accuracy": round(ex_acc, 4)},
+        "examples": {
+            "count": int(ex_y.numel()),
+            "rule": "first 2 of each class "
+            "in held-out order (captum_crigrad.default.pick_examples)",
+            "accuracy": round(ex_acc, 4),
+        },
         "weights_sha256": sha,
         "command": "python scripts/train_default_model.py",
     }

@@ -23,9 +23,24 @@ from captum_crigrad.models import SmallCNN
 
 COMMANDS = ("saliency", "eval", "sanity")
 #: the spellings the three commands share (cli/_inputs.py adds them)
-SHARED = ("images", "--model", "--weights", "--num-classes", "--device", "--input-size",
-          "--channels", "--normalize", "--mean", "--std", "--n-images", "--methods", "--seed",
-          "--crigrad-layers", "--out", "--no-progress")
+SHARED = (
+    "images",
+    "--model",
+    "--weights",
+    "--num-classes",
+    "--device",
+    "--input-size",
+    "--channels",
+    "--normalize",
+    "--mean",
+    "--std",
+    "--n-images",
+    "--methods",
+    "--seed",
+    "--crigrad-layers",
+    "--out",
+    "--no-progress",
+)
 #: quick settings, so a run that is not stopped by the error stays short
 FAST = {
     "saliency": ["--methods", "saliency"],
@@ -36,8 +51,11 @@ FAST = {
 
 def _tree(root):
     """Every path under ``root`` (relative), to see that nothing was written."""
-    return sorted(os.path.relpath(os.path.join(d, n), root)
-                  for d, dirs, files in os.walk(root) for n in dirs + files)
+    return sorted(
+        os.path.relpath(os.path.join(d, n), root)
+        for d, dirs, files in os.walk(root)
+        for n in dirs + files
+    )
 
 
 def _run(capsys, *argv):
@@ -55,7 +73,8 @@ def files(tmp_path, monkeypatch):
     raw, labels = load_default_images(normalized=False)
     for i in (0, 2):
         Image.fromarray((raw[i, 0] * 255).round().byte().numpy()).save(
-            folder / f"d{i}_{int(labels[i])}.png")
+            folder / f"d{i}_{int(labels[i])}.png"
+        )
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
     (tmp_path / "corrupt.pth").write_bytes(os.urandom(300))
@@ -75,22 +94,40 @@ def _bad_cases(t):
         "missing image": ([t / "nope.png"], "no such file or folder"),
         "non-image file": ([t / "notes.txt"], "is not an image"),
         "image suffix, not an image": ([t / "fake.png"], "is not an image"),
-        "corrupt checkpoint": ([d, "--model", "smallcnn", "--weights", t / "corrupt.pth"],
-                               "corrupt or not a PyTorch checkpoint"),
-        "missing checkpoint": ([d, "--model", "smallcnn", "--weights", t / "none.pth"],
-                               "--weights: no such file"),
-        "other architecture": ([d, "--model", "resnet20", "--weights", t / "small.pth"],
-                               "is not a checkpoint for resnet20"),
+        "corrupt checkpoint": (
+            [d, "--model", "smallcnn", "--weights", t / "corrupt.pth"],
+            "corrupt or not a PyTorch checkpoint",
+        ),
+        "missing checkpoint": (
+            [d, "--model", "smallcnn", "--weights", t / "none.pth"],
+            "--weights: no such file",
+        ),
+        "other architecture": (
+            [d, "--model", "resnet20", "--weights", t / "small.pth"],
+            "is not a checkpoint for resnet20",
+        ),
         "unknown model": ([d, "--model", "resnet1000"], "--model: unknown model"),
-        "unknown method": ([d, "--methods", "nosuchmethod"], "unknown method 'nosuchmethod'"),
+        "unknown method": (
+            [d, "--methods", "nosuchmethod"],
+            "unknown method 'nosuchmethod'",
+        ),
         "output is a file": ([d, "--out", t / "blocker"], "--out: "),
         "output under a file": ([d, "--out", t / "blocker" / "out"], "--out: "),
-        "output in a read-only folder": ([d, "--out", t / "readonly" / "out"], "--out: "),
+        "output in a read-only folder": (
+            [d, "--out", t / "readonly" / "out"],
+            "--out: ",
+        ),
         "output in /proc": ([d, "--out", "/proc/crigrad-out"], "--out: "),
-        "output a foreign folder": ([d, "--out", t / "digits"], "not written by captum-crigrad"),
+        "output a foreign folder": (
+            [d, "--out", t / "digits"],
+            "not written by captum-crigrad",
+        ),
         "bad device": ([d, "--device", "nodevice"], "--device"),
         "bad n-images": ([d, "--n-images", "0"], "--n-images"),
-        "mean/std of the wrong length": ([d, "--mean", "0.1,0.2", "--std", "1,1"], "--mean/--std"),
+        "mean/std of the wrong length": (
+            [d, "--mean", "0.1,0.2", "--std", "1,1"],
+            "--mean/--std",
+        ),
     }
 
 
@@ -122,31 +159,58 @@ def test_bad_input_one_line_exit_2_nothing_written(files, capsys, command, case)
 def test_exit_code_of_the_installed_entry_point(files):
     """The real process: exit status 2 and one stderr line."""
     proc = subprocess.run(
-        [sys.executable, "-m", "captum_crigrad", "eval", str(files / "nope.png"),
-         "--out", str(files / "out")],
-        capture_output=True, text=True, timeout=120,
-        cwd=str(files), env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+        [
+            sys.executable,
+            "-m",
+            "captum_crigrad",
+            "eval",
+            str(files / "nope.png"),
+            "--out",
+            str(files / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(files),
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"captum-crigrad eval: error: images: no such file or folder: {files / 'nope.png'}"]
+        f"captum-crigrad eval: error: images: no such file or folder: {files / 'nope.png'}"
+    ]
     assert not (files / "out").exists()
 
 
 def test_eval_without_model_arguments_scores_the_embedded_default(files, capsys):
     methods = ["saliency", "crigrad-saliency", "random"]
     metrics = ["pixel_perturbation", "deletion_auc", "insertion_auc", "road_combined"]
-    code, out, err = _run(capsys, "eval", "--n-images", "3", "--steps", "4", "--methods",
-                          ",".join(methods), "--metrics", ",".join(metrics), "--no-progress")
+    code, out, err = _run(
+        capsys,
+        "eval",
+        "--n-images",
+        "3",
+        "--steps",
+        "4",
+        "--methods",
+        ",".join(methods),
+        "--metrics",
+        ",".join(metrics),
+        "--no-progress",
+    )
     assert code == 0, err
     folder = files / "crigrad-eval-out"  # the default --out, in the working directory
     assert sorted(os.listdir(folder)) == ["results.csv", "results.json", "run.json"]
     rows = list(csv.DictReader(open(folder / "results.csv")))
     assert sorted((r["method"], r["metric"]) for r in rows) == sorted(
-        (m, k) for m in methods for k in metrics)  # one row per method x metric
-    assert all(math.isfinite(float(r["mean"])) and int(r["n_images"]) == 3 for r in rows)
+        (m, k) for m in methods for k in metrics
+    )  # one row per method x metric
+    assert all(
+        math.isfinite(float(r["mean"])) and int(r["n_images"]) == 3 for r in rows
+    )
     data = json.loads((folder / "results.json").read_text())
-    assert [r["mean"] for r in data["results"]] == pytest.approx([float(r["mean"]) for r in rows])
+    assert [r["mean"] for r in data["results"]] == pytest.approx(
+        [float(r["mean"]) for r in rows]
+    )
     mean = {(r["method"], r["metric"]): float(r["mean"]) for r in rows}
     # the default model's saliency beats a random map on insertion and ROAD
     assert mean[("saliency", "insertion_auc")] > mean[("random", "insertion_auc")]
@@ -159,8 +223,17 @@ def test_eval_without_model_arguments_scores_the_embedded_default(files, capsys)
 
 def test_sanity_without_model_arguments_checks_the_embedded_default(files, capsys):
     out = files / "sanity"
-    code, stdout, err = _run(capsys, "sanity", "--n-images", "3", "--methods",
-                             "GradientExplanation,GradCAM", "--out", out, "--no-progress")
+    code, stdout, err = _run(
+        capsys,
+        "sanity",
+        "--n-images",
+        "3",
+        "--methods",
+        "GradientExplanation,GradCAM",
+        "--out",
+        out,
+        "--no-progress",
+    )
     assert code == 0, err
     assert sorted(os.listdir(out)) == ["curves.png", "maps.png", "run.json", "table.md"]
     for name in ("curves.png", "maps.png"):
@@ -168,9 +241,17 @@ def test_sanity_without_model_arguments_checks_the_embedded_default(files, capsy
             assert im.format == "PNG" and im.size[0] > 300
     table = (out / "table.md").read_text()
     block = table.split("\n\n")[0].splitlines()
-    assert block[0] == "| spearman_abs (cascading), step | GradientExplanation | GradCAM |"
+    assert (
+        block[0] == "| spearman_abs (cascading), step | GradientExplanation | GradCAM |"
+    )
     steps = [line.split("|")[1].strip() for line in block[2:]]
-    assert steps == ["classifier.4", "classifier.2", "features.5", "features.3", "features.0"]
+    assert steps == [
+        "classifier.4",
+        "classifier.2",
+        "features.5",
+        "features.3",
+        "features.0",
+    ]
     gradient = [float(line.split("|")[2].split("±")[0]) for line in block[2:]]
     # the plain gradient passes: randomising more layers makes its map less similar
     assert gradient[-1] < gradient[0] - 0.2
@@ -180,14 +261,34 @@ def test_sanity_without_model_arguments_checks_the_embedded_default(files, capsy
 
 def test_same_digits_files_or_default_give_the_same_eval(files, capsys):
     """Positional PNG files and the built-in digits are preprocessed alike."""
-    argv = ["--methods", "saliency", "--metrics", "deletion_auc", "--steps", "3", "--no-progress"]
+    argv = [
+        "--methods",
+        "saliency",
+        "--metrics",
+        "deletion_auc",
+        "--steps",
+        "3",
+        "--no-progress",
+    ]
     assert _run(capsys, "eval", "--n-images", "3", *argv, "--out", files / "a")[0] == 0
     raw, labels = load_default_images(normalized=False)
     for i in (1, 3):  # digits 0, 2 are in digits/ already
         Image.fromarray((raw[i, 0] * 255).round().byte().numpy()).save(
-            files / "digits" / f"d{i}_{int(labels[i])}.png")
-    assert _run(capsys, "eval", files / "digits", "--n-images", "3", *argv,
-                "--out", files / "b")[0] == 0
+            files / "digits" / f"d{i}_{int(labels[i])}.png"
+        )
+    assert (
+        _run(
+            capsys,
+            "eval",
+            files / "digits",
+            "--n-images",
+            "3",
+            *argv,
+            "--out",
+            files / "b",
+        )[0]
+        == 0
+    )
     a = json.loads((files / "a" / "results.json").read_text())["results"][0]["mean"]
     b = json.loads((files / "b" / "results.json").read_text())["results"][0]["mean"]
     assert a == pytest.approx(b, abs=1e-6)
@@ -195,23 +296,60 @@ def test_same_digits_files_or_default_give_the_same_eval(files, capsys):
 
 def test_deprecated_spellings_still_work(files, capsys, assets):
     """--mnist/--n-images (eval) and --images/--limit/--layers A B (sanity)."""
-    code, out, err = _run(capsys, "eval", "--mnist", assets / "mnist", "--n-images", "2",
-                          "--methods", "saliency", "--metrics", "deletion_auc", "--steps", "2",
-                          "--normalize", "none", "--no-progress", "--json", files / "r.json")
+    code, out, err = _run(
+        capsys,
+        "eval",
+        "--mnist",
+        assets / "mnist",
+        "--n-images",
+        "2",
+        "--methods",
+        "saliency",
+        "--metrics",
+        "deletion_auc",
+        "--steps",
+        "2",
+        "--normalize",
+        "none",
+        "--no-progress",
+        "--json",
+        files / "r.json",
+    )
     assert code == 0, err
     data = json.loads((files / "r.json").read_text())
-    assert data["results"][0]["n_images"] == 2 and not (files / "crigrad-eval-out").exists()
-    code, out, err = _run(capsys, "sanity", "--images", files / "digits", "--limit", "2",
-                          "--methods", "CriGrad", "--layers", "features.1", "features.4",
-                          "--out", files / "s", "--no-progress")
+    assert (
+        data["results"][0]["n_images"] == 2
+        and not (files / "crigrad-eval-out").exists()
+    )
+    code, out, err = _run(
+        capsys,
+        "sanity",
+        "--images",
+        files / "digits",
+        "--limit",
+        "2",
+        "--methods",
+        "CriGrad",
+        "--layers",
+        "features.1",
+        "features.4",
+        "--out",
+        files / "s",
+        "--no-progress",
+    )
     assert code == 0, err
     run = json.loads((files / "s" / "run.json").read_text())
-    assert run["crigrad_layers"] == ["features.1", "features.4"] and len(run["images"]) == 2
+    assert (
+        run["crigrad_layers"] == ["features.1", "features.4"]
+        and len(run["images"]) == 2
+    )
 
 
 def _subparser(name):
     parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
     return action.choices[name]
 
 
@@ -229,7 +367,7 @@ def test_help_is_complete_and_options_are_shared(command, capsys):
         for s in action.option_strings:
             assert s in text, s
     assert "images" in text and "code 2" in text
-    assert f"Example (embedded default model" in text  # the epilog, examples unwrapped
+    assert "Example (embedded default model" in text  # the epilog, examples unwrapped
     assert f"\n  captum-crigrad {command} " in text.split("Example (")[1]
 
 
@@ -255,19 +393,44 @@ def test_captum_relu_hook_warnings_are_not_shown(files, capsys):
     command line keeps its output to what the user can act on."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        code, _, err = _run(capsys, "sanity", "--n-images", "1", "--methods", "GuidedBackprop",
-                            "--granularity", "block", "--out", files / "gbp", "--no-progress")
+        code, _, err = _run(
+            capsys,
+            "sanity",
+            "--n-images",
+            "1",
+            "--methods",
+            "GuidedBackprop",
+            "--granularity",
+            "block",
+            "--out",
+            files / "gbp",
+            "--no-progress",
+        )
     assert code == 0, err
     assert not [w for w in caught if "backward hooks on ReLU" in str(w.message)]
 
 
-@pytest.mark.parametrize("command,method", [("saliency", "crigrad-saliency"),
-                                            ("eval", "crigrad-saliency"),
-                                            ("sanity", "CriGrad")])
+@pytest.mark.parametrize(
+    "command,method",
+    [
+        ("saliency", "crigrad-saliency"),
+        ("eval", "crigrad-saliency"),
+        ("sanity", "CriGrad"),
+    ],
+)
 def test_unknown_crigrad_layer_is_named(files, capsys, command, method):
     before = _tree(files)
-    argv = [command, files / "digits", "--methods", method, "--crigrad-layers",
-            "features.0,features.99", *FAST[command][2:], "--out", files / "out"]
+    argv = [
+        command,
+        files / "digits",
+        "--methods",
+        method,
+        "--crigrad-layers",
+        "features.0,features.99",
+        *FAST[command][2:],
+        "--out",
+        files / "out",
+    ]
     code, _, err = _run(capsys, *argv)
     assert code == 2, err
     assert "features.99" in err and len(err.strip().splitlines()) == 1, err

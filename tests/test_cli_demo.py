@@ -19,8 +19,16 @@ def _leftovers(folder):
 
 def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
     out = tmp_path / "demo"
-    code, stdout, err = _run(capsys, "demo", "--out", str(out),
-                             "--methods", "saliency,crigrad,forgrad,gradcam", "--steps", "8")
+    code, stdout, err = _run(
+        capsys,
+        "demo",
+        "--out",
+        str(out),
+        "--methods",
+        "saliency,crigrad,forgrad,gradcam",
+        "--steps",
+        "8",
+    )
     assert code == 0, err
     for name in ("summary.png", "metrics.csv", "metrics.json", "run.json", "inputs.pt"):
         assert (out / name).is_file(), name
@@ -32,7 +40,13 @@ def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
         assert saved["attributions"].shape[0] == 20
     table = json.loads((out / "metrics.json").read_text())
     rows = {r["method"]: r for r in table["rows"]}
-    assert list(rows) == ["saliency", "crigrad", "forgrad", "gradcam", "random (control)"]
+    assert list(rows) == [
+        "saliency",
+        "crigrad",
+        "forgrad",
+        "gradcam",
+        "random (control)",
+    ]
     assert table["directions"]["deletion_auc"] == "lower is better"
     # the gradient maps of a trained model beat a random map on deletion
     for m in ("saliency", "crigrad", "forgrad"):
@@ -52,9 +66,26 @@ def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
 def test_demo_rerun_replaces_its_own_folder(tmp_path, capsys):
     out = tmp_path / "demo"
     torch.set_num_threads(2)  # the demo runs on one thread and restores this
-    assert _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[0] == 0
-    assert _run(capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2",
-                "--quiet")[0] == 0
+    assert (
+        _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[
+            0
+        ]
+        == 0
+    )
+    assert (
+        _run(
+            capsys,
+            "demo",
+            "--out",
+            str(out),
+            "--methods",
+            "saliency",
+            "--steps",
+            "2",
+            "--quiet",
+        )[0]
+        == 0
+    )
     assert sorted(os.listdir(out / "maps")) == ["saliency.pt"]
     assert torch.get_num_threads() == 2
     assert capsys.readouterr().out == ""
@@ -82,7 +113,9 @@ def test_demo_bad_arguments(tmp_path, capsys, args, message):
 def test_demo_refuses_unwritable_or_foreign_output(tmp_path, capsys):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    code, _, err = _run(capsys, "demo", "--out", str(blocker / "out"), "--methods", "saliency")
+    code, _, err = _run(
+        capsys, "demo", "--out", str(blocker / "out"), "--methods", "saliency"
+    )
     assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
     code, _, err = _run(capsys, "demo", "--out", str(blocker), "--methods", "saliency")
     assert code == 2 and "not a folder" in err
@@ -101,7 +134,9 @@ def test_demo_read_only_parent(tmp_path, capsys):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        code, _, err = _run(capsys, "demo", "--out", str(ro / "out"), "--methods", "saliency")
+        code, _, err = _run(
+            capsys, "demo", "--out", str(ro / "out"), "--methods", "saliency"
+        )
     finally:
         ro.chmod(0o755)
     assert code == 2 and "permission denied" in err and os.listdir(ro) == []
@@ -109,14 +144,21 @@ def test_demo_read_only_parent(tmp_path, capsys):
 
 def test_demo_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
-    assert _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[0] == 0
+    assert (
+        _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[
+            0
+        ]
+        == 0
+    )
     before = sorted(os.listdir(out / "overlays"))
 
     def broken(*a, **k):
         raise OSError("disk full")
 
     monkeypatch.setattr("captum_crigrad.overlay.save_mosaic", broken)
-    code, _, err = _run(capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2")
+    code, _, err = _run(
+        capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2"
+    )
     assert code == 2 and "disk full" in err
     assert sorted(os.listdir(out / "overlays")) == before  # old run intact
     assert sorted(os.listdir(tmp_path)) == ["demo"]

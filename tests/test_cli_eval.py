@@ -18,22 +18,54 @@ def setup(tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"im{i}_3.png")
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+            folder / f"im{i}_3.png"
+        )
     return tmp_path, weights, folder
 
 
 def _args(weights, folder, *extra):
-    return ["eval", "--model", "smallcnn", "--weights", str(weights), "--images", str(folder),
-            "--methods", "saliency,crigrad-saliency@0.5,random", "--metrics",
-            "pixel_perturbation,deletion_auc,insertion_auc", "--steps", "4", "--no-progress", *extra]
+    return [
+        "eval",
+        "--model",
+        "smallcnn",
+        "--weights",
+        str(weights),
+        "--images",
+        str(folder),
+        "--methods",
+        "saliency,crigrad-saliency@0.5,random",
+        "--metrics",
+        "pixel_perturbation,deletion_auc,insertion_auc",
+        "--steps",
+        "4",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_eval_prints_table_with_directions_and_writes_csv_json(setup, capsys):
     tmp, weights, folder = setup
     csv_path, json_path = tmp / "out.csv", tmp / "out.json"
-    assert main(_args(weights, folder, "--k", "0.5", "--csv", str(csv_path), "--json", str(json_path))) == 0
+    assert (
+        main(
+            _args(
+                weights,
+                folder,
+                "--k",
+                "0.5",
+                "--csv",
+                str(csv_path),
+                "--json",
+                str(json_path),
+            )
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "deletion_auc (lower better)" in out and "insertion_auc (higher better)" in out
+    assert (
+        "deletion_auc (lower better)" in out and "insertion_auc (higher better)" in out
+    )
     assert "crigrad-saliency@0.5" in out
     data = json.loads(json_path.read_text())
     assert data["settings"]["k"] == 0.5 and len(data["results"]) == 9

@@ -9,7 +9,9 @@ from captum_crigrad.cli import build_parser, main
 
 def _subparsers():
     parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
     return action.choices
 
 

@@ -14,6 +14,7 @@ from captum.attr import (
     NoiseTunnel,
     Saliency,
 )
+from helpers import MLP, TinyCNN, assert_untouched, hook_count, snapshot
 
 from captum_crigrad import (
     CriGrad,
@@ -25,7 +26,6 @@ from captum_crigrad import (
     crigrad_attribution,
 )
 from captum_crigrad.models import load_resnet20, resnet20
-from helpers import MLP, TinyCNN, assert_untouched, hook_count, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")
 
@@ -47,16 +47,26 @@ def x64():
 
 # --- keep=1.0 is Captum ----------------------------------------------------
 
+
 def test_keep_one_reproduces_captum(resnet18, x64):
     m, t = resnet18, [1, 5, 7]
     pairs = [
-        (Saliency(m).attribute(x64, target=t), CriGradSaliency(m, keep=1.0).attribute(x64, target=t)),
-        (InputXGradient(m).attribute(x64, target=t),
-         CriGradInputXGradient(m, keep=1.0).attribute(x64, target=t)),
-        (IntegratedGradients(m).attribute(x64, target=t, n_steps=5),
-         CriGradIntegratedGradients(m, keep=1.0).attribute(x64, target=t, n_steps=5)),
-        (LayerGradCam(m, m.layer3).attribute(x64, target=t),
-         CriGradLayerGradCam(m, m.layer3, keep=1.0).attribute(x64, target=t)),
+        (
+            Saliency(m).attribute(x64, target=t),
+            CriGradSaliency(m, keep=1.0).attribute(x64, target=t),
+        ),
+        (
+            InputXGradient(m).attribute(x64, target=t),
+            CriGradInputXGradient(m, keep=1.0).attribute(x64, target=t),
+        ),
+        (
+            IntegratedGradients(m).attribute(x64, target=t, n_steps=5),
+            CriGradIntegratedGradients(m, keep=1.0).attribute(x64, target=t, n_steps=5),
+        ),
+        (
+            LayerGradCam(m, m.layer3).attribute(x64, target=t),
+            CriGradLayerGradCam(m, m.layer3, keep=1.0).attribute(x64, target=t),
+        ),
     ]
     for ref, ours in pairs:
         assert ours.shape == ref.shape
@@ -70,6 +80,7 @@ def test_filtering_changes_the_map(resnet18, x64):
 
 
 # --- a hand-computed network ----------------------------------------------
+
 
 class _OneLayer(nn.Module):
     """y = w2 . relu(x): A = relu(x), G = w2 at the ReLU output."""
@@ -90,10 +101,16 @@ class _OneLayer(nn.Module):
     [
         # A = [1, 2, 3, 0], G = [3, -1, 1, 5], I = A*G = [3, -2, 3, 0]
         (dict(keep=0.5), [3.0, 0.0, 1.0, 0.0]),  # top-2 of I: 3, 3
-        (dict(keep=0.75), [3.0, 0.0, 1.0, 0.0]),  # threshold 0 keeps entry 3 (ReLU kills it)
+        (
+            dict(keep=0.75),
+            [3.0, 0.0, 1.0, 0.0],
+        ),  # threshold 0 keeps entry 3 (ReLU kills it)
         (dict(keep=0.75, signed=False), [3.0, -1.0, 1.0, 0.0]),  # |I| top-3: 3, 3, 2
         (dict(keep=0.5, importance="grad"), [3.0, 0.0, 0.0, 0.0]),  # G top-2: 5, 3
-        (dict(keep=0.5, importance="activation"), [0.0, -1.0, 1.0, 0.0]),  # A top-2: 3, 2
+        (
+            dict(keep=0.5, importance="activation"),
+            [0.0, -1.0, 1.0, 0.0],
+        ),  # A top-2: 3, 2
         (dict(keep=1.0), [3.0, -1.0, 1.0, 0.0]),  # plain gradient
     ],
 )
@@ -101,7 +118,9 @@ def test_hand_computed_masks(options, expected):
     model = _OneLayer()
     x = torch.tensor([[1.0, 2.0, 3.0, -1.0]])
     for mode in ("online", "two_pass"):  # one layer: the modes agree
-        grad = CriGradSaliency(model, mode=mode, **options).attribute(x, target=0, abs=False)
+        grad = CriGradSaliency(model, mode=mode, **options).attribute(
+            x, target=0, abs=False
+        )
         assert grad.tolist() == [expected], (mode, options)
 
 
@@ -149,9 +168,14 @@ def test_online_and_two_pass_match_reference_and_differ():
         model = _seeded(lambda: MLP(6, (10, 10, 10), 3), seed)
         x = torch.randn(1, 6, generator=torch.Generator().manual_seed(seed))
         with torch.no_grad():
-            ref = {mode: _reference_crigrad(model, x[0], 2, 0.3, mode) for mode in ("online", "two_pass")}
+            ref = {
+                mode: _reference_crigrad(model, x[0], 2, 0.3, mode)
+                for mode in ("online", "two_pass")
+            }
         got = {
-            mode: CriGradSaliency(model, keep=0.3, mode=mode).attribute(x, target=2, abs=False)[0]
+            mode: CriGradSaliency(model, keep=0.3, mode=mode).attribute(
+                x, target=2, abs=False
+            )[0]
             for mode in ("online", "two_pass")
         }
         for mode in ref:
@@ -161,6 +185,7 @@ def test_online_and_two_pass_match_reference_and_differ():
 
 
 # --- per-sample maps, shapes, models ----------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["online", "two_pass"])
 def test_map_does_not_depend_on_batch_neighbours(resnet18, x64, mode):
@@ -176,7 +201,12 @@ def test_inplace_relu_module_called_twice_is_filtered_per_call():
     ex = CriGradExtractor(model, keep=0.25)
     res = ex.forward(x)
     assert len(res.features) == 2  # one shared ReLU module, two calls
-    assert res.features[0].shape == (2, 6, 8, 8) and res.features[1].shape == (2, 8, 8, 8)
+    assert res.features[0].shape == (2, 6, 8, 8) and res.features[1].shape == (
+        2,
+        8,
+        8,
+        8,
+    )
     grads = ex.backward(res, [0, 3])
     assert grads.shape == x.shape
     torch.testing.assert_close(
@@ -200,8 +230,12 @@ def test_tuple_inputs_give_tuple_and_targets_any_form():
     x1, x2 = torch.randn(4, 3, generator=g), torch.randn(4, 2, generator=g)
     cg = CriGradSaliency(model, keep=0.5)
     out = cg.attribute((x1, x2), target=1)
-    assert isinstance(out, tuple) and out[0].shape == x1.shape and out[1].shape == x2.shape
-    single = CriGradSaliency(model, keep=0.5).attribute(x1, target=1, additional_forward_args=(x2,))
+    assert (
+        isinstance(out, tuple) and out[0].shape == x1.shape and out[1].shape == x2.shape
+    )
+    single = CriGradSaliency(model, keep=0.5).attribute(
+        x1, target=1, additional_forward_args=(x2,)
+    )
     assert isinstance(single, torch.Tensor)
     a = cg.attribute((x1, x2), target=[1, 1, 1, 1])
     b = cg.attribute((x1, x2), target=torch.tensor([1, 1, 1, 1]))
@@ -234,7 +268,9 @@ def test_functional_relu_model_with_layers(request):
     assert ours.shape == x.shape and not torch.allclose(ours, ref)
     same = CriGradSaliency(model, keep=1.0, layers=blocks).attribute(x, target=[3, 8])
     torch.testing.assert_close(same, ref, atol=1e-6, rtol=0)
-    cam = CriGradLayerGradCam(model, model.layer3, keep=0.3, layers=blocks).attribute(x, target=[3, 8])
+    cam = CriGradLayerGradCam(model, model.layer3, keep=0.3, layers=blocks).attribute(
+        x, target=[3, 8]
+    )
     assert cam.shape == (2, 1, 8, 8)
 
 
@@ -258,6 +294,7 @@ def test_runs_on_the_models_device(resnet18, x64):  # pragma: no cover - GPU onl
 
 # --- composition -------------------------------------------------------------
 
+
 def test_noise_tunnel_wraps_every_class(resnet18, x64):
     x = x64[:2]
     classes = [
@@ -269,13 +306,19 @@ def test_noise_tunnel_wraps_every_class(resnet18, x64):
     for method in classes:
         extra = {"n_steps": 3} if isinstance(method, IntegratedGradients) else {}
         plain = method.attribute(x, target=1, **extra)
-        nt = NoiseTunnel(method).attribute(x, nt_samples=3, stdevs=0.0, target=1, **extra)
+        nt = NoiseTunnel(method).attribute(
+            x, nt_samples=3, stdevs=0.0, target=1, **extra
+        )
         torch.testing.assert_close(nt, plain, atol=1e-6, rtol=1e-5)
     # and with noise, it is CriGrad's SmoothGrad, not Captum's
     torch.manual_seed(0)
-    ours = NoiseTunnel(CriGradSaliency(resnet18, keep=0.3)).attribute(x, nt_samples=2, stdevs=0.1, target=1)
+    ours = NoiseTunnel(CriGradSaliency(resnet18, keep=0.3)).attribute(
+        x, nt_samples=2, stdevs=0.1, target=1
+    )
     torch.manual_seed(0)
-    ref = NoiseTunnel(Saliency(resnet18)).attribute(x, nt_samples=2, stdevs=0.1, target=1)
+    ref = NoiseTunnel(Saliency(resnet18)).attribute(
+        x, nt_samples=2, stdevs=0.1, target=1
+    )
     assert not torch.allclose(ours, ref)
 
 
@@ -283,15 +326,23 @@ def test_generic_wrapper_on_other_methods(resnet18, x64):
     x, base = x64[:2], torch.zeros(3, 3, 64, 64)
     for make in (lambda: GuidedBackprop(resnet18), lambda: Deconvolution(resnet18)):
         ref = make().attribute(x, target=2)
-        torch.testing.assert_close(crigrad_attribution(make(), keep=1.0).attribute(x, target=2), ref)
-        assert not torch.allclose(crigrad_attribution(make(), keep=0.3).attribute(x, target=2), ref)
+        torch.testing.assert_close(
+            crigrad_attribution(make(), keep=1.0).attribute(x, target=2), ref
+        )
+        assert not torch.allclose(
+            crigrad_attribution(make(), keep=0.3).attribute(x, target=2), ref
+        )
     torch.manual_seed(0)
     ref = GradientShap(resnet18).attribute(x, baselines=base, target=2, n_samples=3)
     torch.manual_seed(0)
-    same = crigrad_attribution(GradientShap(resnet18), keep=1.0).attribute(x, baselines=base, target=2, n_samples=3)
+    same = crigrad_attribution(GradientShap(resnet18), keep=1.0).attribute(
+        x, baselines=base, target=2, n_samples=3
+    )
     torch.testing.assert_close(same, ref)
     torch.manual_seed(0)
-    ours = crigrad_attribution(GradientShap(resnet18), keep=0.3).attribute(x, baselines=base, target=2, n_samples=3)
+    ours = crigrad_attribution(GradientShap(resnet18), keep=0.3).attribute(
+        x, baselines=base, target=2, n_samples=3
+    )
     assert not torch.allclose(ours, ref)
     nt = NoiseTunnel(crigrad_attribution(Saliency(resnet18), keep=0.3))
     torch.testing.assert_close(
@@ -301,14 +352,25 @@ def test_generic_wrapper_on_other_methods(resnet18, x64):
     # the wrapped object is not modified
     sal = Saliency(resnet18)
     crigrad_attribution(sal, keep=0.3)
-    torch.testing.assert_close(sal.attribute(x, target=2), Saliency(resnet18).attribute(x, target=2))
+    torch.testing.assert_close(
+        sal.attribute(x, target=2), Saliency(resnet18).attribute(x, target=2)
+    )
 
 
 def test_layer_gradcam_filters_only_layers_above(resnet18, x64):
     x = x64[:2]
     # a layer above which no ReLU runs: CriGrad has nothing to filter
-    top = _seeded(lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3),
-                                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)))
+    top = _seeded(
+        lambda: nn.Sequential(
+            nn.Conv2d(3, 4, 3),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 3),
+        )
+    )
     xs = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(
         CriGradLayerGradCam(top, top[3], keep=0.1).attribute(xs, target=1),
@@ -322,6 +384,7 @@ def test_layer_gradcam_filters_only_layers_above(resnet18, x64):
 
 # --- bad input ----------------------------------------------------------------
 
+
 def _bad_cases(model):
     x = torch.randn(2, 3, 16, 16)
     other = nn.ReLU()
@@ -331,17 +394,41 @@ def _bad_cases(model):
         (lambda: CriGradSaliency(model, keep=0.0), ValueError, "keep"),
         (lambda: CriGradSaliency(model, keep=1.5), ValueError, "keep"),
         (lambda: CriGradSaliency(model, keep="all"), TypeError, "keep"),
-        (lambda: CriGradSaliency(model, importance="gradxinput"), ValueError, "importance"),
-        (lambda: CriGradSaliency(model, granularity="pixel"), ValueError, "granularity"),
+        (
+            lambda: CriGradSaliency(model, importance="gradxinput"),
+            ValueError,
+            "importance",
+        ),
+        (
+            lambda: CriGradSaliency(model, granularity="pixel"),
+            ValueError,
+            "granularity",
+        ),
         (lambda: CriGradSaliency(model, mode="fast"), ValueError, "mode"),
         (lambda: CriGradSaliency(model, layers=[other]), ValueError, "layers"),
         (lambda: CriGradSaliency(model, layers=[]), ValueError, "layers"),
-        (lambda: CriGradSaliency(model, layers=[unused]).attribute(x, target=0), ValueError, "layers: unused_head"),
+        (
+            lambda: CriGradSaliency(model, layers=[unused]).attribute(x, target=0),
+            ValueError,
+            "layers: unused_head",
+        ),
         (lambda: CriGradSaliency(model).attribute(x, target=7), ValueError, "target"),
-        (lambda: CriGradSaliency(model, mode="two_pass").attribute(x, target=[0, 9]), ValueError, "target"),
-        (lambda: CriGradLayerGradCam(model, model.conv2).attribute(x, target=6), ValueError, "target"),
+        (
+            lambda: CriGradSaliency(model, mode="two_pass").attribute(x, target=[0, 9]),
+            ValueError,
+            "target",
+        ),
+        (
+            lambda: CriGradLayerGradCam(model, model.conv2).attribute(x, target=6),
+            ValueError,
+            "target",
+        ),
         (lambda: CriGradSaliency(model).attribute(x, target=-1), ValueError, "target"),
-        (lambda: CriGradSaliency(model).attribute(x, target=[0, 1, 2]), ValueError, "target"),
+        (
+            lambda: CriGradSaliency(model).attribute(x, target=[0, 1, 2]),
+            ValueError,
+            "target",
+        ),
         (lambda: CriGradSaliency(model).attribute((x, x[:1])), ValueError, "inputs"),
         (lambda: CriGradSaliency(model).attribute([x]), TypeError, "inputs"),
         (lambda: CriGradSaliency(model, CriGrad(), keep=0.3), TypeError, "crigrad"),
@@ -388,8 +475,12 @@ def test_success_leaves_model_untouched(resnet18, x64):
     snap = snapshot(resnet18)
     for mode in ("online", "two_pass"):
         CriGradSaliency(resnet18, keep=0.3, mode=mode).attribute(x64[:1], target=0)
-        CriGradLayerGradCam(resnet18, resnet18.layer3, keep=0.3, mode=mode).attribute(x64[:1], target=0)
-        crigrad_attribution(GuidedBackprop(resnet18), keep=0.3, mode=mode).attribute(x64[:1], target=0)
+        CriGradLayerGradCam(resnet18, resnet18.layer3, keep=0.3, mode=mode).attribute(
+            x64[:1], target=0
+        )
+        crigrad_attribution(GuidedBackprop(resnet18), keep=0.3, mode=mode).attribute(
+            x64[:1], target=0
+        )
     assert_untouched(resnet18, snap)
 
 
@@ -397,7 +488,9 @@ def test_positional_arguments_follow_captum(resnet18, x64):
     x = x64[:1]
     base = torch.zeros_like(x)
     ref = IntegratedGradients(resnet18).attribute(x, base, 3, n_steps=3)
-    ours = CriGradIntegratedGradients(resnet18, keep=1.0).attribute(x, base, 3, n_steps=3)
+    ours = CriGradIntegratedGradients(resnet18, keep=1.0).attribute(
+        x, base, 3, n_steps=3
+    )
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="target"):
         CriGradIntegratedGradients(resnet18).attribute(x, base, 5000, n_steps=2)

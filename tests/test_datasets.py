@@ -44,9 +44,9 @@ def test_outline_decides_the_class():
     for mask, label in zip(batch.masks[:, 0], batch.labels.tolist()):
         ratios[label].append(_fill_ratio(mask))
     circle, square, triangle, cross = (ratios[i] for i in range(4))
-    assert min(circle) > 0.8          # a disk fills its disk
-    assert 0.55 < min(square) and max(square) < 0.75   # 2/pi = 0.64
-    assert max(triangle) < 0.5        # 3*sqrt(3)/(4*pi) = 0.41
+    assert min(circle) > 0.8  # a disk fills its disk
+    assert 0.55 < min(square) and max(square) < 0.75  # 2/pi = 0.64
+    assert max(triangle) < 0.5  # 3*sqrt(3)/(4*pi) = 0.41
     assert max(cross) < 0.7 and min(cross) > 0.45
 
 

@@ -1,9 +1,14 @@
 import pytest
 import torch
 from captum.attr import IntegratedGradients, LayerGradCam, Saliency
+from helpers import assert_untouched, snapshot
 
 from captum_crigrad import CriGradSaliency
-from captum_crigrad.default import GRADCAM_LAYER, load_default_images, load_default_model
+from captum_crigrad.default import (
+    GRADCAM_LAYER,
+    load_default_images,
+    load_default_model,
+)
 from captum_crigrad.explain import (
     ExplainOptions,
     available_methods,
@@ -12,7 +17,6 @@ from captum_crigrad.explain import (
     parse_methods,
     to_map,
 )
-from helpers import assert_untouched, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +28,17 @@ def data():
 def test_matches_captum_and_crigrad_classes(data):
     images, labels = data
     model = load_default_model()
-    out = explain(model, images, "saliency,crigrad,integratedgradients", target=labels,
-                  options=ExplainOptions(keep=0.2, n_steps=8))
+    out = explain(
+        model,
+        images,
+        "saliency,crigrad,integratedgradients",
+        target=labels,
+        options=ExplainOptions(keep=0.2, n_steps=8),
+    )
     x = images.clone().requires_grad_(True)
-    torch.testing.assert_close(out["saliency"], Saliency(model).attribute(x, target=labels, abs=False))
+    torch.testing.assert_close(
+        out["saliency"], Saliency(model).attribute(x, target=labels, abs=False)
+    )
     expected = CriGradSaliency(model, keep=0.2).attribute(x, target=labels, abs=False)
     torch.testing.assert_close(out["crigrad"], expected)
     assert not torch.allclose(out["crigrad"], out["saliency"])
@@ -38,22 +49,34 @@ def test_matches_captum_and_crigrad_classes(data):
 def test_crigrad_keep_one_is_the_plain_method(data):
     images, labels = data
     model = load_default_model()
-    out = explain(model, images, "integratedgradients,crigrad-integratedgradients,gradcam,"
-                  "crigrad-gradcam", target=labels,
-                  options=ExplainOptions(keep=1.0, n_steps=4, layer=GRADCAM_LAYER))
-    torch.testing.assert_close(out["crigrad-integratedgradients"], out["integratedgradients"])
+    out = explain(
+        model,
+        images,
+        "integratedgradients,crigrad-integratedgradients,gradcam,crigrad-gradcam",
+        target=labels,
+        options=ExplainOptions(keep=1.0, n_steps=4, layer=GRADCAM_LAYER),
+    )
+    torch.testing.assert_close(
+        out["crigrad-integratedgradients"], out["integratedgradients"]
+    )
     torch.testing.assert_close(out["crigrad-gradcam"], out["gradcam"])
 
 
 def test_gradcam_upsampled_and_default_target_is_prediction(data):
     images, _ = data
     model = load_default_model()
-    out = explain(model, images, ["gradcam"], options=ExplainOptions(layer=GRADCAM_LAYER))
+    out = explain(
+        model, images, ["gradcam"], options=ExplainOptions(layer=GRADCAM_LAYER)
+    )
     assert out["gradcam"].shape == (6, 1, 28, 28) and out["gradcam"].min() >= 0
     pred = model(images).argmax(1)
     layer = dict(model.named_modules())[GRADCAM_LAYER]
-    cam = LayerGradCam(model, layer).attribute(images, target=pred, relu_attributions=True)
-    small = torch.nn.functional.interpolate(out["gradcam"], size=cam.shape[-2:], mode="area")
+    cam = LayerGradCam(model, layer).attribute(
+        images, target=pred, relu_attributions=True
+    )
+    small = torch.nn.functional.interpolate(
+        out["gradcam"], size=cam.shape[-2:], mode="area"
+    )
     # upsampling then area-downsampling keeps the coarse structure
     assert torch.corrcoef(torch.stack([small.flatten(), cam.flatten()]))[0, 1] > 0.9
     assert default_cam_layer(model, images) == "features"
@@ -63,12 +86,22 @@ def test_batch_independent_and_model_untouched(data):
     images, labels = data
     model = load_default_model().train()
     snap = snapshot(model)
-    full = explain(model, images, "crigrad,smoothgrad", batch_size=6,
-                   options=ExplainOptions(n_samples=3, seed=1))
+    full = explain(
+        model,
+        images,
+        "crigrad,smoothgrad",
+        batch_size=6,
+        options=ExplainOptions(n_samples=3, seed=1),
+    )
     assert_untouched(model, snap)
     rng = torch.get_rng_state()
-    parts = explain(model, images, "crigrad,smoothgrad", batch_size=6,
-                    options=ExplainOptions(n_samples=3, seed=1))
+    parts = explain(
+        model,
+        images,
+        "crigrad,smoothgrad",
+        batch_size=6,
+        options=ExplainOptions(n_samples=3, seed=1),
+    )
     assert torch.equal(rng, torch.get_rng_state())  # global RNG untouched
     torch.testing.assert_close(full["smoothgrad"], parts["smoothgrad"])  # seeded
     model.eval()
@@ -94,7 +127,9 @@ def test_bad_names_and_options(data):
     with pytest.raises(ValueError, match="keep"):
         explain(model, images, "crigrad", options=ExplainOptions(keep=1.5))
     with pytest.raises(ValueError, match="crigrad_layers"):
-        explain(model, images, "crigrad", options=ExplainOptions(crigrad_layers=["nope"]))
+        explain(
+            model, images, "crigrad", options=ExplainOptions(crigrad_layers=["nope"])
+        )
     with pytest.raises(ValueError, match="layer"):
         explain(model, images, "gradcam", options=ExplainOptions(layer="nope"))
     with pytest.raises(ValueError, match="n_steps"):
@@ -104,7 +139,10 @@ def test_bad_names_and_options(data):
     with pytest.raises(ValueError, match="images"):
         explain(model, images[0], "saliency")
     assert "saliency" in available_methods()
-    assert parse_methods("ig,crigrad-ixg") == ["ig", "crigrad-ixg"]  # eval's short names
+    assert parse_methods("ig,crigrad-ixg") == [
+        "ig",
+        "crigrad-ixg",
+    ]  # eval's short names
 
 
 def test_forgrad_modifier_filters_the_final_map(data):
@@ -112,18 +150,32 @@ def test_forgrad_modifier_filters_the_final_map(data):
 
     images, labels = data
     model = load_default_model()
-    out = explain(model, images, "saliency,crigrad,forgrad,crigrad-forgrad,forgrad-gradcam",
-                  target=labels, options=ExplainOptions(forgrad_sigma=5.0, layer=GRADCAM_LAYER))
+    out = explain(
+        model,
+        images,
+        "saliency,crigrad,forgrad,crigrad-forgrad,forgrad-gradcam",
+        target=labels,
+        options=ExplainOptions(forgrad_sigma=5.0, layer=GRADCAM_LAYER),
+    )
     torch.testing.assert_close(out["forgrad"], forgrad(out["saliency"], 5.0))
     torch.testing.assert_close(out["crigrad-forgrad"], forgrad(out["crigrad"], 5.0))
     assert out["forgrad-gradcam"].shape == (6, 1, 28, 28)
     # a cutoff that keeps every frequency gives back |map|
-    full = explain(model, images, "forgrad", target=labels,
-                   options=ExplainOptions(forgrad_sigma=sigma_keeping_all(28, 28)))
-    torch.testing.assert_close(full["forgrad"], out["saliency"].abs(), atol=1e-6, rtol=1e-4)
+    full = explain(
+        model,
+        images,
+        "forgrad",
+        target=labels,
+        options=ExplainOptions(forgrad_sigma=sigma_keeping_all(28, 28)),
+    )
+    torch.testing.assert_close(
+        full["forgrad"], out["saliency"].abs(), atol=1e-6, rtol=1e-4
+    )
+
     # low-pass: less high-frequency energy than the raw map
     def roughness(m):
         return (m[..., 1:] - m[..., :-1]).abs().mean() / m.abs().mean()
+
     assert roughness(out["forgrad"]) < 0.5 * roughness(out["saliency"].abs())
     for bad, match in [(100.0, "forgrad_sigma"), (-1.0, "forgrad_sigma")]:
         with pytest.raises(ValueError, match=match):
@@ -131,7 +183,9 @@ def test_forgrad_modifier_filters_the_final_map(data):
     with pytest.raises(ValueError, match="forgrad_post"):
         explain(model, images, "forgrad", options=ExplainOptions(forgrad_post="square"))
     assert parse_methods("crigrad-forgrad,forgrad-crigrad-saliency") == [
-        "crigrad-forgrad", "forgrad-crigrad-saliency"]
+        "crigrad-forgrad",
+        "forgrad-crigrad-saliency",
+    ]
 
 
 def test_expected_gradcam_by_name(data):
@@ -140,18 +194,34 @@ def test_expected_gradcam_by_name(data):
     images, labels = data
     model = load_default_model()
     opts = ExplainOptions(layer=GRADCAM_LAYER, n_samples=4, stdev=0.1, seed=3)
-    out = explain(model, images, "expectedgradcam,crigrad-expectedgradcam", target=labels,
-                  options=opts, batch_size=6)
+    out = explain(
+        model,
+        images,
+        "expectedgradcam,crigrad-expectedgradcam",
+        target=labels,
+        options=opts,
+        batch_size=6,
+    )
     layer = dict(model.named_modules())[GRADCAM_LAYER]
     cam = ExpectedGradCAM(model, layer).attribute(
-        images, target=labels, n_samples=4, stdevs=0.1,
-        generator=torch.Generator().manual_seed(3))
-    up = torch.nn.functional.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)
+        images,
+        target=labels,
+        n_samples=4,
+        stdevs=0.1,
+        generator=torch.Generator().manual_seed(3),
+    )
+    up = torch.nn.functional.interpolate(
+        cam, size=(28, 28), mode="bilinear", align_corners=False
+    )
     torch.testing.assert_close(out["expectedgradcam"], up)
     assert out["crigrad-expectedgradcam"].shape == (6, 1, 28, 28)
     assert not torch.allclose(out["crigrad-expectedgradcam"], out["expectedgradcam"])
-    again = explain(model, images, "expectedgradcam", target=labels, options=opts, batch_size=6)
-    torch.testing.assert_close(again["expectedgradcam"], out["expectedgradcam"])  # seeded
+    again = explain(
+        model, images, "expectedgradcam", target=labels, options=opts, batch_size=6
+    )
+    torch.testing.assert_close(
+        again["expectedgradcam"], out["expectedgradcam"]
+    )  # seeded
 
 
 def test_other_cams_by_name(data):
@@ -161,11 +231,19 @@ def test_other_cams_by_name(data):
     images, labels = data
     model = load_default_model()
     layer = dict(model.named_modules())[GRADCAM_LAYER]
-    out = explain(model, images, "gradcampp,integratedgradcam,crigrad-gradcampp", target=labels,
-                  options=ExplainOptions(layer=GRADCAM_LAYER, n_steps=5))
-    pp = GradCAMPlusPlus(model, layer).attribute(images, target=labels, upsample=(28, 28))
-    ig = IntegratedGradCAM(model, layer).attribute(images, target=labels, n_steps=5,
-                                                   upsample=(28, 28))
+    out = explain(
+        model,
+        images,
+        "gradcampp,integratedgradcam,crigrad-gradcampp",
+        target=labels,
+        options=ExplainOptions(layer=GRADCAM_LAYER, n_steps=5),
+    )
+    pp = GradCAMPlusPlus(model, layer).attribute(
+        images, target=labels, upsample=(28, 28)
+    )
+    ig = IntegratedGradCAM(model, layer).attribute(
+        images, target=labels, n_steps=5, upsample=(28, 28)
+    )
     torch.testing.assert_close(out["gradcampp"], pp)
     torch.testing.assert_close(out["integratedgradcam"], ig)
     assert out["crigrad-gradcampp"].shape == (6, 1, 28, 28)

@@ -39,7 +39,9 @@ def _rand(*shape, seed=0, dtype=torch.float32):
     return torch.randn(*shape, generator=g, dtype=dtype)
 
 
-@pytest.mark.parametrize("size,sigma", [(32, 2.0), (32, 5), (32, 15), (224, 15), (64, 7.5)])
+@pytest.mark.parametrize(
+    "size,sigma", [(32, 2.0), (32, 5), (32, 15), (224, 15), (64, 7.5)]
+)
 def test_matches_independent_numpy_reference_on_even_square(size, sigma):
     x = _rand(3, 3, size, size, seed=size)
     ours = forgrad(x, sigma)
@@ -154,7 +156,9 @@ def test_map_does_not_depend_on_batch_neighbours():
     x = _rand(5, 3, 24, 24, seed=7)
     batched = forgrad(x, 4)
     for i in range(5):
-        torch.testing.assert_close(batched[i : i + 1], forgrad(x[i : i + 1], 4), atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            batched[i : i + 1], forgrad(x[i : i + 1], 4), atol=1e-6, rtol=0
+        )
     # changing a neighbour changes nothing for the others
     y = x.clone()
     y[0] = 100 * _rand(3, 24, 24, seed=8)
@@ -179,7 +183,9 @@ def test_reduce_channels_off_filters_each_channel_alone():
     x = _rand(2, 3, 16, 16, seed=10)
     per_channel = forgrad(x, 3, reduce_channels=False)
     for c in range(3):
-        torch.testing.assert_close(per_channel[:, c], forgrad(x[:, c], 3), atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            per_channel[:, c], forgrad(x[:, c], 3), atol=1e-6, rtol=0
+        )
 
 
 def test_post_steps():
@@ -190,8 +196,10 @@ def test_post_steps():
     # none is linear
     y = _rand(3, 3, 16, 16, seed=12)
     torch.testing.assert_close(
-        forgrad(2 * x - y, 3, post="none"), 2 * signed - forgrad(y, 3, post="none"),
-        atol=1e-5, rtol=0,
+        forgrad(2 * x - y, 3, post="none"),
+        2 * signed - forgrad(y, 3, post="none"),
+        atol=1e-5,
+        rtol=0,
     )
 
 
@@ -212,7 +220,9 @@ def test_no_numpy_round_trip_and_autograd_graph():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     x = _rand(2, 3, 33, 20, seed=16)
-    torch.testing.assert_close(forgrad(x.cuda(), 4).cpu(), forgrad(x, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        forgrad(x.cuda(), 4).cpu(), forgrad(x, 4), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ from captum.attr import (
 )
 
 from captum_crigrad.crigrad.transform import CriGrad
-from captum_crigrad.forgrad.filter import forgrad
 from captum_crigrad.forgrad.attr import (
     FORGrad,
     FORGradAttribution,
@@ -24,6 +23,7 @@ from captum_crigrad.forgrad.attr import (
     FORGradSaliency,
     with_forgrad,
 )
+from captum_crigrad.forgrad.filter import forgrad
 from captum_crigrad.hooks import with_gradient_transform
 from captum_crigrad.models import SmallCNN
 
@@ -49,7 +49,9 @@ def _rel_diff(a, b):
 
 def _hook_count(model):
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in model.modules()
     )
@@ -57,13 +59,20 @@ def _hook_count(model):
 
 def test_post_hoc_is_forgrad_of_the_method(model, data):
     x, t = data
-    for cls, base in ((FORGradSaliency, Saliency), (FORGradInputXGradient, InputXGradient)):
+    for cls, base in (
+        (FORGradSaliency, Saliency),
+        (FORGradInputXGradient, InputXGradient),
+    ):
         ours = cls(model, SIGMA).attribute(x, target=t)
         ref = forgrad(base(model).attribute(x, target=t), SIGMA)
         assert ours.shape == (4, 1, 20, 24)
         torch.testing.assert_close(ours, ref, atol=1e-7, rtol=1e-5)
-    ours = FORGradIntegratedGradients(model, SIGMA, post="relu").attribute(x, target=t, n_steps=8)
-    ref = forgrad(IntegratedGradients(model).attribute(x, target=t, n_steps=8), SIGMA, post="relu")
+    ours = FORGradIntegratedGradients(model, SIGMA, post="relu").attribute(
+        x, target=t, n_steps=8
+    )
+    ref = forgrad(
+        IntegratedGradients(model).attribute(x, target=t, n_steps=8), SIGMA, post="relu"
+    )
     torch.testing.assert_close(ours, ref, atol=1e-7, rtol=1e-5)
     # generic wrapper, default size-relative cutoff
     ours = with_forgrad(Saliency(model)).attribute(x, target=t)
@@ -87,11 +96,15 @@ def test_per_step_equals_post_hoc_for_saliency(model, data):
     x, t = data
     # the map is the gradient itself: filtering it before or after is the same
     for post, reduce in (("abs", True), ("none", False), ("relu", True)):
-        per_step = FORGradSaliency(model, SIGMA, where="per_step", post=post,
-                                   reduce_channels=reduce).attribute(x, target=t, abs=False)
-        post_hoc = FORGradSaliency(model, SIGMA, post=post,
-                                   reduce_channels=reduce).attribute(x, target=t, abs=False)
-        torch.testing.assert_close(per_step, post_hoc.expand_as(per_step), atol=1e-8, rtol=1e-5)
+        per_step = FORGradSaliency(
+            model, SIGMA, where="per_step", post=post, reduce_channels=reduce
+        ).attribute(x, target=t, abs=False)
+        post_hoc = FORGradSaliency(
+            model, SIGMA, post=post, reduce_channels=reduce
+        ).attribute(x, target=t, abs=False)
+        torch.testing.assert_close(
+            per_step, post_hoc.expand_as(per_step), atol=1e-8, rtol=1e-5
+        )
 
 
 def test_per_step_equals_post_hoc_for_smoothgrad_with_linear_filter(model, data):
@@ -99,13 +112,19 @@ def test_per_step_equals_post_hoc_for_smoothgrad_with_linear_filter(model, data)
     opts = dict(post="none", reduce_channels=False)
     kwargs = dict(target=t, abs=False, nt_samples=3, stdevs=0.5)
     torch.manual_seed(5)
-    per_step = NoiseTunnel(FORGradSaliency(model, SIGMA, where="per_step", **opts)).attribute(x, **kwargs)
+    per_step = NoiseTunnel(
+        FORGradSaliency(model, SIGMA, where="per_step", **opts)
+    ).attribute(x, **kwargs)
     torch.manual_seed(5)
-    post_hoc = FORGradAttribution(NoiseTunnel(Saliency(model)), SIGMA, **opts).attribute(x, **kwargs)
+    post_hoc = FORGradAttribution(
+        NoiseTunnel(Saliency(model)), SIGMA, **opts
+    ).attribute(x, **kwargs)
     torch.testing.assert_close(per_step, post_hoc, atol=1e-8, rtol=1e-5)
     # ... but not with the reference's nonlinear abs pipeline
     torch.manual_seed(5)
-    a = NoiseTunnel(FORGradSaliency(model, SIGMA, where="per_step")).attribute(x, **kwargs)
+    a = NoiseTunnel(FORGradSaliency(model, SIGMA, where="per_step")).attribute(
+        x, **kwargs
+    )
     torch.manual_seed(5)
     b = FORGradAttribution(NoiseTunnel(Saliency(model)), SIGMA).attribute(x, **kwargs)
     assert _rel_diff(a[:, :1], b) > 0.05
@@ -115,7 +134,9 @@ def test_per_step_equals_post_hoc_for_smoothgrad_with_linear_filter(model, data)
 def test_per_step_differs_from_post_hoc_once_multiplied_by_input(model, data, cls):
     x, t = data
     opts = dict(post="none", reduce_channels=False)
-    kwargs = dict(target=t) if cls is FORGradInputXGradient else dict(target=t, n_steps=8)
+    kwargs = (
+        dict(target=t) if cls is FORGradInputXGradient else dict(target=t, n_steps=8)
+    )
     per_step = cls(model, SIGMA, where="per_step", **opts).attribute(x, **kwargs)
     post_hoc = cls(model, SIGMA, **opts).attribute(x, **kwargs)
     assert per_step.shape == post_hoc.shape == x.shape
@@ -123,7 +144,9 @@ def test_per_step_differs_from_post_hoc_once_multiplied_by_input(model, data, cl
     # per step is exactly (x - baseline) * filtered gradient for InputXGradient
     if cls is FORGradInputXGradient:
         grad = Saliency(model).attribute(x, target=t, abs=False)
-        torch.testing.assert_close(per_step, x * forgrad(grad, SIGMA, **opts), atol=1e-8, rtol=1e-5)
+        torch.testing.assert_close(
+            per_step, x * forgrad(grad, SIGMA, **opts), atol=1e-8, rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize(
@@ -133,7 +156,10 @@ def test_per_step_differs_from_post_hoc_once_multiplied_by_input(model, data, cl
         (lambda m: FORGradSaliency(m, SIGMA, where="per_step"), {}),
         (lambda m: FORGradInputXGradient(m, SIGMA), {}),
         (lambda m: FORGradIntegratedGradients(m, SIGMA), dict(n_steps=4)),
-        (lambda m: FORGradIntegratedGradients(m, SIGMA, where="per_step"), dict(n_steps=4)),
+        (
+            lambda m: FORGradIntegratedGradients(m, SIGMA, where="per_step"),
+            dict(n_steps=4),
+        ),
         (lambda m: FORGradLayerGradCam(m, m.features[5], sigma=SIGMA), {}),
     ],
 )
@@ -164,18 +190,25 @@ def test_smoothgrad_of_forgrad_is_mean_of_filtered_noisy_maps(model, data):
     )
     torch.manual_seed(11)
     noise = torch.normal(0, torch.tensor(0.5).repeat((3,) + tuple(x.shape[1:])))
-    maps = forgrad(Saliency(model).attribute(x[:1] + noise, target=t[:1].repeat(3)), SIGMA)
+    maps = forgrad(
+        Saliency(model).attribute(x[:1] + noise, target=t[:1].repeat(3)), SIGMA
+    )
     torch.testing.assert_close(nt, maps.mean(dim=0, keepdim=True), atol=1e-8, rtol=1e-5)
 
 
 def test_map_does_not_depend_on_batch_neighbours(model, data):
     x, t = data
-    for method in (FORGradSaliency(model, SIGMA), FORGradSaliency(model, SIGMA, where="per_step")):
+    for method in (
+        FORGradSaliency(model, SIGMA),
+        FORGradSaliency(model, SIGMA, where="per_step"),
+    ):
         batched = method.attribute(x, target=t)
         for i in range(len(x)):
             torch.testing.assert_close(
-                batched[i : i + 1], method.attribute(x[i : i + 1], target=t[i : i + 1]),
-                atol=1e-8, rtol=1e-5,
+                batched[i : i + 1],
+                method.attribute(x[i : i + 1], target=t[i : i + 1]),
+                atol=1e-8,
+                rtol=1e-5,
             )
 
 
@@ -188,19 +221,30 @@ def test_crigrad_and_forgrad_on_one_method(model, data):
     torch.testing.assert_close(both, forgrad(cri, SIGMA))
     assert _rel_diff(both, FORGradSaliency(model, SIGMA).attribute(x, target=t)) > 1e-2
     # per step, composed with +: keep=1.0 CriGrad is the plain gradient
-    per_step = with_gradient_transform(Saliency(model), CriGrad(keep=1.0) + FORGrad(SIGMA))
+    per_step = with_gradient_transform(
+        Saliency(model), CriGrad(keep=1.0) + FORGrad(SIGMA)
+    )
     only_forgrad = with_gradient_transform(Saliency(model), FORGrad(SIGMA))
     torch.testing.assert_close(
         per_step.attribute(x, target=t, abs=False),
         only_forgrad.attribute(x, target=t, abs=False),
     )
-    filtered_cri = FORGradSaliency(model, SIGMA, where="per_step", transform=crigrad,
-                                   post="none", reduce_channels=False)
-    cri_signed = with_gradient_transform(Saliency(model), crigrad).attribute(x, target=t, abs=False)
+    filtered_cri = FORGradSaliency(
+        model,
+        SIGMA,
+        where="per_step",
+        transform=crigrad,
+        post="none",
+        reduce_channels=False,
+    )
+    cri_signed = with_gradient_transform(Saliency(model), crigrad).attribute(
+        x, target=t, abs=False
+    )
     torch.testing.assert_close(
         filtered_cri.attribute(x, target=t, abs=False),
         forgrad(cri_signed, SIGMA, post="none", reduce_channels=False),
-        atol=1e-8, rtol=1e-5,
+        atol=1e-8,
+        rtol=1e-5,
     )
     assert _hook_count(model) == 0
 
@@ -217,7 +261,10 @@ def test_tuple_in_tuple_out():
     torch.manual_seed(0)
     model = TwoInputs().eval()
     g = torch.Generator().manual_seed(2)
-    a, b = torch.randn(2, 3, 16, 16, generator=g), torch.randn(2, 3, 16, 16, generator=g)
+    a, b = (
+        torch.randn(2, 3, 16, 16, generator=g),
+        torch.randn(2, 3, 16, 16, generator=g),
+    )
     out = FORGradSaliency(model, 3).attribute((a, b), target=1)
     assert isinstance(out, tuple) and len(out) == 2
     ga, gb = Saliency(model).attribute((a, b), target=1)
@@ -239,13 +286,18 @@ def test_per_step_leaves_non_image_inputs_alone():
     torch.manual_seed(0)
     model = ImageAndScalar().eval()
     g = torch.Generator().manual_seed(3)
-    image, extra = torch.randn(2, 3, 16, 16, generator=g), torch.randn(2, 5, generator=g)
+    image, extra = (
+        torch.randn(2, 3, 16, 16, generator=g),
+        torch.randn(2, 5, generator=g),
+    )
     g_img, g_extra = Saliency(model).attribute((image, extra), target=2, abs=False)
-    out_img, out_extra = FORGradSaliency(model, 3, where="per_step", post="none",
-                                         reduce_channels=False).attribute(
-        (image, extra), target=2, abs=False)
+    out_img, out_extra = FORGradSaliency(
+        model, 3, where="per_step", post="none", reduce_channels=False
+    ).attribute((image, extra), target=2, abs=False)
     torch.testing.assert_close(out_extra, g_extra)
-    torch.testing.assert_close(out_img, forgrad(g_img, 3, post="none", reduce_channels=False))
+    torch.testing.assert_close(
+        out_img, forgrad(g_img, 3, post="none", reduce_channels=False)
+    )
     with pytest.raises(ValueError, match="input 1"):
         FORGradSaliency(model, 3).attribute((image, extra), target=2)
 
@@ -253,7 +305,9 @@ def test_per_step_leaves_non_image_inputs_alone():
 def test_forgrad_transform_keeps_gradient_shapes():
     g = torch.randn(2, 3, 10, 12)
     flat = torch.randn(2, 5)
-    out = FORGrad(2.0, post="abs", reduce_channels=True).transform_gradients((g, flat), (g, flat))
+    out = FORGrad(2.0, post="abs", reduce_channels=True).transform_gradients(
+        (g, flat), (g, flat)
+    )
     assert out[0].shape == g.shape and torch.equal(out[0][:, 0], out[0][:, 2])
     assert out[1] is flat
 
@@ -262,7 +316,9 @@ def test_original_attribution_untouched(model, data):
     x, t = data
     sal = Saliency(model)
     before = sal.gradient_func
-    FORGradAttribution(sal, SIGMA, where="per_step", transform=CriGrad(keep=0.5)).attribute(x, target=t)
+    FORGradAttribution(
+        sal, SIGMA, where="per_step", transform=CriGrad(keep=0.5)
+    ).attribute(x, target=t)
     assert sal.gradient_func is before
     assert _hook_count(model) == 0
 
@@ -301,6 +357,8 @@ def test_per_step_integrated_gradients_keeps_convergence_delta(model, data):
     x, t = data
     method = FORGradIntegratedGradients(model, SIGMA, where="per_step")
     assert method.has_convergence_delta()
-    attr, delta = method.attribute(x, target=t, n_steps=4, return_convergence_delta=True)
+    attr, delta = method.attribute(
+        x, target=t, n_steps=4, return_convergence_delta=True
+    )
     assert attr.shape == x.shape and delta.shape == (4,)
     assert not FORGradIntegratedGradients(model, SIGMA).has_convergence_delta()

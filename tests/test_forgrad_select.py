@@ -66,8 +66,16 @@ def test_select_sigma_finds_the_band_that_separates_signal_from_noise():
         return -(attributions - smooth).abs().mean(dim=(1, 2, 3))
 
     method = CountingMethod(noisy)
-    result = select_sigma(nn.Identity(), inputs, 0, method, metric=closeness,
-                          higher_is_better=True, sigmas=[1, 2, 4, 8, 12, 16], post="none")
+    result = select_sigma(
+        nn.Identity(),
+        inputs,
+        0,
+        method,
+        metric=closeness,
+        higher_is_better=True,
+        sigmas=[1, 2, 4, 8, 12, 16],
+        post="none",
+    )
     assert isinstance(result, SigmaSelection)
     assert method.calls == 1  # raw maps computed once
     assert len(seen) == 7  # raw + one per sigma
@@ -80,8 +88,16 @@ def test_select_sigma_finds_the_band_that_separates_signal_from_noise():
     assert result.scores[0] < result.best_score - 0.1  # sigma 1 removes the signal
     assert result.best_relative_cutoff == pytest.approx(4 / 32)
     # lower-is-better flips the choice
-    worst = select_sigma(nn.Identity(), inputs, 0, noisy, metric=closeness,
-                         higher_is_better=False, sigmas=[1, 2, 4, 8, 12, 16], post="none")
+    worst = select_sigma(
+        nn.Identity(),
+        inputs,
+        0,
+        noisy,
+        metric=closeness,
+        higher_is_better=False,
+        sigmas=[1, 2, 4, 8, 12, 16],
+        post="none",
+    )
     assert worst.best_sigma in (1, 16)
     assert worst.best_sigma != 4
 
@@ -96,7 +112,9 @@ def test_select_sigma_matches_manual_sweep_with_builtin_metric():
     for i, s in enumerate([2, 8]):
         manual = insertion_minus_deletion(model, inputs, forgrad(maps, s), 1)
         torch.testing.assert_close(result.per_image[i], manual)
-    torch.testing.assert_close(result.raw_per_image, insertion_minus_deletion(model, inputs, maps, 1))
+    torch.testing.assert_close(
+        result.raw_per_image, insertion_minus_deletion(model, inputs, maps, 1)
+    )
     assert result.higher_is_better and result.metric_name == "insertion-deletion"
     dele = select_sigma(model, inputs, 1, maps, metric="deletion", sigmas=[2, 8])
     assert not dele.higher_is_better
@@ -110,8 +128,14 @@ def test_deletion_and_insertion_reward_the_right_order():
     good = torch.zeros(2, 1, H, W)
     good[:, :, :4, :4] = 1.0  # the evidence first
     bad = -good  # the evidence last
-    d_good, d_bad = deletion_auc(model, inputs, good, 1), deletion_auc(model, inputs, bad, 1)
-    i_good, i_bad = insertion_auc(model, inputs, good, 1), insertion_auc(model, inputs, bad, 1)
+    d_good, d_bad = (
+        deletion_auc(model, inputs, good, 1),
+        deletion_auc(model, inputs, bad, 1),
+    )
+    i_good, i_bad = (
+        insertion_auc(model, inputs, good, 1),
+        insertion_auc(model, inputs, bad, 1),
+    )
     assert (d_good < d_bad - 0.1).all()  # lower is better
     assert (i_good > i_bad + 0.05).all()  # higher is better
     for auc in (d_good, d_bad, i_good, i_bad):
@@ -126,16 +150,25 @@ def test_deletion_and_insertion_reward_the_right_order():
 
 def test_metric_batches_do_not_change_scores():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(4, 5)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 5),
+    ).eval()
     g = torch.Generator().manual_seed(2)
     x = torch.randn(3, 3, 12, 10, generator=g)
     maps = torch.randn(3, 1, 12, 10, generator=g)
     t = torch.tensor([0, 2, 4])
     for fn in (deletion_auc, insertion_auc):
-        torch.testing.assert_close(fn(model, x, maps, t, batch_size=1), fn(model, x, maps, t, batch_size=100))
+        torch.testing.assert_close(
+            fn(model, x, maps, t, batch_size=1), fn(model, x, maps, t, batch_size=100)
+        )
         # per image: an image's score does not depend on its neighbours
-        torch.testing.assert_close(fn(model, x[1:2], maps[1:2], t[1:2]), fn(model, x, maps, t)[1:2])
+        torch.testing.assert_close(
+            fn(model, x[1:2], maps[1:2], t[1:2]), fn(model, x, maps, t)[1:2]
+        )
 
 
 def test_default_grid():
@@ -148,9 +181,13 @@ def test_default_grid():
 def test_plot_returns_axes():
     smooth, noisy = _smooth_and_noise()
     result = select_sigma(
-        nn.Identity(), torch.zeros(3, 1, H, W), 0, noisy,
+        nn.Identity(),
+        torch.zeros(3, 1, H, W),
+        0,
+        noisy,
         metric=lambda m, x, a, t: -(a - smooth).abs().mean(dim=(1, 2, 3)),
-        higher_is_better=True, sigmas=[1, 4, 16],
+        higher_is_better=True,
+        sigmas=[1, 4, 16],
     )
     ax = plot_sigma_curve(result, label="toy")
     assert ax.get_xscale() == "log"
@@ -167,24 +204,64 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="higher_is_better"):
         select_sigma(nn.Identity(), x, 0, maps, metric=metric)
     with pytest.raises(ValueError, match="higher_is_better"):
-        select_sigma(nn.Identity(), x, 0, maps, metric="deletion", higher_is_better=True)
+        select_sigma(
+            nn.Identity(), x, 0, maps, metric="deletion", higher_is_better=True
+        )
     with pytest.raises(ValueError, match="metric"):
         select_sigma(nn.Identity(), x, 0, maps, metric="accuracy")
     with pytest.raises(ValueError, match="sigmas"):
-        select_sigma(nn.Identity(), x, 0, maps, metric=metric, higher_is_better=True, sigmas=[2, 9])
+        select_sigma(
+            nn.Identity(),
+            x,
+            0,
+            maps,
+            metric=metric,
+            higher_is_better=True,
+            sigmas=[2, 9],
+        )
     with pytest.raises(ValueError, match="sigmas"):
-        select_sigma(nn.Identity(), x, 0, maps, metric=metric, higher_is_better=True, sigmas=[])
+        select_sigma(
+            nn.Identity(), x, 0, maps, metric=metric, higher_is_better=True, sigmas=[]
+        )
     with pytest.raises(ValueError, match="per-image scores"):
-        select_sigma(nn.Identity(), x, 0, maps, metric=lambda *a: torch.zeros(3),
-                     higher_is_better=True, sigmas=[2])
+        select_sigma(
+            nn.Identity(),
+            x,
+            0,
+            maps,
+            metric=lambda *a: torch.zeros(3),
+            higher_is_better=True,
+            sigmas=[2],
+        )
     with pytest.raises(ValueError, match="method"):
-        select_sigma(nn.Identity(), x, 0, torch.zeros(3, 1, 8, 8), metric=metric, higher_is_better=True)
+        select_sigma(
+            nn.Identity(),
+            x,
+            0,
+            torch.zeros(3, 1, 8, 8),
+            metric=metric,
+            higher_is_better=True,
+        )
     with pytest.raises(TypeError, match="method"):
-        select_sigma(nn.Identity(), x, 0, "saliency", metric=metric, higher_is_better=True)
+        select_sigma(
+            nn.Identity(), x, 0, "saliency", metric=metric, higher_is_better=True
+        )
     with pytest.raises(ValueError, match="inputs"):
-        select_sigma(nn.Identity(), torch.zeros(8, 8), 0, maps, metric=metric, higher_is_better=True)
+        select_sigma(
+            nn.Identity(),
+            torch.zeros(8, 8),
+            0,
+            maps,
+            metric=metric,
+            higher_is_better=True,
+        )
     with pytest.raises(ValueError, match="target"):
-        deletion_auc(RegionModel(), torch.zeros(2, 3, 8, 8), torch.zeros(2, 1, 8, 8), torch.tensor([1, 1, 1]))
+        deletion_auc(
+            RegionModel(),
+            torch.zeros(2, 3, 8, 8),
+            torch.zeros(2, 1, 8, 8),
+            torch.tensor([1, 1, 1]),
+        )
 
 
 @pytest.mark.assets
@@ -199,5 +276,7 @@ def test_forgrad_improves_saliency_on_cifar_resnet20(assets):
     model = load_resnet20(assets / "cifar10_resnet20" / "resnet20-12fca82f.th")
     images, labels, _ = load_cifar_images(assets / "cifar10_images")
     inputs = normalize(images)
-    result = select_sigma(model, inputs, labels, Saliency(model), sigmas=[15 / 224 * 32])
+    result = select_sigma(
+        model, inputs, labels, Saliency(model), sigmas=[15 / 224 * 32]
+    )
     assert result.scores[0] > result.raw_score + 0.1

@@ -2,7 +2,11 @@ import pytest
 import torch
 
 from captum_crigrad.crigrad import masks
-from captum_crigrad.crigrad.masks import critical_mask, kept_count, top_fraction_threshold
+from captum_crigrad.crigrad.masks import (
+    critical_mask,
+    kept_count,
+    top_fraction_threshold,
+)
 
 
 def test_exact_threshold_keeps_top_fraction_with_ties():
@@ -60,7 +64,9 @@ def test_granularities():
 def test_signed_vs_absolute():
     s = torch.tensor([[-10.0, 1.0, 2.0, -0.5]])
     assert critical_mask(s, 0.25, signed=True).tolist() == [[False, False, True, False]]
-    assert critical_mask(s, 0.25, signed=False).tolist() == [[True, False, False, False]]
+    assert critical_mask(s, 0.25, signed=False).tolist() == [
+        [True, False, False, False]
+    ]
 
 
 def test_bad_arguments():

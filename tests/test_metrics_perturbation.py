@@ -41,7 +41,9 @@ def linear_case():
     return model, x, contribution, random_map
 
 
-def test_true_contribution_beats_random_on_deletion_insertion_pixel_perturbation(linear_case):
+def test_true_contribution_beats_random_on_deletion_insertion_pixel_perturbation(
+    linear_case,
+):
     model, x, contribution, random_map = linear_case
     kw = dict(target=0, n_steps=16)
     d_true = deletion(model, x, contribution, **kw).auc()
@@ -58,8 +60,9 @@ def test_true_contribution_beats_random_on_deletion_insertion_pixel_perturbation
     p_rand = pixel_perturbation(positive, x, random_map, k=0.3, target=0)
     assert (p_true < p_rand).all()  # lower is better
     g = torch.Generator().manual_seed(1)
-    p_order = pixel_perturbation(positive, x, contribution, k=[0.1, 0.3], target=0,
-                                 order="random", generator=g)
+    p_order = pixel_perturbation(
+        positive, x, contribution, k=[0.1, 0.3], target=0, order="random", generator=g
+    )
     assert p_order.shape == (6, 2)
     assert (p_true < p_order[:, 1]).all()
     contribution = x * model.weight.detach()
@@ -70,8 +73,9 @@ def test_true_contribution_beats_random_on_deletion_insertion_pixel_perturbation
 
 def test_curve_values_match_a_manual_computation(linear_case):
     model, x, contribution, _ = linear_case
-    curve = perturbation_curve(model, x, contribution, fractions=[0.0, 0.25, 1.0],
-                               score="logit", target=0)
+    curve = perturbation_curve(
+        model, x, contribution, fractions=[0.0, 0.25, 1.0], score="logit", target=0
+    )
     relevance = contribution.sum(1).flatten(1)
     for i in range(x.shape[0]):
         order = torch.sort(relevance[i], descending=True, stable=True).indices
@@ -110,16 +114,40 @@ def test_ties_are_broken_deterministically_in_raster_order():
     x = torch.ones(2, 1, 4, 4)
     flat = torch.zeros(2, 1, 4, 4)
     for _ in range(2):
-        curve = perturbation_curve(FirstPixel(), x, flat, fractions=[0, 1 / 16], score="logit", target=0)
+        curve = perturbation_curve(
+            FirstPixel(), x, flat, fractions=[0, 1 / 16], score="logit", target=0
+        )
         assert curve.scores[:, 1].tolist() == [0.0, 0.0]
-    lerf = perturbation_curve(FirstPixel(), x, flat, fractions=[0, 1 / 16], score="logit",
-                              target=0, order="lerf")
-    assert lerf.scores[:, 1].tolist() == [0.0, 0.0]  # stable ascending: pixel 0 first too
+    lerf = perturbation_curve(
+        FirstPixel(),
+        x,
+        flat,
+        fractions=[0, 1 / 16],
+        score="logit",
+        target=0,
+        order="lerf",
+    )
+    assert lerf.scores[:, 1].tolist() == [
+        0.0,
+        0.0,
+    ]  # stable ascending: pixel 0 first too
     # random order is reproducible from a generator
-    r1 = perturbation_curve(FirstPixel(), x, flat, n_steps=16, order="random",
-                            generator=torch.Generator().manual_seed(3))
-    r2 = perturbation_curve(FirstPixel(), x, flat, n_steps=16, order="random",
-                            generator=torch.Generator().manual_seed(3))
+    r1 = perturbation_curve(
+        FirstPixel(),
+        x,
+        flat,
+        n_steps=16,
+        order="random",
+        generator=torch.Generator().manual_seed(3),
+    )
+    r2 = perturbation_curve(
+        FirstPixel(),
+        x,
+        flat,
+        n_steps=16,
+        order="random",
+        generator=torch.Generator().manual_seed(3),
+    )
     assert torch.equal(r1.scores, r2.scores)
 
 
@@ -135,7 +163,9 @@ def test_bad_inputs_give_clear_errors(linear_case):
     inf_map[1, 1, 1, 1] = float("inf")
     with pytest.raises(ValueError, match="NaN or infinite"):
         insertion(model, x, inf_map)
-    with pytest.raises(ValueError, match=r"fractions: every fraction must lie in \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"fractions: every fraction must lie in \[0, 1\]"
+    ):
         perturbation_curve(model, x, contribution, fractions=[0.0, 1.5])
     with pytest.raises(ValueError, match="fractions"):
         pixel_perturbation(model, x, contribution, k=-0.1)
@@ -195,12 +225,19 @@ def test_linear_imputation_matches_a_direct_scipy_sparse_solve():
     out32 = linear_imputation(img.float(), removed)
     assert (out32.double() - out).abs().max() < 1e-3  # 10x below ROAD noise
     # noise: only on removed pixels, std ~ noise_std, reproducible
-    n1 = noisy_linear_imputation(img, removed, noise_std=0.01, generator=torch.Generator().manual_seed(1))
-    n2 = noisy_linear_imputation(img, removed, noise_std=0.01, generator=torch.Generator().manual_seed(1))
+    n1 = noisy_linear_imputation(
+        img, removed, noise_std=0.01, generator=torch.Generator().manual_seed(1)
+    )
+    n2 = noisy_linear_imputation(
+        img, removed, noise_std=0.01, generator=torch.Generator().manual_seed(1)
+    )
     assert torch.equal(n1, n2)
     diff = (n1 - out)[removed.unsqueeze(1).expand_as(out)]
     assert 0.008 < float(diff.std()) < 0.012
-    assert torch.equal((n1 - out)[~removed.unsqueeze(1).expand_as(out)], torch.zeros(int((~removed).sum()) * 3, dtype=out.dtype))
+    assert torch.equal(
+        (n1 - out)[~removed.unsqueeze(1).expand_as(out)],
+        torch.zeros(int((~removed).sum()) * 3, dtype=out.dtype),
+    )
 
 
 def test_linear_imputation_multigrid_levels_and_dense_coarse_solve_match_scipy():
@@ -213,9 +250,15 @@ def test_linear_imputation_multigrid_levels_and_dense_coarse_solve_match_scipy()
     h = 96
     img = torch.rand(2, 3, h, h, generator=g, dtype=torch.float64)
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(h), indexing="ij")
-    blobs = (((yy - 30) ** 2 + (xx - 60) ** 2) < 900) | (((yy - 75) ** 2 + (xx - 20) ** 2) < 300)
-    smooth = torch.nn.functional.avg_pool2d(torch.rand(1, 1, h, h, generator=g), 15, 1, 7)[0, 0]
-    lerf = smooth < torch.quantile(smooth.flatten(), 0.8)  # 80% removed, touches the border
+    blobs = (((yy - 30) ** 2 + (xx - 60) ** 2) < 900) | (
+        ((yy - 75) ** 2 + (xx - 20) ** 2) < 300
+    )
+    smooth = torch.nn.functional.avg_pool2d(
+        torch.rand(1, 1, h, h, generator=g), 15, 1, 7
+    )[0, 0]
+    lerf = smooth < torch.quantile(
+        smooth.flatten(), 0.8
+    )  # 80% removed, touches the border
     removed = torch.stack([blobs, lerf])
     built = []
     original = imputation._DenseSolve.__init__
@@ -238,15 +281,35 @@ def test_linear_imputation_multigrid_levels_and_dense_coarse_solve_match_scipy()
     # an image removed entirely (no kept pixel: a singular block of the coarse
     # matrix, with a zero right-hand side) in the same chunk as a solvable
     # one: 0 and the scipy answer
-    both = linear_imputation(img, torch.stack([torch.ones_like(blobs), blobs]), tol=1e-10)
+    both = linear_imputation(
+        img, torch.stack([torch.ones_like(blobs), blobs]), tol=1e-10
+    )
     assert torch.equal(both[0], torch.zeros_like(both[0]))
-    np.testing.assert_allclose(both[1].numpy(), _scipy_imputation(img[1].numpy(), blobs.numpy()), atol=1e-7)
+    np.testing.assert_allclose(
+        both[1].numpy(), _scipy_imputation(img[1].numpy(), blobs.numpy()), atol=1e-7
+    )
 
 
 def test_road_true_contribution_beats_random(linear_case):
     model, x, contribution, random_map = linear_case
     g = torch.Generator().manual_seed(0)
-    true = road(model, x, contribution, fractions=[0.2, 0.5, 0.8], target=0, generator=g, score="logit")
-    rand = road(model, x, random_map, fractions=[0.2, 0.5, 0.8], target=0, generator=g, score="logit")
+    true = road(
+        model,
+        x,
+        contribution,
+        fractions=[0.2, 0.5, 0.8],
+        target=0,
+        generator=g,
+        score="logit",
+    )
+    rand = road(
+        model,
+        x,
+        random_map,
+        fractions=[0.2, 0.5, 0.8],
+        target=0,
+        generator=g,
+        score="logit",
+    )
     assert true.combined.mean() > rand.combined.mean()  # higher is better
     assert true.morf.shape == (6, 3)

@@ -13,7 +13,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def _builder():
-    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "scripts" / "build_notebooks.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_notebooks", ROOT / "scripts" / "build_notebooks.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -28,7 +30,9 @@ def test_every_notebook_is_built_by_the_script():
 def test_saved_with_outputs_and_current_source(path):
     nb = nbformat.read(str(path), as_version=4)
     cells = _builder().NOTEBOOK_CELLS[path.stem]
-    assert [c.source for c in nb.cells] == [c.source for c in cells], "rebuild the notebook"
+    assert [c.source for c in nb.cells] == [c.source for c in cells], (
+        "rebuild the notebook"
+    )
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert code_cells and all(c.execution_count is not None for c in code_cells)
     outputs = [o for c in code_cells for o in c.outputs]
@@ -46,7 +50,10 @@ def test_notebook_executes_offline(path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(ROOT / ".no-torch-home-for-tests"))
     nb = nbformat.read(str(path), as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT)}},
     )
     client.execute()  # raises CellExecutionError on any failing cell
     assert not os.path.exists(ROOT / ".no-torch-home-for-tests")

@@ -67,15 +67,21 @@ def test_guided_backprop_fails_where_gradient_passes(mnist_cnn):
 def test_table_and_plot(mnist_cnn, tmp_path):
     model, images, _ = mnist_cnn
     result = sanity_check(
-        model, images[:6], ["GradientExplanation", "GradCAM"], "independent",
-        measures=["spearman_abs", "ssim"], seed=1,
+        model,
+        images[:6],
+        ["GradientExplanation", "GradCAM"],
+        "independent",
+        measures=["spearman_abs", "ssim"],
+        seed=1,
     )
     assert result.steps == default_blocks(model)
     rows = result.rows()
     assert len(rows) == 2 * len(result.steps) * 2
     row = rows[0]
     values = result.scores[(row["method"], row["measure"])][0]
-    assert row["mean"] == pytest.approx(values.mean()) and row["std"] == pytest.approx(values.std())
+    assert row["mean"] == pytest.approx(values.mean()) and row["std"] == pytest.approx(
+        values.std()
+    )
     table = result.to_markdown()
     assert "| ssim (independent), step | GradientExplanation | GradCAM |" in table
     assert all(step in table for step in result.steps)
@@ -84,7 +90,9 @@ def test_table_and_plot(mnist_cnn, tmp_path):
     # first point is the trained model at similarity 1, then the steps
     xs, ys = fig.axes[0].lines[0].get_data()
     assert len(xs) == len(result.steps) + 1 and ys[0] == 1.0
-    np.testing.assert_allclose(ys[1:], result.mean("GradientExplanation", "spearman_abs"))
+    np.testing.assert_allclose(
+        ys[1:], result.mean("GradientExplanation", "spearman_abs")
+    )
     path = tmp_path / "curves.png"
     fig.savefig(path)
     assert path.stat().st_size > 10_000
@@ -108,7 +116,9 @@ def test_weight_independent_method_stays_at_one():
     finally:
         unregister_method("ImageItselfTest")
     for measure in result.measures:
-        np.testing.assert_allclose(result.scores[("ImageItselfTest", measure)], 1.0, atol=1e-9)
+        np.testing.assert_allclose(
+            result.scores[("ImageItselfTest", measure)], 1.0, atol=1e-9
+        )
         assert result.mean("GradientExplanation", measure)[-1] < 0.9
 
 

@@ -24,34 +24,76 @@ def setup(tmp_path):
 def test_cli_sanity_writes_table_and_figures(setup, capsys):
     tmp_path, weights, folder = setup
     out = tmp_path / "out"
-    rc = main([
-        "sanity", str(folder), "--model", "smallcnn", "--weights", str(weights),
-        "--normalize", "none", "--methods", "GradientExplanation,GuidedBackprop",
-        "--mode", "independent", "--out", str(out), "--no-progress",
-    ])
+    rc = main(
+        [
+            "sanity",
+            str(folder),
+            "--model",
+            "smallcnn",
+            "--weights",
+            str(weights),
+            "--normalize",
+            "none",
+            "--methods",
+            "GradientExplanation,GuidedBackprop",
+            "--mode",
+            "independent",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     table = (out / "table.md").read_text()
-    assert "| spearman_abs (independent), step | GradientExplanation | GuidedBackprop |" in table
+    assert (
+        "| spearman_abs (independent), step | GradientExplanation | GuidedBackprop |"
+        in table
+    )
     assert "| classifier.4 |" in table and "| features.0 |" in table
     for name in ("curves.png", "maps.png"):
         assert (out / name).stat().st_size > 5_000
     assert not list(out.glob("*.tmp*"))
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "maps.png", "run.json", "table.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "curves.png",
+        "maps.png",
+        "run.json",
+        "table.md",
+    ]
 
 
 def test_cli_sanity_bad_input_one_line_error(setup, capsys):
     tmp_path, weights, folder = setup
     out = tmp_path / "out"
-    rc = main([
-        "sanity", "--model", "smallcnn", "--weights", str(weights), "--images", str(folder),
-        "--methods", "Occlusion", "--out", str(out),
-    ])
+    rc = main(
+        [
+            "sanity",
+            "--model",
+            "smallcnn",
+            "--weights",
+            str(weights),
+            "--images",
+            str(folder),
+            "--methods",
+            "Occlusion",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "unknown method 'Occlusion'; valid names: GradientExplanation" in err
     assert not out.exists()
-    rc = main([
-        "sanity", "--model", "smallcnn", "--weights", str(tmp_path / "missing.pt"),
-        "--images", str(folder), "--out", str(out),
-    ])
+    rc = main(
+        [
+            "sanity",
+            "--model",
+            "smallcnn",
+            "--weights",
+            str(tmp_path / "missing.pt"),
+            "--images",
+            str(folder),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 2 and "--weights: no such file" in capsys.readouterr().err

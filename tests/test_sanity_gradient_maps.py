@@ -59,7 +59,9 @@ def test_gradient_explanation_is_matlab_map_of_plain_gradient(cnn, images):
     assert torch.allclose(maps.flatten(1).max(1).values, torch.ones(5))
     assert maps.min() >= 0
 
-    raw = attribution_maps(cnn, images, "GradientExplanation", target=3, score="probability")
+    raw = attribution_maps(
+        cnn, images, "GradientExplanation", target=3, score="probability"
+    )
     torch.testing.assert_close(
         raw, _plain_gradient(cnn, images, torch.full((5,), 3), prob=True)
     )
@@ -82,7 +84,9 @@ def test_map_does_not_depend_on_batch_neighbours(cnn, images):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name, rule", [("GuidedBackprop", "guided"), ("ZeilerFergus", "deconv")])
+@pytest.mark.parametrize(
+    "name, rule", [("GuidedBackprop", "guided"), ("ZeilerFergus", "deconv")]
+)
 def test_functional_relu_detected_and_wrap_matches_captum(cnn, images, name, rule):
     functional = FunctionalSmallCNN().eval()
     functional.load_state_dict(cnn.state_dict())
@@ -95,7 +99,9 @@ def test_functional_relu_detected_and_wrap_matches_captum(cnn, images, name, rul
 
     t = cnn(images).argmax(1)
     silent = GuidedBackprop(functional).attribute(images.clone(), target=t)
-    torch.testing.assert_close(silent, Saliency(functional).attribute(images.clone(), target=t, abs=False))
+    torch.testing.assert_close(
+        silent, Saliency(functional).attribute(images.clone(), target=t, abs=False)
+    )
     # wrapping every ReLU call reproduces Captum's result on the nn.ReLU model
     wrapped = attribution_maps(functional, images, name, functional_relu="wrap")
     captum = attribution_maps(cnn, images, name)
@@ -134,7 +140,9 @@ def test_grad_cam_default_and_named_layer(cnn, images):
 
 def _hooks(model):
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in model.modules()
     )
@@ -159,9 +167,21 @@ def test_model_untouched_after_every_method(cnn, images):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(method="GradCAM", layer="features.99"), ValueError, "no submodule named 'features.99'"),
-        (dict(method="GradientExplanation", layers=[]), ValueError, "layers: empty list"),
-        (dict(method="Occlusion"), ValueError, "valid names: GradientExplanation, GuidedBackprop"),
+        (
+            dict(method="GradCAM", layer="features.99"),
+            ValueError,
+            "no submodule named 'features.99'",
+        ),
+        (
+            dict(method="GradientExplanation", layers=[]),
+            ValueError,
+            "layers: empty list",
+        ),
+        (
+            dict(method="Occlusion"),
+            ValueError,
+            "valid names: GradientExplanation, GuidedBackprop",
+        ),
         (dict(method=[]), ValueError, "method: empty list"),
         (dict(score="loss"), ValueError, "score: expected one of"),
         (dict(functional_relu="ignore"), ValueError, "functional_relu"),
@@ -179,7 +199,10 @@ def test_bad_arguments(cnn, images, kwargs, error, match):
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (torch.rand(1, 28, 28), r"\(N, C, H, W\) floating-point tensor, got shape \(1, 28, 28\)"),
+        (
+            torch.rand(1, 28, 28),
+            r"\(N, C, H, W\) floating-point tensor, got shape \(1, 28, 28\)",
+        ),
         (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "dtype torch.uint8"),
         (torch.rand(0, 1, 28, 28), "non-empty"),
     ],

@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 import torch.nn as nn
@@ -59,7 +58,11 @@ def rn20():
 
 def test_default_blocks_top_first(cnn, rn20):
     assert default_blocks(cnn) == [
-        "classifier.4", "classifier.2", "features.5", "features.3", "features.0"
+        "classifier.4",
+        "classifier.2",
+        "features.5",
+        "features.3",
+        "features.0",
     ]
     blocks = default_blocks(rn20, "block")
     assert blocks[0] == "linear" and blocks[-2:] == ["bn1", "conv1"]

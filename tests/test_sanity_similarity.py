@@ -7,9 +7,9 @@ from captum_crigrad.sanity.similarity import (
     MEASURES,
     hog_features,
     hog_pearson,
+    similarity_scores,
     spearman,
     spearman_abs,
-    similarity_scores,
     ssim,
 )
 
@@ -25,7 +25,9 @@ def maps():
 
 def test_spearman_matches_scipy_with_ties(maps):
     a = maps.clone()
-    b = torch.roll(maps, 3, dims=-1) + 0.3 * torch.randn(maps.shape, generator=torch.Generator().manual_seed(1))
+    b = torch.roll(maps, 3, dims=-1) + 0.3 * torch.randn(
+        maps.shape, generator=torch.Generator().manual_seed(1)
+    )
     a[:, :, :10] = 0.0  # many ties, as in CAMs
     b = torch.round(b * 4) / 4  # more ties
     ours = spearman(a, b)

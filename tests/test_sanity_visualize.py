@@ -9,7 +9,11 @@ from matplotlib.figure import Figure
 
 from captum_crigrad.models import SmallCNN
 from captum_crigrad.sanity.gradient_maps import gradient_map
-from captum_crigrad.sanity.visualize import tile_input_and_maps, to_hwc_numpy, visualize_map
+from captum_crigrad.sanity.visualize import (
+    tile_input_and_maps,
+    to_hwc_numpy,
+    visualize_map,
+)
 
 
 def test_to_hwc_numpy_moves_channels_last():

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
@@ -43,7 +44,7 @@ from captum_crigrad.cam.ops import (
 )
 from captum_crigrad.hooks import ComposedTransform, GradientTransform
 
-TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
 GeneratorLike = Union[None, int, torch.Generator]
 
 
@@ -69,10 +70,10 @@ class SamplePlan:
     image: Tensor
     beta: Tensor
     row_weight: Tensor
-    refs: Optional[Tuple[Tensor, ...]] = None
-    ref_index: Optional[Tensor] = None
-    noise_seed: Optional[Tensor] = None
-    stdevs: Tuple[float, ...] = ()
+    refs: tuple[Tensor, ...] | None = None
+    ref_index: Tensor | None = None
+    noise_seed: Tensor | None = None
+    stdevs: tuple[float, ...] = ()
 
 
 class SampledLayerCAM(LayerAttribution, GradientAttribution):
@@ -98,7 +99,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         self,
         forward_func: Callable,
         layer: nn.Module,
-        device_ids: Optional[List[int]] = None,
+        device_ids: list[int] | None = None,
         gradient_transform: Any = None,
     ) -> None:
         if not isinstance(layer, nn.Module):
@@ -136,7 +137,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     # ------------------------------------------------------------ validation
     @staticmethod
-    def _format_inputs(inputs: TensorOrTuple) -> Tuple[Tensor, ...]:
+    def _format_inputs(inputs: TensorOrTuple) -> tuple[Tensor, ...]:
         tup = inputs if isinstance(inputs, tuple) else (inputs,)
         if len(tup) == 0:
             raise ValueError("inputs: got an empty tuple; pass at least one tensor")
@@ -184,7 +185,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         )
 
     @staticmethod
-    def _check_internal_batch_size(internal_batch_size: Optional[int]) -> None:
+    def _check_internal_batch_size(internal_batch_size: int | None) -> None:
         if internal_batch_size is None:
             return
         if (
@@ -199,8 +200,8 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     @staticmethod
     def _upsample_size(
-        upsample: Union[bool, Sequence[int]], inputs: Tuple[Tensor, ...]
-    ) -> Optional[Tuple[int, int]]:
+        upsample: bool | Sequence[int], inputs: tuple[Tensor, ...]
+    ) -> tuple[int, int] | None:
         if upsample is False or upsample is None:
             return None
         if upsample is True:
@@ -223,8 +224,8 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     @staticmethod
     def _check_stdevs(
-        stdevs: Union[float, Sequence[float]], n_inputs: int
-    ) -> Tuple[float, ...]:
+        stdevs: float | Sequence[float], n_inputs: int
+    ) -> tuple[float, ...]:
         values = tuple(stdevs) if isinstance(stdevs, (tuple, list)) else (stdevs,)
         if len(values) == 1:
             values = values * n_inputs
@@ -260,7 +261,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         return gen
 
     # ------------------------------------------------------------- plumbing
-    def _model(self) -> Optional[nn.Module]:
+    def _model(self) -> nn.Module | None:
         return self.forward_func if isinstance(self.forward_func, nn.Module) else None
 
     def _gradient_context(self, target: Any = None):
@@ -270,10 +271,10 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     def _layer_eval(
         self,
-        inputs: Tuple[Tensor, ...],
-        additional_forward_args: Optional[Tuple[Any, ...]],
+        inputs: tuple[Tensor, ...],
+        additional_forward_args: tuple[Any, ...] | None,
         attribute_to_layer_input: bool,
-        chunk: Optional[int],
+        chunk: int | None,
     ) -> Tensor:
         """Layer activations of ``inputs`` without gradients, in chunks."""
         batch = inputs[0].shape[0]
@@ -305,15 +306,15 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     def _cam(
         self,
-        inputs: Tuple[Tensor, ...],
+        inputs: tuple[Tensor, ...],
         target: Any,
         additional_forward_args: Any,
         plan: SamplePlan,
         completeness: bool,
         relu_attributions: bool,
         attribute_to_layer_input: bool,
-        internal_batch_size: Optional[int],
-        upsample_size: Optional[Tuple[int, int]],
+        internal_batch_size: int | None,
+        upsample_size: tuple[int, int] | None,
     ) -> Tensor:
         """Run the plan and return the (B, 1, h, w) or upsampled maps."""
         batch = inputs[0].shape[0]
@@ -370,14 +371,14 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     def _reference_term(
         self,
-        inputs: Tuple[Tensor, ...],
-        args: Optional[Tuple[Any, ...]],
+        inputs: tuple[Tensor, ...],
+        args: tuple[Any, ...] | None,
         plan: SamplePlan,
         row_w: Tensor,
         image_w: Tensor,
         acts: Tensor,
         attribute_to_layer_input: bool,
-        internal_batch_size: Optional[int],
+        internal_batch_size: int | None,
     ) -> Tensor:
         """``sum_s c_s w_s . A(x'_s)`` per image, (B, 1, h, w), with A
         evaluated once per distinct reference drawn (once per distinct
@@ -447,7 +448,7 @@ def _layer_transform(
     return transform
 
 
-def _single_4d(tensors: Tuple[Tensor, ...], to_input: bool) -> Tensor:
+def _single_4d(tensors: tuple[Tensor, ...], to_input: bool) -> Tensor:
     where = "input" if to_input else "output"
     if len(tensors) != 1:
         raise ValueError(
@@ -465,8 +466,8 @@ def _single_4d(tensors: Tuple[Tensor, ...], to_input: bool) -> Tensor:
 
 
 def _row_inputs(
-    inputs: Tuple[Tensor, ...], plan: SamplePlan, rows: Tensor
-) -> Tuple[Tensor, ...]:
+    inputs: tuple[Tensor, ...], plan: SamplePlan, rows: Tensor
+) -> tuple[Tensor, ...]:
     image = plan.image[rows]
     out = []
     for i, inp in enumerate(inputs):
@@ -504,7 +505,7 @@ def _rows_of_target(target: Any, image: Tensor) -> Any:
     return target
 
 
-def _rows_of_args(args: Optional[Tuple[Any, ...]], batch: int, image: Tensor):
+def _rows_of_args(args: tuple[Any, ...] | None, batch: int, image: Tensor):
     """Additional forward args of each row: tensors whose first dimension is
     the batch size are per-example and follow their image; others are passed
     unchanged."""

@@ -22,7 +22,8 @@ one batched forward/backward pass.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Union
 
 import torch
 from torch import Tensor
@@ -35,7 +36,7 @@ from captum_crigrad.cam.base import (
     TensorOrTuple,
 )
 
-BaselinesType = Union[None, Tensor, Tuple[Tensor, ...], Callable[..., Any]]
+BaselinesType = Union[None, Tensor, tuple[Tensor, ...], Callable[..., Any]]
 
 #: Defaults chosen by the sweep in docs/expected_gradcam.md (pretrained CIFAR-10
 #: ResNet-20, layer3[1], 20 test images; best mean rank over infidelity,
@@ -73,12 +74,12 @@ class ExpectedGradCAM(SampledLayerCAM):
         additional_forward_args: Any = None,
         baselines: BaselinesType = None,
         n_samples: int = DEFAULT_N_SAMPLES,
-        stdevs: Union[float, Sequence[float]] = DEFAULT_STDEVS,
+        stdevs: float | Sequence[float] = DEFAULT_STDEVS,
         completeness: bool = DEFAULT_COMPLETENESS,
         relu_attributions: bool = True,
         attribute_to_layer_input: bool = False,
-        internal_batch_size: Optional[int] = None,
-        upsample: Union[bool, Tuple[int, int]] = False,
+        internal_batch_size: int | None = None,
+        upsample: bool | tuple[int, int] = False,
         generator: GeneratorLike = None,
     ) -> Tensor:
         r"""Expected Grad-CAM maps.
@@ -172,8 +173,8 @@ class ExpectedGradCAM(SampledLayerCAM):
 
 
 def _format_baselines(
-    baselines: BaselinesType, inputs: Tuple[Tensor, ...]
-) -> Tuple[Tuple[Tensor, ...], bool, int]:
+    baselines: BaselinesType, inputs: tuple[Tensor, ...]
+) -> tuple[tuple[Tensor, ...], bool, int]:
     """Return (refs, per_example, M): refs[i] is (M, *in.shape[1:]) for a
     shared distribution or (B*M, *in.shape[1:]) for per-example ones."""
     batch = inputs[0].shape[0]
@@ -245,7 +246,7 @@ def _draw_plan(
     n_samples: int,
     n_refs: int,
     per_example: bool,
-    stdevs: Tuple[float, ...],
+    stdevs: tuple[float, ...],
     gen: torch.Generator,
 ) -> SamplePlan:
     """Draw every random number up front, example by example (so an

@@ -11,7 +11,7 @@ Captum has no Grad-CAM++; this is the one-sample case of
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,8 +36,8 @@ class GradCAMPlusPlus(SampledLayerCAM):
         additional_forward_args: Any = None,
         relu_attributions: bool = True,
         attribute_to_layer_input: bool = False,
-        internal_batch_size: Optional[int] = None,
-        upsample: Union[bool, Tuple[int, int]] = False,
+        internal_batch_size: int | None = None,
+        upsample: bool | tuple[int, int] = False,
     ) -> Tensor:
         """Grad-CAM++ maps, ``(B, 1, h, w)`` (or upsampled to ``(H, W)`` with
         ``upsample=True`` / a size). Arguments as in ``ExpectedGradCAM``;

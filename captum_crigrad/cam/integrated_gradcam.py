@@ -15,7 +15,7 @@ of examples run in one batched forward/backward pass.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Union
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ from captum_crigrad._compat import (
 )
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
 
-BaselineType = Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]]
+BaselineType = Union[None, int, float, Tensor, tuple[int | float | Tensor, ...]]
 
 
 class IntegratedGradCAM(SampledLayerCAM):
@@ -45,8 +45,8 @@ class IntegratedGradCAM(SampledLayerCAM):
         method: str = "gausslegendre",
         relu_attributions: bool = True,
         attribute_to_layer_input: bool = False,
-        internal_batch_size: Optional[int] = None,
-        upsample: Union[bool, Tuple[int, int]] = False,
+        internal_batch_size: int | None = None,
+        upsample: bool | tuple[int, int] = False,
     ) -> Tensor:
         """Integrated Grad-CAM maps, ``(B, 1, h, w)`` (or upsampled).
 
@@ -99,8 +99,8 @@ class IntegratedGradCAM(SampledLayerCAM):
 
 
 def _per_example_baselines(
-    baselines: BaselineType, inputs: Tuple[Tensor, ...]
-) -> Tuple[Tensor, ...]:
+    baselines: BaselineType, inputs: tuple[Tensor, ...]
+) -> tuple[Tensor, ...]:
     """One baseline per example and input: tensors of the inputs' shapes."""
     if baselines is None:
         baselines = 0.0

@@ -6,7 +6,7 @@ channels); channel weights are ``(N, K)``; maps are ``(N, 1, h, w)``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

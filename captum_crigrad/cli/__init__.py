@@ -51,22 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for mod in _commands():
         # epilogs (examples) keep their line breaks; the description is wrapped here
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=textwrap.fill(mod.HELP, 79),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            mod.NAME,
+            help=mod.HELP,
+            description=textwrap.fill(mod.HELP, 79),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         with warnings.catch_warnings():
             # Captum warns on every Guided Backprop / Deconvolution call that it
             # hooks ReLUs (and removes the hooks): nothing a shell user can act on
-            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU",
-                                    category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message="Setting backward hooks on ReLU", category=UserWarning
+            )
             return int(args._run(args) or 0)
     except (CLIError, ValueError, TypeError, OSError) as exc:
         print(f"captum-crigrad {args.command}: error: {exc}", file=sys.stderr)

@@ -27,7 +27,7 @@ import dataclasses
 import os
 import re
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -35,7 +35,18 @@ from torch import Tensor
 
 from captum_crigrad.cli import CLIError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -48,15 +59,15 @@ class LoadedModel:
     description: str
     channels: int
     size: int
-    mean: Tuple[float, ...]
-    std: Tuple[float, ...]
-    classes: Optional[Sequence[str]] = None
-    gradcam_layer: Optional[str] = None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: Sequence[str] | None = None
+    gradcam_layer: str | None = None
     channels_known: bool = True
-    forgrad_sigma: Optional[float] = None
+    forgrad_sigma: float | None = None
     #: CriGrad layers on models without ``nn.ReLU`` modules (ResNet-20's
     #: BasicBlocks, which apply ReLU as a function); None = every nn.ReLU.
-    crigrad_layers: Optional[List[str]] = None
+    crigrad_layers: list[str] | None = None
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
@@ -65,7 +76,7 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _torchvision_names() -> List[str]:
+def _torchvision_names() -> list[str]:
     import torchvision
 
     return sorted(torchvision.models.list_models(module=torchvision.models))
@@ -99,7 +110,9 @@ def _read_checkpoint(path: str) -> dict:
             if isinstance(ckpt.get(key), dict):
                 ckpt = ckpt[key]
                 break
-    if not isinstance(ckpt, dict) or not all(isinstance(v, Tensor) for v in ckpt.values()):
+    if not isinstance(ckpt, dict) or not all(
+        isinstance(v, Tensor) for v in ckpt.values()
+    ):
         raise CLIError(f"--weights: {path} does not hold a state dict of tensors")
     return {re.sub(r"^module\.", "", k): v for k, v in ckpt.items()}
 
@@ -115,14 +128,18 @@ def _cached_torchvision_weights(arch: str, name: str):
             weights = torchvision.models.get_model_weights(arch)[name]
     except (KeyError, ValueError, AttributeError):
         try:
-            known = ", ".join(w.name for w in torchvision.models.get_model_weights(arch))
+            known = ", ".join(
+                w.name for w in torchvision.models.get_model_weights(arch)
+            )
         except (KeyError, ValueError):
             known = "(none)"
         raise CLIError(
             f"--weights: {name!r} is neither a file nor a torchvision weights name "
             f"of {arch}; known names: DEFAULT, {known}"
         ) from None
-    cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    cache = os.path.join(
+        torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url)
+    )
     if not os.path.isfile(cache):
         raise CLIError(
             f"--weights: {weights} must be downloaded from {weights.url}, and "
@@ -134,7 +151,7 @@ def _cached_torchvision_weights(arch: str, name: str):
     return weights, _read_checkpoint(cache)
 
 
-def _infer_num_classes(state: dict) -> Optional[int]:
+def _infer_num_classes(state: dict) -> int | None:
     matrices = [v for v in state.values() if v.dim() == 2]
     return int(matrices[-1].shape[0]) if matrices else None
 
@@ -148,7 +165,7 @@ def load_state(model: nn.Module, state: dict, what: str, source: str) -> None:
 def _load_state(model: nn.Module, state: dict, what: str, source: str) -> None:
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except RuntimeError:
         expected, given = set(model.state_dict()), set(state)
         missing, unexpected = sorted(expected - given), sorted(given - expected)
         if missing or unexpected:
@@ -164,7 +181,9 @@ def _load_state(model: nn.Module, state: dict, what: str, source: str) -> None:
         ) from None
 
 
-def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = None) -> LoadedModel:
+def load_model(
+    spec: str, weights: str | None, num_classes: int | None = None
+) -> LoadedModel:
     """Resolve ``--model``/``--weights`` into a :class:`LoadedModel` (eval mode)."""
     from captum_crigrad import default as dflt
     from captum_crigrad.models import SmallCNN, resnet20
@@ -173,11 +192,21 @@ def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = N
         if weights is not None:
             raise CLIError("--weights: the embedded default model has its own weights")
         return LoadedModel(
-            dflt.load_default_model(), "embedded default (MNIST SmallCNN)", 1, 28,
-            dflt.MNIST_MEAN, dflt.MNIST_STD, dflt.MNIST_CLASSES, dflt.GRADCAM_LAYER,
+            dflt.load_default_model(),
+            "embedded default (MNIST SmallCNN)",
+            1,
+            28,
+            dflt.MNIST_MEAN,
+            dflt.MNIST_STD,
+            dflt.MNIST_CLASSES,
+            dflt.GRADCAM_LAYER,
             forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA,
         )
-    if os.path.sep in spec or spec.endswith((".pt", ".pth", ".ts", ".jit")) or os.path.isfile(spec):
+    if (
+        os.path.sep in spec
+        or spec.endswith((".pt", ".pth", ".ts", ".jit"))
+        or os.path.isfile(spec)
+    ):
         if weights is not None:
             raise CLIError("--weights: only with an architecture name in --model")
         if not os.path.isfile(spec):
@@ -191,8 +220,15 @@ def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = N
                 f"--model: {spec} is not a readable TorchScript file; for a state dict "
                 "give the architecture: --model ARCH --weights FILE"
             ) from None
-        return LoadedModel(model.eval(), f"TorchScript {os.path.basename(spec)}", 3, 224,
-                           IMAGENET_MEAN, IMAGENET_STD, channels_known=False)
+        return LoadedModel(
+            model.eval(),
+            f"TorchScript {os.path.basename(spec)}",
+            3,
+            224,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            channels_known=False,
+        )
 
     arch = spec.lower()
     local = {"smallcnn": None, "resnet20": None}
@@ -225,43 +261,73 @@ def load_model(spec: str, weights: Optional[str], num_classes: Optional[int] = N
         in_ch = int(first.shape[1]) if first is not None and first.dim() == 4 else 1
         width = int(first.shape[0]) if first is not None and first.dim() == 4 else 16
         model = SmallCNN(in_channels=in_ch, num_classes=n_classes, width=width)
-        size, mean, std = ((28, dflt.MNIST_MEAN, dflt.MNIST_STD) if in_ch == 1
-                           else (32, IMAGENET_MEAN, IMAGENET_STD))
-        loaded = LoadedModel(model, f"smallcnn ({source})", in_ch, size, mean, std,
-                             gradcam_layer=dflt.GRADCAM_LAYER)
+        size, mean, std = (
+            (28, dflt.MNIST_MEAN, dflt.MNIST_STD)
+            if in_ch == 1
+            else (32, IMAGENET_MEAN, IMAGENET_STD)
+        )
+        loaded = LoadedModel(
+            model,
+            f"smallcnn ({source})",
+            in_ch,
+            size,
+            mean,
+            std,
+            gradcam_layer=dflt.GRADCAM_LAYER,
+        )
     elif arch == "resnet20":
         model = resnet20(num_classes=n_classes)
-        blocks = [f"{stage}.{i}" for stage in ("layer1", "layer2", "layer3")
-                  for i in range(len(getattr(model, stage)))]
-        loaded = LoadedModel(model, f"resnet20 ({source})", 3, 32, IMAGENET_MEAN,
-                             IMAGENET_STD, gradcam_layer="layer3", crigrad_layers=blocks)
+        blocks = [
+            f"{stage}.{i}"
+            for stage in ("layer1", "layer2", "layer3")
+            for i in range(len(getattr(model, stage)))
+        ]
+        loaded = LoadedModel(
+            model,
+            f"resnet20 ({source})",
+            3,
+            32,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            gradcam_layer="layer3",
+            crigrad_layers=blocks,
+        )
     else:
         import torchvision
 
         try:
-            model = torchvision.models.get_model(arch, weights=None, num_classes=n_classes)
+            model = torchvision.models.get_model(
+                arch, weights=None, num_classes=n_classes
+            )
         except (TypeError, ValueError) as exc:
-            raise CLIError(f"--model: cannot build {arch}: {_first_line(exc)}") from None
-        loaded = LoadedModel(model, f"{arch} ({source})", 3, 224, IMAGENET_MEAN,
-                             IMAGENET_STD, classes)
+            raise CLIError(
+                f"--model: cannot build {arch}: {_first_line(exc)}"
+            ) from None
+        loaded = LoadedModel(
+            model, f"{arch} ({source})", 3, 224, IMAGENET_MEAN, IMAGENET_STD, classes
+        )
     _load_state(loaded.model, state, arch, source)
     loaded.model.eval()
     return loaded
 
 
-def find_images(paths: Sequence[str]) -> List[str]:
+def find_images(paths: Sequence[str]) -> list[str]:
     """Expand files and folders (their image files, sorted, not recursive)."""
     if not paths:
         raise CLIError("images: give at least one image file or folder")
-    found: List[str] = []
+    found: list[str] = []
     for p in paths:
         if os.path.isdir(p):
             inside = sorted(
-                os.path.join(p, n) for n in os.listdir(p)
-                if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(p, n))
+                os.path.join(p, n)
+                for n in os.listdir(p)
+                if n.lower().endswith(IMAGE_EXTENSIONS)
+                and os.path.isfile(os.path.join(p, n))
             )
             if not inside:
-                raise CLIError(f"images: folder {p} holds no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)")
+                raise CLIError(
+                    f"images: folder {p} holds no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)"
+                )
             found.extend(inside)
         elif os.path.isfile(p):
             found.append(p)
@@ -287,7 +353,9 @@ def read_images(files: Sequence[str], channels: int, size: int) -> Tensor:
                 im = im.resize((size, size), Image.BILINEAR)
                 arr = np.asarray(im, dtype=np.float32) / 255.0
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise CLIError(f"images: {f} is not an image that can be read ({_first_line(exc)})") from None
+            raise CLIError(
+                f"images: {f} is not an image that can be read ({_first_line(exc)})"
+            ) from None
         t = torch.from_numpy(arr.copy())
         out.append(t[None] if channels == 1 else t.permute(2, 0, 1))
     return torch.stack(out)
@@ -310,7 +378,9 @@ def comma_separated(kind=float):
             return tuple(kind(v) for v in text.split(","))
         except ValueError:
             noun = "integers" if kind is int else "numbers"
-            raise argparse.ArgumentTypeError(f"expected comma-separated {noun}, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {noun}, got {text!r}"
+            )
 
     return parse
 
@@ -318,33 +388,60 @@ def comma_separated(kind=float):
 _floats = comma_separated(float)
 
 
-def split_names(text: str) -> List[str]:
+def split_names(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (comma-separated option values)."""
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def add_image_arguments(parser, *, required: bool, n_images: Optional[int] = None,
-                        deprecated: bool = False) -> None:
+def add_image_arguments(
+    parser, *, required: bool, n_images: int | None = None, deprecated: bool = False
+) -> None:
     """Positional ``images`` and ``--n-images``; with ``deprecated`` also the
     old spellings ``--images FOLDER``, ``--mnist FOLDER`` and ``--limit N``."""
-    source = ("image files and/or folders of images (not recursive); a folder holding "
-              f"MNIST's {MNIST_IMAGES} gives its held-out test images "
-              f"({MNIST_HELDOUT_START} on)")
+    source = (
+        "image files and/or folders of images (not recursive); a folder holding "
+        f"MNIST's {MNIST_IMAGES} gives its held-out test images "
+        f"({MNIST_HELDOUT_START} on)"
+    )
     if not required:
-        source += ("; none: the embedded default model's 20 MNIST digits (only with "
-                   "--model default)")
+        source += (
+            "; none: the embedded default model's 20 MNIST digits (only with "
+            "--model default)"
+        )
     parser.add_argument("images", nargs="+" if required else "*", help=source)
     g = parser.add_argument_group("images")
-    g.add_argument("--n-images", type=int, default=n_images, metavar="N",
-                   help="use the first N images only (default: "
-                   f"{'all' if n_images is None else n_images})")
+    g.add_argument(
+        "--n-images",
+        type=int,
+        default=n_images,
+        metavar="N",
+        help="use the first N images only (default: "
+        f"{'all' if n_images is None else n_images})",
+    )
     if deprecated:
-        g.add_argument("--images", dest="image_folders", action="append", default=None,
-                       metavar="FOLDER", help="deprecated: give the folder as a positional image argument")
-        g.add_argument("--mnist", dest="image_folders", action="append", metavar="FOLDER",
-                       help="deprecated: give the MNIST folder as a positional image argument")
-        g.add_argument("--limit", dest="n_images", type=int, metavar="N", default=argparse.SUPPRESS,
-                       help="deprecated spelling of --n-images")
+        g.add_argument(
+            "--images",
+            dest="image_folders",
+            action="append",
+            default=None,
+            metavar="FOLDER",
+            help="deprecated: give the folder as a positional image argument",
+        )
+        g.add_argument(
+            "--mnist",
+            dest="image_folders",
+            action="append",
+            metavar="FOLDER",
+            help="deprecated: give the MNIST folder as a positional image argument",
+        )
+        g.add_argument(
+            "--limit",
+            dest="n_images",
+            type=int,
+            metavar="N",
+            default=argparse.SUPPRESS,
+            help="deprecated spelling of --n-images",
+        )
 
 
 def add_model_arguments(parser) -> None:
@@ -353,32 +450,56 @@ def add_model_arguments(parser) -> None:
     ``--mean``, ``--std``); :func:`load_inputs` reads them."""
     g = parser.add_argument_group("model")
     g.add_argument(
-        "--model", default="default",
+        "--model",
+        default="default",
         help="'default' (embedded MNIST CNN), an architecture (smallcnn, resnet20, "
         "or a torchvision classifier such as resnet18) with --weights, or a "
         "TorchScript file (default: default)",
     )
     g.add_argument(
-        "--weights", default=None,
+        "--weights",
+        default=None,
         help="checkpoint file (state dict, loaded with weights_only=True) or a "
         "torchvision weights name (DEFAULT, IMAGENET1K_V1) already in the torch hub "
         "cache; nothing is downloaded",
     )
-    g.add_argument("--num-classes", type=int, default=None,
-                   help="classifier outputs (default: inferred from the checkpoint)")
+    g.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="classifier outputs (default: inferred from the checkpoint)",
+    )
     g.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     g = parser.add_argument_group("preprocessing (defaults depend on the model)")
-    g.add_argument("--input-size", type=int, default=None,
-                   help="square side the images are resized to (after a centre crop)")
-    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
-                   help="read images as grey (1) or RGB (3) (default: what the model takes; "
-                   "3 for TorchScript files)")
-    g.add_argument("--normalize", choices=NORMALIZATIONS, default="model",
-                   help="input normalisation: the model's own (default: MNIST statistics "
-                   "for 1-channel smallcnn and the default model, ImageNet statistics "
-                   "otherwise), imagenet, mnist, or none (pixels in [0, 1] as they are); "
-                   "--mean/--std override it")
-    g.add_argument("--mean", type=_floats, default=None, help="per-channel mean, e.g. 0.485,0.456,0.406")
+    g.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="square side the images are resized to (after a centre crop)",
+    )
+    g.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="read images as grey (1) or RGB (3) (default: what the model takes; "
+        "3 for TorchScript files)",
+    )
+    g.add_argument(
+        "--normalize",
+        choices=NORMALIZATIONS,
+        default="model",
+        help="input normalisation: the model's own (default: MNIST statistics "
+        "for 1-channel smallcnn and the default model, ImageNet statistics "
+        "otherwise), imagenet, mnist, or none (pixels in [0, 1] as they are); "
+        "--mean/--std override it",
+    )
+    g.add_argument(
+        "--mean",
+        type=_floats,
+        default=None,
+        help="per-channel mean, e.g. 0.485,0.456,0.406",
+    )
     g.add_argument("--std", type=_floats, default=None, help="per-channel std")
 
 
@@ -386,32 +507,45 @@ def add_method_arguments(parser, *, default: str, names: str):
     """``--methods`` (comma-separated) and ``--seed`` in a "methods" group,
     returned so a command can add its own method options to it."""
     g = parser.add_argument_group("methods")
-    g.add_argument("--methods", default=default,
-                   help=f"comma-separated: {names} (default: {default})")
-    g.add_argument("--seed", type=int, default=0, help="seed for every random draw (default: 0)")
-    g.add_argument("--crigrad-layers", default=None,
-                   help="comma-separated module names CriGrad filters (default: every "
-                   "nn.ReLU module; resnet20: its 9 BasicBlocks, which apply ReLU as a "
-                   "function)")
+    g.add_argument(
+        "--methods",
+        default=default,
+        help=f"comma-separated: {names} (default: {default})",
+    )
+    g.add_argument(
+        "--seed", type=int, default=0, help="seed for every random draw (default: 0)"
+    )
+    g.add_argument(
+        "--crigrad-layers",
+        default=None,
+        help="comma-separated module names CriGrad filters (default: every "
+        "nn.ReLU module; resnet20: its 9 BasicBlocks, which apply ReLU as a "
+        "function)",
+    )
     return g
 
 
-def crigrad_layer_names(args, loaded: LoadedModel) -> Optional[List[str]]:
+def crigrad_layer_names(args, loaded: LoadedModel) -> list[str] | None:
     """``--crigrad-layers`` as a list, or the model's own hint (None: nn.ReLU)."""
     if args.crigrad_layers:
         return split_names(args.crigrad_layers)
     return loaded.crigrad_layers
 
 
-def add_output_arguments(parser, *, default: Optional[str], writes: str,
-                         shown: Optional[str] = None):
+def add_output_arguments(
+    parser, *, default: str | None, writes: str, shown: str | None = None
+):
     """``--out`` (a folder written all at once, with run.json) and
     ``--no-progress`` in an "output" group, returned for more options."""
     g = parser.add_argument_group("output")
     shown = shown or f"./{default}"
-    g.add_argument("--out", default=default, metavar="FOLDER",
-                   help=f"output folder, replaced as a whole, with {writes} and run.json "
-                   f"(default: {shown})")
+    g.add_argument(
+        "--out",
+        default=default,
+        metavar="FOLDER",
+        help=f"output folder, replaced as a whole, with {writes} and run.json "
+        f"(default: {shown})",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return g
 
@@ -425,16 +559,20 @@ class Inputs:
     model: nn.Module
     images: Tensor
     raw: Tensor
-    files: List[str]
+    files: list[str]
     device: torch.device
     size: int
-    mean: Tuple[float, ...]
-    std: Tuple[float, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     n_outputs: int
 
     def preprocessing(self) -> dict:
-        return {"size": self.size, "mean": list(self.mean), "std": list(self.std),
-                "channels": self.loaded.channels}
+        return {
+            "size": self.size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "channels": self.loaded.channels,
+        }
 
 
 def _is_mnist_folder(path: str) -> bool:
@@ -446,8 +584,9 @@ def _fit(images: Tensor, channels: int, size: int) -> Tensor:
     if images.shape[1] != channels:
         images = images.expand(-1, channels, -1, -1).clone()
     if images.shape[-1] != size or images.shape[-2] != size:
-        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
-                                                 align_corners=False).clamp(0, 1)
+        images = torch.nn.functional.interpolate(
+            images, size=(size, size), mode="bilinear", align_corners=False
+        ).clamp(0, 1)
     return images
 
 
@@ -461,11 +600,15 @@ def _image_entries(sources: Sequence[str]) -> list:
             try:
                 n = _read_idx(os.path.join(src, MNIST_IMAGES)).shape[0]
             except Exception as exc:
-                raise CLIError(f"images: cannot read {os.path.join(src, MNIST_IMAGES)} "
-                               f"({_first_line(exc)})") from None
+                raise CLIError(
+                    f"images: cannot read {os.path.join(src, MNIST_IMAGES)} "
+                    f"({_first_line(exc)})"
+                ) from None
             if n <= MNIST_HELDOUT_START:
-                raise CLIError(f"images: {src} holds {n} MNIST images; the held-out ones "
-                               f"start at {MNIST_HELDOUT_START}")
+                raise CLIError(
+                    f"images: {src} holds {n} MNIST images; the held-out ones "
+                    f"start at {MNIST_HELDOUT_START}"
+                )
             entries.extend((src, i) for i in range(MNIST_HELDOUT_START, n))
         else:
             entries.extend(find_images([src]))
@@ -486,13 +629,17 @@ def _read_entries(entries: list, channels: int, size: int) -> Tensor:
                 try:
                     mnist[folder] = load_mnist(folder)[0]
                 except (OSError, ValueError) as exc:
-                    raise CLIError(f"images: cannot read the MNIST files of {folder} "
-                                   f"({_first_line(exc)})") from None
-            out.append(_fit(mnist[folder][i:i + 1], channels, size))
+                    raise CLIError(
+                        f"images: cannot read the MNIST files of {folder} "
+                        f"({_first_line(exc)})"
+                    ) from None
+            out.append(_fit(mnist[folder][i : i + 1], channels, size))
     return torch.cat(out)
 
 
-def _preprocessing(args, loaded: LoadedModel) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+def _preprocessing(
+    args, loaded: LoadedModel
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Channels (may update ``loaded.channels``), mean and std from the options."""
     from captum_crigrad.default import MNIST_MEAN, MNIST_STD
 
@@ -505,10 +652,16 @@ def _preprocessing(args, loaded: LoadedModel) -> Tuple[Tuple[float, ...], Tuple[
         loaded.channels = args.channels
         if args.channels == 1:  # grey version of the ImageNet statistics
             loaded.mean, loaded.std = (0.449,), (0.226,)
-    named = {"model": (loaded.mean, loaded.std), "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
-             "mnist": (MNIST_MEAN, MNIST_STD), "none": ((0.0,), (1.0,))}
+    named = {
+        "model": (loaded.mean, loaded.std),
+        "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+        "mnist": (MNIST_MEAN, MNIST_STD),
+        "none": ((0.0,), (1.0,)),
+    }
     if args.normalize not in named:
-        raise CLIError(f"--normalize: expected one of {', '.join(named)}, got {args.normalize!r}")
+        raise CLIError(
+            f"--normalize: expected one of {', '.join(named)}, got {args.normalize!r}"
+        )
     mean, std = named[args.normalize]
     mean, std = tuple(args.mean or mean), tuple(args.std or std)
     if len(mean) != loaded.channels or len(std) != loaded.channels:
@@ -537,8 +690,10 @@ def load_inputs(args) -> Inputs:
         raise CLIError(f"--input-size: expected >= 8, got {args.input_size}")
     sources = list(args.images) + list(getattr(args, "image_folders", None) or [])
     if not sources and args.model != "default":
-        raise CLIError("images: give image files or folders; only --model default has "
-                       "built-in images")
+        raise CLIError(
+            "images: give image files or folders; only --model default has "
+            "built-in images"
+        )
     entries = _image_entries(sources) if sources else None
     loaded = load_model(args.model, args.weights, args.num_classes)
     size = args.input_size or loaded.size
@@ -569,4 +724,6 @@ def load_inputs(args) -> Inputs:
             f"--model: expected logits of shape (N, classes), got "
             f"{tuple(getattr(probe, 'shape', ()))}"
         )
-    return Inputs(loaded, model, images, raw, files, device, size, mean, std, int(probe.shape[1]))
+    return Inputs(
+        loaded, model, images, raw, files, device, size, mean, std, int(probe.shape[1])
+    )

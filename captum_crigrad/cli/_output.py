@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Iterator, List
+from collections.abc import Iterator
 
 from captum_crigrad.cli import CLIError
 
@@ -22,8 +22,10 @@ def check_output_folder(out: str) -> None:
     path = os.path.abspath(out)
     if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"--out: {out} exists and is not a folder")
-    if os.path.isdir(path) and os.listdir(path) and not os.path.isfile(
-        os.path.join(path, MARKER)
+    if (
+        os.path.isdir(path)
+        and os.listdir(path)
+        and not os.path.isfile(os.path.join(path, MARKER))
     ):
         raise CLIError(
             f"--out: {out} is a non-empty folder not written by captum-crigrad; "
@@ -40,7 +42,9 @@ def check_output_folder(out: str) -> None:
     try:  # a real try: read-only mounts and /proc pass os.access for root
         os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".captum-crigrad-probe-"))
     except OSError as exc:
-        raise CLIError(f"--out: cannot write to {probe}: {exc.strerror or exc}") from None
+        raise CLIError(
+            f"--out: cannot write to {probe}: {exc.strerror or exc}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -50,7 +54,7 @@ def staged_output(out: str, run_info: dict) -> Iterator[str]:
     check_output_folder(out)
     path = os.path.abspath(out)
     parent = os.path.dirname(path)
-    created: List[str] = []
+    created: list[str] = []
     probe = parent
     while not os.path.exists(probe):
         created.append(probe)

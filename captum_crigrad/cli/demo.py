@@ -47,11 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from captum_crigrad.explain import available_methods
 
     parser.add_argument(
-        "--out", default=DEFAULT_OUT,
+        "--out",
+        default=DEFAULT_OUT,
         help=f"output folder (default: ./{DEFAULT_OUT}); replaced as a whole",
     )
     parser.add_argument(
-        "--methods", default=DEFAULT_METHODS,
+        "--methods",
+        default=DEFAULT_METHODS,
         help=f"comma-separated methods (default: {DEFAULT_METHODS}); "
         f"available: {', '.join(available_methods())}",
     )
@@ -59,17 +61,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)"
     )
     parser.add_argument(
-        "--steps", type=int, default=16,
+        "--steps",
+        type=int,
+        default=16,
         help="deletion/insertion curve steps (default: 16)",
     )
     parser.add_argument(
-        "--sigma", type=float, default=None,
+        "--sigma",
+        type=float,
+        default=None,
         help="FORGrad cutoff in cycles per image (default: the embedded model's "
         "measured best, captum_crigrad.default.DEFAULT_FORGRAD_SIGMA)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for every random draw")
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--seed", type=int, default=0, help="seed for every random draw"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
         help="torch CPU threads during the run (default 1: the 28x28 batches are too "
         "small to gain from more; measured on a busy 2-core machine, 8.7 s with 1 "
         "thread vs 30-87 s with torch's default); 0 keeps torch's setting",
@@ -106,7 +116,9 @@ def write_table(folder: str, rows, columns, extra: dict) -> None:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({c: (f"{r[c]:.6f}" if isinstance(r[c], float) else r[c]) for c in columns})
+        writer.writerow(
+            {c: (f"{r[c]:.6f}" if isinstance(r[c], float) else r[c]) for c in columns}
+        )
     with open(os.path.join(folder, "metrics.csv"), "w", encoding="utf-8") as fh:
         fh.write(buf.getvalue())
     with open(os.path.join(folder, "metrics.json"), "w", encoding="utf-8") as fh:
@@ -126,11 +138,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import captum
-    from captum_crigrad import __version__
+
+    from captum_crigrad import __version__, metrics
     from captum_crigrad import default as dflt
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad import metrics
-    from captum_crigrad.explain import ExplainOptions, explain, parse_methods, predict, to_map
+    from captum_crigrad.explain import (
+        ExplainOptions,
+        explain,
+        parse_methods,
+        predict,
+        to_map,
+    )
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
 
     # validate everything before any work
@@ -140,7 +158,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"--steps: expected a positive int, got {args.steps}")
     check_output_folder(args.out)
     if args.threads < 0:
-        raise CLIError(f"--threads: expected 0 (torch's default) or a positive int, got {args.threads}")
+        raise CLIError(
+            f"--threads: expected 0 (torch's default) or a positive int, got {args.threads}"
+        )
     if args.sigma is None:
         args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
 
@@ -150,23 +170,40 @@ def _run(args: argparse.Namespace) -> int:
     raw_images = dflt.denormalize_mnist(images)
     images = images.to(device)
     predicted, confidence = predict(model, images)
-    options = ExplainOptions(layer=dflt.GRADCAM_LAYER, seed=args.seed,
-                             forgrad_sigma=args.sigma)
+    options = ExplainOptions(
+        layer=dflt.GRADCAM_LAYER, seed=args.seed, forgrad_sigma=args.sigma
+    )
     attributions = explain(model, images, methods, target=predicted, options=options)
     maps = {m: to_map(a, images.shape[-2:]) for m, a in attributions.items()}
 
     gen = torch.Generator().manual_seed(args.seed)
-    controls = {"random (control)": torch.rand(images.shape[0], 1, 28, 28, generator=gen)}
+    controls = {
+        "random (control)": torch.rand(images.shape[0], 1, 28, 28, generator=gen)
+    }
     rows = []
     for name, m in list(maps.items()) + list(controls.items()):
         m = m.to(device)
         common = dict(target=predicted)
-        deletion = metrics.deletion(model, images, m, n_steps=args.steps, **common).auc()
-        insertion = metrics.insertion(model, images, m, n_steps=args.steps, blur_sigma=2.0,
-                                      blur_kernel_size=9, **common).auc()
+        deletion = metrics.deletion(
+            model, images, m, n_steps=args.steps, **common
+        ).auc()
+        insertion = metrics.insertion(
+            model,
+            images,
+            m,
+            n_steps=args.steps,
+            blur_sigma=2.0,
+            blur_kernel_size=9,
+            **common,
+        ).auc()
         perturbation = metrics.pixel_perturbation(model, images, m, k=0.1, **common)
-        road = metrics.road(model, images, m, generator=torch.Generator().manual_seed(args.seed),
-                            **common).combined
+        road = metrics.road(
+            model,
+            images,
+            m,
+            generator=torch.Generator().manual_seed(args.seed),
+            **common,
+        ).combined
         rows.append(
             {
                 "method": name,
@@ -186,8 +223,11 @@ def _run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "forgrad_sigma": args.sigma,
         "model": "embedded default (captum_crigrad.default.load_default_model)",
-        "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
-                     "captum": captum.__version__},
+        "versions": {
+            "captum_crigrad": __version__,
+            "torch": torch.__version__,
+            "captum": captum.__version__,
+        },
     }
     with staged_output(args.out, run_info) as folder:
         os.makedirs(os.path.join(folder, "overlays"))
@@ -196,42 +236,64 @@ def _run(args: argparse.Namespace) -> int:
             scaled = scale_maps(m)
             for i in range(images.shape[0]):
                 save_png(
-                    os.path.join(folder, "overlays", f"{i:02d}_label{int(labels[i])}_{name}.png"),
-                    overlay(raw_images[i], scaled[i]), scale=8,
+                    os.path.join(
+                        folder, "overlays", f"{i:02d}_label{int(labels[i])}_{name}.png"
+                    ),
+                    overlay(raw_images[i], scaled[i]),
+                    scale=8,
                 )
             torch.save(
                 {"attributions": attributions[name], "maps": m},
                 os.path.join(folder, "maps", f"{name}.pt"),
             )
         torch.save(
-            {"images": raw_images, "labels": labels, "predicted": predicted.cpu(),
-             "confidence": confidence.cpu()},
+            {
+                "images": raw_images,
+                "labels": labels,
+                "predicted": predicted.cpu(),
+                "confidence": confidence.cpu(),
+            },
             os.path.join(folder, "inputs.pt"),
         )
         titles = [f"{int(y)} (pred {int(p)})" for y, p in zip(labels, predicted.cpu())]
-        save_mosaic(raw_images, maps, os.path.join(folder, "summary.png"), row_titles=titles)
-        write_table(folder, rows, columns, {
-            "directions": {"deletion_auc": "lower is better",
-                           "insertion_auc": "higher is better",
-                           "pixel_perturbation": "lower is better",
-                           "road": "higher is better"},
-            "settings": {"deletion": "most salient pixels to 0 (normalised space)",
-                         "insertion": "into a Gaussian blur, sigma 2 px",
-                         "pixel_perturbation": "10 % least salient pixels to 0, "
-                         "|change| of the predicted class's probability / original",
-                         "road": "(LeRF - MoRF) / 2, noisy linear imputation, "
-                         "fractions 0.1..0.9"},
-            "images": int(images.shape[0]),
-            "model_accuracy_on_images": accuracy,
-            "score": "softmax probability of the predicted class",
-        })
+        save_mosaic(
+            raw_images, maps, os.path.join(folder, "summary.png"), row_titles=titles
+        )
+        write_table(
+            folder,
+            rows,
+            columns,
+            {
+                "directions": {
+                    "deletion_auc": "lower is better",
+                    "insertion_auc": "higher is better",
+                    "pixel_perturbation": "lower is better",
+                    "road": "higher is better",
+                },
+                "settings": {
+                    "deletion": "most salient pixels to 0 (normalised space)",
+                    "insertion": "into a Gaussian blur, sigma 2 px",
+                    "pixel_perturbation": "10 % least salient pixels to 0, "
+                    "|change| of the predicted class's probability / original",
+                    "road": "(LeRF - MoRF) / 2, noisy linear imputation, "
+                    "fractions 0.1..0.9",
+                },
+                "images": int(images.shape[0]),
+                "model_accuracy_on_images": accuracy,
+                "score": "softmax probability of the predicted class",
+            },
+        )
     seconds = time.perf_counter() - start
     if not args.quiet:
-        print(f"embedded MNIST model: {int(round(accuracy * len(labels)))}/{len(labels)} "
-              "digits classified correctly")
+        print(
+            f"embedded MNIST model: {int(round(accuracy * len(labels)))}/{len(labels)} "
+            "digits classified correctly"
+        )
         print(format_table(rows, columns))
-        print("lower is better: deletion AUC, pixel perturbation (10 % least salient "
-              "removed); higher is better: insertion AUC, ROAD (LeRF - MoRF) / 2; "
-              f"mean over {len(labels)} digits")
+        print(
+            "lower is better: deletion AUC, pixel perturbation (10 % least salient "
+            "removed); higher is better: insertion AUC, ROAD (LeRF - MoRF) / 2; "
+            f"mean over {len(labels)} digits"
+        )
         print(f"wrote {args.out} in {seconds:.1f} s", file=sys.stdout)
     return 0

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import tempfile
-from typing import List
 
 import torch
 
@@ -45,39 +44,87 @@ DEFAULT_METHODS = "saliency,ixg,ig,crigrad-saliency,crigrad-ixg,crigrad-ig,rando
 
 def add_arguments(parser) -> None:
     from captum_crigrad.cli._inputs import (
-        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments,
-        comma_separated)
+        add_image_arguments,
+        add_method_arguments,
+        add_model_arguments,
+        add_output_arguments,
+        comma_separated,
+    )
     from captum_crigrad.metrics.suite import DEFAULT_METRICS, METHOD_HELP, METRICS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
     g = add_method_arguments(parser, default=DEFAULT_METHODS, names=METHOD_HELP)
-    g.add_argument("--keep", type=float, default=None,
-                   help="CriGrad keep for crigrad-* methods without @KEEP (default: CriGrad's)")
-    g.add_argument("--n-steps", "--ig-steps", dest="n_steps", type=int, default=32,
-                   help="integrated-gradients steps (default: 32; --ig-steps is the deprecated spelling)")
+    g.add_argument(
+        "--keep",
+        type=float,
+        default=None,
+        help="CriGrad keep for crigrad-* methods without @KEEP (default: CriGrad's)",
+    )
+    g.add_argument(
+        "--n-steps",
+        "--ig-steps",
+        dest="n_steps",
+        type=int,
+        default=32,
+        help="integrated-gradients steps (default: 32; --ig-steps is the deprecated spelling)",
+    )
     g = parser.add_argument_group("metrics")
-    g.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                   help="comma-separated, from: " + ", ".join(METRICS)
-                   + f" (default: {','.join(DEFAULT_METRICS)})")
-    g.add_argument("--k", type=float, default=0.5,
-                   help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's eval.py)")
-    g.add_argument("--steps", type=int, default=32,
-                   help="deletion/insertion steps (forward passes per image) (default: 32)")
-    g.add_argument("--sens-n", type=comma_separated(int), default=(1, 8, 32, 128),
-                   help="sensitivity-n subset sizes, comma-separated (default: 1,8,32,128; "
-                   "sizes >= the pixel count are skipped)")
-    g.add_argument("--n-subsets", type=int, default=50,
-                   help="sensitivity-n random subsets per image and size (default: 50)")
-    g.add_argument("--max-examples-per-batch", type=int, default=64,
-                   help="perturbed images per forward call (default: 64)")
-    g = add_output_arguments(parser, default=None, writes="results.csv, results.json",
-                             shown=f"./{DEFAULT_OUT}; none when only --csv/--json are given")
-    g.add_argument("--csv", metavar="PATH",
-                   help="deprecated: also write the results as CSV to PATH (without --out, "
-                   "only this file is written)")
-    g.add_argument("--json", metavar="PATH",
-                   help="deprecated: also write the results and settings as JSON to PATH")
+    g.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help="comma-separated, from: "
+        + ", ".join(METRICS)
+        + f" (default: {','.join(DEFAULT_METRICS)})",
+    )
+    g.add_argument(
+        "--k",
+        type=float,
+        default=0.5,
+        help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's eval.py)",
+    )
+    g.add_argument(
+        "--steps",
+        type=int,
+        default=32,
+        help="deletion/insertion steps (forward passes per image) (default: 32)",
+    )
+    g.add_argument(
+        "--sens-n",
+        type=comma_separated(int),
+        default=(1, 8, 32, 128),
+        help="sensitivity-n subset sizes, comma-separated (default: 1,8,32,128; "
+        "sizes >= the pixel count are skipped)",
+    )
+    g.add_argument(
+        "--n-subsets",
+        type=int,
+        default=50,
+        help="sensitivity-n random subsets per image and size (default: 50)",
+    )
+    g.add_argument(
+        "--max-examples-per-batch",
+        type=int,
+        default=64,
+        help="perturbed images per forward call (default: 64)",
+    )
+    g = add_output_arguments(
+        parser,
+        default=None,
+        writes="results.csv, results.json",
+        shown=f"./{DEFAULT_OUT}; none when only --csv/--json are given",
+    )
+    g.add_argument(
+        "--csv",
+        metavar="PATH",
+        help="deprecated: also write the results as CSV to PATH (without --out, "
+        "only this file is written)",
+    )
+    g.add_argument(
+        "--json",
+        metavar="PATH",
+        help="deprecated: also write the results and settings as JSON to PATH",
+    )
     parser.epilog = (
         "Example (embedded default model and its digits, 4 of them):\n"
         "  captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random --out eval-out\n"
@@ -104,7 +151,7 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
-def rows_to_csv(rows: List[dict]) -> str:
+def rows_to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -115,7 +162,9 @@ def rows_to_csv(rows: List[dict]) -> str:
 def resnet_blocks(model) -> list:
     """The 9 BasicBlocks of a CIFAR ResNet-20: CriGrad's layers on a model with
     functional ReLU (each block ends with a ReLU)."""
-    return [block for stage in (model.layer1, model.layer2, model.layer3) for block in stage]
+    return [
+        block for stage in (model.layer1, model.layer2, model.layer3) for block in stage
+    ]
 
 
 def run(args) -> int:
@@ -126,14 +175,21 @@ def run(args) -> int:
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.crigrad.transform import CriGrad
     from captum_crigrad.explain import resolve_layer
-    from captum_crigrad.metrics.suite import METRICS, evaluate, format_table, parse_method
+    from captum_crigrad.metrics.suite import (
+        METRICS,
+        evaluate,
+        format_table,
+        parse_method,
+    )
 
     # ---- check everything before any work
     if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
         raise CLIError(f"--k: expected a fraction in [0, 1], got {args.k}")
     for flag in ("steps", "n_steps", "n_subsets", "max_examples_per_batch"):
         if getattr(args, flag) < 1:
-            raise CLIError(f"--{flag.replace('_', '-')}: expected an integer >= 1, got {getattr(args, flag)}")
+            raise CLIError(
+                f"--{flag.replace('_', '-')}: expected an integer >= 1, got {getattr(args, flag)}"
+            )
     if any(n < 1 for n in args.sens_n):
         raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
     methods, metrics = split_names(args.methods), split_names(args.metrics)
@@ -141,7 +197,9 @@ def run(args) -> int:
         raise CLIError("--methods, --metrics: expected at least one name each")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise CLIError(f"--metrics: unknown metric {unknown[0]!r}; expected some of {', '.join(METRICS)}")
+        raise CLIError(
+            f"--metrics: unknown metric {unknown[0]!r}; expected some of {', '.join(METRICS)}"
+        )
     out = args.out or (None if args.csv or args.json else DEFAULT_OUT)
     if out is not None:
         check_output_folder(out)
@@ -157,14 +215,20 @@ def run(args) -> int:
     names = crigrad_layer_names(args, loaded)
     if names is not None:
         layers = [resolve_layer(model, n, "--crigrad-layers") for n in names]
-    built = [parse_method(m, model, keep=keep, layers=layers, ig_steps=args.n_steps, seed=args.seed)
-             for m in methods]
+    built = [
+        parse_method(
+            m, model, keep=keep, layers=layers, ig_steps=args.n_steps, seed=args.seed
+        )
+        for m in methods
+    ]
 
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(built) * len(metrics), desc="eval", unit="score", leave=False)
+        bar = tqdm(
+            total=len(built) * len(metrics), desc="eval", unit="score", leave=False
+        )
 
     def progress(row):
         if bar is not None:
@@ -172,9 +236,19 @@ def run(args) -> int:
             bar.update(1)
 
     try:
-        rows = evaluate(model, inputs.images, built, metrics, k=args.k, n_steps=args.steps,
-                        sens_n=args.sens_n, n_subsets=args.n_subsets, seed=args.seed,
-                        max_examples_per_batch=args.max_examples_per_batch, progress=progress)
+        rows = evaluate(
+            model,
+            inputs.images,
+            built,
+            metrics,
+            k=args.k,
+            n_steps=args.steps,
+            sens_n=args.sens_n,
+            n_subsets=args.n_subsets,
+            seed=args.seed,
+            max_examples_per_batch=args.max_examples_per_batch,
+            progress=progress,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -192,12 +266,17 @@ def run(args) -> int:
             "crigrad_layers": names,
             "options": settings,
             "preprocessing": inputs.preprocessing(),
-            "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
-                         "captum": captum.__version__},
+            "versions": {
+                "captum_crigrad": __version__,
+                "torch": torch.__version__,
+                "captum": captum.__version__,
+            },
         }
         with staged_output(out, run_info) as folder:
             for name, text in (("results.csv", csv_text), ("results.json", json_text)):
-                with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as fh:
+                with open(
+                    os.path.join(folder, name), "w", encoding="utf-8", newline=""
+                ) as fh:
                     fh.write(text)
     if args.csv:
         write_atomic(args.csv, csv_text)
@@ -205,6 +284,8 @@ def run(args) -> int:
         write_atomic(args.json, json_text)
     print(format_table(rows))
     written = [p for p in (out, args.csv, args.json) if p]
-    print(f"{len(inputs.files)} image(s) x {len(methods)} method(s) x {len(metrics)} metric(s) "
-          f"with {loaded.description}: wrote {', '.join(map(str, written))}")
+    print(
+        f"{len(inputs.files)} image(s) x {len(methods)} method(s) x {len(metrics)} metric(s) "
+        f"with {loaded.description}: wrote {', '.join(map(str, written))}"
+    )
     return 0

@@ -39,54 +39,119 @@ DEFAULT_OUT = "crigrad-saliency-out"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from captum_crigrad.cli._inputs import (
-        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments)
+        add_image_arguments,
+        add_method_arguments,
+        add_model_arguments,
+        add_output_arguments,
+    )
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.explain import available_methods
 
     add_image_arguments(parser, required=True)
     add_model_arguments(parser)
     g = add_method_arguments(
-        parser, default="saliency,crigrad",
+        parser,
+        default="saliency,crigrad",
         names=f"{', '.join(available_methods())}; prefix crigrad- for critical gradients, "
         "forgrad- for low-pass filtered maps (crigrad = crigrad-saliency, forgrad = "
         "forgrad-saliency)",
     )
-    g.add_argument("--crigrad", action="store_true",
-                   help="also run every listed method with CriGrad (adds crigrad-METHOD)")
-    g.add_argument("--forgrad", action="store_true",
-                   help="also low-pass filter every listed method's map (adds forgrad-METHOD; "
-                   "with --crigrad also crigrad-forgrad-METHOD)")
-    g.add_argument("--target", default="predicted",
-                   help="class to explain: 'predicted' (default) or a class index")
-    g.add_argument("--layer", default=None,
-                   help="module name for Grad-CAM (default: the model's natural layer)")
-    g.add_argument("--n-steps", type=int, default=32, help="integrated-gradients steps (default: 32)")
-    g.add_argument("--n-samples", type=int, default=None,
-                   help="SmoothGrad / Expected Grad-CAM samples (default: the method's, "
-                   "16 for SmoothGrad)")
-    g.add_argument("--stdev", type=float, default=None,
-                   help="SmoothGrad / Expected Grad-CAM noise std, in normalised input "
-                   "units (default: the method's, 0.15 for SmoothGrad)")
+    g.add_argument(
+        "--crigrad",
+        action="store_true",
+        help="also run every listed method with CriGrad (adds crigrad-METHOD)",
+    )
+    g.add_argument(
+        "--forgrad",
+        action="store_true",
+        help="also low-pass filter every listed method's map (adds forgrad-METHOD; "
+        "with --crigrad also crigrad-forgrad-METHOD)",
+    )
+    g.add_argument(
+        "--target",
+        default="predicted",
+        help="class to explain: 'predicted' (default) or a class index",
+    )
+    g.add_argument(
+        "--layer",
+        default=None,
+        help="module name for Grad-CAM (default: the model's natural layer)",
+    )
+    g.add_argument(
+        "--n-steps",
+        type=int,
+        default=32,
+        help="integrated-gradients steps (default: 32)",
+    )
+    g.add_argument(
+        "--n-samples",
+        type=int,
+        default=None,
+        help="SmoothGrad / Expected Grad-CAM samples (default: the method's, "
+        "16 for SmoothGrad)",
+    )
+    g.add_argument(
+        "--stdev",
+        type=float,
+        default=None,
+        help="SmoothGrad / Expected Grad-CAM noise std, in normalised input "
+        "units (default: the method's, 0.15 for SmoothGrad)",
+    )
     g = parser.add_argument_group("CriGrad options")
-    g.add_argument("--keep", type=float, default=DEFAULT_KEEP,
-                   help=f"fraction of units kept per layer and sample, in (0, 1] (default: {DEFAULT_KEEP})")
-    g.add_argument("--importance", default="gxi", choices=("gxi", "grad", "activation"),
-                   help="neuron importance: activation x gradient (default), gradient, activation")
+    g.add_argument(
+        "--keep",
+        type=float,
+        default=DEFAULT_KEEP,
+        help=f"fraction of units kept per layer and sample, in (0, 1] (default: {DEFAULT_KEEP})",
+    )
+    g.add_argument(
+        "--importance",
+        default="gxi",
+        choices=("gxi", "grad", "activation"),
+        help="neuron importance: activation x gradient (default), gradient, activation",
+    )
     g.add_argument("--unsigned", action="store_true", help="rank by |importance|")
-    g.add_argument("--granularity", default="element", choices=("element", "channel", "location"),
-                   help="rank single units (default), whole channels or whole positions")
-    g.add_argument("--crigrad-mode", default="online", choices=("online", "two_pass"),
-                   help="online: one backward (default); two_pass: rank plain gradients first")
+    g.add_argument(
+        "--granularity",
+        default="element",
+        choices=("element", "channel", "location"),
+        help="rank single units (default), whole channels or whole positions",
+    )
+    g.add_argument(
+        "--crigrad-mode",
+        default="online",
+        choices=("online", "two_pass"),
+        help="online: one backward (default); two_pass: rank plain gradients first",
+    )
     g = parser.add_argument_group("FORGrad options")
-    g.add_argument("--sigma", type=float, default=None,
-                   help="cutoff in cycles per image (default: 15/224 of the image size, the "
-                   "paper's ImageNet optimum; 7 for the embedded default model, measured)")
-    g.add_argument("--forgrad-post", default="abs", choices=("abs", "relu", "none"),
-                   help="step after the filter: abs (default, Xplique's), relu, none (signed)")
-    g = add_output_arguments(parser, default=DEFAULT_OUT,
-                             writes="overlays/, maps/, predictions.csv")
-    g.add_argument("--format", default="pt", choices=("pt", "npy"), help="raw map files: .pt (default) or .npy")
-    g.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
+    g.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="cutoff in cycles per image (default: 15/224 of the image size, the "
+        "paper's ImageNet optimum; 7 for the embedded default model, measured)",
+    )
+    g.add_argument(
+        "--forgrad-post",
+        default="abs",
+        choices=("abs", "relu", "none"),
+        help="step after the filter: abs (default, Xplique's), relu, none (signed)",
+    )
+    g = add_output_arguments(
+        parser, default=DEFAULT_OUT, writes="overlays/, maps/, predictions.csv"
+    )
+    g.add_argument(
+        "--format",
+        default="pt",
+        choices=("pt", "npy"),
+        help="raw map files: .pt (default) or .npy",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="images per forward/backward pass (default: 16)",
+    )
     parser.epilog = (
         "Example (embedded default model):\n"
         "  captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad --out maps/\n"
@@ -101,14 +166,22 @@ def _methods(args) -> list:
     from captum_crigrad.explain import parse_methods, split_method
 
     names = parse_methods(args.methods)
-    switches = [m for m, on in (("crigrad", args.crigrad), ("forgrad", args.forgrad)) if on]
-    subsets = [c for k in range(1, len(switches) + 1) for c in combinations(switches, k)]
+    switches = [
+        m for m, on in (("crigrad", args.crigrad), ("forgrad", args.forgrad)) if on
+    ]
+    subsets = [
+        c for k in range(1, len(switches) + 1) for c in combinations(switches, k)
+    ]
     extra = []
     for n in names:
         spec, mods = split_method(n)
         for subset in subsets:  # e.g. --crigrad --forgrad: crigrad-, forgrad-, both
             wanted = set(mods) | set(subset)
-            extra.append("-".join([m for m in ("crigrad", "forgrad") if m in wanted] + [spec.name]))
+            extra.append(
+                "-".join(
+                    [m for m in ("crigrad", "forgrad") if m in wanted] + [spec.name]
+                )
+            )
     return list(dict.fromkeys(names + extra))
 
 
@@ -124,18 +197,31 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.explain import ExplainOptions, explain, predict, resolve_layer, to_map
+    from captum_crigrad.explain import (
+        ExplainOptions,
+        explain,
+        predict,
+        resolve_layer,
+        to_map,
+    )
     from captum_crigrad.overlay import overlay, save_png, scale_maps
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)
     for flag in ("batch_size", "n_steps", "n_samples"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise CLIError(f"--{flag.replace('_', '-')}: expected a positive int, got {getattr(args, flag)}")
+            raise CLIError(
+                f"--{flag.replace('_', '-')}: expected a positive int, got {getattr(args, flag)}"
+            )
     check_output_folder(args.out)
     inputs = load_inputs(args)
-    loaded, model, images, raw, files = (inputs.loaded, inputs.model, inputs.images,
-                                         inputs.raw, inputs.files)
+    loaded, model, images, raw, files = (
+        inputs.loaded,
+        inputs.model,
+        inputs.images,
+        inputs.raw,
+        inputs.files,
+    )
     size = inputs.size
     try:
         predicted, confidence = predict(model, images, args.batch_size)
@@ -151,7 +237,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             cls = int(args.target)
         except ValueError:
-            raise CLIError(f"--target: expected 'predicted' or a class index, got {args.target!r}") from None
+            raise CLIError(
+                f"--target: expected 'predicted' or a class index, got {args.target!r}"
+            ) from None
         if not 0 <= cls < n_out:
             raise CLIError(f"--target: class {cls} is out of range for {n_out} outputs")
         target = torch.full_like(predicted, cls)
@@ -159,9 +247,15 @@ def run(args: argparse.Namespace) -> int:
     if layer is not None:
         resolve_layer(model, layer)
     options = ExplainOptions(
-        layer=layer, n_steps=args.n_steps, n_samples=args.n_samples, stdev=args.stdev,
-        seed=args.seed, keep=args.keep, importance=args.importance,
-        signed=not args.unsigned, granularity=args.granularity,
+        layer=layer,
+        n_steps=args.n_steps,
+        n_samples=args.n_samples,
+        stdev=args.stdev,
+        seed=args.seed,
+        keep=args.keep,
+        importance=args.importance,
+        signed=not args.unsigned,
+        granularity=args.granularity,
         crigrad_mode=args.crigrad_mode,
         crigrad_layers=crigrad_layer_names(args, loaded),
         forgrad_sigma=args.sigma if args.sigma is not None else loaded.forgrad_sigma,
@@ -172,10 +266,22 @@ def run(args: argparse.Namespace) -> int:
         options.crigrad(model)  # validates CriGrad's options and layers now
 
     # -- work --------------------------------------------------------------------
-    with tqdm(total=len(files), desc="saliency", unit="img", disable=args.no_progress or None,
-              leave=False) as bar:
-        attributions = explain(model, images, methods, target=target, options=options,
-                               batch_size=args.batch_size, progress=bar.update)
+    with tqdm(
+        total=len(files),
+        desc="saliency",
+        unit="img",
+        disable=args.no_progress or None,
+        leave=False,
+    ) as bar:
+        attributions = explain(
+            model,
+            images,
+            methods,
+            target=target,
+            options=options,
+            batch_size=args.batch_size,
+            progress=bar.update,
+        )
     maps = {m: to_map(a, (size, size)) for m, a in attributions.items()}
 
     stems, seen = [], {}
@@ -191,8 +297,11 @@ def run(args: argparse.Namespace) -> int:
         "methods": methods,
         "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "preprocessing": inputs.preprocessing(),
-        "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
-                     "captum": captum.__version__},
+        "versions": {
+            "captum_crigrad": __version__,
+            "torch": torch.__version__,
+            "captum": captum.__version__,
+        },
     }
     scale = max(1, 224 // size)
     with staged_output(args.out, run_info) as folder:
@@ -201,22 +310,37 @@ def run(args: argparse.Namespace) -> int:
         for name, m in maps.items():
             scaled = scale_maps(m)
             for i, stem in enumerate(stems):
-                save_png(os.path.join(folder, "overlays", f"{stem}_{name}.png"),
-                         overlay(raw[i], scaled[i]), scale=scale)
+                save_png(
+                    os.path.join(folder, "overlays", f"{stem}_{name}.png"),
+                    overlay(raw[i], scaled[i]),
+                    scale=scale,
+                )
             base = os.path.join(folder, "maps", name)
             if args.format == "pt":
-                torch.save({"attributions": attributions[name], "maps": m, "files": list(files)},
-                           base + ".pt")
+                torch.save(
+                    {
+                        "attributions": attributions[name],
+                        "maps": m,
+                        "files": list(files),
+                    },
+                    base + ".pt",
+                )
             else:
                 np.save(base + ".npy", attributions[name].numpy())
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["file", "target", "predicted", "predicted_name", "probability"])
-        for f, t, p, c in zip(files, target.tolist(), predicted.tolist(), confidence.tolist()):
+        writer.writerow(
+            ["file", "target", "predicted", "predicted_name", "probability"]
+        )
+        for f, t, p, c in zip(
+            files, target.tolist(), predicted.tolist(), confidence.tolist()
+        ):
             name = classes[p] if classes is not None and p < len(classes) else ""
             writer.writerow([f, t, p, name, f"{c:.6f}"])
         with open(os.path.join(folder, "predictions.csv"), "w", encoding="utf-8") as fh:
             fh.write(buf.getvalue())
-    print(f"{len(files)} image(s) x {len(methods)} method(s) ({', '.join(methods)}) "
-          f"with {loaded.description}: wrote {args.out}")
+    print(
+        f"{len(files)} image(s) x {len(methods)} method(s) ({', '.join(methods)}) "
+        f"with {loaded.description}: wrote {args.out}"
+    )
     return 0

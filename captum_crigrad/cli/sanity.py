@@ -42,41 +42,85 @@ DEFAULT_METHODS = "GradientExplanation,GuidedBackprop,ZeilerFergus"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from captum_crigrad.cli._inputs import (
-        add_image_arguments, add_method_arguments, add_model_arguments, add_output_arguments)
+        add_image_arguments,
+        add_method_arguments,
+        add_model_arguments,
+        add_output_arguments,
+    )
     from captum_crigrad.sanity import available_methods
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
-    g = add_method_arguments(parser, default=DEFAULT_METHODS,
-                             names=", ".join(available_methods()))
-    g.add_argument("--layers", nargs="+", default=None, metavar="NAME",
-                   help="deprecated: space-separated spelling of --crigrad-layers")
-    g.add_argument("--layer", default=None,
-                   help="Grad-CAM layer name (default: the last module with a 4-D output)")
-    g.add_argument("--score", choices=("logit", "probability"), default="logit",
-                   help="score differentiated: the target's logit (default) or its "
-                   "softmax probability (MATLAB)")
-    g.add_argument("--functional-relu", choices=("error", "wrap"), default="error",
-                   help="models applying ReLU as a function: refuse Guided Backprop/"
-                   "deconvnet (error, default) or apply their rule to every ReLU call "
-                   "(wrap)")
+    g = add_method_arguments(
+        parser, default=DEFAULT_METHODS, names=", ".join(available_methods())
+    )
+    g.add_argument(
+        "--layers",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="deprecated: space-separated spelling of --crigrad-layers",
+    )
+    g.add_argument(
+        "--layer",
+        default=None,
+        help="Grad-CAM layer name (default: the last module with a 4-D output)",
+    )
+    g.add_argument(
+        "--score",
+        choices=("logit", "probability"),
+        default="logit",
+        help="score differentiated: the target's logit (default) or its "
+        "softmax probability (MATLAB)",
+    )
+    g.add_argument(
+        "--functional-relu",
+        choices=("error", "wrap"),
+        default="error",
+        help="models applying ReLU as a function: refuse Guided Backprop/"
+        "deconvnet (error, default) or apply their rule to every ReLU call "
+        "(wrap)",
+    )
     g = parser.add_argument_group("randomisation")
-    g.add_argument("--mode", choices=("cascading", "independent"), default="cascading",
-                   help="cascading: randomise blocks cumulatively from the output down "
-                   "(default); independent: one block at a time")
-    g.add_argument("--granularity", choices=("module", "block"), default="module",
-                   help="randomisation step: every module with parameters (default) or "
-                   "every child block of the model")
-    g.add_argument("--blocks", nargs="+", default=None, metavar="NAME",
-                   help="block names, top (output side) first, comma- or space-separated "
-                   "(default: from --granularity)")
-    g.add_argument("--init", choices=("reset", "normal"), default="reset",
-                   help="re-initialisation: each module's reset_parameters() (default) "
-                   "or N(0, 0.01^2) draws as MATLAB")
-    g.add_argument("--batchnorm-stats", choices=("keep", "reset"), default="keep",
-                   help="BatchNorm running statistics of randomised blocks: keep "
-                   "(default) or reset to mean 0, variance 1")
-    add_output_arguments(parser, default=DEFAULT_OUT, writes="table.md, curves.png, maps.png")
+    g.add_argument(
+        "--mode",
+        choices=("cascading", "independent"),
+        default="cascading",
+        help="cascading: randomise blocks cumulatively from the output down "
+        "(default); independent: one block at a time",
+    )
+    g.add_argument(
+        "--granularity",
+        choices=("module", "block"),
+        default="module",
+        help="randomisation step: every module with parameters (default) or "
+        "every child block of the model",
+    )
+    g.add_argument(
+        "--blocks",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="block names, top (output side) first, comma- or space-separated "
+        "(default: from --granularity)",
+    )
+    g.add_argument(
+        "--init",
+        choices=("reset", "normal"),
+        default="reset",
+        help="re-initialisation: each module's reset_parameters() (default) "
+        "or N(0, 0.01^2) draws as MATLAB",
+    )
+    g.add_argument(
+        "--batchnorm-stats",
+        choices=("keep", "reset"),
+        default="keep",
+        help="BatchNorm running statistics of randomised blocks: keep "
+        "(default) or reset to mean 0, variance 1",
+    )
+    add_output_arguments(
+        parser, default=DEFAULT_OUT, writes="table.md, curves.png, maps.png"
+    )
     parser.epilog = (
         "Example (embedded default model and its digits, 4 of them):\n"
         "  captum-crigrad sanity --n-images 4 --methods GradientExplanation,GradCAM --out sanity-out\n"
@@ -109,31 +153,49 @@ def run(args) -> int:
     for name in methods:
         get_method(name)
     if args.layers and args.crigrad_layers:
-        raise CLIError("--layers: give --crigrad-layers only (--layers is its old spelling)")
-    blocks = [b for text in args.blocks for b in split_names(text)] if args.blocks else None
+        raise CLIError(
+            "--layers: give --crigrad-layers only (--layers is its old spelling)"
+        )
+    blocks = (
+        [b for text in args.blocks for b in split_names(text)] if args.blocks else None
+    )
     check_output_folder(args.out)
     inputs = load_inputs(args)
     layers = args.layers or crigrad_layer_names(args, inputs.loaded)
-    options = dict(score=args.score, layer=args.layer, layers=layers,
-                   functional_relu=args.functional_relu)
+    options = dict(
+        score=args.score,
+        layer=args.layer,
+        layers=layers,
+        functional_relu=args.functional_relu,
+    )
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, min(old_threads, 2)))
     try:
         # checks every name and option on one image before the long run
         maps = gradient_map(inputs.model, inputs.images[:1], methods, **options)
-        with tqdm(desc="sanity", unit="step", disable=args.no_progress or None,
-                  leave=False) as bar:
+        with tqdm(
+            desc="sanity", unit="step", disable=args.no_progress or None, leave=False
+        ) as bar:
             result = sanity_check(
-                inputs.model, inputs.images, methods, args.mode, blocks=blocks,
-                granularity=args.granularity, init=args.init, seed=args.seed,
-                batchnorm_stats=args.batchnorm_stats, progress=lambda step: bar.update(1),
+                inputs.model,
+                inputs.images,
+                methods,
+                args.mode,
+                blocks=blocks,
+                granularity=args.granularity,
+                init=args.init,
+                seed=args.seed,
+                batchnorm_stats=args.batchnorm_stats,
+                progress=lambda step: bar.update(1),
                 **options,
             )
     finally:
         torch.set_num_threads(old_threads)
     model_name = inputs.loaded.description  # e.g. "embedded default (MNIST SmallCNN)"
     table = result.to_markdown() + "\n"
-    curves = plot_sanity_curves(result, title=f"{model_name}, {args.mode} randomisation")
+    curves = plot_sanity_curves(
+        result, title=f"{model_name}, {args.mode} randomisation"
+    )
     tile = tile_input_and_maps(inputs.raw[0], [m[0].cpu() for m in maps], methods)
     run_info = {
         "command": "captum-crigrad sanity",
@@ -143,8 +205,11 @@ def run(args) -> int:
         "crigrad_layers": layers,
         "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "preprocessing": inputs.preprocessing(),
-        "versions": {"captum_crigrad": __version__, "torch": torch.__version__,
-                     "captum": captum.__version__},
+        "versions": {
+            "captum_crigrad": __version__,
+            "torch": torch.__version__,
+            "captum": captum.__version__,
+        },
     }
     with staged_output(args.out, run_info) as folder:
         with open(os.path.join(folder, "table.md"), "w", encoding="utf-8") as fh:
@@ -152,6 +217,8 @@ def run(args) -> int:
         curves.savefig(os.path.join(folder, "curves.png"), dpi=110)
         tile.savefig(os.path.join(folder, "maps.png"), dpi=110)
     print(table)
-    print(f"{len(inputs.files)} image(s) x {len(methods)} method(s) with "
-          f"{inputs.loaded.description}: wrote {args.out} (table.md, curves.png, maps.png)")
+    print(
+        f"{len(inputs.files)} image(s) x {len(methods)} method(s) with "
+        f"{inputs.loaded.description}: wrote {args.out} (table.md, curves.png, maps.png)"
+    )
     return 0

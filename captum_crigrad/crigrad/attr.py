@@ -18,7 +18,8 @@ method use :func:`captum_crigrad.crigrad_attribution` (or
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch.nn as nn
 from captum.attr import (
@@ -41,7 +42,9 @@ from captum_crigrad.hooks import (
 )
 
 
-def make_crigrad(crigrad: Optional[CriGrad], options: dict, exclude: Sequence[nn.Module] = ()) -> CriGrad:
+def make_crigrad(
+    crigrad: CriGrad | None, options: dict, exclude: Sequence[nn.Module] = ()
+) -> CriGrad:
     """``crigrad`` or ``CriGrad(**options)``, with ``exclude`` added."""
     if crigrad is not None:
         if options:
@@ -50,8 +53,14 @@ def make_crigrad(crigrad: Optional[CriGrad], options: dict, exclude: Sequence[nn
                 "not both"
             )
         if not isinstance(crigrad, CriGrad):
-            raise TypeError(f"crigrad: expected a CriGrad, got {type(crigrad).__name__}")
-        return crigrad.with_options(exclude=tuple(crigrad.exclude) + tuple(exclude)) if exclude else crigrad
+            raise TypeError(
+                f"crigrad: expected a CriGrad, got {type(crigrad).__name__}"
+            )
+        return (
+            crigrad.with_options(exclude=tuple(crigrad.exclude) + tuple(exclude))
+            if exclude
+            else crigrad
+        )
     return CriGrad(exclude=tuple(exclude), **options)
 
 
@@ -66,7 +75,9 @@ class TransformedGradientMixin:
     transform: GradientTransform
     model: nn.Module
 
-    def _bind_transform(self, transform: GradientTransform, model: Optional[nn.Module]) -> None:
+    def _bind_transform(
+        self, transform: GradientTransform, model: nn.Module | None
+    ) -> None:
         self.model = resolve_model(self.forward_func, model)
         transform.validate(self.model)
         self.transform = transform
@@ -89,7 +100,9 @@ class TransformedLayerMixin(TransformedGradientMixin):
     the whole ``attribute`` call runs under the transform's context."""
 
     @log_usage()
-    def attribute(self, inputs: Any, target: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def attribute(
+        self, inputs: Any, target: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
         """Captum's ``attribute`` of the base class, run under the transform."""
         tup = check_inputs(inputs)
         check_target(target, tup[0].shape[0])
@@ -104,8 +117,14 @@ class CriGradSaliency(TransformedGradientMixin, Saliency):
     ``CriGradSaliency(model, keep=1.0)`` equals ``Saliency(model)``.
     """
 
-    def __init__(self, forward_func: Callable, crigrad: Optional[CriGrad] = None, *,
-                 model: Optional[nn.Module] = None, **options: Any) -> None:
+    def __init__(
+        self,
+        forward_func: Callable,
+        crigrad: CriGrad | None = None,
+        *,
+        model: nn.Module | None = None,
+        **options: Any,
+    ) -> None:
         Saliency.__init__(self, forward_func)
         self._bind_transform(make_crigrad(crigrad, options), model)
 
@@ -113,8 +132,14 @@ class CriGradSaliency(TransformedGradientMixin, Saliency):
 class CriGradInputXGradient(TransformedGradientMixin, InputXGradient):
     """Captum's InputXGradient (x * dy_c/dx) with critical gradients."""
 
-    def __init__(self, forward_func: Callable, crigrad: Optional[CriGrad] = None, *,
-                 model: Optional[nn.Module] = None, **options: Any) -> None:
+    def __init__(
+        self,
+        forward_func: Callable,
+        crigrad: CriGrad | None = None,
+        *,
+        model: nn.Module | None = None,
+        **options: Any,
+    ) -> None:
         InputXGradient.__init__(self, forward_func)
         self._bind_transform(make_crigrad(crigrad, options), model)
 
@@ -125,10 +150,18 @@ class CriGradIntegratedGradients(TransformedGradientMixin, IntegratedGradients):
     CriGrad filters each of the ``n_steps x B`` gradient evaluations.
     """
 
-    def __init__(self, forward_func: Callable, crigrad: Optional[CriGrad] = None, *,
-                 multiply_by_inputs: bool = True, model: Optional[nn.Module] = None,
-                 **options: Any) -> None:
-        IntegratedGradients.__init__(self, forward_func, multiply_by_inputs=multiply_by_inputs)
+    def __init__(
+        self,
+        forward_func: Callable,
+        crigrad: CriGrad | None = None,
+        *,
+        multiply_by_inputs: bool = True,
+        model: nn.Module | None = None,
+        **options: Any,
+    ) -> None:
+        IntegratedGradients.__init__(
+            self, forward_func, multiply_by_inputs=multiply_by_inputs
+        )
         self._bind_transform(make_crigrad(crigrad, options), model)
 
 
@@ -139,18 +172,25 @@ class CriGradLayerGradCam(TransformedLayerMixin, LayerGradCam):
     submodules are excluded), so alpha_k = mean_ij of the critical gradient.
     """
 
-    def __init__(self, forward_func: Callable, layer: nn.Module,
-                 crigrad: Optional[CriGrad] = None, *, device_ids: Any = None,
-                 model: Optional[nn.Module] = None, **options: Any) -> None:
+    def __init__(
+        self,
+        forward_func: Callable,
+        layer: nn.Module,
+        crigrad: CriGrad | None = None,
+        *,
+        device_ids: Any = None,
+        model: nn.Module | None = None,
+        **options: Any,
+    ) -> None:
         LayerGradCam.__init__(self, forward_func, layer, device_ids)
         self._bind_transform(make_crigrad(crigrad, options, exclude=(layer,)), model)
 
 
 def crigrad_attribution(
     attribution: Attribution,
-    crigrad: Optional[CriGrad] = None,
+    crigrad: CriGrad | None = None,
     *,
-    model: Optional[nn.Module] = None,
+    model: nn.Module | None = None,
     **options: Any,
 ) -> TransformedAttribution:
     """Put CriGrad on any Captum attribution object (not modified).

@@ -17,7 +17,6 @@ granularities on common layers are exact. ``exact=True`` forces exactness.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -30,7 +29,7 @@ EXACT_MAX = 1 << 16
 #: Positions sampled per row above :data:`EXACT_MAX`.
 SAMPLE_SIZE = 1 << 14
 
-_SAMPLE_CACHE: Dict[Tuple[int, int, str], Tensor] = {}
+_SAMPLE_CACHE: dict[tuple[int, int, str], Tensor] = {}
 
 
 def kept_count(n: int, keep: float) -> int:
@@ -67,7 +66,9 @@ def top_fraction_threshold(values: Tensor, keep: float, exact: bool = False) -> 
         raise ValueError(f"values: expected (R, N), got shape {tuple(values.shape)}")
     n = values.shape[1]
     if not exact and n > EXACT_MAX:
-        values = values.index_select(1, _sample_positions(n, SAMPLE_SIZE, values.device))
+        values = values.index_select(
+            1, _sample_positions(n, SAMPLE_SIZE, values.device)
+        )
         n = values.shape[1]
     k = kept_count(n, keep)
     if k == n:
@@ -75,9 +76,7 @@ def top_fraction_threshold(values: Tensor, keep: float, exact: bool = False) -> 
     return values.kthvalue(n - k + 1, dim=1, keepdim=True).values
 
 
-def importance(
-    activation: Optional[Tensor], gradient: Optional[Tensor], kind: str
-) -> Tensor:
+def importance(activation: Tensor | None, gradient: Tensor | None, kind: str) -> Tensor:
     """Neuron importance: ``gxi`` = A * G, ``grad`` = G, ``activation`` = A."""
     if kind == "gxi":
         return activation * gradient

@@ -24,12 +24,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.crigrad.masks import (
+    GRANULARITIES,
+    IMPORTANCES,
+    critical_mask,
+    importance,
+)
 from captum_crigrad.hooks import (
     GradientTransform,
     check_inputs,
@@ -37,7 +44,6 @@ from captum_crigrad.hooks import (
     max_target,
     named_layers,
 )
-from captum_crigrad.crigrad.masks import GRANULARITIES, IMPORTANCES, critical_mask, importance
 
 MODES = ("online", "two_pass")
 
@@ -101,16 +107,20 @@ class CriGrad(GradientTransform):
         signed: bool = True,
         granularity: str = "element",
         mode: str = "online",
-        layers: Optional[Sequence[nn.Module]] = None,
+        layers: Sequence[nn.Module] | None = None,
         exclude: Sequence[nn.Module] = (),
         exact: bool = False,
     ) -> None:
         if isinstance(keep, bool) or not isinstance(keep, (int, float)):
-            raise TypeError(f"keep: expected a number in (0, 1], got {type(keep).__name__}")
+            raise TypeError(
+                f"keep: expected a number in (0, 1], got {type(keep).__name__}"
+            )
         if not 0.0 < float(keep) <= 1.0:
             raise ValueError(f"keep: expected a fraction in (0, 1], got {keep}")
         if importance not in IMPORTANCES:
-            raise ValueError(f"importance: expected one of {IMPORTANCES}, got {importance!r}")
+            raise ValueError(
+                f"importance: expected one of {IMPORTANCES}, got {importance!r}"
+            )
         if granularity not in GRANULARITIES:
             raise ValueError(
                 f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
@@ -124,7 +134,9 @@ class CriGrad(GradientTransform):
                 layers = [layers]
             layers = list(layers)
             if not layers:
-                raise ValueError("layers: expected at least one module, got an empty list")
+                raise ValueError(
+                    "layers: expected at least one module, got an empty list"
+                )
         self.keep = float(keep)
         self.importance = importance
         self.signed = signed
@@ -142,7 +154,7 @@ class CriGrad(GradientTransform):
         )
 
     # -- layers ---------------------------------------------------------
-    def resolve_layers(self, model: nn.Module) -> Dict[nn.Module, str]:
+    def resolve_layers(self, model: nn.Module) -> dict[nn.Module, str]:
         """The hooked modules of ``model`` with their names, validated."""
         if self.layers is None:
             found = {m: n for n, m in model.named_modules() if isinstance(m, nn.ReLU)}
@@ -164,7 +176,7 @@ class CriGrad(GradientTransform):
     def validate(self, model: nn.Module) -> None:
         self.resolve_layers(model)
 
-    def with_options(self, **changes: Any) -> "CriGrad":
+    def with_options(self, **changes: Any) -> CriGrad:
         """A copy with some options changed."""
         opts = dict(
             keep=self.keep,
@@ -205,7 +217,9 @@ class CriGrad(GradientTransform):
         layers = self.resolve_layers(model)
         if self.keep == 1.0:
             return  # exactly the plain gradient: nothing to hook
-        session = _Session(self, layers, explicit=self.layers is not None, target=target)
+        session = _Session(
+            self, layers, explicit=self.layers is not None, target=target
+        )
         if not keep_pending:
             # Passes whose backward never ran hold graph tensors: release them.
             stack.callback(session.close)
@@ -226,9 +240,9 @@ class _Pass:
 
     def __init__(self) -> None:
         self.called: set = set()
-        self.acts: List[Tensor] = []  # graph tensors (two_pass only)
-        self.output: Optional[Tensor] = None
-        self.masks: Optional[List[Optional[Tensor]]] = None
+        self.acts: list[Tensor] = []  # graph tensors (two_pass only)
+        self.output: Tensor | None = None
+        self.masks: list[Tensor | None] | None = None
         self.plain = False
 
     def clear(self) -> None:
@@ -238,13 +252,19 @@ class _Pass:
 class _Session:
     """The hooks of one ``CriGrad.context``; per-forward state lives in _Pass."""
 
-    def __init__(self, crigrad: CriGrad, layers: Dict[nn.Module, str], explicit: bool, target: Any):
+    def __init__(
+        self,
+        crigrad: CriGrad,
+        layers: dict[nn.Module, str],
+        explicit: bool,
+        target: Any,
+    ):
         self.crigrad = crigrad
         self.layers = layers
         self.explicit = explicit
         self.max_target = max_target(target)
-        self.current: Optional[_Pass] = None
-        self.passes: List[_Pass] = []
+        self.current: _Pass | None = None
+        self.passes: list[_Pass] = []
         self.two_pass = crigrad.mode == "two_pass"
 
     def close(self) -> None:
@@ -293,7 +313,11 @@ class _Session:
                     f"layers: {', '.join(missing)} never ran in the forward pass of "
                     "the model; pass modules that the forward pass calls"
                 )
-        if self.max_target is not None and isinstance(output, Tensor) and output.dim() >= 2:
+        if (
+            self.max_target is not None
+            and isinstance(output, Tensor)
+            and output.dim() >= 2
+        ):
             if self.max_target >= output.shape[1]:
                 raise ValueError(
                     f"target: class index {self.max_target} is out of range for a "
@@ -317,7 +341,11 @@ class _Session:
         p.plain = True
         try:
             plain = torch.autograd.grad(
-                [p.output], acts, grad_outputs=[grad], retain_graph=True, allow_unused=True
+                [p.output],
+                acts,
+                grad_outputs=[grad],
+                retain_graph=True,
+                allow_unused=True,
             )
         finally:
             p.plain = False
@@ -349,8 +377,8 @@ class ForwardResult(NamedTuple):
     """What :meth:`CriGradExtractor.forward` returns."""
 
     outputs: Tensor
-    features: Tuple[Tensor, ...]
-    inputs: Tuple[Tensor, ...]
+    features: tuple[Tensor, ...]
+    inputs: tuple[Tensor, ...]
 
 
 class CriGradExtractor:
@@ -368,12 +396,18 @@ class CriGradExtractor:
         grads = ex.backward(res, target=labels)   # same shape as images
     """
 
-    def __init__(self, model: nn.Module, crigrad: Optional[CriGrad] = None, **options: Any):
+    def __init__(
+        self, model: nn.Module, crigrad: CriGrad | None = None, **options: Any
+    ):
         if crigrad is not None and options:
-            raise TypeError("crigrad: pass either a CriGrad object or its options, not both")
+            raise TypeError(
+                "crigrad: pass either a CriGrad object or its options, not both"
+            )
         self.crigrad = crigrad if crigrad is not None else CriGrad(**options)
         if not isinstance(self.crigrad, CriGrad):
-            raise TypeError(f"crigrad: expected a CriGrad, got {type(self.crigrad).__name__}")
+            raise TypeError(
+                f"crigrad: expected a CriGrad, got {type(self.crigrad).__name__}"
+            )
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
         self.crigrad.validate(model)
@@ -385,7 +419,7 @@ class CriGradExtractor:
             t if t.requires_grad else t.detach().requires_grad_(True)
             for t in check_inputs(inputs)
         )
-        features: List[Tensor] = []
+        features: list[Tensor] = []
         layers = self.crigrad.resolve_layers(self.model)
 
         def keep_feature(module, args, output):
@@ -401,7 +435,9 @@ class CriGradExtractor:
             outputs = self.model(*tup)
         return ForwardResult(outputs, tuple(features), tup)
 
-    def backward(self, result: ForwardResult, target: Any) -> Tuple[Tensor, ...] | Tensor:
+    def backward(
+        self, result: ForwardResult, target: Any
+    ) -> tuple[Tensor, ...] | Tensor:
         """Critical gradients of the target scores w.r.t. the inputs of ``forward``.
 
         Returns a tensor for a single input, a tuple for several.

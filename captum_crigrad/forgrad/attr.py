@@ -29,7 +29,7 @@ evaluation, which gives CriGrad and FORGrad on one method.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -67,7 +67,7 @@ __all__ = [
     "WHERE",
 ]
 
-TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
 
 #: Where the filter is applied.
 WHERE = ("post_hoc", "per_step")
@@ -78,13 +78,15 @@ def _check_options(sigma, relative_cutoff, post, reduce_channels) -> None:
     if post not in POST_STEPS:
         raise ValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
     if not isinstance(reduce_channels, bool):
-        raise TypeError(f"reduce_channels: expected True or False, got {reduce_channels!r}")
+        raise TypeError(
+            f"reduce_channels: expected True or False, got {reduce_channels!r}"
+        )
     # a large enough size lets resolve_sigma check sign, type and finiteness
     resolve_sigma(1 << 30, 1 << 30, sigma, relative_cutoff)
 
 
 def _check_spatial_inputs(
-    inputs: Tuple[Tensor, ...], sigma, relative_cutoff, every_input: bool
+    inputs: tuple[Tensor, ...], sigma, relative_cutoff, every_input: bool
 ) -> None:
     """Images of 3+ dimensions, each large enough for sigma. Per step, inputs
     of fewer dimensions (non-image inputs) are allowed and left unfiltered,
@@ -124,7 +126,7 @@ class FORGrad(GradientTransform):
 
     def __init__(
         self,
-        sigma: Optional[float] = None,
+        sigma: float | None = None,
         *,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "none",
@@ -147,8 +149,8 @@ class FORGrad(GradientTransform):
         )
 
     def transform_gradients(
-        self, grads: Tuple[Tensor, ...], inputs: Tuple[Tensor, ...]
-    ) -> Tuple[Tensor, ...]:
+        self, grads: tuple[Tensor, ...], inputs: tuple[Tensor, ...]
+    ) -> tuple[Tensor, ...]:
         out = []
         for g in grads:
             if g.dim() < 3:
@@ -206,14 +208,14 @@ class FORGradAttribution(GradientAttribution):
     def __init__(
         self,
         attribution: Attribution,
-        sigma: Optional[float] = None,
+        sigma: float | None = None,
         *,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
-        transform: Optional[GradientTransform] = None,
-        model: Optional[nn.Module] = None,
+        transform: GradientTransform | None = None,
+        model: nn.Module | None = None,
     ) -> None:
         if not isinstance(attribution, Attribution):
             raise TypeError(
@@ -228,7 +230,10 @@ class FORGradAttribution(GradientAttribution):
                 f"{type(transform).__name__}"
             )
         self.forgrad = FORGrad(
-            sigma, relative_cutoff=relative_cutoff, post=post, reduce_channels=reduce_channels
+            sigma,
+            relative_cutoff=relative_cutoff,
+            post=post,
+            reduce_channels=reduce_channels,
         )
         self.where = where
         self.transform = transform
@@ -237,7 +242,9 @@ class FORGradAttribution(GradientAttribution):
         if where == "per_step":
             step = self.forgrad if transform is None else transform + self.forgrad
         self.attribution = (
-            attribution if step is None else with_gradient_transform(attribution, step, model)
+            attribution
+            if step is None
+            else with_gradient_transform(attribution, step, model)
         )
         GradientAttribution.__init__(self, attribution.forward_func)
 
@@ -271,11 +278,13 @@ class FORGradAttribution(GradientAttribution):
             return result
         return self._post_hoc(result, inputs_tuple)
 
-    def _post_hoc(self, result: TensorOrTuple, inputs: Tuple[Tensor, ...]) -> TensorOrTuple:
+    def _post_hoc(
+        self, result: TensorOrTuple, inputs: tuple[Tensor, ...]
+    ) -> TensorOrTuple:
         is_tuple = isinstance(result, tuple)
         maps = result if is_tuple else (result,)
         size = tuple(inputs[0].shape[-2:])
-        out: List[Tensor] = []
+        out: list[Tensor] = []
         for i, m in enumerate(maps):
             if m.dim() < 3:
                 raise ValueError(
@@ -312,7 +321,7 @@ class FORGradAttribution(GradientAttribution):
 
 def with_forgrad(
     attribution: Attribution,
-    sigma: Optional[float] = None,
+    sigma: float | None = None,
     *,
     where: str = "post_hoc",
     **options: Any,
@@ -336,18 +345,24 @@ class FORGradSaliency(FORGradAttribution):
     def __init__(
         self,
         forward_func: Any,
-        sigma: Optional[float] = None,
+        sigma: float | None = None,
         *,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
-        transform: Optional[GradientTransform] = None,
-        model: Optional[nn.Module] = None,
+        transform: GradientTransform | None = None,
+        model: nn.Module | None = None,
     ) -> None:
         super().__init__(
-            Saliency(forward_func), sigma, relative_cutoff=relative_cutoff, post=post,
-            reduce_channels=reduce_channels, where=where, transform=transform, model=model,
+            Saliency(forward_func),
+            sigma,
+            relative_cutoff=relative_cutoff,
+            post=post,
+            reduce_channels=reduce_channels,
+            where=where,
+            transform=transform,
+            model=model,
         )
 
     @log_usage()
@@ -360,7 +375,10 @@ class FORGradSaliency(FORGradAttribution):
     ) -> TensorOrTuple:
         """Arguments as ``captum.attr.Saliency.attribute``."""
         return self._run(
-            inputs, target=target, abs=abs, additional_forward_args=additional_forward_args
+            inputs,
+            target=target,
+            abs=abs,
+            additional_forward_args=additional_forward_args,
         )
 
 
@@ -371,19 +389,24 @@ class FORGradInputXGradient(FORGradAttribution):
     def __init__(
         self,
         forward_func: Any,
-        sigma: Optional[float] = None,
+        sigma: float | None = None,
         *,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
-        transform: Optional[GradientTransform] = None,
-        model: Optional[nn.Module] = None,
+        transform: GradientTransform | None = None,
+        model: nn.Module | None = None,
     ) -> None:
         super().__init__(
-            InputXGradient(forward_func), sigma, relative_cutoff=relative_cutoff,
-            post=post, reduce_channels=reduce_channels, where=where,
-            transform=transform, model=model,
+            InputXGradient(forward_func),
+            sigma,
+            relative_cutoff=relative_cutoff,
+            post=post,
+            reduce_channels=reduce_channels,
+            where=where,
+            transform=transform,
+            model=model,
         )
 
     @log_usage()
@@ -409,20 +432,25 @@ class FORGradIntegratedGradients(FORGradAttribution):
     def __init__(
         self,
         forward_func: Any,
-        sigma: Optional[float] = None,
+        sigma: float | None = None,
         *,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
-        transform: Optional[GradientTransform] = None,
-        model: Optional[nn.Module] = None,
+        transform: GradientTransform | None = None,
+        model: nn.Module | None = None,
         multiply_by_inputs: bool = True,
     ) -> None:
         super().__init__(
             IntegratedGradients(forward_func, multiply_by_inputs=multiply_by_inputs),
-            sigma, relative_cutoff=relative_cutoff, post=post,
-            reduce_channels=reduce_channels, where=where, transform=transform, model=model,
+            sigma,
+            relative_cutoff=relative_cutoff,
+            post=post,
+            reduce_channels=reduce_channels,
+            where=where,
+            transform=transform,
+            model=model,
         )
 
     @log_usage()
@@ -434,7 +462,7 @@ class FORGradIntegratedGradients(FORGradAttribution):
         additional_forward_args: Any = None,
         n_steps: int = 50,
         method: str = "gausslegendre",
-        internal_batch_size: Optional[int] = None,
+        internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
     ) -> Any:
         """Arguments as ``captum.attr.IntegratedGradients.attribute``; the
@@ -466,19 +494,24 @@ class FORGradLayerGradCam(FORGradAttribution):
         self,
         forward_func: Any,
         layer: nn.Module,
-        device_ids: Optional[list] = None,
-        sigma: Optional[float] = None,
+        device_ids: list | None = None,
+        sigma: float | None = None,
         *,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "relu",
         reduce_channels: bool = True,
-        transform: Optional[GradientTransform] = None,
-        model: Optional[nn.Module] = None,
+        transform: GradientTransform | None = None,
+        model: nn.Module | None = None,
     ) -> None:
         super().__init__(
-            LayerGradCam(forward_func, layer, device_ids), sigma,
-            relative_cutoff=relative_cutoff, post=post, reduce_channels=reduce_channels,
-            where="post_hoc", transform=transform, model=model,
+            LayerGradCam(forward_func, layer, device_ids),
+            sigma,
+            relative_cutoff=relative_cutoff,
+            post=post,
+            reduce_channels=reduce_channels,
+            where="post_hoc",
+            transform=transform,
+            model=model,
         )
 
     @log_usage()
@@ -490,7 +523,7 @@ class FORGradLayerGradCam(FORGradAttribution):
         attribute_to_layer_input: bool = False,
         relu_attributions: bool = False,
         attr_dim_summation: bool = True,
-        grad_kwargs: Optional[dict] = None,
+        grad_kwargs: dict | None = None,
     ) -> TensorOrTuple:
         """Arguments as ``captum.attr.LayerGradCam.attribute``; returns maps at
         the input's (H, W)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -45,7 +44,7 @@ _BOUNDARY_RTOL = 1e-9
 def resolve_sigma(
     height: int,
     width: int,
-    sigma: Optional[float] = None,
+    sigma: float | None = None,
     relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
 ) -> float:
     """The absolute cutoff for an ``height x width`` map, with its checks.
@@ -166,7 +165,7 @@ def _check_attributions(attributions: Tensor) -> None:
 
 def forgrad(
     attributions: Tensor,
-    sigma: Optional[float] = None,
+    sigma: float | None = None,
     *,
     relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
     post: str = "abs",

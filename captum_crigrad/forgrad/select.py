@@ -14,8 +14,9 @@ is shipped: deletion / insertion AUCs (Petsiuk et al. 2018, RISE), batched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -51,9 +52,13 @@ def _gaussian_blur(images: Tensor, blur_sigma: float) -> Tensor:
     out = images
     # reflect padding needs pad < size; replicate works for any size
     out = F.pad(out, (radius, radius, 0, 0), mode="replicate")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    out = F.conv2d(
+        out, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels
+    )
     out = F.pad(out, (0, 0, radius, radius), mode="replicate")
-    out = F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+    out = F.conv2d(
+        out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels
+    )
     return out
 
 
@@ -140,7 +145,7 @@ def deletion_auc(
     model: nn.Module,
     inputs: Tensor,
     attributions: Tensor,
-    target: Union[int, Tensor],
+    target: int | Tensor,
     *,
     n_steps: int = 16,
     batch_size: int = 128,
@@ -160,8 +165,14 @@ def deletion_auc(
     target = _check_metric_args(model, inputs, attributions, target)
     substrate = torch.zeros_like(inputs)
     return _perturbation_auc(
-        model, inputs, attributions, target,
-        insert=False, n_steps=n_steps, substrate=substrate, batch_size=batch_size,
+        model,
+        inputs,
+        attributions,
+        target,
+        insert=False,
+        n_steps=n_steps,
+        substrate=substrate,
+        batch_size=batch_size,
     )
 
 
@@ -169,10 +180,10 @@ def insertion_auc(
     model: nn.Module,
     inputs: Tensor,
     attributions: Tensor,
-    target: Union[int, Tensor],
+    target: int | Tensor,
     *,
     n_steps: int = 16,
-    blur_sigma: Optional[float] = None,
+    blur_sigma: float | None = None,
     batch_size: int = 128,
 ) -> Tensor:
     """Insertion AUC per image (Petsiuk et al. 2018). **Higher is better.**
@@ -189,8 +200,14 @@ def insertion_auc(
         raise ValueError(f"blur_sigma: expected a positive number, got {blur_sigma!r}")
     substrate = _gaussian_blur(inputs, float(blur_sigma))
     return _perturbation_auc(
-        model, inputs, attributions, target,
-        insert=True, n_steps=n_steps, substrate=substrate, batch_size=batch_size,
+        model,
+        inputs,
+        attributions,
+        target,
+        insert=True,
+        n_steps=n_steps,
+        substrate=substrate,
+        batch_size=batch_size,
     )
 
 
@@ -198,7 +215,7 @@ def insertion_minus_deletion(
     model: nn.Module,
     inputs: Tensor,
     attributions: Tensor,
-    target: Union[int, Tensor],
+    target: int | Tensor,
     *,
     n_steps: int = 16,
     batch_size: int = 128,
@@ -208,8 +225,12 @@ def insertion_minus_deletion(
     The default metric of :func:`select_sigma`: it balances deletion's bias
     towards scattered maps with insertion's towards compact ones.
     """
-    ins = insertion_auc(model, inputs, attributions, target, n_steps=n_steps, batch_size=batch_size)
-    dele = deletion_auc(model, inputs, attributions, target, n_steps=n_steps, batch_size=batch_size)
+    ins = insertion_auc(
+        model, inputs, attributions, target, n_steps=n_steps, batch_size=batch_size
+    )
+    dele = deletion_auc(
+        model, inputs, attributions, target, n_steps=n_steps, batch_size=batch_size
+    )
     return ins - dele
 
 
@@ -218,7 +239,7 @@ def insertion_minus_deletion(
 # --------------------------------------------------------------------------
 
 
-def default_sigma_grid(height: int, width: int) -> List[float]:
+def default_sigma_grid(height: int, width: int) -> list[float]:
     """Cutoffs from 1/32 of ``min(H, W)`` to the full band: for 32 x 32,
     1, 2, 3, 4, 6, 8, 12, 16 and 22.6 (every frequency kept); for 224 x 224,
     7, 14, 21, 28, 42, 56, 84, 112 and 158.4. Values below 1 are dropped (they
@@ -247,14 +268,14 @@ class SigmaSelection:
     """
 
     best_sigma: float
-    sigmas: List[float]
+    sigmas: list[float]
     scores: Tensor
     per_image: Tensor
     raw_score: float
     raw_per_image: Tensor
     higher_is_better: bool
     metric_name: str
-    size: Tuple[int, int] = field(default=(0, 0))
+    size: tuple[int, int] = field(default=(0, 0))
 
     @property
     def best_score(self) -> float:
@@ -276,15 +297,15 @@ _BUILTIN_METRICS = {
 def select_sigma(
     model: nn.Module,
     inputs: Tensor,
-    target: Union[int, Tensor],
+    target: int | Tensor,
     method: Any,
     *,
-    metric: Union[str, Metric] = "insertion-deletion",
-    higher_is_better: Optional[bool] = None,
-    sigmas: Optional[Sequence[float]] = None,
+    metric: str | Metric = "insertion-deletion",
+    higher_is_better: bool | None = None,
+    sigmas: Sequence[float] | None = None,
     post: str = "abs",
     reduce_channels: bool = True,
-    attribute_kwargs: Optional[dict] = None,
+    attribute_kwargs: dict | None = None,
 ) -> SigmaSelection:
     """Sweep FORGrad's sigma and return the best one with the whole curve.
 
@@ -335,7 +356,9 @@ def select_sigma(
         metric_fn = metric
         metric_name = getattr(metric, "__name__", type(metric).__name__)
     else:
-        raise TypeError(f"metric: expected a name or a callable, got {type(metric).__name__}")
+        raise TypeError(
+            f"metric: expected a name or a callable, got {type(metric).__name__}"
+        )
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
         raise ValueError(
             f"inputs: expected an (N, C, H, W) tensor, got shape {getattr(inputs, 'shape', None)}"
@@ -388,7 +411,10 @@ def select_sigma(
 
     raw_per_image = score(raw)
     per_image = torch.stack(
-        [score(forgrad(raw, s, post=post, reduce_channels=reduce_channels)) for s in sigmas]
+        [
+            score(forgrad(raw, s, post=post, reduce_channels=reduce_channels))
+            for s in sigmas
+        ]
     )
     means = per_image.mean(dim=1)
     best_index = int(torch.argmax(means if higher_is_better else -means))
@@ -405,7 +431,7 @@ def select_sigma(
     )
 
 
-def plot_sigma_curve(selection: SigmaSelection, ax=None, label: Optional[str] = None):
+def plot_sigma_curve(selection: SigmaSelection, ax=None, label: str | None = None):
     """Plot mean score against sigma, with the unfiltered score as a dashed
     line and the best sigma marked. Returns the matplotlib Axes."""
     import matplotlib.pyplot as plt
@@ -417,7 +443,9 @@ def plot_sigma_curve(selection: SigmaSelection, ax=None, label: Optional[str] = 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     sem = selection.per_image.std(dim=1) / max(1, selection.per_image.shape[1]) ** 0.5
-    (line,) = ax.plot(selection.sigmas, selection.scores.numpy(), marker="o", label=label)
+    (line,) = ax.plot(
+        selection.sigmas, selection.scores.numpy(), marker="o", label=label
+    )
     ax.fill_between(
         selection.sigmas,
         (selection.scores - sem).numpy(),
@@ -426,8 +454,13 @@ def plot_sigma_curve(selection: SigmaSelection, ax=None, label: Optional[str] = 
         alpha=0.15,
     )
     ax.axhline(selection.raw_score, color=line.get_color(), linestyle="--", linewidth=1)
-    ax.plot([selection.best_sigma], [selection.best_score], marker="*", markersize=14,
-            color=line.get_color())
+    ax.plot(
+        [selection.best_sigma],
+        [selection.best_score],
+        marker="*",
+        markersize=14,
+        color=line.get_color(),
+    )
     ax.set_xscale("log")
     ax.set_xlabel("sigma (cycles per image)")
     direction = "higher" if selection.higher_is_better else "lower"

@@ -2,7 +2,11 @@
 classifiers (see docs/evaluation.md). Every metric states which direction is
 better; every random choice takes a seed or ``torch.Generator``."""
 
-from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation, noisy_linear_imputation
+from captum_crigrad.metrics.imputation import (
+    gaussian_blur,
+    linear_imputation,
+    noisy_linear_imputation,
+)
 from captum_crigrad.metrics.infidelity import (
     gaussian_noise_perturbation,
     infidelity,
@@ -28,7 +32,12 @@ from captum_crigrad.metrics.perturbation import (
     pixel_perturbation,
     road,
 )
-from captum_crigrad.metrics.roar import RoarResult, attribute_dataset, remove_top_pixels, roar
+from captum_crigrad.metrics.roar import (
+    RoarResult,
+    attribute_dataset,
+    remove_top_pixels,
+    roar,
+)
 from captum_crigrad.metrics.sensitivity_n import SensitivityNResult, sensitivity_n
 
 __all__ = [

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import torch
 import torch.nn as nn
@@ -50,10 +51,14 @@ def pixel_relevance(
     """
     if isinstance(attributions, tuple):
         if len(attributions) != 1:
-            raise TypeError(f"{name}: expected one tensor, got a tuple of {len(attributions)}")
+            raise TypeError(
+                f"{name}: expected one tensor, got a tuple of {len(attributions)}"
+            )
         attributions = attributions[0]
     if not isinstance(attributions, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(attributions).__name__}")
+        raise TypeError(
+            f"{name}: expected a torch.Tensor, got {type(attributions).__name__}"
+        )
     n, c, h, w = inputs.shape
     shape = tuple(attributions.shape)
     if shape not in ((n, c, h, w), (n, 1, h, w), (n, h, w)):
@@ -61,7 +66,9 @@ def pixel_relevance(
             f"{name}: shape {shape} does not match inputs of shape {(n, c, h, w)}; "
             f"expected {(n, c, h, w)}, {(n, 1, h, w)} or {(n, h, w)}"
         )
-    attributions = attributions.detach().to(torch.float64 if attributions.dtype == torch.float64 else torch.float32)
+    attributions = attributions.detach().to(
+        torch.float64 if attributions.dtype == torch.float64 else torch.float32
+    )
     bad = ~torch.isfinite(attributions)
     if bool(bad.any()):
         raise ValueError(
@@ -75,10 +82,12 @@ def pixel_relevance(
         return attributions.abs().sum(1)
     if reduction == "max":
         return attributions.amax(1)
-    raise ValueError(f"channel_reduction: expected 'sum', 'abs' or 'max', got {reduction!r}")
+    raise ValueError(
+        f"channel_reduction: expected 'sum', 'abs' or 'max', got {reduction!r}"
+    )
 
 
-def check_target(target: TargetType, n: int) -> Optional[Tensor]:
+def check_target(target: TargetType, n: int) -> Tensor | None:
     """None, an int, or N ints -> None or a (N,) long tensor (CPU)."""
     if target is None:
         return None
@@ -103,7 +112,9 @@ def check_positive_int(value, name: str) -> int:
 def tie_broken_order(relevance: Tensor, descending: bool) -> Tensor:
     """Pixel indices sorted by relevance, (N, P); ties keep raster order
     (lower flat index first), so the order is deterministic."""
-    return torch.sort(relevance.flatten(1), dim=1, descending=descending, stable=True).indices
+    return torch.sort(
+        relevance.flatten(1), dim=1, descending=descending, stable=True
+    ).indices
 
 
 def ranks_from_order(order: Tensor) -> Tensor:
@@ -122,5 +133,7 @@ def selected_scores(logits: Tensor, target: Tensor, score: str) -> Tensor:
 
 def check_score(score: str) -> str:
     if score not in ("prob", "logit"):
-        raise ValueError(f"score: expected 'prob' (softmax probability) or 'logit', got {score!r}")
+        raise ValueError(
+            f"score: expected 'prob' (softmax probability) or 'logit', got {score!r}"
+        )
     return score

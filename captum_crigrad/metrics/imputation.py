@@ -8,7 +8,6 @@ knowledge of models or attributions; the perturbation engine sits on top.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -56,8 +55,12 @@ def _box121(u: Tensor) -> Tensor:
     the image: separable shifted adds, 5 full-size passes (several times
     faster than a 3x3 convolution on CPU)."""
     p = F.pad(u, (1, 1, 1, 1))
-    rows = torch.add(p[..., :-2], p[..., 2:]).add_(p[..., 1:-1], alpha=2.0)  # (.., H+2, W)
-    return torch.add(rows[..., :-2, :], rows[..., 2:, :]).add_(rows[..., 1:-1, :], alpha=2.0)
+    rows = torch.add(p[..., :-2], p[..., 2:]).add_(
+        p[..., 1:-1], alpha=2.0
+    )  # (.., H+2, W)
+    return torch.add(rows[..., :-2, :], rows[..., 2:, :]).add_(
+        rows[..., 1:-1, :], alpha=2.0
+    )
 
 
 def _neighbour_sum(u: Tensor) -> Tensor:
@@ -92,7 +95,7 @@ class _Level:
         # a sweep u + step * (rhs - (D - W) u) as keep * u + step * rhs + step_12 * S(u)
         self.keep = 1 - self.step * self.centre
         self.step_12 = self.step / 12.0
-        self.direct: Optional[_DenseSolve] = None  # set on the coarsest level
+        self.direct: _DenseSolve | None = None  # set on the coarsest level
 
     def apply(self, u: Tensor) -> Tensor:
         """(D - W) u restricted to the unknowns (u is zero on known pixels)."""
@@ -101,7 +104,9 @@ class _Level:
     def residual(self, u: Tensor, rhs: Tensor) -> Tensor:
         """rhs - (D - W) u on the unknowns, garbage on known cells: only for
         the restriction, whose coarse mask drops every block with a known cell."""
-        return _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
+        return (
+            _box121(u).mul_(1.0 / 12.0).add_(rhs).addcmul_(self.centre, u, value=-1.0)
+        )
 
     def smooth(self, u: Tensor, step_rhs: Tensor, sweeps: int) -> Tensor:
         """``sweeps`` Jacobi sweeps from u, ``step_rhs = step * rhs``
@@ -119,8 +124,12 @@ class _Level:
 _DIRECT_MAX = 256
 
 # ROAD's 8 neighbour offsets and weights
-_OFFSETS = [(dy, dx, 1 / 12 if dy and dx else 1 / 6)
-            for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+_OFFSETS = [
+    (dy, dx, 1 / 12 if dy and dx else 1 / 6)
+    for dy in (-1, 0, 1)
+    for dx in (-1, 0, 1)
+    if dy or dx
+]
 
 
 class _DenseSolve:
@@ -136,20 +145,22 @@ class _DenseSolve:
     numerically, and the caller then keeps coarsening and smoothing instead.
     """
 
-    def __init__(self, level: "_Level") -> None:
+    def __init__(self, level: _Level) -> None:
         unknown = level.unknown[:, 0] > 0  # (B, H, W)
         b, h, w = unknown.shape
         flat = unknown.flatten()
         self.index = flat.nonzero().squeeze(1)
         n = self.index.numel()
-        numbering = torch.full((b, h + 2, w + 2), -1, dtype=torch.long, device=unknown.device)
+        numbering = torch.full(
+            (b, h + 2, w + 2), -1, dtype=torch.long, device=unknown.device
+        )
         numbering[:, 1:-1, 1:-1][unknown] = torch.arange(n, device=unknown.device)
         rows = torch.arange(n, device=unknown.device)
         dtype = level.unknown.dtype
         matrix = torch.zeros(n, n, dtype=torch.float64, device=unknown.device)
         matrix[rows, rows] = level.diag.expand(b, 1, h, w)[:, 0][unknown].double()
         for dy, dx, weight in _OFFSETS:
-            neighbour = numbering[:, 1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx][unknown]
+            neighbour = numbering[:, 1 + dy : h + 1 + dy, 1 + dx : w + 1 + dx][unknown]
             inside = neighbour >= 0
             matrix[rows[inside], neighbour[inside]] = -weight
         factor, info = torch.linalg.cholesky_ex(matrix)
@@ -177,7 +188,11 @@ def _restrict(r: Tensor, coarse_shape=None) -> Tensor:
     h, w = r.shape[-2:]
     if h % 2 or w % 2:
         r = F.pad(r, (0, w % 2, 0, h % 2))
-    return (r[:, :, 0::2, 0::2] + r[:, :, 1::2, 0::2]).add_(r[:, :, 0::2, 1::2]).add_(r[:, :, 1::2, 1::2])
+    return (
+        (r[:, :, 0::2, 0::2] + r[:, :, 1::2, 0::2])
+        .add_(r[:, :, 0::2, 1::2])
+        .add_(r[:, :, 1::2, 1::2])
+    )
 
 
 def _prolong(e: Tensor, fine_shape) -> Tensor:
@@ -228,18 +243,30 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
     guess = None
     for depth, (total, weight) in enumerate(reversed(pyramid)):
         if guess is not None and depth == len(pyramid) - 1:
-            upsampled = F.interpolate(guess, size=weight.shape[-2:], mode="bilinear", align_corners=False)
-            return upsampled.mul_(unknown)  # full resolution: only the unknown pixels are used
+            upsampled = F.interpolate(
+                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
+            )
+            return upsampled.mul_(
+                unknown
+            )  # full resolution: only the unknown pixels are used
         kept = weight > 0
         value = total / weight.clamp_min(tiny)
         if guess is None:
-            mean = total.sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp_min(tiny)
+            mean = total.sum((2, 3), keepdim=True) / weight.sum(
+                (2, 3), keepdim=True
+            ).clamp_min(tiny)
             guess = torch.where(kept, value, mean)
         else:
-            upsampled = F.interpolate(guess, size=weight.shape[-2:], mode="bilinear", align_corners=False)
+            upsampled = F.interpolate(
+                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
+            )
             guess = torch.where(kept, value, upsampled)
         if depth < len(pyramid) - 1:
-            ones = torch.ones((1, 1) + tuple(weight.shape[-2:]), dtype=images.dtype, device=images.device)
+            ones = torch.ones(
+                (1, 1) + tuple(weight.shape[-2:]),
+                dtype=images.dtype,
+                device=images.device,
+            )
             diag = _neighbour_sum(ones)
             for _ in range(sweeps):
                 guess = torch.where(kept, guess, _neighbour_sum(guess) / diag)
@@ -281,7 +308,9 @@ def linear_imputation(
         (B, C, H, W): ``images`` with removed pixels imputed.
     """
     if images.dim() != 4:
-        raise ValueError(f"images: expected (B, C, H, W), got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"images: expected (B, C, H, W), got shape {tuple(images.shape)}"
+        )
     b, c, h, w = images.shape
     if removed.dim() == 4:
         removed = removed[:, 0]
@@ -298,10 +327,12 @@ def linear_imputation(
     per_chunk = max(1, _CHUNK_ELEMENTS // (c * h * w))
     if b <= per_chunk:
         return _solve(images, removed, tol, max_iter)
-    return torch.cat([
-        _solve(images[s:s + per_chunk], removed[s:s + per_chunk], tol, max_iter)
-        for s in range(0, b, per_chunk)
-    ])
+    return torch.cat(
+        [
+            _solve(images[s : s + per_chunk], removed[s : s + per_chunk], tol, max_iter)
+            for s in range(0, b, per_chunk)
+        ]
+    )
 
 
 def _solve(images: Tensor, removed: Tensor, tol: float, max_iter: int) -> Tensor:
@@ -368,7 +399,7 @@ def noisy_linear_imputation(
     removed: Tensor,
     *,
     noise_std: float = 0.01,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     tol: float = 1e-4,
     max_iter: int = 200,
 ) -> Tensor:

@@ -16,17 +16,25 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.dim() != 3:
-        raise ValueError(f"masks: expected (N, H, W) or (N, 1, H, W), got shape {tuple(masks.shape)}")
+        raise ValueError(
+            f"masks: expected (N, H, W) or (N, 1, H, W), got shape {tuple(masks.shape)}"
+        )
     n, h, w = masks.shape
     if attributions.dim() == 3:
         attributions = attributions.unsqueeze(1)
-    if attributions.dim() != 4 or attributions.shape[0] != n or attributions.shape[2:] != (h, w):
+    if (
+        attributions.dim() != 4
+        or attributions.shape[0] != n
+        or attributions.shape[2:] != (h, w)
+    ):
         raise ValueError(
             f"attributions: shape {tuple(attributions.shape)} does not match masks of shape "
             f"{(n, h, w)}; expected (N, C, H, W) or (N, H, W) with the same N, H, W"
         )
     if not bool(torch.isfinite(attributions).all()):
-        raise ValueError("attributions: contains NaN or infinite values; attributions must be finite")
+        raise ValueError(
+            "attributions: contains NaN or infinite values; attributions must be finite"
+        )
     attributions = attributions.detach().double()
     if reduction == "sum":
         relevance = attributions.sum(1)
@@ -37,7 +45,9 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
     return relevance, masks.to(relevance.device).bool()
 
 
-def pointing_game(attributions: Tensor, masks: Tensor, tolerance: float = 0.0) -> Tensor:
+def pointing_game(
+    attributions: Tensor, masks: Tensor, tolerance: float = 0.0
+) -> Tensor:
     """Pointing game (Zhang et al. 2018): a hit when the map's maximum (channels
     summed; ties: first in raster order) lies inside the mask or within
     ``tolerance`` pixels (Euclidean) of it. An empty mask is never a hit.
@@ -53,7 +63,7 @@ def pointing_game(attributions: Tensor, masks: Tensor, tolerance: float = 0.0) -
     row, col = (top // w).double(), (top % w).double()
     yy = torch.arange(h, dtype=torch.float64, device=masks.device).view(1, h, 1)
     xx = torch.arange(w, dtype=torch.float64, device=masks.device).view(1, 1, w)
-    near = (yy - row.view(n, 1, 1)) ** 2 + (xx - col.view(n, 1, 1)) ** 2 <= tolerance ** 2
+    near = (yy - row.view(n, 1, 1)) ** 2 + (xx - col.view(n, 1, 1)) ** 2 <= tolerance**2
     return (near & masks).flatten(1).any(1)
 
 

@@ -14,8 +14,9 @@ clean pass per image (the step that removes nothing reuses it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
@@ -77,10 +78,14 @@ def _replacement_source(
     """Returns (per-image replacement (N, C, H, W) or None, needs_imputation)."""
     n, c, h, w = inputs.shape
     if isinstance(replacement, bool):
-        raise TypeError("replacement: expected a number, a string or a tensor, got a bool")
+        raise TypeError(
+            "replacement: expected a number, a string or a tensor, got a bool"
+        )
     if isinstance(replacement, (int, float)):
         if not math.isfinite(replacement):
-            raise ValueError(f"replacement: expected a finite number, got {replacement}")
+            raise ValueError(
+                f"replacement: expected a finite number, got {replacement}"
+            )
         return torch.full_like(inputs, float(replacement)), False
     if isinstance(replacement, Tensor):
         try:
@@ -112,10 +117,18 @@ def _check_fractions(fractions, n_steps) -> Tensor:
     frac = torch.as_tensor(fractions, dtype=torch.float64).flatten()
     if frac.numel() == 0:
         raise ValueError("fractions: expected at least one fraction")
-    if not bool(torch.isfinite(frac).all()) or bool((frac < 0).any()) or bool((frac > 1).any()):
-        raise ValueError(f"fractions: every fraction must lie in [0, 1], got {frac.tolist()}")
+    if (
+        not bool(torch.isfinite(frac).all())
+        or bool((frac < 0).any())
+        or bool((frac > 1).any())
+    ):
+        raise ValueError(
+            f"fractions: every fraction must lie in [0, 1], got {frac.tolist()}"
+        )
     if frac.numel() > 1 and bool((frac[1:] < frac[:-1]).any()):
-        raise ValueError(f"fractions: expected a non-decreasing schedule, got {frac.tolist()}")
+        raise ValueError(
+            f"fractions: expected a non-decreasing schedule, got {frac.tolist()}"
+        )
     return frac
 
 
@@ -124,7 +137,7 @@ def perturbation_curve(
     inputs: Tensor,
     attributions: Tensor,
     *,
-    fractions: Optional[Sequence[float]] = None,
+    fractions: Sequence[float] | None = None,
     n_steps: int = 32,
     order: str = "morf",
     mode: str = "delete",
@@ -133,7 +146,7 @@ def perturbation_curve(
     target: TargetType = None,
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     channel_reduction: str = "sum",
     blur_sigma: float = 5.0,
     blur_kernel_size: int = 11,
@@ -188,7 +201,9 @@ def perturbation_curve(
     target_t = check_target(target, n)
     device = model_device(model, inputs.device)
     inputs = inputs.detach().to(device)
-    repl, impute = _replacement_source(replacement, inputs, blur_sigma, blur_kernel_size)
+    repl, impute = _replacement_source(
+        replacement, inputs, blur_sigma, blur_kernel_size
+    )
     if impute and not (road_noise >= 0 and math.isfinite(road_noise)):
         raise ValueError(f"road_noise: expected a finite value >= 0, got {road_noise}")
     extra = additional_forward_args
@@ -199,7 +214,9 @@ def perturbation_curve(
         args = ()
         if extra is not None:
             args = tuple(
-                a[image_idx.to(a.device)] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n else a
+                a[image_idx.to(a.device)]
+                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n
+                else a
                 for a in extra
             )
         return model(x, *args)
@@ -208,7 +225,9 @@ def perturbation_curve(
     counts = torch.floor(frac * pixels + 0.5).long()
     if order == "random":
         gen_device = generator.device if generator is not None else torch.device("cpu")
-        pixel_order = torch.rand(n, pixels, generator=generator, device=gen_device).argsort(dim=1)
+        pixel_order = torch.rand(
+            n, pixels, generator=generator, device=gen_device
+        ).argsort(dim=1)
     else:
         pixel_order = tie_broken_order(relevance, descending=(order == "morf"))
     ranks = ranks_from_order(pixel_order.to(device)).view(n, h, w)
@@ -244,7 +263,9 @@ def perturbation_curve(
             replace = selected if mode == "delete" else ~selected
             x = inputs[img]
             if impute:
-                fill = noisy_linear_imputation(x, replace, noise_std=road_noise, generator=generator)
+                fill = noisy_linear_imputation(
+                    x, replace, noise_std=road_noise, generator=generator
+                )
             else:
                 fill = repl[img]
             x = torch.where(replace.unsqueeze(1), fill, x)
@@ -266,33 +287,69 @@ def perturbation_curve(
 # ----------------------------------------------------------------- presets
 
 
-def deletion(model, inputs, attributions, *, n_steps: int = 32, replacement: Replacement = 0.0,
-             **kwargs) -> PerturbationCurve:
+def deletion(
+    model,
+    inputs,
+    attributions,
+    *,
+    n_steps: int = 32,
+    replacement: Replacement = 0.0,
+    **kwargs,
+) -> PerturbationCurve:
     """Deletion (Petsiuk et al. 2018, RISE): remove pixels most relevant first
     into a ``replacement`` substrate (0 by default), score = softmax probability
     of the class predicted on the original. ``.auc()``: **lower is better**.
     Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
     kwargs.setdefault("score", "prob")
-    return perturbation_curve(model, inputs, attributions, n_steps=n_steps, mode="delete",
-                              replacement=replacement, **kwargs)
+    return perturbation_curve(
+        model,
+        inputs,
+        attributions,
+        n_steps=n_steps,
+        mode="delete",
+        replacement=replacement,
+        **kwargs,
+    )
 
 
-def insertion(model, inputs, attributions, *, n_steps: int = 32, replacement: Replacement = "blur",
-              **kwargs) -> PerturbationCurve:
+def insertion(
+    model,
+    inputs,
+    attributions,
+    *,
+    n_steps: int = 32,
+    replacement: Replacement = "blur",
+    **kwargs,
+) -> PerturbationCurve:
     """Insertion (Petsiuk et al. 2018, RISE): start from a blurred copy
     (``replacement="blur"``) and insert the original pixels most relevant
     first; score = softmax probability of the class predicted on the original.
     ``.auc()``: **higher is better**. Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
     kwargs.setdefault("score", "prob")
-    return perturbation_curve(model, inputs, attributions, n_steps=n_steps, mode="insert",
-                              replacement=replacement, **kwargs)
+    return perturbation_curve(
+        model,
+        inputs,
+        attributions,
+        n_steps=n_steps,
+        mode="insert",
+        replacement=replacement,
+        **kwargs,
+    )
 
 
-def pixel_perturbation(model, inputs, attributions, *, k: Union[float, Sequence[float]] = 0.1,
-                       replacement: Replacement = 0.0, order: str = "lerf",
-                       score: str = "prob", **kwargs) -> Tensor:
+def pixel_perturbation(
+    model,
+    inputs,
+    attributions,
+    *,
+    k: float | Sequence[float] = 0.1,
+    replacement: Replacement = 0.0,
+    order: str = "lerf",
+    score: str = "prob",
+    **kwargs,
+) -> Tensor:
     """Pixel perturbation (Srinivas & Fleuret 2019, FullGrad): remove the
     ``k`` fraction of *least* salient pixels and measure the absolute
     fractional change of the target score, ``|f(x~) - f(x)| / |f(x)|``.
@@ -310,8 +367,17 @@ def pixel_perturbation(model, inputs, attributions, *, k: Union[float, Sequence[
     """
     scalar = isinstance(k, (int, float)) and not isinstance(k, bool)
     ks = [float(k)] if scalar else list(k)
-    curve = perturbation_curve(model, inputs, attributions, fractions=ks, order=order,
-                               mode="delete", replacement=replacement, score=score, **kwargs)
+    curve = perturbation_curve(
+        model,
+        inputs,
+        attributions,
+        fractions=ks,
+        order=order,
+        mode="delete",
+        replacement=replacement,
+        score=score,
+        **kwargs,
+    )
     denom = curve.original_scores.abs().clamp_min(torch.finfo(curve.scores.dtype).tiny)
     change = (curve.scores - curve.original_scores[:, None]).abs() / denom[:, None]
     return change[:, 0] if scalar else change
@@ -319,21 +385,33 @@ def pixel_perturbation(model, inputs, attributions, *, k: Union[float, Sequence[
 
 def morf_curve(model, inputs, attributions, **kwargs) -> PerturbationCurve:
     """MoRF curve: most relevant pixels removed first (lower area is better)."""
-    return perturbation_curve(model, inputs, attributions, order="morf", mode="delete", **kwargs)
+    return perturbation_curve(
+        model, inputs, attributions, order="morf", mode="delete", **kwargs
+    )
 
 
 def lerf_curve(model, inputs, attributions, **kwargs) -> PerturbationCurve:
     """LeRF curve: least relevant pixels removed first (higher area is better)."""
-    return perturbation_curve(model, inputs, attributions, order="lerf", mode="delete", **kwargs)
+    return perturbation_curve(
+        model, inputs, attributions, order="lerf", mode="delete", **kwargs
+    )
 
 
-def aopc(model, inputs, attributions, *, order: str = "morf", n_steps: int = 32,
-         **kwargs) -> Tensor:
+def aopc(
+    model, inputs, attributions, *, order: str = "morf", n_steps: int = 32, **kwargs
+) -> Tensor:
     """Area over the perturbation curve (Samek et al. 2017):
     ``mean_{k=0..L} f(x) - f(x~_k)`` for removal in ``order``. For MoRF
     **higher is better**; for LeRF lower is better. Returns (N,)."""
-    curve = perturbation_curve(model, inputs, attributions, order=order, mode="delete",
-                               n_steps=n_steps, **kwargs)
+    curve = perturbation_curve(
+        model,
+        inputs,
+        attributions,
+        order=order,
+        mode="delete",
+        n_steps=n_steps,
+        **kwargs,
+    )
     return (curve.original_scores[:, None] - curve.scores).mean(1)
 
 
@@ -355,18 +433,50 @@ class RoadResult:
         return ((self.lerf - self.morf) / 2).mean(1)
 
 
-def road(model, inputs, attributions, *, fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-         noise: float = 0.01, score: str = "prob",
-         generator: Optional[torch.Generator] = None, **kwargs) -> RoadResult:
+def road(
+    model,
+    inputs,
+    attributions,
+    *,
+    fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    noise: float = 0.01,
+    score: str = "prob",
+    generator: torch.Generator | None = None,
+    **kwargs,
+) -> RoadResult:
     """ROAD (Rong et al. 2022): MoRF and LeRF removal without retraining, the
     removed pixels filled by noisy linear imputation (8-neighbour weighted
     mean, 1/6 edge, 1/12 diagonal, solved jointly per image, plus N(0, noise^2)).
     Other arguments as :func:`perturbation_curve`."""
-    morf = perturbation_curve(model, inputs, attributions, fractions=fractions, order="morf",
-                              replacement="road", road_noise=noise, score=score,
-                              generator=generator, **kwargs)
-    lerf = perturbation_curve(model, inputs, attributions, fractions=fractions, order="lerf",
-                              replacement="road", road_noise=noise, score=score,
-                              generator=generator, target=morf.target, **{k: v for k, v in kwargs.items() if k != "target"})
-    return RoadResult(morf.fractions, morf.scores, lerf.scores, morf.original_scores,
-                      morf.n_forward_passes + lerf.n_forward_passes)
+    morf = perturbation_curve(
+        model,
+        inputs,
+        attributions,
+        fractions=fractions,
+        order="morf",
+        replacement="road",
+        road_noise=noise,
+        score=score,
+        generator=generator,
+        **kwargs,
+    )
+    lerf = perturbation_curve(
+        model,
+        inputs,
+        attributions,
+        fractions=fractions,
+        order="lerf",
+        replacement="road",
+        road_noise=noise,
+        score=score,
+        generator=generator,
+        target=morf.target,
+        **{k: v for k, v in kwargs.items() if k != "target"},
+    )
+    return RoadResult(
+        morf.fractions,
+        morf.scores,
+        lerf.scores,
+        morf.original_scores,
+        morf.n_forward_passes + lerf.n_forward_passes,
+    )

@@ -3,16 +3,22 @@ Interpretability Methods in Deep Neural Networks")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from captum_crigrad.metrics._common import (
+    check_images,
+    check_positive_int,
+    pixel_relevance,
+    ranks_from_order,
+    tie_broken_order,
+)
 from captum_crigrad.training import accuracy, train_classifier
-from captum_crigrad.metrics._common import check_images, check_positive_int, pixel_relevance, ranks_from_order, tie_broken_order
 
 
 @dataclass
@@ -25,8 +31,8 @@ class RoarResult:
     fractions: Tensor
     seeds: Sequence[int]
     accuracy: Tensor
-    random_accuracy: Optional[Tensor]
-    extras: Dict[str, object] = field(default_factory=dict)
+    random_accuracy: Tensor | None
+    extras: dict[str, object] = field(default_factory=dict)
 
     def rows(self):
         """[(fraction, mean accuracy, std, random mean, random std)] for tables."""
@@ -34,32 +40,46 @@ class RoarResult:
         for i, f in enumerate(self.fractions.tolist()):
             a = self.accuracy[i]
             r = self.random_accuracy[i] if self.random_accuracy is not None else None
-            out.append((f, float(a.mean()), float(a.std()) if a.numel() > 1 else 0.0,
-                        None if r is None else float(r.mean()),
-                        None if r is None or r.numel() < 2 else float(r.std())))
+            out.append(
+                (
+                    f,
+                    float(a.mean()),
+                    float(a.std()) if a.numel() > 1 else 0.0,
+                    None if r is None else float(r.mean()),
+                    None if r is None or r.numel() < 2 else float(r.std()),
+                )
+            )
         return out
 
 
-def attribute_dataset(attribute_fn: Callable[[Tensor, Tensor], Tensor], images: Tensor,
-                      labels: Tensor, batch_size: int = 256) -> Tensor:
+def attribute_dataset(
+    attribute_fn: Callable[[Tensor, Tensor], Tensor],
+    images: Tensor,
+    labels: Tensor,
+    batch_size: int = 256,
+) -> Tensor:
     """Run ``attribute_fn(images, labels) -> attributions`` over a dataset in
     batches (once per dataset, as ROAR needs), returning CPU attributions."""
     check_positive_int(batch_size, "batch_size")
     out = []
     for s in range(0, images.shape[0], batch_size):
-        attr = attribute_fn(images[s:s + batch_size], labels[s:s + batch_size])
+        attr = attribute_fn(images[s : s + batch_size], labels[s : s + batch_size])
         if isinstance(attr, tuple):
             attr = attr[0]
         out.append(attr.detach().cpu())
     return torch.cat(out)
 
 
-def remove_top_pixels(images: Tensor, relevance: Tensor, fraction: float, fill: Tensor) -> Tensor:
+def remove_top_pixels(
+    images: Tensor, relevance: Tensor, fraction: float, fill: Tensor
+) -> Tensor:
     """Replace the top ``fraction`` of pixels per image (ranked by ``relevance``
     (N, H, W), ties in raster order; all channels of a pixel) by ``fill`` (C,)."""
     n, c, h, w = images.shape
     count = int(round(fraction * h * w))
-    ranks = ranks_from_order(tie_broken_order(relevance, descending=True)).view(n, 1, h, w)
+    ranks = ranks_from_order(tie_broken_order(relevance, descending=True)).view(
+        n, 1, h, w
+    )
     return torch.where(ranks < count, fill.view(1, c, 1, 1).to(images), images)
 
 
@@ -73,14 +93,14 @@ def roar(
     *,
     fractions: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
     seeds: Sequence[int] = (0, 1, 2),
-    train_fn: Optional[Callable[[DataLoader], nn.Module]] = None,
-    model_fn: Optional[Callable[[], nn.Module]] = None,
-    train_kwargs: Optional[dict] = None,
+    train_fn: Callable[[DataLoader], nn.Module] | None = None,
+    model_fn: Callable[[], nn.Module] | None = None,
+    train_kwargs: dict | None = None,
     batch_size: int = 64,
     random_control: bool = True,
     include_unmodified: bool = True,
     channel_reduction: str = "sum",
-    progress: Optional[Callable[[str], None]] = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RoarResult:
     """Remove the top-t salient pixels of every train and test image (filled
     with the per-channel mean of the training set), retrain from scratch, and
@@ -112,17 +132,29 @@ def roar(
     """
     for name, imgs in (("train_images", train_images), ("test_images", test_images)):
         check_images(imgs, name)
-    train_rel = pixel_relevance(train_attributions, train_images, channel_reduction, "train_attributions")
-    test_rel = pixel_relevance(test_attributions, test_images, channel_reduction, "test_attributions")
+    train_rel = pixel_relevance(
+        train_attributions, train_images, channel_reduction, "train_attributions"
+    )
+    test_rel = pixel_relevance(
+        test_attributions, test_images, channel_reduction, "test_attributions"
+    )
     frac = torch.as_tensor(list(fractions), dtype=torch.float64)
-    if frac.numel() == 0 or bool((frac < 0).any() | (frac > 1).any()) or not bool(torch.isfinite(frac).all()):
-        raise ValueError(f"fractions: every fraction must lie in [0, 1], got {list(fractions)}")
+    if (
+        frac.numel() == 0
+        or bool((frac < 0).any() | (frac > 1).any())
+        or not bool(torch.isfinite(frac).all())
+    ):
+        raise ValueError(
+            f"fractions: every fraction must lie in [0, 1], got {list(fractions)}"
+        )
     if include_unmodified and 0.0 not in frac.tolist():
         frac = torch.cat([torch.zeros(1, dtype=torch.float64), frac])
     if len(seeds) == 0:
         raise ValueError("seeds: expected at least one seed")
     if train_fn is None and model_fn is None:
-        raise ValueError("model_fn: required with the default trainer (a function returning a fresh model)")
+        raise ValueError(
+            "model_fn: required with the default trainer (a function returning a fresh model)"
+        )
     if train_fn is not None and not callable(train_fn):
         raise TypeError(f"train_fn: expected a callable, got {type(train_fn).__name__}")
     fill = train_images.mean(dim=(0, 2, 3))
@@ -131,12 +163,20 @@ def roar(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if train_fn is None:
-                return train_classifier(model_fn(), images, labels, seed=seed, **(train_kwargs or {}))
-            loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True,
-                                generator=torch.Generator().manual_seed(seed))
+                return train_classifier(
+                    model_fn(), images, labels, seed=seed, **(train_kwargs or {})
+                )
+            loader = DataLoader(
+                TensorDataset(images, labels),
+                batch_size=batch_size,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(seed),
+            )
             model = train_fn(loader)
         if not isinstance(model, nn.Module):
-            raise TypeError(f"train_fn: returned {type(model).__name__}, expected the trained nn.Module")
+            raise TypeError(
+                f"train_fn: returned {type(model).__name__}, expected the trained nn.Module"
+            )
         return model.eval()
 
     acc = torch.empty(len(frac), len(seeds), dtype=torch.float64)
@@ -153,9 +193,17 @@ def roar(
                     rand_acc[i, j] = acc[i, j]  # identical data, identical model
                     continue
                 g = torch.Generator().manual_seed(10_000 + seed)
-                tr_r = remove_top_pixels(train_images, torch.rand(train_rel.shape, generator=g), t, fill)
-                te_r = remove_top_pixels(test_images, torch.rand(test_rel.shape, generator=g), t, fill)
-                rand_acc[i, j] = accuracy(train(tr_r, train_labels, seed), te_r, test_labels)
+                tr_r = remove_top_pixels(
+                    train_images, torch.rand(train_rel.shape, generator=g), t, fill
+                )
+                te_r = remove_top_pixels(
+                    test_images, torch.rand(test_rel.shape, generator=g), t, fill
+                )
+                rand_acc[i, j] = accuracy(
+                    train(tr_r, train_labels, seed), te_r, test_labels
+                )
                 if progress:
-                    progress(f"roar random t={t:.2f} seed={seed} accuracy={rand_acc[i, j]:.4f}")
+                    progress(
+                        f"roar random t={t:.2f} seed={seed} accuracy={rand_acc[i, j]:.4f}"
+                    )
     return RoarResult(frac, list(seeds), acc, rand_acc)

@@ -3,8 +3,9 @@ gradient-based attribution methods for deep neural networks")."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -49,15 +50,15 @@ def sensitivity_n(
     model: nn.Module,
     inputs: Tensor,
     attributions: Tensor,
-    n: Union[int, Sequence[int]] = (1, 4, 16, 64, 256),
+    n: int | Sequence[int] = (1, 4, 16, 64, 256),
     *,
     n_subsets: int = 100,
-    baselines: Union[float, Tensor] = 0.0,
+    baselines: float | Tensor = 0.0,
     target: TargetType = None,
     score: str = "logit",
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     channel_reduction: str = "sum",
 ) -> SensitivityNResult:
     """Sensitivity-n exactly as Ancona et al. (2018) define it.
@@ -95,16 +96,26 @@ def sensitivity_n(
     pixels = h * w
     sizes = [n] if isinstance(n, int) else list(n)
     for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size < pixels:
-            raise ValueError(f"n: every subset size must be an int in [1, {pixels - 1}], got {size!r}")
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or not 1 <= size < pixels
+        ):
+            raise ValueError(
+                f"n: every subset size must be an int in [1, {pixels - 1}], got {size!r}"
+            )
     target_t = check_target(target, num)
     device = model_device(model, inputs.device)
     inputs = inputs.detach().to(device)
     relevance = relevance.to(device)
     try:
-        base = torch.broadcast_to(torch.as_tensor(baselines, dtype=inputs.dtype, device=device), inputs.shape)
+        base = torch.broadcast_to(
+            torch.as_tensor(baselines, dtype=inputs.dtype, device=device), inputs.shape
+        )
     except RuntimeError:
-        raise ValueError(f"baselines: does not broadcast to the inputs' shape {tuple(inputs.shape)}") from None
+        raise ValueError(
+            f"baselines: does not broadcast to the inputs' shape {tuple(inputs.shape)}"
+        ) from None
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
@@ -112,15 +123,27 @@ def sensitivity_n(
     def forward(x, idx):
         args = ()
         if extra is not None:
-            args = tuple(a[idx] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num else a for a in extra)
+            args = tuple(
+                a[idx]
+                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num
+                else a
+                for a in extra
+            )
         return model(x, *args)
 
     gen_device = generator.device if generator is not None else torch.device("cpu")
     passes = 0
     correlations = torch.empty(num, len(sizes), dtype=torch.float64)
     with torch.no_grad():
-        logits = torch.cat([forward(inputs[s:s + batch], torch.arange(s, min(num, s + batch), device=device))
-                            for s in range(0, num, batch)])
+        logits = torch.cat(
+            [
+                forward(
+                    inputs[s : s + batch],
+                    torch.arange(s, min(num, s + batch), device=device),
+                )
+                for s in range(0, num, batch)
+            ]
+        )
         passes += num
         if target_t is None:
             target_t = logits.argmax(1).cpu()
@@ -134,11 +157,19 @@ def sensitivity_n(
             for g0 in range(0, num, group):
                 imgs = torch.arange(g0, min(num, g0 + group), device=device)
                 # subsets[i, j] = the first `size` pixels of a uniform permutation
-                keys = torch.stack([torch.rand(n_subsets, pixels, generator=generator, device=gen_device)
-                                    for _ in imgs.tolist()]).to(device)
+                keys = torch.stack(
+                    [
+                        torch.rand(
+                            n_subsets, pixels, generator=generator, device=gen_device
+                        )
+                        for _ in imgs.tolist()
+                    ]
+                ).to(device)
                 member = keys.argsort(-1).argsort(-1) < size  # (G, M, P) bool
                 attributed = (member * relevance[imgs, None, :]).sum(-1)  # (G, M)
-                drops = torch.empty(len(imgs), n_subsets, dtype=clean.dtype, device=device)
+                drops = torch.empty(
+                    len(imgs), n_subsets, dtype=clean.dtype, device=device
+                )
                 total = len(imgs) * n_subsets
                 for s in range(0, total, batch):
                     flat = torch.arange(s, min(total, s + batch), device=device)
@@ -146,7 +177,11 @@ def sensitivity_n(
                     img = imgs[local]
                     mask = member[local, sub].view(-1, 1, h, w)
                     x = torch.where(mask, base[img], inputs[img])
-                    drops[local, sub] = clean[img] - selected_scores(forward(x, img), target_dev[img], score)
+                    drops[local, sub] = clean[img] - selected_scores(
+                        forward(x, img), target_dev[img], score
+                    )
                     passes += len(flat)
-                correlations[g0:g0 + len(imgs), k] = _pearson(attributed.double(), drops.double()).cpu()
+                correlations[g0 : g0 + len(imgs), k] = _pearson(
+                    attributed.double(), drops.double()
+                ).cpu()
     return SensitivityNResult(torch.tensor(sizes), correlations, passes)

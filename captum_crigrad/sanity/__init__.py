@@ -19,9 +19,24 @@ from captum_crigrad.sanity.gradient_maps import (
     to_single_channel,
     unregister_method,
 )
-from captum_crigrad.sanity.randomization import default_blocks, randomize_model_parameters, randomized_models
-from captum_crigrad.sanity.similarity import MEASURES, hog_pearson, similarity_scores, spearman, spearman_abs, ssim
-from captum_crigrad.sanity.visualize import tile_input_and_maps, to_hwc_numpy, visualize_map
+from captum_crigrad.sanity.randomization import (
+    default_blocks,
+    randomize_model_parameters,
+    randomized_models,
+)
+from captum_crigrad.sanity.similarity import (
+    MEASURES,
+    hog_pearson,
+    similarity_scores,
+    spearman,
+    spearman_abs,
+    ssim,
+)
+from captum_crigrad.sanity.visualize import (
+    tile_input_and_maps,
+    to_hwc_numpy,
+    visualize_map,
+)
 
 __all__ = [
     "MEASURES",

@@ -17,7 +17,7 @@ better.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch.nn as nn
@@ -48,10 +48,10 @@ class SanityResult:
     """
 
     mode: str
-    steps: List[str]
-    methods: List[str]
-    measures: List[str]
-    scores: Dict[Tuple[str, str], np.ndarray]
+    steps: list[str]
+    methods: list[str]
+    measures: list[str]
+    scores: dict[tuple[str, str], np.ndarray]
 
     def mean(self, method: str, measure: str) -> np.ndarray:
         """Mean over images per step, (len(steps),)."""
@@ -61,7 +61,7 @@ class SanityResult:
         """Standard deviation over images per step, (len(steps),)."""
         return self.scores[(method, measure)].std(axis=1)
 
-    def rows(self) -> List[dict]:
+    def rows(self) -> list[dict]:
         """The table: one dict per (method, step, measure) with mean and std
         over images."""
         out = []
@@ -71,13 +71,16 @@ class SanityResult:
                     values = self.scores[(method, measure)][i]
                     out.append(
                         dict(
-                            method=method, step=step, measure=measure,
-                            mean=float(values.mean()), std=float(values.std()),
+                            method=method,
+                            step=step,
+                            measure=measure,
+                            mean=float(values.mean()),
+                            std=float(values.std()),
                         )
                     )
         return out
 
-    def to_markdown(self, measure: Optional[str] = None, digits: int = 2) -> str:
+    def to_markdown(self, measure: str | None = None, digits: int = 2) -> str:
         """Markdown tables (one per measure): rows = steps, columns = methods,
         cells = mean ± std over images. Higher = more similar to the trained
         model's map (a faithful method goes down)."""
@@ -99,10 +102,10 @@ class SanityResult:
 def sanity_check(
     model: nn.Module,
     images: Tensor,
-    methods: Union[str, Sequence[str]] = ("GradientExplanation", "GuidedBackprop"),
+    methods: str | Sequence[str] = ("GradientExplanation", "GuidedBackprop"),
     mode: str = "cascading",
     *,
-    blocks: Optional[Sequence[str]] = None,
+    blocks: Sequence[str] | None = None,
     granularity: str = "module",
     init: str = "reset",
     std: float = 0.01,
@@ -110,13 +113,13 @@ def sanity_check(
     batchnorm_stats: str = "keep",
     target=None,
     score: str = "logit",
-    layer: Optional[str] = None,
-    layers: Optional[Sequence[str]] = None,
+    layer: str | None = None,
+    layers: Sequence[str] | None = None,
     functional_relu: str = "error",
     measures: Sequence[str] = MEASURES,
     batch_size: int = 64,
-    pixels_per_cell: Tuple[int, int] = (8, 8),
-    progress: Optional[Callable[[str], None]] = None,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    progress: Callable[[str], None] | None = None,
 ) -> SanityResult:
     """Run the cascading or independent model-randomisation sanity check.
 
@@ -147,22 +150,33 @@ def sanity_check(
     measures = list(measures)
     bad = [m for m in measures if m not in MEASURES]
     if bad or not measures:
-        raise ValueError(f"measures: expected a non-empty subset of {MEASURES}, got {measures}")
+        raise ValueError(
+            f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
+        )
     # validates the schedule (block names etc.) before any work
     schedule = randomized_models(
-        model, mode, blocks, granularity=granularity, init=init, std=std,
-        seed=seed, batchnorm_stats=batchnorm_stats,
+        model,
+        mode,
+        blocks,
+        granularity=granularity,
+        init=init,
+        std=std,
+        seed=seed,
+        batchnorm_stats=batchnorm_stats,
     )
     options = dict(
-        score=score, layer=layer, layers=layers,
-        functional_relu=functional_relu, batch_size=batch_size,
+        score=score,
+        layer=layer,
+        layers=layers,
+        functional_relu=functional_relu,
+        batch_size=batch_size,
     )
     if target is None:
         device = next((p.device for p in model.parameters()), images.device)
         target = predicted_class(model, images.detach().to(device))
     trained_raw = attribution_maps(model, images, method_names, target, **options)
     trained = [(to_single_channel(r), r.sum(1)) for r in trained_raw]
-    per_step: Dict[Tuple[str, str], List[np.ndarray]] = {
+    per_step: dict[tuple[str, str], list[np.ndarray]] = {
         (m, s): [] for m in method_names for s in measures
     }
     steps = []
@@ -171,8 +185,12 @@ def sanity_check(
         raw = attribution_maps(randomized, images, method_names, target, **options)
         for name, (ref_map, ref_signed), r in zip(method_names, trained, raw):
             scores = similarity_scores(
-                ref_map, to_single_channel(r), ref_signed, r.sum(1),
-                measures=measures, pixels_per_cell=pixels_per_cell,
+                ref_map,
+                to_single_channel(r),
+                ref_signed,
+                r.sum(1),
+                measures=measures,
+                pixels_per_cell=pixels_per_cell,
             )
             for measure, values in scores.items():
                 per_step[(name, measure)].append(values)
@@ -197,9 +215,9 @@ _MEASURE_LABELS = {
 
 def plot_sanity_curves(
     result: SanityResult,
-    measures: Optional[Sequence[str]] = None,
-    methods: Optional[Sequence[str]] = None,
-    title: Optional[str] = None,
+    measures: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    title: str | None = None,
 ):
     """Similarity to the trained model's map against the randomised layer,
     one panel per measure and one line per method (mean over images, band =
@@ -224,7 +242,7 @@ def plot_sanity_curves(
     nrows = -(-len(measures) // ncols)
     fig = Figure(figsize=(width * ncols, 4.2 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for extra in axes[len(measures):]:
+    for extra in axes[len(measures) :]:
         extra.remove()
     x = np.arange(n_steps + 1)
     labels = ["original"] + list(result.steps)
@@ -234,10 +252,16 @@ def plot_sanity_curves(
             spread = np.concatenate([[0.0], result.std(method, measure)])
             # distinct markers and dash patterns keep overlapping curves visible
             (line,) = ax.plot(
-                x, mean, marker="osv^Dxp+"[k % 8], markersize=4,
-                linestyle=("-", "--", ":", "-.")[k % 4], label=method,
+                x,
+                mean,
+                marker="osv^Dxp+"[k % 8],
+                markersize=4,
+                linestyle=("-", "--", ":", "-.")[k % 4],
+                label=method,
             )
-            ax.fill_between(x, mean - spread, mean + spread, color=line.get_color(), alpha=0.15)
+            ax.fill_between(
+                x, mean - spread, mean + spread, color=line.get_color(), alpha=0.15
+            )
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.set_xticks(x)
         ax.set_xticklabels(labels, rotation=90, fontsize=7)

@@ -43,7 +43,7 @@ backward rule to *every* ReLU call (modules and functions) through a
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -80,19 +80,19 @@ class MethodSpec:
     """
 
     factory: MethodFactory
-    relu_rule: Optional[str] = None
+    relu_rule: str | None = None
     uses_layer: bool = False
     description: str = ""
 
 
-_REGISTRY: Dict[str, MethodSpec] = {}
+_REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register_method(
     name: str,
     factory: MethodFactory,
     *,
-    relu_rule: Optional[str] = None,
+    relu_rule: str | None = None,
     uses_layer: bool = False,
     description: str = "",
     replace: bool = False,
@@ -120,7 +120,7 @@ def unregister_method(name: str) -> None:
     del _REGISTRY[name]
 
 
-def available_methods() -> List[str]:
+def available_methods() -> list[str]:
     """Names accepted by :func:`gradient_map`."""
     return list(_REGISTRY)
 
@@ -193,7 +193,9 @@ def _crigrad_forgrad(model, *, layer=None, layers=None) -> AttributeFn:
     from captum_crigrad.crigrad.transform import CriGrad
     from captum_crigrad.forgrad.attr import with_forgrad
 
-    explainer = with_forgrad(Saliency(model), transform=CriGrad(layers=layers), model=model)
+    explainer = with_forgrad(
+        Saliency(model), transform=CriGrad(layers=layers), model=model
+    )
     return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
 
@@ -209,37 +211,49 @@ def _expected_grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
 
 
 register_method(
-    "GradientExplanation", _saliency,
+    "GradientExplanation",
+    _saliency,
     description="plain gradient of the score (Captum Saliency, abs=False)",
 )
 register_method(
-    "GuidedBackprop", _guided_backprop, relu_rule="guided",
+    "GuidedBackprop",
+    _guided_backprop,
+    relu_rule="guided",
     description="Guided Backpropagation (Captum GuidedBackprop)",
 )
 register_method(
-    "ZeilerFergus", _deconvolution, relu_rule="deconv",
+    "ZeilerFergus",
+    _deconvolution,
+    relu_rule="deconv",
     description="deconvnet (Captum Deconvolution)",
 )
 register_method(
-    "GradCAM", _grad_cam, uses_layer=True,
+    "GradCAM",
+    _grad_cam,
+    uses_layer=True,
     description="Grad-CAM (Captum LayerGradCam, ReLU, bilinear upsampling)",
 )
 register_method(
-    "CriGrad", _crigrad,
+    "CriGrad",
+    _crigrad,
     description="critical-gradient saliency (CriGrad, default options; "
     "layers= names the filtered modules on models without nn.ReLU modules)",
 )
 register_method(
-    "ExpectedGradCAM", _expected_grad_cam, uses_layer=True,
+    "ExpectedGradCAM",
+    _expected_grad_cam,
+    uses_layer=True,
     description="Expected Grad-CAM (captum_crigrad.cam.expected_gradcam, defaults, "
     "generator=0), upsampled to the input size",
 )
 register_method(
-    "FORGrad", _forgrad,
+    "FORGrad",
+    _forgrad,
     description="plain gradient low-pass filtered post hoc (FORGrad, default sigma)",
 )
 register_method(
-    "CriGrad+FORGrad", _crigrad_forgrad,
+    "CriGrad+FORGrad",
+    _crigrad_forgrad,
     description="CriGrad gradient (default options), then FORGrad post hoc",
 )
 
@@ -259,7 +273,7 @@ class _CountRelu(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_relu_calls(model: nn.Module, images: Tensor) -> Tuple[int, int]:
+def count_relu_calls(model: nn.Module, images: Tensor) -> tuple[int, int]:
     """ReLU calls in one forward pass of ``images``: ``(in nn.ReLU modules,
     elsewhere)``. "Elsewhere" are ``F.relu``/``torch.relu``/``Tensor.relu``
     calls that hook-based methods (Captum's GuidedBackprop, Deconvolution)
@@ -365,7 +379,7 @@ def check_images(images) -> None:
         )
 
 
-def _module_names(model: nn.Module) -> List[str]:
+def _module_names(model: nn.Module) -> list[str]:
     return [n for n, _ in model.named_modules() if n]
 
 
@@ -377,11 +391,15 @@ def resolve_module(model: nn.Module, name: str, argument: str = "layer") -> nn.M
     if not name or name not in modules:
         names = _module_names(model)
         shown = ", ".join(names[:15]) + (", ..." if len(names) > 15 else "")
-        raise ValueError(f"{argument}: model has no submodule named {name!r}; names: {shown}")
+        raise ValueError(
+            f"{argument}: model has no submodule named {name!r}; names: {shown}"
+        )
     return modules[name]
 
 
-def resolve_modules(model: nn.Module, names, argument: str = "layers") -> List[nn.Module]:
+def resolve_modules(
+    model: nn.Module, names, argument: str = "layers"
+) -> list[nn.Module]:
     if isinstance(names, str):
         names = [names]
     names = list(names)
@@ -391,8 +409,6 @@ def resolve_modules(model: nn.Module, names, argument: str = "layers") -> List[n
             "the method's default"
         )
     return [resolve_module(model, n, argument) for n in names]
-
-
 
 
 def to_single_channel(attributions: Tensor) -> Tensor:
@@ -408,11 +424,14 @@ def to_single_channel(attributions: Tensor) -> Tensor:
 def predicted_class(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
     """arg-max class of ``model`` per image, (N,) long."""
     return torch.cat(
-        [model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)]
+        [
+            model(images[i : i + batch_size]).argmax(1)
+            for i in range(0, len(images), batch_size)
+        ]
     )
 
 
-def _check_target(target, n: int, device) -> Optional[Tensor]:
+def _check_target(target, n: int, device) -> Tensor | None:
     if target is None:
         return None
     if isinstance(target, int) and not isinstance(target, bool):
@@ -433,27 +452,31 @@ def _check_target(target, n: int, device) -> Optional[Tensor]:
 def attribution_maps(
     model: nn.Module,
     images: Tensor,
-    method: Union[str, Sequence[str]] = "GradientExplanation",
+    method: str | Sequence[str] = "GradientExplanation",
     target=None,
     score: str = "logit",
     *,
-    layer: Optional[str] = None,
-    layers: Optional[Sequence[str]] = None,
+    layer: str | None = None,
+    layers: Sequence[str] | None = None,
     functional_relu: str = "error",
     batch_size: int = 64,
-) -> Union[Tensor, List[Tensor]]:
+) -> Tensor | list[Tensor]:
     """Raw (signed, not reduced) attributions of one method or a list.
 
     Same arguments as :func:`gradient_map`. Returns (N, C, H, W) for gradient
     methods, (N, 1, H, W) for CAM methods; a list for a list of methods.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected a torch.nn.Module, got {type(model).__name__}"
+        )
     check_images(images)
     single = isinstance(method, str)
     names = [method] if single else list(method)
     if not names:
-        raise ValueError(f"method: empty list; valid names: {', '.join(available_methods())}")
+        raise ValueError(
+            f"method: empty list; valid names: {', '.join(available_methods())}"
+        )
     specs = [get_method(n) for n in names]
     if score not in SCORES:
         raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
@@ -513,15 +536,15 @@ def attribution_maps(
 def gradient_map(
     model: nn.Module,
     images: Tensor,
-    method: Union[str, Sequence[str]] = "GradientExplanation",
+    method: str | Sequence[str] = "GradientExplanation",
     target=None,
     score: str = "logit",
     *,
-    layer: Optional[str] = None,
-    layers: Optional[Sequence[str]] = None,
+    layer: str | None = None,
+    layers: Sequence[str] | None = None,
     functional_relu: str = "error",
     batch_size: int = 64,
-) -> Union[Tensor, List[Tensor]]:
+) -> Tensor | list[Tensor]:
     """Single-channel attribution maps, MATLAB's ``gradientMap``.
 
     Args:
@@ -546,8 +569,15 @@ def gradient_map(
         list of them for a list of methods.
     """
     raw = attribution_maps(
-        model, images, method, target, score, layer=layer, layers=layers,
-        functional_relu=functional_relu, batch_size=batch_size,
+        model,
+        images,
+        method,
+        target,
+        score,
+        layer=layer,
+        layers=layers,
+        functional_relu=functional_relu,
+        batch_size=batch_size,
     )
     if isinstance(raw, list):
         return [to_single_channel(r) for r in raw]

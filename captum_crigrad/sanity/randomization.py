@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -55,7 +55,7 @@ def _has_parameters(module: nn.Module, recurse: bool = True) -> bool:
     return any(True for _ in module.parameters(recurse=recurse))
 
 
-def _block_candidates(model: nn.Module, granularity: str) -> List[str]:
+def _block_candidates(model: nn.Module, granularity: str) -> list[str]:
     """Block names in registration order (input side first)."""
     if granularity == "module":
         return [
@@ -63,7 +63,7 @@ def _block_candidates(model: nn.Module, granularity: str) -> List[str]:
             for name, module in model.named_modules()
             if name and _has_parameters(module, recurse=False)
         ]
-    names: List[str] = []
+    names: list[str] = []
 
     def visit(prefix: str, module: nn.Module) -> None:
         for child_name, child in module.named_children():
@@ -84,7 +84,7 @@ def _block_candidates(model: nn.Module, granularity: str) -> List[str]:
     return names
 
 
-def default_blocks(model: nn.Module, granularity: str = "module") -> List[str]:
+def default_blocks(model: nn.Module, granularity: str = "module") -> list[str]:
     """The blocks randomised by default, **top (output side) first**.
 
     Registration order reversed: for models that register their modules in
@@ -99,8 +99,8 @@ def default_blocks(model: nn.Module, granularity: str = "module") -> List[str]:
 
 
 def _resolve_blocks(
-    model: nn.Module, blocks: Optional[Sequence[str]], granularity: str
-) -> List[str]:
+    model: nn.Module, blocks: Sequence[str] | None, granularity: str
+) -> list[str]:
     if blocks is None:
         names = default_blocks(model, granularity)
         if not names:
@@ -159,7 +159,7 @@ def _block_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _norm_buffers(block: nn.Module) -> Dict[str, Tensor]:
+def _norm_buffers(block: nn.Module) -> dict[str, Tensor]:
     saved = {}
     for sub_name, sub in block.named_modules():
         if isinstance(sub, _NORM_TYPES):
@@ -169,7 +169,7 @@ def _norm_buffers(block: nn.Module) -> Dict[str, Tensor]:
     return saved
 
 
-def _restore_norm_buffers(block: nn.Module, saved: Dict[str, Tensor]) -> None:
+def _restore_norm_buffers(block: nn.Module, saved: dict[str, Tensor]) -> None:
     modules = dict(block.named_modules())
     with torch.no_grad():
         for key, value in saved.items():
@@ -189,9 +189,7 @@ def _randomize_block(
             noise = torch.randn(param.shape, generator=gen, dtype=torch.float64)
             param.copy_((std * noise).to(param.dtype))
     else:
-        devices = sorted(
-            {p.device.index or 0 for p in block.parameters() if p.is_cuda}
-        )
+        devices = sorted({p.device.index or 0 for p in block.parameters() if p.is_cuda})
         # reset_parameters() draws from the global generator: run it on a
         # forked, seeded copy of the global state so the caller's is untouched.
         with torch.random.fork_rng(devices=devices):
@@ -225,7 +223,9 @@ def _check_options(mode, init, std, batchnorm_stats, seed) -> None:
 
 def _check_model(model) -> None:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected a torch.nn.Module, got {type(model).__name__}"
+        )
 
 
 def randomize_model_parameters(
@@ -274,14 +274,14 @@ def randomize_model_parameters(
 def randomized_models(
     model: nn.Module,
     mode: str = "cascading",
-    blocks: Optional[Sequence[str]] = None,
+    blocks: Sequence[str] | None = None,
     *,
     granularity: str = "module",
     init: str = "reset",
     std: float = 0.01,
     seed: int = 0,
     batchnorm_stats: str = "keep",
-) -> Iterator[Tuple[str, nn.Module]]:
+) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(step_name, randomised_model)`` for each step of a schedule.
 
     Args:

@@ -26,8 +26,6 @@ shape (N,).
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
-
 import numpy as np
 import torch
 from scipy.stats import rankdata
@@ -55,7 +53,7 @@ def _as_numpy(maps, name: str) -> np.ndarray:
     return maps
 
 
-def _pair(a, b) -> Tuple[np.ndarray, np.ndarray]:
+def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     a, b = _as_numpy(a, "maps_a"), _as_numpy(b, "maps_b")
     if a.shape != b.shape:
         raise ValueError(f"maps_a and maps_b: shapes differ, {a.shape} vs {b.shape}")
@@ -147,7 +145,9 @@ def ssim(maps_a, maps_b) -> np.ndarray:
 
 
 def hog_features(
-    maps, pixels_per_cell: Tuple[int, int] = (8, 8), cells_per_block=(2, 2),
+    maps,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    cells_per_block=(2, 2),
     orientations: int = 9,
 ) -> np.ndarray:
     """HOG descriptors (``skimage.feature.hog``) of each rescaled map, (N, D)."""
@@ -176,7 +176,9 @@ def hog_features(
     )
 
 
-def hog_pearson(maps_a, maps_b, pixels_per_cell: Tuple[int, int] = (8, 8)) -> np.ndarray:
+def hog_pearson(
+    maps_a, maps_b, pixels_per_cell: tuple[int, int] = (8, 8)
+) -> np.ndarray:
     """Pearson correlation of the HOG features of each pair of maps, (N,)."""
     a, b = _pair(maps_a, maps_b)
     return _rowwise_pearson(
@@ -190,8 +192,8 @@ def similarity_scores(
     reference_signed=None,
     other_signed=None,
     measures=MEASURES,
-    pixels_per_cell: Tuple[int, int] = (8, 8),
-) -> Dict[str, np.ndarray]:
+    pixels_per_cell: tuple[int, int] = (8, 8),
+) -> dict[str, np.ndarray]:
     """All requested measures between two batches of maps.
 
     Args:
@@ -208,8 +210,10 @@ def similarity_scores(
     """
     unknown = [m for m in measures if m not in MEASURES]
     if unknown or not len(measures):
-        raise ValueError(f"measures: expected a non-empty subset of {MEASURES}, got {measures}")
-    out: Dict[str, np.ndarray] = {}
+        raise ValueError(
+            f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
+        )
+    out: dict[str, np.ndarray] = {}
     for measure in measures:
         if measure == "spearman_abs":
             out[measure] = spearman_abs(reference, other)

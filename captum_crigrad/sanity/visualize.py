@@ -10,7 +10,8 @@ returns a ``matplotlib.figure.Figure`` without touching pyplot's global state
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
 from torch import Tensor
@@ -46,8 +47,12 @@ def to_hwc_numpy(tensor: ArrayLike) -> np.ndarray:
 
 def _one_image_hwc(image: ArrayLike, name: str) -> np.ndarray:
     """An image or a map as (H, W, C) NumPy; a batch of one is unpacked."""
-    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (1, 3, 4) \
-            and image.shape[0] not in (1, 3, 4):
+    if (
+        isinstance(image, np.ndarray)
+        and image.ndim == 3
+        and image.shape[-1] in (1, 3, 4)
+        and image.shape[0] not in (1, 3, 4)
+    ):
         return image.astype(np.float32, copy=False)  # already HWC
     if isinstance(image, (Tensor, np.ndarray)) and image.ndim == 4:
         if image.shape[0] != 1:
@@ -67,10 +72,10 @@ def _display(hwc: np.ndarray) -> np.ndarray:
 
 def tile_input_and_maps(
     image: ArrayLike,
-    maps: Union[ArrayLike, Sequence[ArrayLike]],
-    titles: Optional[Sequence[str]] = None,
+    maps: ArrayLike | Sequence[ArrayLike],
+    titles: Sequence[str] | None = None,
     cmap: str = "jet",
-    title: Optional[str] = None,
+    title: str | None = None,
     panel_size: float = 2.4,
 ):
     """One figure with the input image and each map next to it (MATLAB's
@@ -125,7 +130,10 @@ def tile_input_and_maps(
                 f"(one per panel), got {len(titles)}"
             )
     n = len(maps) + 1
-    fig = Figure(figsize=(panel_size * n, panel_size + (0.5 if title else 0.2)), layout="constrained")
+    fig = Figure(
+        figsize=(panel_size * n, panel_size + (0.5 if title else 0.2)),
+        layout="constrained",
+    )
     axes = fig.subplots(1, n, squeeze=False)[0]
     shown = np.clip(_display(image_hwc), 0.0, 1.0)
     axes[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
@@ -142,10 +150,10 @@ def tile_input_and_maps(
 
 def visualize_map(
     attribution: ArrayLike,
-    image: Optional[ArrayLike] = None,
+    image: ArrayLike | None = None,
     method: str = "blended_heat_map",
     sign: str = "absolute_value",
-    title: Optional[str] = None,
+    title: str | None = None,
     **kwargs,
 ):
     """Captum's ``visualize_image_attr`` on one of our channel-first maps.
@@ -172,7 +180,12 @@ def visualize_map(
             f"{image_hwc.shape[:2]}"
         )
     fig, _ = visualization.visualize_image_attr(
-        attr_hwc, image_hwc, method=method, sign=sign, title=title,
-        use_pyplot=False, **kwargs,
+        attr_hwc,
+        image_hwc,
+        method=method,
+        sign=sign,
+        title=title,
+        use_pyplot=False,
+        **kwargs,
     )
     return fig
