@@ -6,8 +6,11 @@
   hook-based methods must be given ``layers`` on it.
 * :class:`SmallCNN` is a small classifier with ``nn.ReLU`` modules, for
   MNIST-sized (1x28x28) or CIFAR-sized (3x32x32) inputs.
-* :func:`load_resnet20`, :func:`load_cifar_images` and :func:`load_mnist`
-  read files a user already has; nothing here downloads anything.
+* :class:`CifarCNN` is a VGG-like CIFAR-10 network with BatchNorm and
+  ``nn.ReLU`` modules (trained by ``scripts/train_cifar_cnn.py``).
+* :func:`load_resnet20`, :func:`load_cifar_images`, :func:`load_cifar10_tar`
+  and :func:`load_mnist` read files a user already has; nothing here
+  downloads anything.
 """
 
 from __future__ import annotations
@@ -162,6 +165,60 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class CifarCNN(nn.Module):
+    """A VGG-like CIFAR-10 classifier with BatchNorm and ``nn.ReLU`` modules.
+
+    Three stages of two conv-BN-ReLU blocks (``width``, ``2 width``, ``4 width``
+    channels; 3x3 convolutions, padding 1, no conv bias), each stage ending in
+    a 2x2 max-pool (32 -> 16 -> 8 -> 4), then ``Flatten``, a hidden linear
+    layer of ``hidden`` units with ReLU and dropout, and the linear
+    classifier. With the defaults (``width=16``, ``hidden=128``) it has
+    204,794 parameters (0.8 MB of float32 weights).
+
+    ``features`` holds the stages (``features[i]`` is stage ``i``, an
+    ``nn.Sequential`` of conv, bn, relu, conv, bn, relu, pool); the natural
+    Grad-CAM layer is ``features[2][5]``, the last ReLU (4 width x 8 x 8,
+    before the last pool). Unlike a global-average-pooling head, the head
+    here is not linear in that layer, so gradient-weighted CAMs differ from
+    CAM on it.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        width: int = 16,
+        hidden: int = 128,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        stages, c_in = [], in_channels
+        for c in (width, 2 * width, 4 * width):
+            stages.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.Conv2d(c, c, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.MaxPool2d(2),
+                )
+            )
+            c_in = c
+        self.features = nn.Sequential(*stages)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(4 * width * 4 * 4, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
 def normalize(images: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
     """Channel-wise ``(x - mean) / std`` for an (N, C, H, W) batch in [0, 1]."""
     m = torch.as_tensor(mean, dtype=images.dtype, device=images.device)
@@ -190,6 +247,86 @@ def load_cifar_images(folder: PathLike) -> tuple[Tensor, Tensor, list[str]]:
         labels.append(int(match.group(1)) if match else -1)
         paths.append(path)
     return torch.stack(imgs), torch.tensor(labels), paths
+
+
+def load_cifar10_tar(path: PathLike) -> tuple[Tensor, Tensor, list[str]]:
+    """Read a CIFAR-10 training archive (``train/<class>/NNNN.jpg`` members,
+    as ``../shared/assets/cifar10_train/cifar10_train.tar.gz``) without
+    unpacking it to disk.
+
+    Returns ``(images, labels, names)`` sorted by (class index, member name),
+    so the order does not depend on the archive's: images (N, 3, 32, 32)
+    uint8, labels (N,) long in :data:`CIFAR10_CLASSES` order, names the
+    archive member names.
+    """
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    index = {name: i for i, name in enumerate(CIFAR10_CLASSES)}
+    found: list[tuple[int, str, np.ndarray]] = []
+    try:
+        archive = tarfile.open(path, "r:*")
+    except (OSError, tarfile.TarError) as exc:
+        raise ValueError(
+            f"path: {path!s} is not a readable tar archive ({exc})"
+        ) from exc
+    with archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if not member.isfile() or not parts[-1].lower().endswith(".jpg"):
+                continue
+            if len(parts) < 2 or parts[-2] not in index:
+                raise ValueError(
+                    f"path: member {member.name!r} is not under a CIFAR-10 class "
+                    f"folder ({', '.join(CIFAR10_CLASSES)})"
+                )
+            data = archive.extractfile(member).read()
+            with Image.open(io.BytesIO(data)) as im:
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            if arr.shape != (32, 32, 3):
+                raise ValueError(
+                    f"path: member {member.name!r} is {arr.shape[1]}x{arr.shape[0]}, "
+                    "expected a 32x32 CIFAR-10 image"
+                )
+            found.append((index[parts[-2]], member.name, arr))
+    if not found:
+        raise ValueError(f"path: no CIFAR-10 .jpg images in {path!s}")
+    found.sort(key=lambda item: (item[0], item[1]))
+    images = torch.from_numpy(np.stack([a for _, _, a in found])).permute(0, 3, 1, 2)
+    labels = torch.tensor([c for c, _, _ in found], dtype=torch.long)
+    return images.contiguous(), labels, [n for _, n, _ in found]
+
+
+def cifar10_split(
+    labels: Tensor, heldout_per_class: int = 500, seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Seeded, class-stratified split of a labelled set: ``(train_idx, heldout_idx)``.
+
+    For each class c (in order), ``torch.randperm`` of that class's indices
+    with a generator seeded by ``seed`` (one generator for the whole split);
+    its first ``heldout_per_class`` entries are held out. Both index tensors
+    are sorted.
+    """
+    if isinstance(heldout_per_class, bool) or not isinstance(heldout_per_class, int):
+        raise TypeError(
+            "heldout_per_class: expected an int, got "
+            f"{type(heldout_per_class).__name__}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    train, held = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        if not 0 < heldout_per_class < idx.numel():
+            raise ValueError(
+                f"heldout_per_class: expected 0 < heldout_per_class < {idx.numel()} "
+                f"(the images of class {c}), got {heldout_per_class}"
+            )
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        held.append(idx[:heldout_per_class])
+        train.append(idx[heldout_per_class:])
+    return torch.cat(train).sort().values, torch.cat(held).sort().values
 
 
 def _read_idx(path: PathLike) -> np.ndarray:

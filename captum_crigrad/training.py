@@ -41,6 +41,7 @@ def train_classifier(
     weight_decay: float = 1e-4,
     seed: int = 0,
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> nn.Module:
     """Train ``model`` in place on ``(images, labels)`` and return it in eval mode.
 
@@ -54,6 +55,8 @@ def train_classifier(
             ``augment``, any augmentation; parameter initialisation is the
             caller's (build the model under ``torch.manual_seed``).
         augment: optional ``f(batch, generator) -> batch``.
+        progress: optional ``f(epoch, mean_loss)``, called after each epoch
+            (epochs count from 1).
     """
     _check_data(images, labels)
     if epochs < 1 or batch_size < 1:
@@ -69,8 +72,9 @@ def train_classifier(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=gen)
+        total = 0.0
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             xb = images[idx]
@@ -82,6 +86,9 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
+            total += float(loss.detach()) * idx.numel()
+        if progress is not None:
+            progress(epoch + 1, total / n)
     opt.zero_grad(set_to_none=True)  # hand back a model without stale .grad
     return model.eval()
 
