@@ -34,7 +34,9 @@ from torch import Tensor
 from captum_crigrad.crigrad.masks import (
     GRANULARITIES,
     IMPORTANCES,
+    THRESHOLDS,
     critical_mask,
+    global_critical_masks,
     importance,
 )
 from captum_crigrad.hooks import (
@@ -92,6 +94,13 @@ class CriGrad(GradientTransform):
             default) or by its absolute value.
         granularity: ``"element"`` (default), ``"channel"`` or ``"location"``.
         mode: ``"online"`` (default; one backward) or ``"two_pass"``.
+        threshold: ``"layer"`` (default): each layer call keeps its own top
+            ``keep`` fraction; ``"global"``: one threshold per sample over
+            the units of all hooked layer calls together, so ``keep`` is the
+            fraction of all units kept (PathwayGrad, Khakzar et al. 2021;
+            a layer may keep few or none of its units). Needs
+            ``mode="two_pass"`` (the plain gradients of every layer must be
+            known before any is masked).
         layers: modules whose outputs are filtered, each call separately.
             Default: every ``nn.ReLU`` module. Required for models that apply
             ReLU functionally; e.g. the residual blocks of a ResNet.
@@ -110,6 +119,7 @@ class CriGrad(GradientTransform):
         layers: Sequence[nn.Module] | None = None,
         exclude: Sequence[nn.Module] = (),
         exact: bool = False,
+        threshold: str = "layer",
     ) -> None:
         if isinstance(keep, bool) or not isinstance(keep, (int, float)):
             raise TypeError(
@@ -127,6 +137,15 @@ class CriGrad(GradientTransform):
             )
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        if threshold not in THRESHOLDS:
+            raise ValueError(
+                f"threshold: expected one of {THRESHOLDS}, got {threshold!r}"
+            )
+        if threshold == "global" and mode != "two_pass":
+            raise ValueError(
+                "threshold: 'global' ranks every layer's plain gradient against one "
+                "threshold, which needs mode='two_pass'; got mode='online'"
+            )
         if not isinstance(signed, bool):
             raise TypeError(f"signed: expected a bool, got {type(signed).__name__}")
         if layers is not None:
@@ -145,12 +164,14 @@ class CriGrad(GradientTransform):
         self.layers = layers
         self.exclude = tuple(exclude)
         self.exact = bool(exact)
+        self.threshold = threshold
 
     def __repr__(self) -> str:
+        extra = "" if self.threshold == "layer" else f", threshold={self.threshold!r}"
         return (
             f"CriGrad(keep={self.keep}, importance={self.importance!r}, "
             f"signed={self.signed}, granularity={self.granularity!r}, "
-            f"mode={self.mode!r})"
+            f"mode={self.mode!r}{extra})"
         )
 
     # -- layers ---------------------------------------------------------
@@ -189,11 +210,37 @@ class CriGrad(GradientTransform):
             layers=self.layers,
             exclude=self.exclude,
             exact=self.exact,
+            threshold=self.threshold,
         )
         opts.update(changes)
         return CriGrad(**opts)
 
     # -- hooks ------------------------------------------------------------
+    def masks(
+        self, activations: Sequence[Tensor], gradients: Sequence[Tensor | None]
+    ) -> list[Tensor | None]:
+        """Masks of every hooked layer call of one pass, from the plain
+        gradients (``mode="two_pass"``): per layer, or against one threshold
+        (``threshold="global"``). A call without gradient gets None."""
+        if self.threshold == "layer":
+            return [
+                None if g is None else self.mask(a, g)
+                for a, g in zip(activations, gradients, strict=True)
+            ]
+        used = [i for i, g in enumerate(gradients) if g is not None]
+        out: list[Tensor | None] = [None] * len(gradients)
+        if not used:
+            return out
+        scores = [
+            importance(activations[i], gradients[i], self.importance) for i in used
+        ]
+        kept = global_critical_masks(
+            scores, self.keep, self.granularity, signed=self.signed, exact=self.exact
+        )
+        for i, m in zip(used, kept, strict=True):
+            out[i] = m
+        return out
+
     def mask(self, activation: Tensor, gradient: Tensor) -> Tensor:
         """The critical 0/1 mask of one layer call, broadcastable to G.
 
@@ -352,10 +399,7 @@ class _Session:
             )
         finally:
             p.plain = False
-        p.masks = [
-            None if g is None else self.crigrad.mask(a.detach(), g)
-            for a, g in zip(acts, plain, strict=True)
-        ]
+        p.masks = self.crigrad.masks([a.detach() for a in acts], plain)
         p.clear()
         return None
 
