@@ -65,3 +65,20 @@ def test_load_resnet20_errors_are_clear(tmp_path):
     torch.save({"state_dict": SmallCNN().state_dict()}, other)
     with pytest.raises(ValueError, match="not a ResNet-20 checkpoint"):
         load_resnet20(other)
+
+
+def _setup_cfg():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return cfg
+
+
+def test_license_file_is_declared_and_shipped():
+    cfg = _setup_cfg()
+    assert cfg["metadata"]["license"].strip() == "BSD-3-Clause"
+    assert cfg["metadata"]["license_files"].strip() == "LICENSE"
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License")
+    assert "Copyright (c) 2026, the captum-crigrad authors" in text
+    assert "py.typed" in cfg["options.package_data"]["captum_crigrad"]
+    assert (ROOT / "captum_crigrad" / "py.typed").is_file()
