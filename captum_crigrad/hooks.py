@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -53,7 +53,7 @@ from captum_crigrad.validation import (
     resolve_target,
 )
 
-TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+TensorOrTuple = Tensor | tuple[Tensor, ...]
 GradientFunc = Callable[..., tuple[Tensor, ...]]
 
 

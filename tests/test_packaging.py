@@ -13,8 +13,11 @@ def _readme_commands():
     block = re.search(r"```bash\n(.*?)```", text, re.S)
     assert block, "README.md must open with a bash block of commands"
     assert text.index("```bash") < 200, "the commands must come first in the README"
-    lines = [l.split("#")[0].strip() for l in block.group(1).splitlines() if l.strip()]
-    return lines
+    return [
+        line.split("#")[0].strip()
+        for line in block.group(1).splitlines()
+        if line.strip()
+    ]
 
 
 def test_readme_opens_with_main_job_and_test_commands():
@@ -25,7 +28,9 @@ def test_readme_opens_with_main_job_and_test_commands():
 
 def test_ci_runs_exactly_the_readme_test_command():
     test_cmd = _readme_commands()[1].split("&&")[-1].strip()
-    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci_lines = [
+        line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+    ]
     assert ci_lines[-1] == test_cmd, (ci_lines[-1], test_cmd)
 
 

@@ -23,7 +23,7 @@ one batched forward/backward pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,7 +42,7 @@ from captum_crigrad.validation import (
     format_baseline_distribution,
 )
 
-BaselinesType = Union[None, Tensor, tuple[Tensor, ...], Callable[..., Any]]
+BaselinesType = None | Tensor | tuple[Tensor, ...] | Callable[..., Any]
 
 #: Defaults chosen by the sweep in docs/expected_gradcam.md (pretrained CIFAR-10
 #: ResNet-20, layer3[1], 20 test images; best mean rank over infidelity,

@@ -15,7 +15,7 @@ of examples run in one batched forward/backward pass.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,7 +34,7 @@ from captum_crigrad.validation import (
     format_baselines,
 )
 
-BaselineType = Union[None, int, float, Tensor, tuple[int | float | Tensor, ...]]
+BaselineType = None | int | float | Tensor | tuple[int | float | Tensor, ...]
 
 
 class IntegratedGradCAM(SampledLayerCAM):

@@ -374,7 +374,8 @@ def select_sigma(
     for s in sigmas:
         if not (math.isfinite(s) and 0 < s <= min(height, width)):
             raise InvalidValueError(
-                f"sigmas: every cutoff must be in (0, min(H, W) = {min(height, width)}], "
+                "sigmas: every cutoff must be in (0, min(H, W) = "
+                f"{min(height, width)}], "
                 f"got {s!r}"
             )
     target_indices(target, inputs.shape[0])  # the form, before any work
@@ -411,7 +412,8 @@ def select_sigma(
         values = torch.as_tensor(values).detach().float().flatten().cpu()
         if values.numel() != inputs.shape[0]:
             raise InvalidValueError(
-                f"metric: expected {inputs.shape[0]} per-image scores, got {values.numel()}"
+                f"metric: expected {inputs.shape[0]} per-image scores, got "
+                f"{values.numel()}"
             )
         return values
 

@@ -46,7 +46,8 @@ def pixel_relevance(
     bad = ~torch.isfinite(attributions)
     if bool(bad.any()):
         raise InvalidValueError(
-            f"{name}: {int(bad.sum())} NaN or infinite values; attributions must be finite"
+            f"{name}: {int(bad.sum())} NaN or infinite values; attributions must be "
+            "finite"
         )
     if attributions.dim() == 3:
         return attributions

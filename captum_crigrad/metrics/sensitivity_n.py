@@ -106,7 +106,8 @@ def sensitivity_n(
             or not 1 <= size < pixels
         ):
             raise InvalidValueError(
-                f"n: every subset size must be an int in [1, {pixels - 1}], got {size!r}"
+                f"n: every subset size must be an int in [1, {pixels - 1}], got "
+                f"{size!r}"
             )
     target_indices(target, num)  # the form, before any work
     device = model_device(model, inputs.device)

@@ -439,7 +439,7 @@ def attribution_maps(
     if any(s.relu_rule for s in specs):
         in_modules, elsewhere = count_relu_calls(model, images[:1])
         if elsewhere and functional_relu == "error":
-            bad = [n for n, s in zip(names, specs) if s.relu_rule]
+            bad = [n for n, s in zip(names, specs, strict=True) if s.relu_rule]
             raise InvalidValueError(
                 f"method: {', '.join(bad)} only changes the backward pass of "
                 f"nn.ReLU modules, but this model calls ReLU {elsewhere} time(s) "
