@@ -260,15 +260,6 @@ class FORGradAttribution(GradientAttribution):
 
     def _run(self, inputs: TensorOrTuple, *args: Any, **kwargs: Any) -> Any:
         inputs_tuple = check_inputs(inputs)
-        if kwargs.get("target") is not None:
-            check_target(kwargs["target"], inputs_tuple[0].shape[0])
-            kwargs["target"] = resolve_call_target(
-                self.forward_func,
-                inputs_tuple,
-                kwargs["target"],
-                kwargs.get("additional_forward_args"),
-                check_range=not getattr(self.attribution, "resolves_targets", False),
-            )
         _check_spatial_inputs(
             inputs_tuple,
             self.forgrad.sigma,
@@ -280,6 +271,15 @@ class FORGradAttribution(GradientAttribution):
                 "return_convergence_delta: post-hoc FORGrad maps do not sum to "
                 "f(x) - f(baseline), so there is no convergence delta; call the "
                 "unfiltered method for it, or use where='per_step'"
+            )
+        if kwargs.get("target") is not None:
+            check_target(kwargs["target"], inputs_tuple[0].shape[0])
+            kwargs["target"] = resolve_call_target(
+                self.forward_func,
+                inputs_tuple,
+                kwargs["target"],
+                kwargs.get("additional_forward_args"),
+                check_range=not getattr(self.attribution, "resolves_targets", False),
             )
         inner = getattr(self.attribution.attribute, "__wrapped__", None)
         if inner is not None:
