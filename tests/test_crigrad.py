@@ -25,7 +25,8 @@ from captum_crigrad import (
     CriGradSaliency,
     crigrad_attribution,
 )
-from captum_crigrad.models import load_resnet20, resnet20
+from captum_crigrad.io import load_resnet20
+from captum_crigrad.models import resnet20
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")
 
