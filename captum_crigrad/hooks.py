@@ -59,7 +59,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -90,7 +90,7 @@ from captum_crigrad.validation import (
     resolve_target,
 )
 
-TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+TensorOrTuple = Tensor | tuple[Tensor, ...]
 GradientFunc = Callable[..., tuple[Tensor, ...]]
 
 #: The calls in progress in this context, innermost last.

@@ -48,8 +48,8 @@ def make_crigrad(crigrad: CriGrad | None, options: dict[str, Any]) -> CriGrad:
     if crigrad is not None:
         if options:
             raise InvalidTypeError(
-                f"crigrad: pass a CriGrad object or its options ({', '.join(options)}), "
-                "not both"
+                "crigrad: pass a CriGrad object or its options "
+                f"({', '.join(options)}), not both"
             )
         if not isinstance(crigrad, CriGrad):
             raise InvalidTypeError(
