@@ -488,12 +488,16 @@ def resolve_call_target(
     inputs: tuple[Tensor, ...],
     target: Any,
     additional_forward_args: Any = None,
+    *,
+    check_range: bool = True,
 ) -> Any:
-    """``target`` with negative class indices resolved (the package's target
-    rule), for Captum code that selects the target itself. Only a target
-    holding a negative index costs anything: one forward pass of the first
-    example, without gradients, gives the output size."""
-    if not has_negative_target(target):
+    """``target`` resolved against the output size (negative indices from the
+    end, range checked), for Captum code paths that select the target
+    themselves. One forward pass of the first example, without gradients,
+    gives the output size; with ``check_range=False`` (the range is checked
+    elsewhere, e.g. :meth:`Hooks.check_target_at_output`) it runs only for a
+    target holding a negative index."""
+    if target is None or not (check_range or has_negative_target(target)):
         return target
     batch = inputs[0].shape[0]
     args = _format_additional_forward_args(additional_forward_args)
@@ -579,16 +583,24 @@ def _bind_call(signature: inspect.Signature, owner: Any, args, kwargs):
         raise InvalidTypeError(f"attribute: {exc}") from None
 
 
-def _checked_target(forward_func: Callable, arguments: dict[str, Any]) -> Any:
+def _checked_target(
+    forward_func: Callable, model: nn.Module | None, arguments: dict[str, Any]
+) -> Any:
     """Check and resolve ``arguments["target"]`` in place (the package's
-    target rule); returns the target."""
+    target rule); returns the target. With the model known, the range is
+    checked at its output during the call (no extra pass); otherwise by a
+    probe pass of the first example."""
     if "target" not in arguments or "inputs" not in arguments:
         return None
     tup = check_inputs(arguments["inputs"])
     target = arguments["target"]
     check_target(target, tup[0].shape[0])
     target = resolve_call_target(
-        forward_func, tup, target, arguments.get("additional_forward_args")
+        forward_func,
+        tup,
+        target,
+        arguments.get("additional_forward_args"),
+        check_range=model is None,
     )
     arguments["target"] = target
     return target
@@ -654,7 +666,7 @@ class TransformedMethod:
         arguments = bound.arguments
         if "inputs" in arguments:
             check_inputs(arguments["inputs"])
-        target = _checked_target(self.forward_func, arguments)
+        target = _checked_target(self.forward_func, self.model, arguments)
         self._before_call(arguments)
         result = run_transformed(
             lambda: inner(*bound.args, **bound.kwargs),
@@ -749,7 +761,7 @@ class TransformedAttribution(GradientAttribution):
         check_inputs(inputs)
         bound = _bind_call(self._signature, self.attribution, (inputs, *args), kwargs)
         arguments = bound.arguments
-        target = _checked_target(self.forward_func, arguments)
+        target = _checked_target(self.forward_func, self.model, arguments)
         self._before_call(arguments)
         result = run_transformed(
             lambda: self._inner(*bound.args, **bound.kwargs),
