@@ -190,10 +190,12 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
         monkeypatch.setattr(
             lig,
             "IntegratedGradients",
-            lambda *a, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
         )
         monkeypatch.setattr(
-            ggc, "LayerGradCam", lambda *a, **k: CriGradLayerGradCam(*a, keep=keep, **k)
+            ggc,
+            "LayerGradCam",
+            lambda *a, keep=keep, **k: CriGradLayerGradCam(*a, keep=keep, **k),
         )
         ours_lig = LayerIntegratedGradients(net, net[2]).attribute(
             X, target=1, n_steps=4

@@ -309,6 +309,8 @@ class _Session:
             self.record.append(output)
         if not (self.filtering and torch.is_grad_enabled() and output.requires_grad):
             return
+        if output.dim() < 2:
+            return  # one unit per sample (or no batch): always kept
         p = self.current
         if p is None:  # an activation outside a call of the hooked model
             if self.two_pass:
