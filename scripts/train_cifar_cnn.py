@@ -4,8 +4,8 @@
 
 Data: the CIFAR-10 training set of the shared assets
 (``cifar10_train/cifar10_train.tar.gz``, 50,000 32x32 JPEGs), read with
-``tarfile`` without unpacking (:func:`captum_crigrad.models.load_cifar10_tar`).
-A seeded, class-stratified split (:func:`captum_crigrad.models.cifar10_split`,
+``tarfile`` without unpacking (:func:`captum_crigrad.io.load_cifar10_tar`).
+A seeded, class-stratified split (:func:`captum_crigrad.io.cifar10_split`,
 seed 0) holds out 500 images per class (5,000) for evaluation; the model is
 trained on the other 45,000 and never sees the held-out images.
 
@@ -45,13 +45,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from captum_crigrad.models import (  # noqa: E402
-    CIFAR10_CLASSES,
-    CifarCNN,
-    cifar10_split,
-    load_cifar10_tar,
-    normalize,
-)
+from captum_crigrad.io import cifar10_split, load_cifar10_tar  # noqa: E402
+from captum_crigrad.models import CIFAR10_CLASSES, CifarCNN, normalize  # noqa: E402
 from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
 
 ASSETS = Path(
@@ -189,7 +184,7 @@ def main() -> int:
         "data": "CIFAR-10 training set of the shared assets "
         "(cifar10_train.tar.gz, 50,000 JPEGs)",
         "split": {
-            "function": "captum_crigrad.models.cifar10_split",
+            "function": "captum_crigrad.io.cifar10_split",
             "heldout_per_class": HELDOUT_PER_CLASS,
             "seed": SPLIT_SEED,
             "n_train": len(train_idx),

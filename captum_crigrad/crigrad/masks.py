@@ -21,6 +21,8 @@ import math
 import torch
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 IMPORTANCES = ("gxi", "grad", "activation")
 GRANULARITIES = ("element", "channel", "location")
 THRESHOLDS = ("layer", "global")
@@ -64,7 +66,9 @@ def top_fraction_threshold(values: Tensor, keep: float, exact: bool = False) -> 
         included (exact), or approximately that many (sampled).
     """
     if values.dim() != 2:
-        raise ValueError(f"values: expected (R, N), got shape {tuple(values.shape)}")
+        raise InvalidValueError(
+            f"values: expected (R, N), got shape {tuple(values.shape)}"
+        )
     n = values.shape[1]
     if not exact and n > EXACT_MAX:
         values = values.index_select(
@@ -85,14 +89,14 @@ def importance(activation: Tensor | None, gradient: Tensor | None, kind: str) ->
         return gradient
     if kind == "activation":
         return activation
-    raise ValueError(f"importance: expected one of {IMPORTANCES}, got {kind!r}")
+    raise InvalidValueError(f"importance: expected one of {IMPORTANCES}, got {kind!r}")
 
 
 def _reduce(scores: Tensor, granularity: str) -> Tensor:
     """Scores summed to the ranked units: (B, C, ...) -> element, channel
     (B, C, 1, ...) or location (B, 1, ...) shape."""
     if granularity not in GRANULARITIES:
-        raise ValueError(
+        raise InvalidValueError(
             f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
         )
     if granularity == "channel" and scores.dim() > 2:
@@ -120,12 +124,12 @@ def global_critical_masks(
     entry, each broadcastable to its scores and of their dtype.
     """
     if not scores:
-        raise ValueError("scores: expected at least one layer's scores")
+        raise InvalidValueError("scores: expected at least one layer's scores")
     b = scores[0].shape[0]
     reduced = []
     for i, s in enumerate(scores):
         if s.dim() < 2 or s.shape[0] != b:
-            raise ValueError(
+            raise InvalidValueError(
                 f"scores: entry {i} has shape {tuple(s.shape)}; expected (B={b}, ...)"
             )
         r = _reduce(s, granularity)
@@ -165,7 +169,7 @@ def critical_mask(
             into it instead of allocating one.
     """
     if scores.dim() < 2:
-        raise ValueError(
+        raise InvalidValueError(
             "scores: expected a batch (B, ...) with >= 2 dims, got "
             f"{tuple(scores.shape)}"
         )

@@ -31,12 +31,18 @@ from torch import Tensor
 
 from captum_crigrad.sanity.gradient_maps import (
     attribution_maps,
-    check_images,
     get_method,
-    predicted_class,
     to_single_channel,
 )
 from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
+from captum_crigrad.utils import model_device, num_classes, predicted_class
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_images,
+    check_module,
+    target_indices,
+)
 
 
 @dataclasses.dataclass
@@ -108,20 +114,22 @@ def random_other_class(
     generator), so entry i depends only on the seed and i.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(
+        raise InvalidTypeError(
             f"num_classes: expected an int, got {type(num_classes).__name__}"
         )
     if num_classes < 2:
-        raise ValueError(
+        raise InvalidValueError(
             f"num_classes: a random other class needs at least 2 classes, got "
             f"{num_classes}"
         )
     if not isinstance(target, Tensor) or target.dim() != 1:
-        raise ValueError("target: expected a (N,) tensor of class indices")
+        raise InvalidValueError("target: expected a (N,) tensor of class indices")
     if target.is_floating_point():
-        raise TypeError(f"target: expected an integer tensor, got {target.dtype}")
+        raise InvalidTypeError(
+            f"target: expected an integer tensor, got {target.dtype}"
+        )
     if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
-        raise ValueError(
+        raise InvalidValueError(
             f"target: class indices must lie in [0, {num_classes}), got "
             f"{int(target.min())}..{int(target.max())}"
         )
@@ -130,7 +138,7 @@ def random_other_class(
     elif isinstance(seed, int) and not isinstance(seed, bool):
         gen = torch.Generator().manual_seed(seed)
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             f"seed: expected an int or a torch.Generator, got {type(seed).__name__}"
         )
     draw = torch.randint(0, num_classes - 1, (target.numel(),), generator=gen)
@@ -178,33 +186,29 @@ def class_sensitivity(
         :class:`ClassSensitivityResult` (lower similarity is better).
     """
     check_images(images)
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"model: expected a torch.nn.Module, got {type(model).__name__}"
-        )
+    check_module(model, "model")
     method_names = [methods] if isinstance(methods, str) else list(methods)
     if not method_names:
-        raise ValueError("methods: expected at least one method name")
+        raise InvalidValueError("methods: expected at least one method name")
     for name in method_names:
         get_method(name)
     measures = list(measures)
     bad = [m for m in measures if m not in MEASURES]
     if bad or not measures:
-        raise ValueError(
+        raise InvalidValueError(
             f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
         )
     n = images.shape[0]
-    device = next((p.device for p in model.parameters()), images.device)
-    with torch.no_grad():
-        num_classes = int(model(images[:1].detach().to(device)).shape[1])
-    target = _class_vector(target, n, num_classes, "target")
+    on_device = images.detach().to(model_device(model, images.device))
+    n_classes = num_classes(model, on_device)
+    target = target_indices(target, n, n_classes, argument="target")
     if target is None:
-        target = predicted_class(model, images.detach().to(device)).cpu()
-    other = _class_vector(other, n, num_classes, "other")
+        target = predicted_class(model, on_device).cpu()
+    other = target_indices(other, n, n_classes, argument="other")
     if other is None:
-        other = random_other_class(target, num_classes, seed)
+        other = random_other_class(target, n_classes, seed)
     elif bool((other == target).any()):
-        raise ValueError(
+        raise InvalidValueError(
             "other: must differ from the explained class of every image; "
             f"equal at index {int(torch.nonzero(other == target)[0])}"
         )
@@ -236,25 +240,3 @@ def class_sensitivity(
         other=other.cpu().numpy(),
         scores=scores,
     )
-
-
-def _class_vector(value, n: int, num_classes: int, name: str) -> Tensor | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = torch.full((n,), value, dtype=torch.long)
-    value = torch.as_tensor(value)
-    if value.is_floating_point() or value.dtype == torch.bool:
-        raise TypeError(f"{name}: expected integer class indices, got {value.dtype}")
-    if value.shape != (n,):
-        raise ValueError(
-            f"{name}: expected an int or {n} class indices (one per image), got "
-            f"shape {tuple(value.shape)}"
-        )
-    value = value.long().cpu()
-    if int(value.min()) < -num_classes or int(value.max()) >= num_classes:
-        raise ValueError(
-            f"{name}: class indices must lie in [-{num_classes}, {num_classes}) "
-            f"for this model, got {int(value.min())}..{int(value.max())}"
-        )
-    return value % num_classes  # a negative index counts from the end
