@@ -185,7 +185,7 @@ class ComposedTransform(GradientTransform):
     """Several transforms at once: all hooks installed, steps applied in order."""
 
     def __init__(self, *transforms: GradientTransform) -> None:
-        flat = []
+        flat: list[GradientTransform] = []
         for t in transforms:
             if not isinstance(t, GradientTransform):
                 raise TypeError(

@@ -351,13 +351,13 @@ def read_images(files: Sequence[str], channels: int, size: int) -> Tensor:
     out = []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im = im.convert("L" if channels == 1 else "RGB")
+            with Image.open(f) as opened:
+                im = opened.convert("L" if channels == 1 else "RGB")
                 w, h = im.size
                 side = min(w, h)
                 left, top = (w - side) // 2, (h - side) // 2
                 im = im.crop((left, top, left + side, top + side))
-                im = im.resize((size, size), Image.BILINEAR)
+                im = im.resize((size, size), Image.Resampling.BILINEAR)
                 arr = np.asarray(im, dtype=np.float32) / 255.0
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise CLIError(

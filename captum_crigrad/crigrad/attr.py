@@ -93,7 +93,9 @@ class TransformedGradientMixin:
         # second one is baselines): a keyword target is checked here, every
         # target again in gradient_func before its forward pass.
         check_target(kwargs.get("target"), tup[0].shape[0])
-        return super().attribute.__wrapped__(self, inputs, *args, **kwargs)
+        return super().attribute.__wrapped__(  # type: ignore[misc]  # a mixin
+            self, inputs, *args, **kwargs
+        )
 
 
 class TransformedLayerMixin(TransformedGradientMixin):
@@ -108,7 +110,7 @@ class TransformedLayerMixin(TransformedGradientMixin):
         tup = check_inputs(inputs)
         check_target(target, tup[0].shape[0])
         with self.transform.context(self.model, target=target):
-            base = super(TransformedGradientMixin, self).attribute
+            base = super(TransformedGradientMixin, self).attribute  # type: ignore[misc]
             return base.__wrapped__(self, inputs, target, *args, **kwargs)
 
 

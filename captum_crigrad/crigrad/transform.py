@@ -156,6 +156,7 @@ class CriGrad(GradientTransform):
     # -- layers ---------------------------------------------------------
     def resolve_layers(self, model: nn.Module) -> dict[nn.Module, str]:
         """The hooked modules of ``model`` with their names, validated."""
+        found: dict[nn.Module, str]
         if self.layers is None:
             found = {m: n for n, m in model.named_modules() if isinstance(m, nn.ReLU)}
             if not found:
@@ -180,7 +181,7 @@ class CriGrad(GradientTransform):
 
     def with_options(self, **changes: Any) -> CriGrad:
         """A copy with some options changed."""
-        opts = dict(
+        opts: dict[str, Any] = dict(
             keep=self.keep,
             importance=self.importance,
             signed=self.signed,

@@ -118,7 +118,7 @@ def _perturbation_auc(
     return ((probs[1:] + probs[:-1]) / 2).sum(dim=0) / n_steps
 
 
-def _check_metric_args(model, inputs, attributions, target):
+def _check_metric_args(model, inputs, attributions, target) -> Tensor:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
@@ -335,6 +335,7 @@ def select_sigma(
         score of the unfiltered maps). Ties go to the smaller sigma.
     """
     # --- checks before any work
+    metric_fn: Metric
     if isinstance(metric, str):
         if metric not in _BUILTIN_METRICS:
             raise ValueError(

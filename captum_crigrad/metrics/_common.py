@@ -15,8 +15,8 @@ def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     """The device of the model's first parameter or buffer, else ``fallback``."""
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return fallback
 
 

@@ -241,15 +241,14 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
         # kept pixels
         pyramid.append((_restrict(total), _restrict(weight)))
     tiny = torch.finfo(images.dtype).tiny
-    guess = None
+    guess: Tensor | None = None
     for depth, (total, weight) in enumerate(reversed(pyramid)):
         if guess is not None and depth == len(pyramid) - 1:
             upsampled = F.interpolate(
                 guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
             )
-            return upsampled.mul_(
-                unknown
-            )  # full resolution: only the unknown pixels are used
+            # full resolution: only the unknown pixels are used
+            return upsampled.mul_(unknown)
         kept = weight > 0
         value = total / weight.clamp_min(tiny)
         if guess is None:
@@ -271,6 +270,7 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
             diag = _neighbour_sum(ones)
             for _ in range(sweeps):
                 guess = torch.where(kept, guess, _neighbour_sum(guess) / diag)
+    assert guess is not None  # set on the first level; the pyramid has one
     return guess * unknown
 
 
