@@ -20,7 +20,7 @@ def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     return fallback
 
 
-def check_images(inputs, name: str = "inputs") -> Tensor:
+def check_images(inputs: object, name: str = "inputs") -> Tensor:
     if isinstance(inputs, tuple):
         raise TypeError(
             f"{name}: the image metrics take one (N, C, H, W) tensor, got a tuple "
@@ -39,7 +39,10 @@ def check_images(inputs, name: str = "inputs") -> Tensor:
 
 
 def pixel_relevance(
-    attributions, inputs: Tensor, reduction: str = "sum", name: str = "attributions"
+    attributions: object,
+    inputs: Tensor,
+    reduction: str = "sum",
+    name: str = "attributions",
 ) -> Tensor:
     """Check ``attributions`` against ``inputs`` and reduce them to one
     relevance per pixel, (N, H, W).
@@ -103,7 +106,7 @@ def check_target(target: TargetType, n: int) -> Tensor | None:
     return t.long().cpu()
 
 
-def check_positive_int(value, name: str) -> int:
+def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
     return value
