@@ -545,7 +545,10 @@ def load_cifar10_tar(path: PathLike) -> tuple[Tensor, Tensor, list[str]]:
                     f"path: member {member.name!r} is not under a CIFAR-10 class "
                     f"folder ({', '.join(CIFAR10_CLASSES)})"
                 )
-            data = archive.extractfile(member).read()
+            handle = archive.extractfile(member)
+            if handle is None:  # a regular file always has a handle
+                continue
+            data = handle.read()
             with Image.open(io.BytesIO(data)) as im:
                 arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
             if arr.shape != (32, 32, 3):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 import torch
 
@@ -223,7 +224,7 @@ def run(args) -> int:
     finally:
         torch.set_num_threads(old_threads)
     model_name = inputs.loaded.description  # e.g. "embedded default (MNIST SmallCNN)"
-    outputs: dict[str, object] = {}
+    outputs: dict[str, Any] = {}
     if result is not None:
         outputs["table.md"] = result.to_markdown() + "\n"
         outputs["curves.png"] = plot_sanity_curves(

@@ -203,9 +203,11 @@ class CriGrad(GradientTransform):
         out: list[Tensor | None] = [None] * len(gradients)
         if not used:
             return out
-        scores = [
-            importance(activations[i], gradients[i], self.importance) for i in used
-        ]
+        scores = []
+        for i in used:
+            grad = gradients[i]
+            assert grad is not None  # used holds the calls with a gradient
+            scores.append(importance(activations[i], grad, self.importance))
         kept = global_critical_masks(
             scores, self.keep, self.granularity, signed=self.signed, exact=self.exact
         )

@@ -212,15 +212,20 @@ def class_sensitivity(
             "other: must differ from the explained class of every image; "
             f"equal at index {int(torch.nonzero(other == target)[0])}"
         )
-    options = dict(
-        score=score,
-        layer=layer,
-        layers=layers,
-        functional_relu=functional_relu,
-        batch_size=batch_size,
+    first, second = (
+        attribution_maps(
+            model,
+            images,
+            method_names,
+            classes,
+            score,
+            layer=layer,
+            layers=layers,
+            functional_relu=functional_relu,
+            batch_size=batch_size,
+        )
+        for classes in (target, other)
     )
-    first = attribution_maps(model, images, method_names, target, **options)
-    second = attribution_maps(model, images, method_names, other, **options)
     scores: dict[tuple[str, str], np.ndarray] = {}
     for name, a, b in zip(method_names, first, second, strict=True):
         values = similarity_scores(
