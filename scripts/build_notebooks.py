@@ -286,10 +286,13 @@ Expected Grad-CAM is *complete* (Buono et al., TMLR 2026): before the final
 ReLU its map sums to y(x) - E[y(x')], the change of the target's logit from
 the reference (here the all-zero image, the dataset mean) to the image. That
 holds exactly when the CAM layer is followed by global average pooling and a
-linear layer; this CNN has a non-linear head after `features.5`, so the sum
-is only close to it. Without completeness, with the reference distribution
-D = {x} and no noise, every sample is the image itself and the method *is*
-Grad-CAM:
+linear layer, where the layer gradient is the same at every position. This
+CNN's `features.5` is followed by a ReLU, max-pooling and a hidden layer:
+there the gradient is zero at most positions, its spatial average (Grad-CAM's
+channel weight) no longer describes it, and the sums below are far from
+y(x) - y(0) (docs/expected_gradcam.md measures this on three models).
+Without completeness, with the reference distribution D = {x} and no noise,
+every sample is the image itself and the method *is* Grad-CAM:
 """),
     code("""
 raw = ExpectedGradCAM(model, layer).attribute(
