@@ -476,9 +476,10 @@ def parse_methods(spec: str | Sequence[str]) -> list[MethodRequest]:
     names = [n.strip() for n in names if n.strip()]
     if not names:
         raise InvalidValueError(f"methods: empty list; valid names: {_valid_names()}")
-    seen: set[str] = set()
-    unique = [n for n in names if not (_key(n) in seen or seen.add(_key(n)))]
-    return [parse_method(n) for n in unique]
+    unique: dict[str, str] = {}
+    for n in names:
+        unique.setdefault(_key(n), n)
+    return [parse_method(n) for n in unique.values()]
 
 
 # -------------------------------------------------------------- building
@@ -532,11 +533,13 @@ def build_methods(
                 "the plain gradient"
             )
         everywhere = bool(elsewhere)
+    height, width = images.shape[-2:]
     for r in requests:
         if r.forgrad:
             try:
                 resolve_sigma(
-                    *images.shape[-2:],
+                    height,
+                    width,
                     r.sigma if r.sigma is not None else options.forgrad_sigma,
                     DEFAULT_RELATIVE_CUTOFF,
                 )

@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -164,7 +165,8 @@ def _run(args: argparse.Namespace) -> int:
         layer=dflt.GRADCAM_LAYER, seed=args.seed, forgrad_sigma=args.sigma
     )
     attributions = explain(model, images, methods, target=predicted, options=options)
-    maps = {m: to_map(a, images.shape[-2:]) for m, a in attributions.items()}
+    size = (images.shape[-2], images.shape[-1])
+    maps = {m: to_map(a, size) for m, a in attributions.items()}
 
     gen = torch.Generator().manual_seed(args.seed)
     controls = {
@@ -176,8 +178,10 @@ def _run(args: argparse.Namespace) -> int:
         # each method's map read as its meaning says (signed or magnitude);
         # pixel perturbation removes the least salient pixels by magnitude
         a = a.to(device)
-        common = dict(target=predicted)
-        signed = dict(common, channel_reduction=reduction.get(name, "abs"))
+        common: dict[str, Any] = dict(target=predicted)
+        signed: dict[str, Any] = dict(
+            common, channel_reduction=reduction.get(name, "abs")
+        )
         deletion = metrics.deletion(
             model, images, a, n_steps=args.steps, **signed
         ).auc()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -117,11 +118,12 @@ def evaluate(
     rows = []
     for request in requests:
         attributions = maps[request.name.lower()]
-        kw = dict(
-            target=target,
-            max_examples_per_batch=max_examples_per_batch,
+        kw: dict[str, Any] = dict(
+            target=target, max_examples_per_batch=max_examples_per_batch
         )
-        signed_kw = dict(kw, channel_reduction=request.channel_reduction)
+        signed_kw: dict[str, Any] = dict(
+            kw, channel_reduction=request.channel_reduction
+        )
         for metric in metrics:
             gen = torch.Generator().manual_seed(seed)
             passes = None
@@ -152,7 +154,7 @@ def evaluate(
             elif metric == "sensitivity_n":
                 pixels = images.shape[2] * images.shape[3]
                 grid = [n for n in sens_n if n < pixels]
-                res = sensitivity_n(
+                sens = sensitivity_n(
                     model,
                     images,
                     attributions,
@@ -162,8 +164,8 @@ def evaluate(
                     **signed_kw,
                 )
                 values, passes = (
-                    torch.nanmean(res.correlations, dim=1),
-                    res.n_forward_passes,
+                    torch.nanmean(sens.correlations, dim=1),
+                    sens.n_forward_passes,
                 )
             elif metric == "road_combined":
                 res = road(

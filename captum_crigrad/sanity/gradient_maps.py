@@ -88,8 +88,8 @@ def attribution_maps(
     """
     check_module(model, "model")
     check_images(images)
-    single = isinstance(method, str)
-    requests = parse_methods([method] if single else list(method))
+    names = [method] if isinstance(method, str) else list(method)
+    requests = parse_methods(names)
     check_choice(score, SCORES, "score")
     check_positive_int(batch_size, "batch_size")
     options = ExplainOptions(
@@ -113,9 +113,8 @@ def attribution_maps(
             x = images[start : start + batch_size].clone().requires_grad_(True)
             chunks.append(fn(x, target[start : start + batch_size]).detach())
         by_name[request.name.lower()] = torch.cat(chunks)
-    names = [method] if single else list(method)
     results = [by_name[n.strip().lower()] for n in names]
-    return results[0] if single else results
+    return results[0] if isinstance(method, str) else results
 
 
 def gradient_map(
