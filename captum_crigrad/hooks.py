@@ -30,7 +30,6 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Union
 
-import torch
 import torch.nn as nn
 from captum.attr import Attribution, GradientAttribution, NoiseTunnel
 from torch import Tensor
@@ -382,35 +381,3 @@ def named_layers(model: nn.Module, layers: Sequence[nn.Module]) -> tuple[str, ..
             )
         out.append(names[id(layer)] or "<model>")
     return tuple(out)
-
-
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-
-
-def default_cam_layer(model: nn.Module, images: Tensor) -> str:
-    """Name of the last module (in execution order) whose output is a 4-D
-    feature map, global pooling excluded: ``layer3`` of a CIFAR ResNet,
-    ``features`` of :class:`~captum_crigrad.models.SmallCNN`. Runs one
-    forward pass of the first image, with hooks removed afterwards."""
-    last: list[str] = []
-    handles = []
-
-    def make_hook(name):
-        def hook(module, inputs, output):
-            if isinstance(output, Tensor) and output.dim() == 4:
-                last.append(name)
-
-        return hook
-
-    for name, module in model.named_modules():
-        if name and not isinstance(module, _GLOBAL_POOLS):
-            handles.append(module.register_forward_hook(make_hook(name)))
-    try:
-        with torch.no_grad():
-            model(images[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    if not last:
-        raise ValueError("layer: the model has no module with a 4-D output; name one")
-    return last[-1]

@@ -26,11 +26,11 @@ from captum.attr import (
     Attribution,
     InputXGradient,
     IntegratedGradients,
-    LayerGradCam,
     Saliency,
 )
 
 from captum_crigrad._compat import log_usage
+from captum_crigrad.cam.gradcam import GradCAM
 from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.hooks import (
     GradientTransform,
@@ -165,11 +165,14 @@ class CriGradIntegratedGradients(TransformedGradientMixin, IntegratedGradients):
         self._bind_transform(make_crigrad(crigrad, options), model)
 
 
-class CriGradLayerGradCam(TransformedLayerMixin, LayerGradCam):
+class CriGradLayerGradCam(TransformedLayerMixin, GradCAM):
     """Captum's LayerGradCam whose channel weights come from critical gradients.
 
     CriGrad filters the layers *above* ``layer`` (``layer`` and its
     submodules are excluded), so alpha_k = mean_ij of the critical gradient.
+    Token and channels-last layer outputs are converted to ``(B, C, h, w)``
+    as by every CAM (:class:`~captum_crigrad.cam.gradcam.GradCAM`,
+    ``reshape_transform``).
     """
 
     def __init__(
@@ -180,9 +183,16 @@ class CriGradLayerGradCam(TransformedLayerMixin, LayerGradCam):
         *,
         device_ids: Any = None,
         model: nn.Module | None = None,
+        reshape_transform: Callable | None = None,
         **options: Any,
     ) -> None:
-        LayerGradCam.__init__(self, forward_func, layer, device_ids)
+        GradCAM.__init__(
+            self,
+            forward_func,
+            layer,
+            device_ids,
+            reshape_transform=reshape_transform,
+        )
         self._bind_transform(make_crigrad(crigrad, options, exclude=(layer,)), model)
 
 

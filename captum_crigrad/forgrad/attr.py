@@ -29,6 +29,7 @@ evaluation, which gives CriGrad and FORGrad on one method.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Union
 
 import torch.nn as nn
@@ -38,12 +39,12 @@ from captum.attr import (
     GradientAttribution,
     InputXGradient,
     IntegratedGradients,
-    LayerGradCam,
     Saliency,
 )
 from torch import Tensor
 
 from captum_crigrad._compat import log_usage
+from captum_crigrad.cam.gradcam import GradCAM
 from captum_crigrad.forgrad.filter import (
     DEFAULT_RELATIVE_CUTOFF,
     POST_STEPS,
@@ -487,7 +488,9 @@ class FORGradLayerGradCam(FORGradAttribution):
     nothing to act on, and ``where="per_step"`` is refused). Default
     ``post="relu"``: Grad-CAM's sign is meaningful (negative = evidence
     against the class), and the reference's ``abs`` would turn it into
-    positive evidence. Output (B, 1, H, W).
+    positive evidence. Output (B, 1, H, W). Token and channels-last layer
+    outputs are converted as by every CAM
+    (:class:`~captum_crigrad.cam.gradcam.GradCAM`, ``reshape_transform``).
     """
 
     def __init__(
@@ -502,9 +505,12 @@ class FORGradLayerGradCam(FORGradAttribution):
         reduce_channels: bool = True,
         transform: GradientTransform | None = None,
         model: nn.Module | None = None,
+        reshape_transform: Callable | None = None,
     ) -> None:
         super().__init__(
-            LayerGradCam(forward_func, layer, device_ids),
+            GradCAM(
+                forward_func, layer, device_ids, reshape_transform=reshape_transform
+            ),
             sigma,
             relative_cutoff=relative_cutoff,
             post=post,
