@@ -9,7 +9,7 @@ and the sanity check use:
   MobileNet/EfficientNet/ConvNeXt ``features``, RegNet ``trunk_output``,
   ShuffleNetV2 ``conv5``, MNASNet ``layers``, GoogLeNet ``inception5b``,
   Inception-v3 ``Mixed_7c``, Swin ``features`` (its last stage,
-  channels-last), MaxViT ``blocks``); for a vision transformer the first
+  channels-last), MaxViT ``blocks[-1]``); for a vision transformer the first
   norm of the last encoder block (``encoder.layers[-1].ln_1``, or timm's
   ``blocks[-1].norm1``), whose token output
   :mod:`~captum_crigrad.cam.layout` turns into a map on the patch grid;
@@ -69,7 +69,7 @@ def _torchvision_table() -> list[tuple[type, Callable[[nn.Module], nn.Module]]]:
         (tv.MNASNet, lambda m: m.layers),
         (tv.GoogLeNet, lambda m: m.inception5b),
         (tv.Inception3, lambda m: m.Mixed_7c),
-        (tv.MaxVit, lambda m: m.blocks),
+        (tv.MaxVit, lambda m: m.blocks[-1]),
         (tv.VisionTransformer, lambda m: m.encoder.layers[-1].ln_1),
     ]
 
