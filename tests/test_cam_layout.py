@@ -305,7 +305,7 @@ def test_default_cam_layer_of_other_models_stops_at_global_pooling():
     snap = snapshot(model)
     assert default_cam_layer(model, torch.randn(2, 3, 9, 9)) == "head.0"
     assert_untouched(model, snap)  # hooks removed, mode kept, BN stats not updated
-    with pytest.raises(ValueError, match="images"):
+    with pytest.raises(TypeError, match="images"):
         default_cam_layer(model, None)
     with pytest.raises(ValueError, match="no module with a 4-D output"):
         default_cam_layer(

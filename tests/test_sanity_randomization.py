@@ -17,7 +17,7 @@ def _trained_like(model: nn.Module, seed: int = 123) -> nn.Module:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.5 + torch.rand(p.shape, generator=gen))
-        for name, b in model.named_buffers():
+        for b in model.buffers():
             if b.is_floating_point():
                 b.add_(0.5 + torch.rand(b.shape, generator=gen))
             else:
@@ -77,7 +77,7 @@ def test_caller_model_bit_identical_and_rng_untouched(rn20, mode, init):
     rng_before = torch.random.get_rng_state()
     rn20.train()
     steps = 0
-    for name, randomized in randomized_models(
+    for _name, randomized in randomized_models(
         rn20, mode, granularity="block", init=init, seed=3
     ):
         assert randomized is not rn20
@@ -171,7 +171,7 @@ def test_seed_reproducible_and_different_seeds_differ(cnn):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(blocks=["features.9"]), "no submodule named 'features.9'"),
+        (dict(blocks=["features.9"]), "no submodule 'features.9'"),
         (dict(blocks=[]), "blocks: empty list"),
         (dict(blocks=["features.1"]), "no learnable parameters"),
         (dict(blocks=["features", "features.0"]), "must not overlap"),
@@ -179,7 +179,7 @@ def test_seed_reproducible_and_different_seeds_differ(cnn):
         (dict(init="xavier"), "init: expected one of"),
         (dict(batchnorm_stats="drop"), "batchnorm_stats"),
         (dict(granularity="layer"), "granularity"),
-        (dict(std=-1.0, init="normal"), "std: expected a positive"),
+        (dict(std=-1.0, init="normal"), "std: expected a finite number > 0"),
     ],
 )
 def test_bad_input_clear_error_before_any_work(cnn, kwargs, match):

@@ -22,7 +22,6 @@ from torch import Tensor
 from captum_crigrad._compat import (
     _format_additional_forward_args,
     _format_output,
-    _format_tensor_into_tuples,
     compute_layer_gradients_and_eval,
     log_usage,
 )
@@ -32,6 +31,8 @@ from captum_crigrad.cam.layout import (
     model_of,
     to_spatial,
 )
+from captum_crigrad.hooks import target_selecting_forward
+from captum_crigrad.validation import check_inputs, check_target
 
 
 class GradCAM(LayerGradCam):
@@ -75,16 +76,20 @@ class GradCAM(LayerGradCam):
         grad_kwargs: dict[str, Any] | None = None,
     ) -> Tensor | tuple[Tensor, ...]:
         """Captum's ``LayerGradCam.attribute`` (same arguments and result) on
-        the layer's output converted to ``(B, C, h, w)``."""
-        inputs = _format_tensor_into_tuples(inputs)
+        the layer's output converted to ``(B, C, h, w)``; a negative class
+        index in ``target`` counts from the end."""
+        inputs = check_inputs(inputs)
+        check_target(target, inputs[0].shape[0])
         additional_forward_args = _format_additional_forward_args(
             additional_forward_args
         )
+        # the target is selected (negative indices from the end) after the
+        # forward pass, as Captum selects it
         layer_gradients, layer_evals = compute_layer_gradients_and_eval(
-            self.forward_func,
+            target_selecting_forward(self.forward_func, target),
             self.layer,
             inputs,
-            target,
+            None,
             additional_forward_args,
             device_ids=self.device_ids,
             attribute_to_layer_input=attribute_to_layer_input,

@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError, check_images, check_module
+
 _ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
@@ -35,10 +37,7 @@ def default_cam_layer(model: nn.Module, images: Tensor) -> str:
     """Name (``named_modules()`` path) of the default CAM layer of ``model``
     (see the module docstring); ``images`` ``(N, C, H, W)`` are used only for
     models that are not in the table, to run one forward pass."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"model: expected a torch.nn.Module, got {type(model).__name__}"
-        )
+    check_module(model, "model")
     module = _known_layer(model)
     if module is not None:
         for name, candidate in model.named_modules():
@@ -87,11 +86,7 @@ def _known_layer(model: nn.Module) -> nn.Module | None:
 
 
 def _last_spatial_module(model: nn.Module, images: Tensor) -> str:
-    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
-        raise ValueError(
-            "images: expected an (N, C, H, W) batch to find the CAM layer of "
-            f"{type(model).__name__}, got {tuple(getattr(images, 'shape', ()))}"
-        )
+    check_images(images)
     fired: list[tuple[str, bool, bool]] = []  # (name, 4-D output, global pool)
 
     def make_hook(name: str, module: nn.Module):
@@ -123,7 +118,7 @@ def _last_spatial_module(model: nn.Module, images: Tensor) -> str:
     end = pools[-1] if pools else len(fired)
     spatial = [name for name, is_map, _ in fired[:end] if is_map]
     if not spatial:
-        raise ValueError(
+        raise InvalidValueError(
             f"layer: {type(model).__name__} has no module with a 4-D output before "
             "its global pooling; name the layer to explain (e.g. --layer)"
         )

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+
 ReshapeTransform = Callable[[Tensor], Tensor]
 
 CHANNELS_FIRST = "channels_first"
@@ -95,12 +97,12 @@ class SpatialLayout:
         out = self.reshape_transform(tensor)
         if not isinstance(out, Tensor) or out.dim() != 4:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
+            raise InvalidValueError(
                 f"reshape_transform: returned {got} for a layer tensor of shape "
                 f"{tuple(tensor.shape)}; it must return one (B, C, h, w) tensor"
             )
         if out.shape[0] != tensor.shape[0]:
-            raise ValueError(
+            raise InvalidValueError(
                 f"reshape_transform: returned batch size {out.shape[0]} for a layer "
                 f"tensor of batch size {tensor.shape[0]}; keep dimension 0 as the batch"
             )
@@ -108,9 +110,9 @@ class SpatialLayout:
 
 
 def check_reshape_transform(reshape_transform: object) -> None:
-    """TypeError unless ``reshape_transform`` is None or callable."""
+    """InvalidTypeError unless ``reshape_transform`` is None or callable."""
     if reshape_transform is not None and not callable(reshape_transform):
-        raise TypeError(
+        raise InvalidTypeError(
             "reshape_transform: expected None or a function from the layer's "
             f"output to (B, C, h, w), got {type(reshape_transform).__name__}"
         )
@@ -140,7 +142,7 @@ def spatial_layout(
 
     Returns None when the tensor is left as Captum reads it: ``input_size``
     is None (the input is not an image batch) or the tensor is neither 3-D
-    nor 4-D. Raises ValueError naming ``reshape_transform`` when the layout
+    nor 4-D. Raises InvalidValueError naming ``reshape_transform`` when the layout
     cannot be told.
     """
     if reshape_transform is not None:
@@ -201,7 +203,7 @@ def _layout_4d(
         return SpatialLayout(CHANNELS_LAST)
     if first_fits or not last_fits or first_evidence:
         return SpatialLayout(CHANNELS_FIRST)
-    raise ValueError(
+    raise InvalidValueError(
         f"layer: its {where} has shape {shape}, which reads as a spatial grid "
         f"for the {height}x{width} input only channels-last ({d1}x{d2} positions "
         f"of {d3} channels), but the {type(layer).__name__} shows no sign of "
@@ -352,7 +354,7 @@ def _layout_tokens(
             f"image's {height}x{width} aspect ratio holds {length} or "
             f"{length - 1} tokens"
         )
-    raise ValueError(
+    raise InvalidValueError(
         f"layer: its {where} has shape {shape} (read as (B, tokens, features)), "
         f"but {reason}; {_HOW_TO}"
     )

@@ -11,8 +11,8 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
 * ``metrics.csv`` / ``metrics.json``: deletion AUC (lower is better) and
   insertion AUC (higher is better) per method
-  (:mod:`captum_crigrad.forgrad.select`'s Petsiuk et al. 2018 scores, mean over the digits, with a
-  random-map control row; the table is printed too;
+  (:mod:`captum_crigrad.forgrad.select`'s Petsiuk et al. 2018 scores, mean
+  over the digits, with a random-map control row; the table is printed too;
 * ``run.json``: the options and versions used.
 """
 
@@ -87,18 +87,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 
 
-def parse_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise CLIError(f"--device: {name!r} is not a torch device ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError("--device: CUDA was asked for but is not available; use cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise CLIError("--device: MPS was asked for but is not available; use cpu")
-    return device
-
-
 def format_table(rows, columns) -> str:
     """Plain-text table of dict rows (floats with 4 decimals)."""
     cells = [[str(c) for c in columns]] + [
@@ -106,7 +94,9 @@ def format_table(rows, columns) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -142,24 +132,21 @@ def _run(args: argparse.Namespace) -> int:
     from captum_crigrad import __version__, metrics
     from captum_crigrad import default as dflt
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.explain import (
-        ExplainOptions,
-        explain,
-        parse_methods,
-        predict,
-        to_map,
-    )
+    from captum_crigrad.explain import ExplainOptions, explain, parse_methods, to_map
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
+    from captum_crigrad.utils import predict
+    from captum_crigrad.validation import check_device
 
     # validate everything before any work
     methods = parse_methods(args.methods)
-    device = parse_device(args.device)
+    device = check_device(args.device, argument="--device")
     if args.steps < 1:
         raise CLIError(f"--steps: expected a positive int, got {args.steps}")
     check_output_folder(args.out)
     if args.threads < 0:
         raise CLIError(
-            f"--threads: expected 0 (torch's default) or a positive int, got {args.threads}"
+            "--threads: expected 0 (torch's default) or a positive int, got "
+            f"{args.threads}"
         )
     if args.sigma is None:
         args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
@@ -255,7 +242,10 @@ def _run(args: argparse.Namespace) -> int:
             },
             os.path.join(folder, "inputs.pt"),
         )
-        titles = [f"{int(y)} (pred {int(p)})" for y, p in zip(labels, predicted.cpu())]
+        titles = [
+            f"{int(y)} (pred {int(p)})"
+            for y, p in zip(labels, predicted.cpu(), strict=True)
+        ]
         save_mosaic(
             raw_images, maps, os.path.join(folder, "summary.png"), row_titles=titles
         )

@@ -18,11 +18,12 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
-from captum_crigrad.metrics._common import (
+from captum_crigrad.metrics._common import pixel_relevance
+from captum_crigrad.validation import (
     TargetType,
     check_images,
     check_positive_int,
-    pixel_relevance,
+    target_indices,
 )
 
 
@@ -130,7 +131,7 @@ def infidelity(
     Returns:
         (N,) infidelity per image.
     """
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     pixel_relevance(attributions, inputs)  # shape and finiteness checks
     if attributions.shape != inputs.shape:
         attributions = torch.broadcast_to(
@@ -140,7 +141,8 @@ def infidelity(
     if isinstance(perturbation, str):
         if perturbation not in _PERTURBATIONS:
             raise ValueError(
-                f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a function, got {perturbation!r}"
+                f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a "
+                f"function, got {perturbation!r}"
             )
         perturb_func = _PERTURBATIONS[perturbation](
             generator=generator, **perturbation_kwargs
@@ -149,22 +151,20 @@ def infidelity(
         perturb_func = perturbation
     else:
         raise TypeError(
-            f"perturbation: expected a name or a function, got {type(perturbation).__name__}"
+            "perturbation: expected a name or a function, got "
+            f"{type(perturbation).__name__}"
         )
+    target_indices(target, inputs.shape[0])  # the form, before any work
+    extra = additional_forward_args
+    if extra is not None and not isinstance(extra, tuple):
+        extra = (extra,)
+    with torch.no_grad():
+        logits = model(inputs, *(extra or ()))
+    target = target_indices(
+        target, inputs.shape[0], logits.shape[1], device=logits.device
+    )
     if target is None:
-        with torch.no_grad():
-            target = model(
-                inputs,
-                *(
-                    additional_forward_args
-                    if isinstance(additional_forward_args, tuple)
-                    else (
-                        ()
-                        if additional_forward_args is None
-                        else (additional_forward_args,)
-                    )
-                ),
-            ).argmax(1)
+        target = logits.argmax(1)
     return _captum_infidelity(
         model,
         perturb_func,
@@ -193,7 +193,7 @@ def max_sensitivity(
     via :func:`captum.metrics.sensitivity_max`, with a seeded noise function.
     ``explanation_func`` is e.g. ``saliency.attribute``; ``kwargs`` (such as
     ``target``) go to it. **Lower is better.** Returns (N,)."""
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     if not perturb_radius > 0:
         raise ValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
     gen_device = generator.device if generator is not None else torch.device("cpu")

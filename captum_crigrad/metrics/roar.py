@@ -12,13 +12,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from captum_crigrad.metrics._common import (
-    check_images,
-    check_positive_int,
     pixel_relevance,
     ranks_from_order,
     tie_broken_order,
 )
 from captum_crigrad.training import accuracy, train_classifier
+from captum_crigrad.validation import check_images, check_positive_int
 
 
 @dataclass
@@ -131,7 +130,7 @@ def roar(
         :class:`RoarResult`.
     """
     for name, imgs in (("train_images", train_images), ("test_images", test_images)):
-        check_images(imgs, name)
+        check_images(imgs, argument=name)
     train_rel = pixel_relevance(
         train_attributions, train_images, channel_reduction, "train_attributions"
     )
@@ -153,7 +152,8 @@ def roar(
         raise ValueError("seeds: expected at least one seed")
     if train_fn is None and model_fn is None:
         raise ValueError(
-            "model_fn: required with the default trainer (a function returning a fresh model)"
+            "model_fn: required with the default trainer (a function returning a fresh "
+            "model)"
         )
     if train_fn is not None and not callable(train_fn):
         raise TypeError(f"train_fn: expected a callable, got {type(train_fn).__name__}")
@@ -175,7 +175,8 @@ def roar(
             model = train_fn(loader)
         if not isinstance(model, nn.Module):
             raise TypeError(
-                f"train_fn: returned {type(model).__name__}, expected the trained nn.Module"
+                f"train_fn: returned {type(model).__name__}, expected the trained "
+                "nn.Module"
             )
         return model.eval()
 
@@ -204,6 +205,7 @@ def roar(
                 )
                 if progress:
                     progress(
-                        f"roar random t={t:.2f} seed={seed} accuracy={rand_acc[i, j]:.4f}"
+                        f"roar random t={t:.2f} seed={seed} "
+                        f"accuracy={rand_acc[i, j]:.4f}"
                     )
     return RoarResult(frac, list(seeds), acc, rand_acc)
