@@ -20,6 +20,8 @@ from torch import Tensor
 
 from captum_crigrad.metrics._common import pixel_relevance
 from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
     TargetType,
     check_images,
     check_positive_int,
@@ -44,7 +46,7 @@ def square_removal_perturbation(
     def perturb(inputs: Tensor):
         n, _, h, w = inputs.shape
         if size > min(h, w):
-            raise ValueError(
+            raise InvalidValueError(
                 f"size: the square ({size}) is larger than the image ({h}x{w})"
             )
         gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -73,7 +75,7 @@ def gaussian_noise_perturbation(
 ) -> Callable:
     """Perturbation ``I ~ N(0, std^2)`` per element: ``x~ = x - I``."""
     if not std > 0:
-        raise ValueError(f"std: expected > 0, got {std}")
+        raise InvalidValueError(f"std: expected > 0, got {std}")
 
     def perturb(inputs: Tensor):
         pert = std * _gen_randn(inputs.shape, inputs, generator)
@@ -88,7 +90,7 @@ def noisy_baseline_perturbation(
     """Yeh et al.'s noisy baseline: ``x~ = baseline + eps``, eps ~ N(0, std^2),
     so ``I = x - baseline - eps``."""
     if not std >= 0:
-        raise ValueError(f"std: expected >= 0, got {std}")
+        raise InvalidValueError(f"std: expected >= 0, got {std}")
 
     def perturb(inputs: Tensor):
         perturbed = baseline + std * _gen_randn(inputs.shape, inputs, generator)
@@ -140,7 +142,7 @@ def infidelity(
     check_positive_int(n_perturb_samples, "n_perturb_samples")
     if isinstance(perturbation, str):
         if perturbation not in _PERTURBATIONS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a "
                 f"function, got {perturbation!r}"
             )
@@ -150,7 +152,7 @@ def infidelity(
     elif callable(perturbation):
         perturb_func = perturbation
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             "perturbation: expected a name or a function, got "
             f"{type(perturbation).__name__}"
         )
@@ -195,7 +197,7 @@ def max_sensitivity(
     ``target``) go to it. **Lower is better.** Returns (N,)."""
     inputs = check_images(inputs, argument="inputs")
     if not perturb_radius > 0:
-        raise ValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
+        raise InvalidValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
     gen_device = generator.device if generator is not None else torch.device("cpu")
 
     def perturb(x: Tensor, radius: float) -> Tensor:
