@@ -56,21 +56,18 @@ def _model(arch, state):
 
 
 @pytest.mark.parametrize(
-    "arch, layer, grid, activation",
-    [
-        ("vit_b_16", "encoder.layers.encoder_layer_11.ln_1", 14, nn.GELU),
-        ("convnext_tiny", "features", 7, nn.GELU),
+    "arch, option, layer, grid",
+    [  # ViT: the default layer; ConvNeXt: --layer overrides it (stage 3)
+        ("vit_b_16", [], "encoder.layers.encoder_layer_11.ln_1", 14),
+        ("convnext_tiny", ["--layer", "features.5"], "features.5", 14),
     ],
 )
 def test_saliency_command_on_a_transformer_and_a_convnext(
-    tmp_path, capsys, cat, arch, layer, grid, activation
+    tmp_path, capsys, cat, arch, option, layer, grid
 ):
     weights = tmp_path / f"{arch}.pth"
     state = _random_state_dict(arch, weights)
     model = _model(arch, state)
-    # CriGrad's layers named until CriGrad finds non-ReLU activations itself
-    # (issue 13 item 2, in progress)
-    gelus = [n for n, m in model.named_modules() if isinstance(m, activation)]
     out = tmp_path / "out"
     code = main(
         [
@@ -84,11 +81,10 @@ def test_saliency_command_on_a_transformer_and_a_convnext(
             "saliency,crigrad,gradcam,crigrad-gradcam,expectedgradcam",
             "--n-samples",
             "2",
-            "--crigrad-layers",
-            ",".join(gelus),
             "--out",
             str(out),
             "--no-progress",
+            *option,
         ]
     )
     stdout, err = capsys.readouterr()
