@@ -376,14 +376,14 @@ def _patch_grid(model: nn.Module, height: int, width: int) -> tuple[int, int] | 
     """``(h, w)`` of the patch embedding's output for an ``height x width``
     input, or None when the model has no patch embedding we can read."""
     conv = _patch_embedding(model)
-    if conv is None or not all(isinstance(p, int) for p in conv.padding):
+    if conv is None or isinstance(conv.padding, str):  # "same"/"valid"
         return None
     size = []
     for n, k, s, p, d in zip(
         (height, width),
         conv.kernel_size,
         conv.stride,
-        conv.padding,
+        tuple(int(p) for p in conv.padding),
         conv.dilation,
         strict=True,
     ):
