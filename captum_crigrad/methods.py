@@ -58,6 +58,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
 from captum_crigrad.forgrad.filter import (
@@ -66,7 +67,6 @@ from captum_crigrad.forgrad.filter import (
     forgrad,
     resolve_sigma,
 )
-from captum_crigrad.hooks import default_cam_layer
 from captum_crigrad.relu_rules import RULES, ModifiedReluBackward, count_relu_calls
 from captum_crigrad.utils import model_device, upsample
 from captum_crigrad.validation import (
@@ -695,14 +695,14 @@ register_method(
 @register_method(
     "gradcam",
     "Grad-CAM on the layer, ReLU, upsampled (Selvaraju et al. 2017; Captum "
-    "LayerGradCam)",
+    "LayerGradCam on any layer layout, captum_crigrad.cam.gradcam.GradCAM)",
     kind="cam",
 )
 def _gradcam(ctx):
-    from captum.attr import LayerGradCam
+    from captum_crigrad.cam.gradcam import GradCAM
 
     if ctx.crigrad is None:
-        explainer = LayerGradCam(ctx.model, ctx.layer)
+        explainer = GradCAM(ctx.model, ctx.layer)
     else:  # filter only the layers above the Grad-CAM layer
         explainer = CriGradLayerGradCam(ctx.model, ctx.layer, crigrad=ctx.crigrad)
     return lambda x, t: _to_input_size(

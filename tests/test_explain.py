@@ -4,6 +4,7 @@ from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 from helpers import assert_untouched, snapshot
 
 from captum_crigrad import CriGradSaliency
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.default import (
     GRADCAM_LAYER,
     load_default_images,
@@ -16,7 +17,6 @@ from captum_crigrad.explain import (
     parse_methods,
     to_map,
 )
-from captum_crigrad.hooks import default_cam_layer
 
 
 @pytest.fixture(scope="module")

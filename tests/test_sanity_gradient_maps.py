@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from captum_crigrad.hooks import default_cam_layer
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.methods import (
     available_methods,
     register_method,

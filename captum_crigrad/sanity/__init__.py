@@ -7,7 +7,7 @@ methods named in :mod:`captum_crigrad.methods`), :mod:`.check` (the sanity
 check and its plot), :mod:`.visualize` (figures).
 """
 
-from captum_crigrad.hooks import default_cam_layer
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.methods import (
     available_methods,
     register_method,
