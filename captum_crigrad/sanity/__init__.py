@@ -3,12 +3,19 @@ randomisation (Adebayo et al. 2018) and class sensitivity (the random-logit
 test, Sixt et al. 2020), after MATLAB's compare-gradient-attribution-maps.
 
 Layers, bottom up: :mod:`.similarity` (pure array functions),
-:mod:`.randomization` (model copies), :mod:`.gradient_maps` (Captum methods by
-name), :mod:`.check` (the randomisation check and its plot),
-:mod:`.class_sensitivity` (the random-logit test), :mod:`.visualize`
-(figures).
+:mod:`.randomization` (model copies), :mod:`.gradient_maps` (maps of the
+methods named in :mod:`captum_crigrad.methods`), :mod:`.check` (the
+randomisation check and its plot), :mod:`.class_sensitivity` (the
+random-logit test), :mod:`.visualize` (figures).
 """
 
+from captum_crigrad.cam.layers import default_cam_layer
+from captum_crigrad.methods import (
+    available_methods,
+    register_method,
+    unregister_method,
+)
+from captum_crigrad.relu_rules import ModifiedReluBackward, count_relu_calls
 from captum_crigrad.sanity.check import SanityResult, plot_sanity_curves, sanity_check
 from captum_crigrad.sanity.class_sensitivity import (
     ClassSensitivityResult,
@@ -16,15 +23,9 @@ from captum_crigrad.sanity.class_sensitivity import (
     random_other_class,
 )
 from captum_crigrad.sanity.gradient_maps import (
-    ModifiedReluBackward,
     attribution_maps,
-    available_methods,
-    count_relu_calls,
-    default_cam_layer,
     gradient_map,
-    register_method,
     to_single_channel,
-    unregister_method,
 )
 from captum_crigrad.sanity.randomization import (
     default_blocks,

@@ -29,11 +29,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.sanity.gradient_maps import (
-    attribution_maps,
-    get_method,
-    to_single_channel,
-)
+from captum_crigrad.methods import parse_methods
+from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
 from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
 from captum_crigrad.utils import model_device, num_classes, predicted_class
 from captum_crigrad.validation import (
@@ -169,13 +166,14 @@ def class_sensitivity(
         model: trained classifier returning logits (eval mode recommended);
             never modified.
         images: (N, C, H, W) float tensor, as the model expects.
-        methods: registered method names (see ``available_methods()``).
+        methods: method names (:mod:`captum_crigrad.methods`).
         target: class explained first, per image (an int or N indices; a
             negative index counts from the end); default the prediction.
         other: the class compared with it, per image (same forms); default drawn
             uniformly from the other classes by :func:`random_other_class`
             with ``seed``.
-        seed: seeds the draw of ``other``.
+        seed: seeds the draw of ``other`` and the draws of sampled methods
+            (Expected Grad-CAM; the same for both classes).
         score, layer, layers, functional_relu, batch_size: as
             :func:`.gradient_map`.
         measures: subset of ``("spearman_abs", "spearman_signed", "ssim",
@@ -188,10 +186,7 @@ def class_sensitivity(
     check_images(images)
     check_module(model, "model")
     method_names = [methods] if isinstance(methods, str) else list(methods)
-    if not method_names:
-        raise InvalidValueError("methods: expected at least one method name")
-    for name in method_names:
-        get_method(name)
+    parse_methods(method_names)
     measures = list(measures)
     bad = [m for m in measures if m not in MEASURES]
     if bad or not measures:
@@ -223,6 +218,7 @@ def class_sensitivity(
             layers=layers,
             functional_relu=functional_relu,
             batch_size=batch_size,
+            seed=seed,
         )
         for classes in (target, other)
     )
