@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--layer",
         default=None,
-        help="module name for Grad-CAM (default: the model's natural layer)",
+        help="module name for the CAM methods (default: the architecture's usual "
+        "layer, captum_crigrad.default_cam_layer)",
     )
     g.add_argument(
         "--n-steps",
@@ -248,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= cls < n_out:
             raise CLIError(f"--target: class {cls} is out of range for {n_out} outputs")
         target = torch.full_like(predicted, cls)
-    layer = args.layer or loaded.gradcam_layer
+    layer = args.layer  # None: captum_crigrad.default_cam_layer, in explain
     if layer is not None:
         resolve_layer(model, layer)
     options = ExplainOptions(

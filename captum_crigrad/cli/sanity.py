@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--layer",
         default=None,
-        help="Grad-CAM layer name (default: the last module with a 4-D output)",
+        help="Grad-CAM layer name (default: the architecture's usual layer, "
+        "captum_crigrad.default_cam_layer)",
     )
     g.add_argument(
         "--score",
