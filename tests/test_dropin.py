@@ -182,13 +182,21 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
     GuidedGradCam build IntegratedGradients / LayerGradCam themselves."""
     import captum.attr._core.guided_grad_cam as ggc
     import captum.attr._core.layer.layer_integrated_gradients as lig
+    import captum.attr._core.neuron.neuron_integrated_gradients as nig
+    from captum.attr import NeuronIntegratedGradients
 
     net = _Nets.relu6_modules()
     ref_lig = LayerIntegratedGradients(net, net[2]).attribute(X, target=1, n_steps=4)
     ref_ggc = GuidedGradCam(net, net[2]).attribute(X, target=1)
+    ref_nig = NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
     for keep in (1.0, 0.5):
         monkeypatch.setattr(
             lig,
+            "IntegratedGradients",
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
+        )
+        monkeypatch.setattr(
+            nig,
             "IntegratedGradients",
             lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
         )
@@ -201,12 +209,17 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
             X, target=1, n_steps=4
         )
         ours_ggc = GuidedGradCam(net, net[2]).attribute(X, target=1)
+        ours_nig = NeuronIntegratedGradients(net, net[2]).attribute(
+            X, (1, 3, 3), n_steps=4
+        )
         if keep == 1.0:
             torch.testing.assert_close(ours_lig, ref_lig, atol=1e-6, rtol=0)
             torch.testing.assert_close(ours_ggc, ref_ggc, atol=1e-6, rtol=0)
+            torch.testing.assert_close(ours_nig, ref_nig, atol=1e-6, rtol=0)
         else:
             assert not torch.allclose(ours_lig, ref_lig)
             assert ours_ggc.shape == ref_ggc.shape
+            assert not torch.allclose(ours_nig, ref_nig)
     assert hook_count(net) == 0
 
 
