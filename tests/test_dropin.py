@@ -310,3 +310,21 @@ def test_layer_methods_are_transformed_above_their_layer_everywhere():
     )
     torch.testing.assert_close(both, post, atol=1e-6, rtol=0)
     assert not torch.allclose(cam, LayerGradCam(net, layer).attribute(X, target=1))
+
+
+def test_bad_target_is_a_value_error_and_captums_assertion_error():
+    """Captum signals a bad target with AssertionError (its hook-removal
+    tests expect it); ours is an InvalidValueError that is one too."""
+    net = _Nets.relu6_modules()
+    for make in (
+        lambda: CriGradSaliency(net, keep=1.0),
+        lambda: CriGradSaliency(net, keep=0.3),
+        lambda: CriGradLayerGradCam(net, net[2], keep=0.3),
+        lambda: NoiseTunnel(CriGradIntegratedGradients(net, keep=0.3)),
+    ):
+        for target in ((9999,) * 20, 5, [0, 1, 9], -6):
+            with pytest.raises(AssertionError, match="target"):
+                make().attribute(X, target=target)
+            with pytest.raises(ValueError, match="target"):
+                make().attribute(X, target=target)
+    assert hook_count(net) == 0
