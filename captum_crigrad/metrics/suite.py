@@ -20,6 +20,7 @@ from captum_crigrad.crigrad.attr import (
     CriGradIntegratedGradients,
     CriGradSaliency,
 )
+from captum_crigrad.metrics import localisation
 from captum_crigrad.metrics.infidelity import infidelity
 from captum_crigrad.metrics.perturbation import (
     deletion,
@@ -60,7 +61,39 @@ METRICS: dict[str, tuple] = {
         "ROAD mean over fractions of (LeRF - MoRF)/2, softmax probability",
     ),
     "infidelity": ("lower", "Yeh et al. infidelity, square removal, normalised"),
+    "pointing_game": (
+        "higher",
+        "hit when the map's maximum lies inside the object mask (needs masks)",
+    ),
+    "energy_pointing_game": (
+        "higher",
+        "share of the positive map mass inside the object mask (needs masks)",
+    ),
+    "relevance_mass_accuracy": (
+        "higher",
+        "share of the positive relevance inside the object mask (needs masks)",
+    ),
+    "relevance_rank_accuracy": (
+        "higher",
+        "share of the mask's size of top-ranked pixels inside the mask (needs masks)",
+    ),
 }
+#: Metrics that draw random numbers: their per-image value depends on the
+#: generator they are given (give one per image for batch-independent values).
+SEEDED_METRICS = frozenset(
+    ("pixel_perturbation_random_order", "sensitivity_n", "road_combined", "infidelity")
+)
+#: Metrics that need a ground-truth object mask per image.
+MASK_METRICS = frozenset(
+    (
+        "pointing_game",
+        "energy_pointing_game",
+        "relevance_mass_accuracy",
+        "relevance_rank_accuracy",
+    )
+)
+#: Metrics whose per-image value comes with a curve (``MetricScores.curve``).
+CURVE_METRICS = frozenset(("deletion_auc", "insertion_auc"))
 DEFAULT_METRICS = (
     "pixel_perturbation",
     "pixel_perturbation_random_order",
@@ -69,6 +102,10 @@ DEFAULT_METRICS = (
     "sensitivity_n",
     "road_combined",
 )
+
+#: Methods whose maps are random (the controls): rebuild them with a seed per
+#: image (``parse_method(name, ..., seed=...)``) for batch-independent maps.
+SEEDED_METHODS = frozenset(("random",))
 
 
 @dataclass
@@ -138,6 +175,113 @@ def parse_method(
     return Method(name, attribute)
 
 
+@dataclass
+class MetricScores:
+    """One metric on a batch: ``values`` (N,) float64 per image;
+    ``forward_passes`` the model evaluations it made (None where the metric
+    does not count them); ``curve`` (N, S) per-image scores along
+    ``fractions`` (S,) for the curve metrics (deletion, insertion)."""
+
+    values: Tensor
+    forward_passes: int | None = None
+    curve: Tensor | None = None
+    fractions: Tensor | None = None
+
+
+def score_metric(
+    model: nn.Module,
+    images: Tensor,
+    attributions: Tensor,
+    metric: str,
+    *,
+    target: Tensor,
+    k: float = 0.5,
+    n_steps: int = 32,
+    sens_n: Sequence[int] = (1, 8, 32, 128),
+    n_subsets: int = 50,
+    road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
+    generator: torch.Generator | None = None,
+    max_examples_per_batch: int = 64,
+    masks: Tensor | None = None,
+) -> MetricScores:
+    """Score ``attributions`` of ``images`` for ``target`` on one named metric
+    (a key of :data:`METRICS`), per image. The metrics of
+    :data:`SEEDED_METRICS` draw from ``generator``; those of
+    :data:`MASK_METRICS` need ``masks`` (N, H, W) bool. Pixel perturbation
+    ranks pixels by the absolute map, the other metrics by the signed sum."""
+    if metric not in METRICS:
+        raise ValueError(
+            f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
+        )
+    kw = dict(target=target, max_examples_per_batch=max_examples_per_batch)
+    gen = generator
+    if metric == "pixel_perturbation":
+        values = pixel_perturbation(
+            model, images, attributions, k=k, channel_reduction="abs", **kw
+        )
+        return MetricScores(values.double())
+    if metric == "pixel_perturbation_random_order":
+        values = pixel_perturbation(
+            model, images, attributions, k=k, order="random", generator=gen, **kw
+        )
+        return MetricScores(values.double())
+    if metric in ("deletion_auc", "insertion_auc"):
+        fn = deletion if metric == "deletion_auc" else insertion
+        curve = fn(model, images, attributions, n_steps=n_steps, **kw)
+        return MetricScores(
+            curve.auc().double(),
+            curve.n_forward_passes,
+            curve.scores.double(),
+            curve.fractions,
+        )
+    if metric == "sensitivity_n":
+        pixels = images.shape[2] * images.shape[3]
+        grid = [n for n in sens_n if n < pixels]
+        res = sensitivity_n(
+            model,
+            images,
+            attributions,
+            n=grid,
+            n_subsets=n_subsets,
+            generator=gen,
+            **kw,
+        )
+        return MetricScores(
+            torch.nanmean(res.correlations, dim=1).double(), res.n_forward_passes
+        )
+    if metric == "road_combined":
+        res = road(
+            model, images, attributions, fractions=road_fractions, generator=gen, **kw
+        )
+        return MetricScores(res.combined.double(), res.n_forward_passes)
+    if metric == "infidelity":
+        values = infidelity(
+            model,
+            images,
+            attributions,
+            perturbation="square",
+            size=max(1, images.shape[-1] // 4),
+            generator=gen,
+            target=target,
+        )
+        return MetricScores(values.double())
+    if masks is None:
+        raise ValueError(
+            f"metrics: {metric} needs an object mask per image (a dataset list "
+            "with a mask or box column)"
+        )
+    attributions = attributions.to(masks.device)
+    if metric == "pointing_game":
+        values = localisation.pointing_game(attributions, masks)
+    elif metric == "energy_pointing_game":
+        values = localisation.energy_pointing_game(attributions, masks)
+    elif metric == "relevance_mass_accuracy":
+        values = localisation.relevance_mass_accuracy(attributions, masks)
+    else:
+        values = localisation.relevance_rank_accuracy(attributions, masks)
+    return MetricScores(values.double())
+
+
 def evaluate(
     model: nn.Module,
     images: Tensor,
@@ -170,7 +314,6 @@ def evaluate(
             [model(images[s : s + 64]).argmax(1) for s in range(0, len(images), 64)]
         )
     rows = []
-    kw = dict(target=target, max_examples_per_batch=max_examples_per_batch)
     for method in methods:
         attributions = torch.cat(
             [
@@ -179,64 +322,21 @@ def evaluate(
             ]
         )
         for metric in metrics:
-            gen = torch.Generator().manual_seed(seed)
-            passes = None
-            if metric == "pixel_perturbation":
-                values = pixel_perturbation(
-                    model, images, attributions, k=k, channel_reduction="abs", **kw
-                )
-            elif metric == "pixel_perturbation_random_order":
-                values = pixel_perturbation(
-                    model,
-                    images,
-                    attributions,
-                    k=k,
-                    order="random",
-                    generator=gen,
-                    **kw,
-                )
-            elif metric == "deletion_auc":
-                curve = deletion(model, images, attributions, n_steps=n_steps, **kw)
-                values, passes = curve.auc(), curve.n_forward_passes
-            elif metric == "insertion_auc":
-                curve = insertion(model, images, attributions, n_steps=n_steps, **kw)
-                values, passes = curve.auc(), curve.n_forward_passes
-            elif metric == "sensitivity_n":
-                pixels = images.shape[2] * images.shape[3]
-                grid = [n for n in sens_n if n < pixels]
-                res = sensitivity_n(
-                    model,
-                    images,
-                    attributions,
-                    n=grid,
-                    n_subsets=n_subsets,
-                    generator=gen,
-                    **kw,
-                )
-                values, passes = (
-                    torch.nanmean(res.correlations, dim=1),
-                    res.n_forward_passes,
-                )
-            elif metric == "road_combined":
-                res = road(
-                    model,
-                    images,
-                    attributions,
-                    fractions=road_fractions,
-                    generator=gen,
-                    **kw,
-                )
-                values, passes = res.combined, res.n_forward_passes
-            else:  # infidelity
-                values = infidelity(
-                    model,
-                    images,
-                    attributions,
-                    perturbation="square",
-                    size=max(1, images.shape[-1] // 4),
-                    generator=gen,
-                    target=target,
-                )
+            scores = score_metric(
+                model,
+                images,
+                attributions,
+                metric,
+                target=target,
+                k=k,
+                n_steps=n_steps,
+                sens_n=sens_n,
+                n_subsets=n_subsets,
+                road_fractions=road_fractions,
+                generator=torch.Generator().manual_seed(seed),
+                max_examples_per_batch=max_examples_per_batch,
+            )
+            values, passes = scores.values, scores.forward_passes
             values = values.double()
             rows.append(
                 dict(
