@@ -46,7 +46,10 @@ import torch
 from captum_crigrad.cli import CLIError
 
 NAME = "eval"
-HELP = "Score attribution methods on faithfulness metrics (pixel perturbation, deletion, insertion, sensitivity-n, ROAD)."
+HELP = (
+    "Score attribution methods on faithfulness metrics (pixel perturbation, "
+    "deletion, insertion, sensitivity-n, ROAD)."
+)
 DEFAULT_OUT = "crigrad-eval-out"
 DEFAULT_METHODS = "saliency,ixg,ig,crigrad-saliency,crigrad-ixg,crigrad-ig,random"
 
@@ -76,7 +79,8 @@ def add_arguments(parser) -> None:
         dest="n_steps",
         type=int,
         default=32,
-        help="integrated-gradients steps (default: 32; --ig-steps is the deprecated spelling)",
+        help="integrated-gradients steps (default: 32; --ig-steps is the "
+        "deprecated spelling)",
     )
     g = parser.add_argument_group("metrics")
     g.add_argument(
@@ -90,7 +94,8 @@ def add_arguments(parser) -> None:
         "--k",
         type=float,
         default=0.5,
-        help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's eval.py)",
+        help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's "
+        "eval.py)",
     )
     g.add_argument(
         "--steps",
@@ -197,9 +202,11 @@ def add_arguments(parser) -> None:
     )
     parser.epilog = (
         "Example (embedded default model and its digits, 4 of them):\n"
-        "  captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random --out eval-out\n"
+        "  captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random "
+        "--out eval-out\n"
         "Example (the CriGrad paper's eval.py --k 0.5, ResNet-20 on CIFAR-10 images):\n"
-        "  captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th --k 0.5 --out eval-out\n"
+        "  captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th "
+        "--k 0.5 --out eval-out\n"
         "Example (all 10,000 MNIST test digits on 2 processes, resumable):\n"
         "  torchrun --nproc_per_node=2 -m captum_crigrad eval mnist/ \\\n"
         "      --mnist-images all --out eval-mnist\n"
@@ -352,8 +359,8 @@ def run(args) -> int:
     ):
         if getattr(args, flag) < 1:
             raise CLIError(
-                f"--{flag.replace('_', '-')}: expected an integer >= 1, "
-                f"got {getattr(args, flag)}"
+                f"--{flag.replace('_', '-')}: expected an integer >= 1, got "
+                f"{getattr(args, flag)}"
             )
     if args.workers < 0:
         raise CLIError(f"--workers: expected an integer >= 0, got {args.workers}")
