@@ -93,7 +93,7 @@ def test_eval_bad_inputs_exit_2_and_write_nothing(setup, capsys):
     assert "unknown method" in capsys.readouterr().err
     assert not csv_path.exists()
     assert main(_args(weights, tmp / "nowhere", "--csv", str(csv_path))) == 2
-    assert "no such file, folder or pattern" in capsys.readouterr().err
+    assert "no such file or folder" in capsys.readouterr().err
 
 
 def test_eval_unreadable_image_is_a_failed_row_and_the_run_goes_on(setup, capsys):

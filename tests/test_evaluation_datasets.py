@@ -71,7 +71,7 @@ def test_csv_with_labels_masks_and_boxes_reads_cropped_masks(tmp_path):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda t: str(t / "nowhere"), "no such file, folder or pattern"),
+        (lambda t: str(t / "nowhere"), "no such file or folder"),
         (lambda t: (t / "empty").mkdir() or str(t / "empty"), "holds no image files"),
         (lambda t: str(t / "no*.png"), "matches no file"),
     ],

@@ -206,6 +206,7 @@ def _txt_entries(path: str) -> list[Entry]:
 
 
 def _check_files(entries: Sequence[Entry], origin: str) -> None:
+    """Every file a list names exists (``origin``: how to name the list)."""
     for e in entries:
         if isinstance(e.source, str) and not os.path.isfile(e.source):
             raise ValueError(f"images: {origin} names {e.source}, which does not exist")
@@ -213,6 +214,22 @@ def _check_files(entries: Sequence[Entry], origin: str) -> None:
             raise ValueError(
                 f"images: {origin} names mask {e.mask}, which does not exist"
             )
+
+
+def _check_image_file(path: str) -> None:
+    """A file named on its own must be an image (its header is read, not the
+    pixels); images found in folders, lists and patterns are only read when
+    evaluated, and an unreadable one is then a failed row."""
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            pass
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ValueError(
+            f"images: {path} is not an image that can be read ({reason})"
+        ) from None
 
 
 def _check_masks(entries: Sequence[Entry]) -> None:
@@ -272,14 +289,17 @@ def find_entries(
             classes = cls if cls is not None else classes
             entries.extend(found)
         elif os.path.isfile(src) and src.lower().endswith((".csv", ".txt")):
-            found = (
-                _csv_entries(src) if src.lower().endswith(".csv") else _txt_entries(src)
-            )
+            is_csv = src.lower().endswith(".csv")
+            found = _csv_entries(src) if is_csv else _txt_entries(src)
             if not found:
                 raise ValueError(f"images: list {src} names no image")
-            _check_files(found, src)
+            _check_files(
+                found,
+                src if is_csv else f"{src} is not an image, and as a list of images it",
+            )
             entries.extend(found)
         elif os.path.isfile(src):
+            _check_image_file(src)
             entries.append(Entry(src, src))
         elif glob.has_magic(src):
             found = sorted(
@@ -289,7 +309,7 @@ def find_entries(
                 raise ValueError(f"images: pattern {src} matches no file")
             entries.extend(Entry(p, p) for p in found)
         else:
-            raise ValueError(f"images: no such file, folder or pattern: {src}")
+            raise ValueError(f"images: no such file or folder: {src}")
     _check_masks(entries)
     return entries, {"classes": classes}
 

@@ -403,6 +403,12 @@ def evaluate_dataset(
         record = {
             "command": "captum-crigrad eval",
             "status": "complete",
+            **{
+                key: full_settings[key]
+                for key in ("model", "methods", "metrics", "preprocessing")
+                if key in full_settings
+            },
+            "crigrad_layers": full_settings.get("crigrad_layers"),
             "settings": full_settings,
             "device": str(ctx.device),
             "device_name": torch.cuda.get_device_name(ctx.device)
