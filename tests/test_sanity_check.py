@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from captum_crigrad.models import SmallCNN, load_mnist
+from captum_crigrad.io import load_mnist
+from captum_crigrad.models import SmallCNN
 from captum_crigrad.sanity.check import plot_sanity_curves, sanity_check
 from captum_crigrad.sanity.gradient_maps import register_method, unregister_method
 from captum_crigrad.sanity.randomization import default_blocks
@@ -125,7 +126,7 @@ def test_weight_independent_method_stays_at_one():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(blocks=["features.42"]), "no submodule named 'features.42'"),
+        (dict(blocks=["features.42"]), "no submodule 'features.42'"),
         (dict(blocks=[]), "blocks: empty list"),
         (dict(methods=["SmoothGrad"]), "valid names"),
         (dict(measures=["psnr"]), "measures"),

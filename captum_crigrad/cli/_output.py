@@ -79,13 +79,18 @@ def staged_output(out: str, run_info: dict) -> Iterator[str]:
             os.rmdir(old)
             os.replace(path, old)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and os.path.isdir(old) and not os.path.exists(path):
             os.replace(old, path)
         for d in created:
             with contextlib.suppress(OSError):
                 os.rmdir(d)
+        if isinstance(exc, OSError):  # disk full, quota, removed folder, ...
+            raise CLIError(
+                f"--out: writing {out} failed, nothing was written: "
+                f"{exc.strerror or exc}"
+            ) from exc
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -333,7 +333,6 @@ def run(args) -> int:
         split_names,
     )
     from captum_crigrad.cli._output import check_output_folder
-    from captum_crigrad.cli.demo import parse_device
     from captum_crigrad.crigrad.transform import CriGrad
     from captum_crigrad.evaluation import distributed
     from captum_crigrad.evaluation.report import (
@@ -343,8 +342,8 @@ def run(args) -> int:
         write_report,
     )
     from captum_crigrad.evaluation.runner import RESULTS, evaluate_dataset
-    from captum_crigrad.explain import resolve_layer
     from captum_crigrad.metrics.suite import METRICS, SEEDED_METHODS, parse_method
+    from captum_crigrad.validation import check_device, resolve_layers
 
     # ---- check everything before any work
     if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
@@ -390,7 +389,7 @@ def run(args) -> int:
         if path and os.path.isdir(path):
             raise CLIError(f"{opt}: {path} is a folder")
     keep = args.keep if args.keep is not None else CriGrad().keep
-    device = parse_device(args.device)
+    device = check_device(args.device, argument="--device")
     loaded = load_model(args.model, args.weights, args.num_classes)
     size = args.input_size or loaded.size
     if args.input_size is not None and args.input_size < 8:
@@ -406,7 +405,7 @@ def run(args) -> int:
         layers = None
         names = crigrad_layer_names(args, loaded)
         if names is not None:
-            layers = [resolve_layer(model, n, "--crigrad-layers") for n in names]
+            layers = resolve_layers(model, names, argument="--crigrad-layers")
 
         def build(name: str, seed: int):
             return parse_method(

@@ -204,14 +204,10 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.explain import (
-        ExplainOptions,
-        explain,
-        predict,
-        resolve_layer,
-        to_map,
-    )
+    from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
+    from captum_crigrad.utils import predict
+    from captum_crigrad.validation import resolve_layer
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MNIST_IMAGES = "t10k-images-idx3-ubyte.gz"
 MNIST_LABELS = "t10k-labels-idx1-ubyte.gz"
@@ -90,7 +92,7 @@ def _folder_entries(folder: str) -> tuple[list[Entry], list[str] | None]:
                     path = os.path.join(root, n)
                     entries.append(Entry(path, path, label))
     if not entries:
-        raise ValueError(
+        raise InvalidValueError(
             f"images: folder {folder} holds no image files "
             f"({', '.join(IMAGE_EXTENSIONS[:4])}, ...) and no class subfolders "
             "with images"
@@ -104,13 +106,13 @@ def _mnist_entries(folder: str, mnist_images: str) -> list[Entry]:
     try:
         labels = _read_idx(os.path.join(folder, MNIST_LABELS))
     except (OSError, ValueError) as exc:
-        raise ValueError(
+        raise InvalidValueError(
             f"images: cannot read the MNIST labels of {folder} ({exc})"
         ) from None
     n = len(labels)
     start = 0 if mnist_images == "all" else MNIST_HELDOUT_START
     if n <= start:
-        raise ValueError(
+        raise InvalidValueError(
             f"images: {folder} holds {n} MNIST images; the held-out ones start "
             f"at {start}"
         )
@@ -127,11 +129,11 @@ def _int_label(text: str, where: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(
+        raise InvalidValueError(
             f"{where}: label {text!r} is not a class index (an integer >= 0)"
         ) from None
     if value < 0:
-        raise ValueError(
+        raise InvalidValueError(
             f"{where}: label {value} is negative; expected a class index >= 0"
         )
     return value
@@ -143,7 +145,7 @@ def _csv_entries(path: str) -> list[Entry]:
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []
         if "path" not in columns:
-            raise ValueError(
+            raise InvalidValueError(
                 f"images: {path} has no 'path' column (header: "
                 f"{', '.join(columns) or 'none'}); expected "
                 "path[,label][,mask | ,x0,y0,x1,y1]"
@@ -151,14 +153,14 @@ def _csv_entries(path: str) -> list[Entry]:
         box_cols = ("x0", "y0", "x1", "y1")
         has_box = all(c in columns for c in box_cols)
         if any(c in columns for c in box_cols) and not has_box:
-            raise ValueError(
+            raise InvalidValueError(
                 f"images: {path}: a box needs all four columns x0, y0, x1, y1"
             )
         entries = []
         for line, row in enumerate(reader, start=2):
             where = f"images: {path} line {line}"
             if not row.get("path"):
-                raise ValueError(f"{where}: empty path")
+                raise InvalidValueError(f"{where}: empty path")
             file = _resolve(row["path"], base)
             label = NO_LABEL
             if row.get("label") not in (None, ""):
@@ -169,7 +171,7 @@ def _csv_entries(path: str) -> list[Entry]:
                 try:
                     box = tuple(float(row[c]) for c in box_cols)
                 except (TypeError, ValueError):
-                    raise ValueError(
+                    raise InvalidValueError(
                         f"{where}: box x0, y0, x1, y1 must be four numbers"
                     ) from None
                 if (
@@ -177,12 +179,12 @@ def _csv_entries(path: str) -> list[Entry]:
                     or box[2] <= box[0]
                     or box[3] <= box[1]
                 ):
-                    raise ValueError(
+                    raise InvalidValueError(
                         f"{where}: box {box} is empty or not finite; expected "
                         "x0 < x1 and y0 < y1"
                     )
             if mask and box:
-                raise ValueError(f"{where}: give a mask or a box, not both")
+                raise InvalidValueError(f"{where}: give a mask or a box, not both")
             entries.append(Entry(file, file, label, mask, box))
     return entries
 
@@ -209,9 +211,11 @@ def _check_files(entries: Sequence[Entry], origin: str) -> None:
     """Every file a list names exists (``origin``: how to name the list)."""
     for e in entries:
         if isinstance(e.source, str) and not os.path.isfile(e.source):
-            raise ValueError(f"images: {origin} names {e.source}, which does not exist")
+            raise InvalidValueError(
+                f"images: {origin} names {e.source}, which does not exist"
+            )
         if e.mask is not None and not os.path.isfile(e.mask):
-            raise ValueError(
+            raise InvalidValueError(
                 f"images: {origin} names mask {e.mask}, which does not exist"
             )
 
@@ -227,7 +231,7 @@ def _check_image_file(path: str) -> None:
             pass
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise ValueError(
+        raise InvalidValueError(
             f"images: {path} is not an image that can be read ({reason})"
         ) from None
 
@@ -249,9 +253,11 @@ def _check_masks(entries: Sequence[Entry]) -> None:
                 with Image.open(e.mask) as m:
                     msize = m.size
             except Exception as exc:
-                raise ValueError(f"masks: cannot read {e.mask} ({exc})") from None
+                raise InvalidValueError(
+                    f"masks: cannot read {e.mask} ({exc})"
+                ) from None
             if msize != size:
-                raise ValueError(
+                raise InvalidValueError(
                     f"masks: {e.mask} is {msize[0]}x{msize[1]} but its image "
                     f"{e.source} is {size[0]}x{size[1]}; a mask must have its "
                     "image's size"
@@ -259,7 +265,7 @@ def _check_masks(entries: Sequence[Entry]) -> None:
         else:
             x0, y0, x1, y1 = e.box
             if x0 < 0 or y0 < 0 or x1 > size[0] or y1 > size[1]:
-                raise ValueError(
+                raise InvalidValueError(
                     f"masks: box {e.box} of {e.source} lies outside the image "
                     f"({size[0]}x{size[1]})"
                 )
@@ -272,11 +278,11 @@ def find_entries(
     Returns ``(entries, info)``; ``info["classes"]`` lists the class names of
     an image folder tree (None otherwise)."""
     if mnist_images not in ("heldout", "all"):
-        raise ValueError(
+        raise InvalidValueError(
             f"mnist_images: expected 'heldout' or 'all', got {mnist_images!r}"
         )
     if not sources:
-        raise ValueError(
+        raise InvalidValueError(
             "images: give at least one image file, folder, list or pattern"
         )
     entries: list[Entry] = []
@@ -292,7 +298,7 @@ def find_entries(
             is_csv = src.lower().endswith(".csv")
             found = _csv_entries(src) if is_csv else _txt_entries(src)
             if not found:
-                raise ValueError(f"images: list {src} names no image")
+                raise InvalidValueError(f"images: list {src} names no image")
             _check_files(
                 found,
                 src if is_csv else f"{src} is not an image, and as a list of images it",
@@ -306,10 +312,10 @@ def find_entries(
                 p for p in glob.glob(src, recursive=True) if os.path.isfile(p)
             )
             if not found:
-                raise ValueError(f"images: pattern {src} matches no file")
+                raise InvalidValueError(f"images: pattern {src} matches no file")
             entries.extend(Entry(p, p) for p in found)
         else:
-            raise ValueError(f"images: no such file or folder: {src}")
+            raise InvalidValueError(f"images: no such file or folder: {src}")
     _check_masks(entries)
     return entries, {"classes": classes}
 

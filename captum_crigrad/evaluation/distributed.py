@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from captum_crigrad.validation import InvalidValueError
+
 
 @dataclass(frozen=True)
 class Context:
@@ -50,7 +52,7 @@ def _env_int(name: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(
+        raise InvalidValueError(
             f"{name}: expected an integer in the environment, got {value!r}"
         ) from None
 
@@ -73,7 +75,7 @@ def setup(device: str | torch.device = "cpu", timeout_minutes: float = 60.0) -> 
     )
     if device.type == "cuda":
         if device.index is not None and local_world > 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"--device: {device} under torchrun with {local_world} processes per "
                 "machine would put them all on one GPU; give --device cuda (each "
                 "process uses cuda:LOCAL_RANK)"
@@ -125,7 +127,9 @@ def chunks_for_rank(
     """The chunks of ``range(n)`` that rank ``rank`` of ``world`` evaluates:
     the chunks not in ``skip`` (already done), dealt round-robin."""
     if not 0 <= rank < world:
-        raise ValueError(f"rank: expected 0 <= rank < world ({world}), got {rank}")
+        raise InvalidValueError(
+            f"rank: expected 0 <= rank < world ({world}), got {rank}"
+        )
     return [c for c in range(n) if c not in skip][rank::world]
 
 

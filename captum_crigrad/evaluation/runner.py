@@ -42,6 +42,7 @@ from captum_crigrad.metrics.suite import (
     Method,
     score_metric,
 )
+from captum_crigrad.validation import InvalidValueError
 
 RUN_FILE = "run.json"
 RESULTS = "results.parquet"
@@ -125,24 +126,24 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
     that needs ``resume`` or removing the folder by hand."""
     path = os.path.abspath(out)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"--out: {out} exists and is not a folder")
+        raise InvalidValueError(f"--out: {out} exists and is not a folder")
     info = _read_run(path) if os.path.isdir(path) else None
     ours = info is not None and str(info.get("command", "")).startswith(
         "captum-crigrad"
     )
     if os.path.isdir(path) and os.listdir(path) and not ours:
-        raise ValueError(
+        raise InvalidValueError(
             f"--out: {out} is a non-empty folder not written by captum-crigrad; "
             "choose a new folder or remove it"
         )
     if resume:
         if info is None or info.get("command") != "captum-crigrad eval":
-            raise ValueError(
+            raise InvalidValueError(
                 f"--resume: {out} holds no evaluation to resume; run without --resume"
             )
         diff = _differences(info.get("settings", {}), settings)
         if diff:
-            raise ValueError(
+            raise InvalidValueError(
                 "--resume: the settings differ from those recorded in "
                 f"{out}/{RUN_FILE}: "
                 + "; ".join(diff)
@@ -155,7 +156,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
             info.get("command") == "captum-crigrad eval"
             and info.get("status") != "complete"
         ):
-            raise ValueError(
+            raise InvalidValueError(
                 f"--out: {out} holds an unfinished evaluation; add --resume to "
                 "complete it, or remove the folder to start again"
             )
@@ -282,22 +283,22 @@ def evaluate_dataset(
     ctx = ctx or distributed.Context()
     metric_options = dict(metric_options or {})
     if batch_size < 1 or workers < 0:
-        raise ValueError(
+        raise InvalidValueError(
             f"batch_size, workers: expected >= 1 and >= 0, got {batch_size}, {workers}"
         )
     for metric in metrics:
         if metric not in METRICS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"metrics: unknown metric {metric!r}; expected some of "
                 f"{', '.join(METRICS)}"
             )
         if metric in MASK_METRICS and not dataset.has_masks:
-            raise ValueError(
+            raise InvalidValueError(
                 f"metrics: {metric} needs object masks; give a .csv list with a mask "
                 "or x0,y0,x1,y1 column"
             )
     if any(m.name in seeded_methods for m in methods) and seeded_method is None:
-        raise ValueError(
+        raise InvalidValueError(
             "seeded_method: needed to rebuild the seeded methods per image"
         )
     n = len(dataset)
@@ -323,7 +324,7 @@ def evaluate_dataset(
             error = str(exc)
     error = distributed.broadcast(ctx, error)
     if error:
-        raise ValueError(error)
+        raise InvalidValueError(error)
     n_chunk = distributed.n_chunks(n, batch_size)
     done = distributed.broadcast(ctx, shards.done_chunks(out) if ctx.is_main else None)
     mine = distributed.chunks_for_rank(n_chunk, ctx.rank, ctx.world, done)
@@ -482,7 +483,7 @@ def _score_chunk(
     failed = dict(batch.failed)
     if failed and strict:
         index, reason = batch.failed[0]
-        raise ValueError(
+        raise InvalidValueError(
             f"images: {dataset.entries[index].id} cannot be read ({reason}) (--strict)"
         )
     maps: dict[str, Tensor] = {}

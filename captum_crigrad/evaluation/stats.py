@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from captum_crigrad.validation import InvalidValueError
+
 DIRECTIONS = ("lower", "higher")
 
 
@@ -44,9 +46,13 @@ def _check(n_resamples: int, confidence: float) -> None:
         or not isinstance(n_resamples, int)
         or n_resamples < 1
     ):
-        raise ValueError(f"n_resamples: expected an int >= 1, got {n_resamples!r}")
+        raise InvalidValueError(
+            f"n_resamples: expected an int >= 1, got {n_resamples!r}"
+        )
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence: expected a value in (0, 1), got {confidence}")
+        raise InvalidValueError(
+            f"confidence: expected a value in (0, 1), got {confidence}"
+        )
 
 
 def bootstrap_ci(
@@ -74,7 +80,9 @@ def curve_band(
     _check(n_resamples, confidence)
     c = np.asarray(curves, dtype=np.float64)
     if c.ndim != 2:
-        raise ValueError(f"curves: expected (images, steps), got shape {c.shape}")
+        raise InvalidValueError(
+            f"curves: expected (images, steps), got shape {c.shape}"
+        )
     c = c[np.isfinite(c).all(axis=1)]
     if c.shape[0] == 0:
         nan = np.full(c.shape[1], np.nan)
@@ -111,13 +119,15 @@ def paired_test(
     from scipy import stats
 
     if test not in ("wilcoxon", "bootstrap"):
-        raise ValueError(f"test: expected 'wilcoxon' or 'bootstrap', got {test!r}")
+        raise InvalidValueError(
+            f"test: expected 'wilcoxon' or 'bootstrap', got {test!r}"
+        )
     a, b = (
         np.asarray(a, dtype=np.float64).ravel(),
         np.asarray(b, dtype=np.float64).ravel(),
     )
     if a.shape != b.shape:
-        raise ValueError(
+        raise InvalidValueError(
             f"a, b: paired samples need the same length, got {a.size} and {b.size}"
         )
     keep = np.isfinite(a) & np.isfinite(b)
@@ -151,9 +161,11 @@ def compare_methods(
     ``high``, ``p``, ``p_holm`` and ``verdict`` ("tie", or the better
     method's name)."""
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected 'lower' or 'higher', got {direction!r}")
+        raise InvalidValueError(
+            f"direction: expected 'lower' or 'higher', got {direction!r}"
+        )
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha: expected a value in (0, 1), got {alpha}")
+        raise InvalidValueError(f"alpha: expected a value in (0, 1), got {alpha}")
     names = list(values)
     rows = []
     for i, a in enumerate(names):
@@ -195,7 +207,9 @@ def mean_ranks(
     out = {m: {"ranks": {}, "mean_rank": math.nan} for m in methods}
     for metric, per_method in means.items():
         if directions[metric] not in DIRECTIONS:
-            raise ValueError(f"directions: {metric}: expected 'lower' or 'higher'")
+            raise InvalidValueError(
+                f"directions: {metric}: expected 'lower' or 'higher'"
+            )
         vals = np.array(
             [per_method.get(m, math.nan) for m in methods], dtype=np.float64
         )

@@ -18,11 +18,14 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
-from captum_crigrad.metrics._common import (
+from captum_crigrad.metrics._common import pixel_relevance
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
     TargetType,
     check_images,
     check_positive_int,
-    pixel_relevance,
+    target_indices,
 )
 
 
@@ -43,7 +46,7 @@ def square_removal_perturbation(
     def perturb(inputs: Tensor):
         n, _, h, w = inputs.shape
         if size > min(h, w):
-            raise ValueError(
+            raise InvalidValueError(
                 f"size: the square ({size}) is larger than the image ({h}x{w})"
             )
         gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -72,7 +75,7 @@ def gaussian_noise_perturbation(
 ) -> Callable:
     """Perturbation ``I ~ N(0, std^2)`` per element: ``x~ = x - I``."""
     if not std > 0:
-        raise ValueError(f"std: expected > 0, got {std}")
+        raise InvalidValueError(f"std: expected > 0, got {std}")
 
     def perturb(inputs: Tensor):
         pert = std * _gen_randn(inputs.shape, inputs, generator)
@@ -87,7 +90,7 @@ def noisy_baseline_perturbation(
     """Yeh et al.'s noisy baseline: ``x~ = baseline + eps``, eps ~ N(0, std^2),
     so ``I = x - baseline - eps``."""
     if not std >= 0:
-        raise ValueError(f"std: expected >= 0, got {std}")
+        raise InvalidValueError(f"std: expected >= 0, got {std}")
 
     def perturb(inputs: Tensor):
         perturbed = baseline + std * _gen_randn(inputs.shape, inputs, generator)
@@ -130,7 +133,7 @@ def infidelity(
     Returns:
         (N,) infidelity per image.
     """
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     pixel_relevance(attributions, inputs)  # shape and finiteness checks
     if attributions.shape != inputs.shape:
         attributions = torch.broadcast_to(
@@ -139,7 +142,7 @@ def infidelity(
     check_positive_int(n_perturb_samples, "n_perturb_samples")
     if isinstance(perturbation, str):
         if perturbation not in _PERTURBATIONS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a "
                 f"function, got {perturbation!r}"
             )
@@ -149,24 +152,21 @@ def infidelity(
     elif callable(perturbation):
         perturb_func = perturbation
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             "perturbation: expected a name or a function, got "
             f"{type(perturbation).__name__}"
         )
+    target_indices(target, inputs.shape[0])  # the form, before any work
+    extra = additional_forward_args
+    if extra is not None and not isinstance(extra, tuple):
+        extra = (extra,)
+    with torch.no_grad():
+        logits = model(inputs, *(extra or ()))
+    target = target_indices(
+        target, inputs.shape[0], logits.shape[1], device=logits.device
+    )
     if target is None:
-        with torch.no_grad():
-            target = model(
-                inputs,
-                *(
-                    additional_forward_args
-                    if isinstance(additional_forward_args, tuple)
-                    else (
-                        ()
-                        if additional_forward_args is None
-                        else (additional_forward_args,)
-                    )
-                ),
-            ).argmax(1)
+        target = logits.argmax(1)
     return _captum_infidelity(
         model,
         perturb_func,
@@ -195,9 +195,9 @@ def max_sensitivity(
     via :func:`captum.metrics.sensitivity_max`, with a seeded noise function.
     ``explanation_func`` is e.g. ``saliency.attribute``; ``kwargs`` (such as
     ``target``) go to it. **Lower is better.** Returns (N,)."""
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     if not perturb_radius > 0:
-        raise ValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
+        raise InvalidValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
     gen_device = generator.device if generator is not None else torch.device("cpu")
 
     def perturb(x: Tensor, radius: float) -> Tensor:

@@ -8,15 +8,16 @@ import torch
 from torch import Tensor
 
 from captum_crigrad.metrics._common import tie_broken_order
+from captum_crigrad.validation import InvalidTypeError, InvalidValueError
 
 
 def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum"):
     if not isinstance(attributions, Tensor) or not isinstance(masks, Tensor):
-        raise TypeError("attributions, masks: expected torch.Tensors")
+        raise InvalidTypeError("attributions, masks: expected torch.Tensors")
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.dim() != 3:
-        raise ValueError(
+        raise InvalidValueError(
             f"masks: expected (N, H, W) or (N, 1, H, W), got shape {tuple(masks.shape)}"
         )
     n, h, w = masks.shape
@@ -27,13 +28,13 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
         or attributions.shape[0] != n
         or attributions.shape[2:] != (h, w)
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"attributions: shape {tuple(attributions.shape)} does not match masks of "
             "shape "
             f"{(n, h, w)}; expected (N, C, H, W) or (N, H, W) with the same N, H, W"
         )
     if not bool(torch.isfinite(attributions).all()):
-        raise ValueError(
+        raise InvalidValueError(
             "attributions: contains NaN or infinite values; attributions must be finite"
         )
     attributions = attributions.detach().double()
@@ -42,7 +43,9 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
     elif reduction == "positive":
         relevance = attributions.clamp_min(0).sum(1)
     else:
-        raise ValueError(f"reduction: expected 'sum' or 'positive', got {reduction!r}")
+        raise InvalidValueError(
+            f"reduction: expected 'sum' or 'positive', got {reduction!r}"
+        )
     return relevance, masks.to(relevance.device).bool()
 
 
@@ -57,7 +60,7 @@ def pointing_game(
     Returns (N,) bool hits; the hit rate is their mean (**higher is better**).
     """
     if not tolerance >= 0:
-        raise ValueError(f"tolerance: expected >= 0 pixels, got {tolerance}")
+        raise InvalidValueError(f"tolerance: expected >= 0 pixels, got {tolerance}")
     relevance, masks = _maps_and_masks(attributions, masks)
     n, h, w = masks.shape
     top = tie_broken_order(relevance, descending=True)[:, 0]

@@ -12,13 +12,17 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from captum_crigrad.metrics._common import (
-    check_images,
-    check_positive_int,
     pixel_relevance,
     ranks_from_order,
     tie_broken_order,
 )
 from captum_crigrad.training import correct_predictions, train_classifier
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_images,
+    check_positive_int,
+)
 
 
 @dataclass
@@ -191,7 +195,7 @@ def roar(
         :class:`RoarResult`.
     """
     for name, imgs in (("train_images", train_images), ("test_images", test_images)):
-        check_images(imgs, name)
+        check_images(imgs, argument=name)
     train_rel = pixel_relevance(
         train_attributions, train_images, channel_reduction, "train_attributions"
     )
@@ -204,20 +208,22 @@ def roar(
         or bool((frac < 0).any() | (frac > 1).any())
         or not bool(torch.isfinite(frac).all())
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"fractions: every fraction must lie in [0, 1], got {list(fractions)}"
         )
     if include_unmodified and 0.0 not in frac.tolist():
         frac = torch.cat([torch.zeros(1, dtype=torch.float64), frac])
     if len(seeds) == 0:
-        raise ValueError("seeds: expected at least one seed")
+        raise InvalidValueError("seeds: expected at least one seed")
     if train_fn is None and model_fn is None:
-        raise ValueError(
+        raise InvalidValueError(
             "model_fn: required with the default trainer (a function returning a fresh "
             "model)"
         )
     if train_fn is not None and not callable(train_fn):
-        raise TypeError(f"train_fn: expected a callable, got {type(train_fn).__name__}")
+        raise InvalidTypeError(
+            f"train_fn: expected a callable, got {type(train_fn).__name__}"
+        )
     fill = train_images.mean(dim=(0, 2, 3))
 
     if distributed is None:
@@ -255,7 +261,7 @@ def roar(
                 )
             model = train_fn(loader)
         if not isinstance(model, nn.Module):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"train_fn: returned {type(model).__name__}, expected the trained "
                 "nn.Module"
             )

@@ -12,14 +12,18 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad.metrics._common import (
+    check_score,
+    pixel_relevance,
+    selected_scores,
+)
+from captum_crigrad.utils import model_device
+from captum_crigrad.validation import (
+    InvalidValueError,
     TargetType,
     check_images,
     check_positive_int,
-    check_score,
-    check_target,
-    model_device,
-    pixel_relevance,
-    selected_scores,
+    format_baselines,
+    target_indices,
 )
 
 
@@ -85,12 +89,12 @@ def sensitivity_n(
     Returns:
         :class:`SensitivityNResult` with (N, K) correlations.
     """
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     relevance = pixel_relevance(attributions, inputs, channel_reduction).flatten(1)
     check_score(score)
     n_subsets = check_positive_int(n_subsets, "n_subsets")
     if n_subsets < 2:
-        raise ValueError("n_subsets: a correlation needs at least 2 subsets")
+        raise InvalidValueError("n_subsets: a correlation needs at least 2 subsets")
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
     num, c, h, w = inputs.shape
     pixels = h * w
@@ -101,22 +105,15 @@ def sensitivity_n(
             or not isinstance(size, int)
             or not 1 <= size < pixels
         ):
-            raise ValueError(
+            raise InvalidValueError(
                 f"n: every subset size must be an int in [1, {pixels - 1}], got "
                 f"{size!r}"
             )
-    target_t = check_target(target, num)
+    target_indices(target, num)  # the form, before any work
     device = model_device(model, inputs.device)
     inputs = inputs.detach().to(device)
     relevance = relevance.to(device)
-    try:
-        base = torch.broadcast_to(
-            torch.as_tensor(baselines, dtype=inputs.dtype, device=device), inputs.shape
-        )
-    except RuntimeError:
-        raise ValueError(
-            f"baselines: does not broadcast to the inputs' shape {tuple(inputs.shape)}"
-        ) from None
+    (base,) = format_baselines(baselines, inputs)
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
@@ -146,6 +143,7 @@ def sensitivity_n(
             ]
         )
         passes += num
+        target_t = target_indices(target, num, logits.shape[1])
         if target_t is None:
             target_t = logits.argmax(1).cpu()
         target_dev = target_t.to(device)
