@@ -119,7 +119,7 @@ def test_unreadable_image_is_a_sample_with_its_reason(tmp_path):
 
 
 def test_mnist_folder_streams_heldout_or_all_with_labels(assets):
-    from captum_crigrad.models import load_mnist
+    from captum_crigrad.io import load_mnist
 
     folder = str(assets / "mnist")
     held, _ = find_entries([folder])

@@ -326,10 +326,10 @@ def _summary_csv(rows: list[dict]) -> str:
 def run(args) -> int:
     import shutil
 
+    from captum_crigrad import io
     from captum_crigrad.cli._inputs import (
-        _preprocessing,
+        OPTION_NAMES,
         crigrad_layer_names,
-        load_model,
         split_names,
     )
     from captum_crigrad.cli._output import check_output_folder
@@ -343,7 +343,11 @@ def run(args) -> int:
     )
     from captum_crigrad.evaluation.runner import RESULTS, evaluate_dataset
     from captum_crigrad.metrics.suite import METRICS, SEEDED_METHODS, parse_method
-    from captum_crigrad.validation import check_device, resolve_layers
+    from captum_crigrad.validation import (
+        check_device,
+        check_positive_int,
+        resolve_layers,
+    )
 
     # ---- check everything before any work
     if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
@@ -390,11 +394,20 @@ def run(args) -> int:
             raise CLIError(f"{opt}: {path} is a folder")
     keep = args.keep if args.keep is not None else CriGrad().keep
     device = check_device(args.device, argument="--device")
-    loaded = load_model(args.model, args.weights, args.num_classes)
+    if args.input_size is not None:
+        check_positive_int(args.input_size, "--input-size", minimum=8)
+    loaded = io.load_model(
+        args.model, args.weights, args.num_classes, names=OPTION_NAMES
+    )
     size = args.input_size or loaded.size
-    if args.input_size is not None and args.input_size < 8:
-        raise CLIError(f"--input-size: expected >= 8, got {args.input_size}")
-    mean, std = _preprocessing(args, loaded)
+    mean, std = io.preprocessing(
+        loaded,
+        channels=args.channels,
+        normalize=args.normalize,
+        mean=args.mean,
+        std=args.std,
+        names=OPTION_NAMES,
+    )
     dataset, sources = _dataset(args, loaded, size, mean, std)
     ctx = distributed.setup(device)
     try:

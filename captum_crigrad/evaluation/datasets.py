@@ -40,14 +40,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_crigrad.io import (
+    IMAGE_EXTENSIONS,
+    MNIST_HELDOUT_START,
+    MNIST_IMAGES,
+    _fit,
+    read_idx,
+    read_images,
+)
 from captum_crigrad.validation import InvalidValueError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-MNIST_IMAGES = "t10k-images-idx3-ubyte.gz"
 MNIST_LABELS = "t10k-labels-idx1-ubyte.gz"
-#: An MNIST folder gives its test images from this index on unless all are
-#: asked for: the 2,000 that ``scripts/eval_results.py`` holds out.
-MNIST_HELDOUT_START = 8000
 NO_LABEL = -1
 
 
@@ -101,10 +104,8 @@ def _folder_entries(folder: str) -> tuple[list[Entry], list[str] | None]:
 
 
 def _mnist_entries(folder: str, mnist_images: str) -> list[Entry]:
-    from captum_crigrad.models import _read_idx
-
     try:
-        labels = _read_idx(os.path.join(folder, MNIST_LABELS))
+        labels = read_idx(os.path.join(folder, MNIST_LABELS))
     except (OSError, ValueError) as exc:
         raise InvalidValueError(
             f"images: cannot read the MNIST labels of {folder} ({exc})"
@@ -378,16 +379,13 @@ class EvalDataset(torch.utils.data.Dataset):
         return any(e.mask is not None or e.box is not None for e in self.entries)
 
     def _raw(self, i: int) -> Tensor:
-        from captum_crigrad.cli._inputs import _fit, read_images
-        from captum_crigrad.models import _read_idx
-
         e = self.entries[i]
         if self.tensors is not None:
             return _fit(self.tensors[i : i + 1], self.channels, self.size)[0]
         if isinstance(e.source, tuple):
             folder, k = e.source
             if folder not in self._mnist:
-                self._mnist[folder] = _read_idx(os.path.join(folder, MNIST_IMAGES))
+                self._mnist[folder] = read_idx(os.path.join(folder, MNIST_IMAGES))
             pixels = torch.from_numpy(self._mnist[folder][k].astype(np.float32) / 255.0)
             return _fit(pixels[None, None], self.channels, self.size)[0]
         return read_images([e.source], self.channels, self.size)[0]

@@ -152,10 +152,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
         shards.remove_partial(path)
         return
     if ours:
-        if info.get("status") == "running" or (
-            info.get("command") == "captum-crigrad eval"
-            and info.get("status") != "complete"
-        ):
+        if info.get("status") == "running":
             raise InvalidValueError(
                 f"--out: {out} holds an unfinished evaluation; add --resume to "
                 "complete it, or remove the folder to start again"
@@ -369,6 +366,7 @@ def evaluate_dataset(
                 seeded_method,
                 seeded_methods,
                 strict,
+                save_maps,
                 metric_options,
             )
             stats = {
@@ -462,6 +460,7 @@ def _score_chunk(
     seeded_method,
     seeded_methods,
     strict,
+    save_maps,
     metric_options,
 ) -> tuple[dict, dict]:
     cols: dict[str, list] = {name: [] for name in shards.SCHEMA.names}
@@ -507,7 +506,8 @@ def _score_chunk(
                 )
             else:
                 attributions = method.attribute(x, target)
-            maps[method.name] = attributions.detach().to("cpu", torch.float16)
+            if save_maps:
+                maps[method.name] = attributions.detach().to("cpu", torch.float16)
             for metric in metrics:
                 if metric in SEEDED_METRICS:
                     parts = [
