@@ -428,9 +428,8 @@ def explain(
         layer_module = resolve_layer(model, layer_name)
     if any("forgrad" in mods for _, mods in parsed):
         try:
-            resolve_sigma(
-                *images.shape[-2:], options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF
-            )
+            height, width = images.shape[-2:]
+            resolve_sigma(height, width, options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF)
         except ValueError as exc:
             raise InvalidValueError(f"forgrad_{exc}") from None
     crigrad = None

@@ -400,7 +400,7 @@ class ComposedTransform(GradientTransform):
     """Several transforms at once: all hooks installed, steps applied in order."""
 
     def __init__(self, *transforms: GradientTransform) -> None:
-        flat = []
+        flat: list[GradientTransform] = []
         for t in transforms:
             if not isinstance(t, GradientTransform):
                 raise InvalidTypeError(
@@ -631,6 +631,7 @@ class TransformedMethod:
     name_prefix: str = ""
 
     forward_func: Callable
+    gradient_func: Callable[..., Any]  # Captum's, set by its __init__
     transform: GradientTransform | None
     model: nn.Module | None
 
@@ -682,7 +683,7 @@ class TransformedMethod:
     @classmethod
     def get_name(cls) -> str:
         """``"<prefix> <Captum's name>"``, e.g. "CriGrad Saliency"."""
-        base = next(
+        base: type[Any] | None = next(
             (c for c in cls.__mro__ if c.__module__.split(".")[0] == "captum"),
             None,
         )
@@ -690,7 +691,7 @@ class TransformedMethod:
         return f"{cls.name_prefix} {name}".strip()
 
 
-def transformed_attribute(captum_class: type) -> Callable[..., Any]:
+def transformed_attribute(captum_class: type[Any]) -> Callable[..., Any]:
     """``attribute`` for a :class:`TransformedMethod` subclass of
     ``captum_class``: Captum's signature and docstring, Captum's computation
     run under the object's transform, decorated as Captum decorates it (so

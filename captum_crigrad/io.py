@@ -432,7 +432,7 @@ def find_images(paths: Sequence[PathLike], *, argument: str = "images") -> list[
     if not paths:
         raise InvalidValueError(f"{argument}: give at least one image file or folder")
     found: list[str] = []
-    for p in map(os.fspath, paths):
+    for p in [os.fspath(q) for q in paths]:
         if os.path.isdir(p):
             inside = sorted(
                 os.path.join(p, n)
@@ -463,13 +463,13 @@ def read_images(
     out = []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im = im.convert("L" if channels == 1 else "RGB")
+            with Image.open(f) as opened:
+                im = opened.convert("L" if channels == 1 else "RGB")
                 w, h = im.size
                 side = min(w, h)
                 left, top = (w - side) // 2, (h - side) // 2
                 im = im.crop((left, top, left + side, top + side))
-                im = im.resize((size, size), Image.BILINEAR)
+                im = im.resize((size, size), Image.Resampling.BILINEAR)
                 arr = np.asarray(im, dtype=np.float32) / 255.0
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise InvalidValueError(
@@ -545,7 +545,7 @@ def image_sources(
     and for a folder holding MNIST's :data:`MNIST_IMAGES` its held-out test
     images (``(folder, index)``, index :data:`MNIST_HELDOUT_START` on)."""
     entries: list[Source] = []
-    for src in map(os.fspath, paths):
+    for src in [os.fspath(q) for q in paths]:
         if _is_mnist_folder(src):
             path = os.path.join(src, MNIST_IMAGES)
             try:

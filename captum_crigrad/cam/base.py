@@ -317,20 +317,20 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         batch = inputs[0].shape[0]
         if plan.refs is None:  # the reference is the input itself
             return weighted_channel_sum(image_w, acts)
+        ref_index = plan.ref_index
+        assert ref_index is not None  # set together with refs
         n_refs = plan.refs[0].shape[0]
         per_example_args = args is not None and any(
             isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch for a in args
         )
-        key = (
-            plan.image * n_refs + plan.ref_index if per_example_args else plan.ref_index
-        )
+        key = plan.image * n_refs + ref_index if per_example_args else ref_index
         used, inverse = torch.unique(key, return_inverse=True)
         n_used = used.numel()
         n_rows = key.numel()
         first_row = torch.full((n_used,), n_rows, dtype=torch.long).scatter_reduce(
             0, inverse, torch.arange(n_rows), reduce="amin"
         )
-        ref_rows = plan.ref_index[first_row]
+        ref_rows = ref_index[first_row]
         ref_inputs = tuple(ref[ref_rows.to(ref.device)] for ref in plan.refs)
         ref_args = _rows_of_args(args, batch, plan.image[first_row])
         ref_acts = self._layer_eval(
@@ -372,6 +372,7 @@ def _row_inputs(
         dev_image = image.to(inp.device)
         x = inp.detach()[dev_image]
         if plan.refs is not None:
+            assert plan.ref_index is not None  # set together with refs
             ref = plan.refs[i][plan.ref_index[rows].to(inp.device)].to(x)
             beta = plan.beta[rows].to(x).view(-1, *([1] * (x.dim() - 1)))
             x = ref + beta * (x - ref)

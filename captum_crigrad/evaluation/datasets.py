@@ -56,12 +56,13 @@ NO_LABEL = -1
 
 @dataclass(frozen=True)
 class Entry:
-    """One image of a dataset. ``source`` is a file path, or ``(mnist_folder,
-    index)``; ``label`` is :data:`NO_LABEL` when unknown; ``mask`` a mask file
-    path, ``box`` ``(x0, y0, x1, y1)`` in the image's pixels, or neither."""
+    """One image of a dataset. ``source`` is a file path, ``(mnist_folder,
+    index)``, or None for an image held in memory (:class:`EvalDataset`'s
+    ``tensors``); ``label`` is :data:`NO_LABEL` when unknown; ``mask`` a mask
+    file path, ``box`` ``(x0, y0, x1, y1)`` in the image's pixels, or neither."""
 
     id: str
-    source: object
+    source: str | tuple[str, int] | None
     label: int = NO_LABEL
     mask: str | None = None
     box: tuple[float, float, float, float] | None = None
@@ -167,10 +168,11 @@ def _csv_entries(path: str) -> list[Entry]:
             if row.get("label") not in (None, ""):
                 label = _int_label(row["label"], where)
             mask = _resolve(row["mask"], base) if row.get("mask") else None
-            box = None
+            box: tuple[float, float, float, float] | None = None
             if has_box and any(row.get(c) not in (None, "") for c in box_cols):
                 try:
-                    box = tuple(float(row[c]) for c in box_cols)
+                    x0, y0, x1, y1 = (float(row[c]) for c in box_cols)
+                    box = (x0, y0, x1, y1)
                 except (TypeError, ValueError):
                     raise InvalidValueError(
                         f"{where}: box x0, y0, x1, y1 must be four numbers"
@@ -242,7 +244,7 @@ def _check_masks(entries: Sequence[Entry]) -> None:
     from PIL import Image
 
     for e in entries:
-        if e.mask is None and e.box is None:
+        if (e.mask is None and e.box is None) or not isinstance(e.source, str):
             continue
         try:
             with Image.open(e.source) as im:
@@ -263,7 +265,7 @@ def _check_masks(entries: Sequence[Entry]) -> None:
                     f"{e.source} is {size[0]}x{size[1]}; a mask must have its "
                     "image's size"
                 )
-        else:
+        elif e.box is not None:
             x0, y0, x1, y1 = e.box
             if x0 < 0 or y0 < 0 or x1 > size[0] or y1 > size[1]:
                 raise InvalidValueError(
@@ -309,12 +311,12 @@ def find_entries(
             _check_image_file(src)
             entries.append(Entry(src, src))
         elif glob.has_magic(src):
-            found = sorted(
+            matches = sorted(
                 p for p in glob.glob(src, recursive=True) if os.path.isfile(p)
             )
-            if not found:
+            if not matches:
                 raise InvalidValueError(f"images: pattern {src} matches no file")
-            entries.extend(Entry(p, p) for p in found)
+            entries.extend(Entry(p, p) for p in matches)
         else:
             raise InvalidValueError(f"images: no such file or folder: {src}")
     _check_masks(entries)
@@ -335,9 +337,11 @@ def read_mask(entry: Entry, size: int) -> Tensor:
 
     if entry.mask is not None:
         with Image.open(entry.mask) as m:
-            m = m.convert("L")
-            m = m.crop(centre_square(*m.size)).resize((size, size), Image.NEAREST)
-            return torch.from_numpy(np.asarray(m) > 0)
+            grey = m.convert("L").crop(centre_square(*m.size))
+            grey = grey.resize((size, size), Image.Resampling.NEAREST)
+            return torch.from_numpy(np.asarray(grey) > 0)
+    if entry.box is None or not isinstance(entry.source, str):
+        raise InvalidValueError(f"masks: {entry.id} has no mask and no box")
     with Image.open(entry.source) as im:
         width, height = im.size
     left, top, right, _ = centre_square(width, height)
@@ -382,6 +386,8 @@ class EvalDataset(torch.utils.data.Dataset):
         e = self.entries[i]
         if self.tensors is not None:
             return _fit(self.tensors[i : i + 1], self.channels, self.size)[0]
+        if e.source is None:
+            raise InvalidValueError(f"images: {e.id} has no source")
         if isinstance(e.source, tuple):
             folder, k = e.source
             if folder not in self._mnist:

@@ -67,7 +67,9 @@ def summarize(
         )
     )
     present = set(failed_t["image_index"].to_pylist())
-    rows, comparisons, curves = [], [], {}
+    rows: list[dict] = []
+    comparisons: list[dict] = []
+    curves: dict[str, dict[str, dict[str, list[float]]]] = {}
     means: dict[str, dict[str, float]] = {}
     for metric in metrics:
         table = pq.read_table(
@@ -111,15 +113,15 @@ def summarize(
             curves[metric] = {}
             for m in methods:
                 sub = table.filter(pc.equal(table["method"], m))
-                c = np.array(sub["curve"].to_pylist(), dtype=np.float64)
-                if c.size:
-                    mean, low, high = stats.curve_band(
-                        c, n_resamples=n_resamples, seed=seed
+                per_image = np.array(sub["curve"].to_pylist(), dtype=np.float64)
+                if per_image.size:
+                    c_mean, c_low, c_high = stats.curve_band(
+                        per_image, n_resamples=n_resamples, seed=seed
                     )
                     curves[metric][m] = {
-                        "mean": mean.tolist(),
-                        "low": low.tolist(),
-                        "high": high.tolist(),
+                        "mean": c_mean.tolist(),
+                        "low": c_low.tolist(),
+                        "high": c_high.tolist(),
                     }
     ranks = stats.mean_ranks(means, {m: METRICS[m][0] for m in metrics})
     missing = sorted(set(range(n_images)) - present)

@@ -27,6 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -151,7 +152,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
             )
         shards.remove_partial(path)
         return
-    if ours:
+    if ours and info is not None:
         if info.get("status") == "running":
             raise InvalidValueError(
                 f"--out: {out} holds an unfinished evaluation; add --resume to "
@@ -396,7 +397,7 @@ def evaluate_dataset(
             "another process of the run failed; rerun with --resume to complete it"
         )
     distributed.barrier(ctx)
-    record = {"rank": ctx.rank, **totals}
+    record: dict[str, Any] = {"rank": ctx.rank, **totals}
     if ctx.is_main:
         merged = shards.merge(out, os.path.join(out, RESULTS))
         record = {

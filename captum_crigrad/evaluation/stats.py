@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,7 @@ def compare_methods(
     if not 0 < alpha < 1:
         raise InvalidValueError(f"alpha: expected a value in (0, 1), got {alpha}")
     names = list(values)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             diff, low, high, p, n = paired_test(
@@ -204,7 +205,7 @@ def mean_ranks(
         for m in per_method:
             if m not in methods:
                 methods.append(m)
-    out = {m: {"ranks": {}, "mean_rank": math.nan} for m in methods}
+    ranks_of: dict[str, dict[str, float]] = {m: {} for m in methods}
     for metric, per_method in means.items():
         if directions[metric] not in DIRECTIONS:
             raise InvalidValueError(
@@ -217,8 +218,13 @@ def mean_ranks(
             continue
         ranks = _average_ranks(vals if directions[metric] == "lower" else -vals)
         for m, r in zip(methods, ranks, strict=True):
-            out[m]["ranks"][metric] = float(r)
-    for m in methods:
-        r = list(out[m]["ranks"].values())
-        out[m]["mean_rank"] = float(np.mean(r)) if r else math.nan
-    return out
+            ranks_of[m][metric] = float(r)
+    return {
+        m: {
+            "ranks": ranks_of[m],
+            "mean_rank": float(np.mean(list(ranks_of[m].values())))
+            if ranks_of[m]
+            else math.nan,
+        }
+        for m in methods
+    }

@@ -99,7 +99,7 @@ def noisy_baseline_perturbation(
     return perturb
 
 
-_PERTURBATIONS = {
+_PERTURBATIONS: dict[str, Callable[..., Callable[[Tensor], Any]]] = {
     "square": square_removal_perturbation,
     "gaussian": gaussian_noise_perturbation,
     "noisy_baseline": noisy_baseline_perturbation,

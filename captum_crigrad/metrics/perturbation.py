@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -219,7 +219,7 @@ def perturbation_curve(
         extra = (extra,)
 
     def forward(x: Tensor, image_idx: Tensor) -> Tensor:
-        args = ()
+        args: tuple[Any, ...] = ()
         if extra is not None:
             args = tuple(
                 a[image_idx.to(a.device)]
@@ -375,7 +375,10 @@ def pixel_perturbation(
         (N,) for a scalar ``k``, else (N, len(k)).
     """
     scalar = isinstance(k, (int, float)) and not isinstance(k, bool)
-    ks = [float(k)] if scalar else list(k)
+    if isinstance(k, (int, float)) and scalar:
+        ks = [float(k)]
+    else:  # a sequence of fractions
+        ks = list(cast(Sequence[float], k))
     curve = perturbation_curve(
         model,
         inputs,

@@ -235,6 +235,7 @@ def roar(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if train_fn is None:
+                assert model_fn is not None  # checked above
                 return train_classifier(
                     model_fn(),
                     images,
@@ -284,7 +285,7 @@ def roar(
             correct[i, j], acc[i, j] = score(train(tr, train_labels, seed), te)
             if progress:
                 progress(f"roar t={t:.2f} seed={seed} accuracy={acc[i, j]:.4f}")
-            if rand_acc is not None:
+            if rand_acc is not None and rand_correct is not None:
                 if t == 0 and include_unmodified:
                     rand_acc[i, j] = acc[i, j]  # identical data, identical model
                     rand_correct[i, j] = correct[i, j]

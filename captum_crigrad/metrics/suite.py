@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -218,7 +219,9 @@ def score_metric(
         raise ValueError(
             f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
         )
-    kw = dict(target=target, max_examples_per_batch=max_examples_per_batch)
+    kw: dict[str, Any] = dict(
+        target=target, max_examples_per_batch=max_examples_per_batch
+    )
     gen = generator
     if metric == "pixel_perturbation":
         values = pixel_perturbation(
@@ -242,7 +245,7 @@ def score_metric(
     if metric == "sensitivity_n":
         pixels = images.shape[2] * images.shape[3]
         grid = [n for n in sens_n if n < pixels]
-        res = sensitivity_n(
+        sens = sensitivity_n(
             model,
             images,
             attributions,
@@ -252,7 +255,7 @@ def score_metric(
             **kw,
         )
         return MetricScores(
-            torch.nanmean(res.correlations, dim=1).double(), res.n_forward_passes
+            torch.nanmean(sens.correlations, dim=1).double(), sens.n_forward_passes
         )
     if metric == "road_combined":
         res = road(

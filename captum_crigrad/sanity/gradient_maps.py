@@ -404,7 +404,7 @@ def attribution_maps(
     check_module(model, "model")
     check_images(images)
     single = isinstance(method, str)
-    names = [method] if single else list(method)
+    names = [method] if isinstance(method, str) else list(method)
     if not names:
         raise InvalidValueError(
             f"method: empty list; valid names: {', '.join(available_methods())}"
