@@ -27,12 +27,16 @@ from captum_crigrad.validation import InvalidValueError
 DIRECTIONS = ("lower", "higher")
 
 
-def _resample_means(
-    values: np.ndarray, n_resamples: int, rng, chunk: int = 256
-) -> np.ndarray:
+#: Elements of one chunk of resampled values (about 16 MB of float64), so
+#: bootstrapping 200,000 images or their curves takes bounded memory.
+_CHUNK_ELEMENTS = 2_000_000
+
+
+def _resample_means(values: np.ndarray, n_resamples: int, rng) -> np.ndarray:
     """Means of ``n_resamples`` bootstrap resamples of ``values`` along axis 0
     (values (N,) or (N, S)); drawn in chunks so memory stays bounded."""
     n = values.shape[0]
+    chunk = max(1, _CHUNK_ELEMENTS // values.size)
     out = []
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
