@@ -73,7 +73,9 @@ def test_run_json_counts_passes_and_the_report_is_written(tmp_path, capsys):
     # per image: the prediction, saliency's forward, and per method deletion
     # (clean + 4 steps) and the random-order pixel perturbation (clean + 1)
     assert run["backward_passes"] == 10  # one gradient per image, saliency only
-    assert run["forward_passes"] == 10 * (1 + 1 + 2 * 5 + 2 * 2)
+    # plus explain()'s one probe pass per call: 3 batches of saliency and
+    # 10 per-image calls of the random map
+    assert run["forward_passes"] == 10 * (1 + 1 + 2 * 5 + 2 * 2) + 3 + 10
     assert len(_table(out)) == 10 * 2 * 2
     for name in ("report.md", "results.csv", "comparisons.csv", "results.json"):
         assert (out / name).is_file()

@@ -35,6 +35,7 @@ files are still written when asked for.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -62,11 +63,11 @@ def add_arguments(parser) -> None:
         add_output_arguments,
         comma_separated,
     )
-    from captum_crigrad.metrics.suite import DEFAULT_METRICS, METHOD_HELP, METRICS
+    from captum_crigrad.metrics.suite import DEFAULT_METRICS, METRICS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
-    g = add_method_arguments(parser, default=DEFAULT_METHODS, names=METHOD_HELP)
+    g = add_method_arguments(parser, default=DEFAULT_METHODS)
     g.add_argument(
         "--keep",
         type=float,
@@ -329,11 +330,12 @@ def run(args) -> int:
     from captum_crigrad import io
     from captum_crigrad.cli._inputs import (
         OPTION_NAMES,
+        cam_layer_name,
         crigrad_layer_names,
         split_names,
     )
     from captum_crigrad.cli._output import check_output_folder
-    from captum_crigrad.crigrad.transform import CriGrad
+    from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.evaluation import distributed
     from captum_crigrad.evaluation.report import (
         format_summary,
@@ -341,11 +343,14 @@ def run(args) -> int:
         summarize,
         write_report,
     )
-    from captum_crigrad.evaluation.runner import RESULTS, evaluate_dataset
-    from captum_crigrad.metrics.suite import METRICS, SEEDED_METHODS, parse_method
+    from captum_crigrad.evaluation.runner import RESULTS, Method, evaluate_dataset
+    from captum_crigrad.explain import explain
+    from captum_crigrad.methods import ExplainOptions, parse_methods
+    from captum_crigrad.metrics.suite import METRICS
     from captum_crigrad.validation import (
         check_device,
         check_positive_int,
+        resolve_layer,
         resolve_layers,
     )
 
@@ -371,9 +376,11 @@ def run(args) -> int:
         raise CLIError(f"--alpha: expected a level in (0, 1), got {args.alpha}")
     if any(n < 1 for n in args.sens_n):
         raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
-    methods, metrics = split_names(args.methods), split_names(args.metrics)
-    if not methods or not metrics:
-        raise CLIError("--methods, --metrics: expected at least one name each")
+    requests = parse_methods(args.methods)
+    methods = [r.name for r in requests]
+    metrics = split_names(args.metrics)
+    if not metrics:
+        raise CLIError("--metrics: expected at least one name")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise CLIError(
@@ -392,7 +399,7 @@ def run(args) -> int:
             raise CLIError(f"{opt}: the folder of {path} does not exist")
         if path and os.path.isdir(path):
             raise CLIError(f"{opt}: {path} is a folder")
-    keep = args.keep if args.keep is not None else CriGrad().keep
+    keep = args.keep if args.keep is not None else DEFAULT_KEEP
     device = check_device(args.device, argument="--device")
     if args.input_size is not None:
         check_positive_int(args.input_size, "--input-size", minimum=8)
@@ -415,17 +422,35 @@ def run(args) -> int:
             raise CLIError("--out: a run of several processes needs an --out folder")
         model = loaded.model.to(ctx.device)
         _probe(model, dataset, ctx.device)
-        layers = None
         names = crigrad_layer_names(args, loaded)
-        if names is not None:
-            layers = resolve_layers(model, names, argument="--crigrad-layers")
+        if names is not None:  # checked before any work, as every option
+            resolve_layers(model, names, argument="--crigrad-layers")
+        if args.layer is not None:
+            resolve_layer(model, args.layer, argument="--layer")
+        options = ExplainOptions(
+            layer=cam_layer_name(args, loaded),
+            n_steps=args.n_steps,
+            seed=args.seed,
+            internal_batch_size=64,
+            keep=keep,
+            crigrad_layers=names,
+        )
 
-        def build(name: str, seed: int):
-            return parse_method(
-                name, model, keep=keep, layers=layers, ig_steps=args.n_steps, seed=seed
-            )
+        def build(name: str, seed: int) -> Method:
+            request = next(r for r in requests if r.name == name)
+            opts = dataclasses.replace(options, seed=seed)
+
+            def attribute(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                maps = explain(
+                    model, x, [name], target=target, options=opts, batch_size=len(x)
+                )
+                return maps[name.lower()].detach()
+
+            return Method(name, attribute, request.channel_reduction)
 
         built = [build(m, args.seed) for m in methods]
+        # maps drawn at random (the control) are drawn per image
+        seeded = frozenset(m for m in methods if m.split("@")[0] == "random")
         workdir = out
         if workdir is None:
             workdir = tempfile.mkdtemp(prefix="captum-crigrad-eval-")
@@ -503,7 +528,7 @@ def run(args) -> int:
                 workdir,
                 ctx=ctx,
                 seeded_method=build,
-                seeded_methods=SEEDED_METHODS,
+                seeded_methods=seeded,
                 batch_size=args.batch_size,
                 workers=args.workers,
                 seed=args.seed,

@@ -27,6 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,12 +41,25 @@ from captum_crigrad.metrics.suite import (
     MASK_METRICS,
     METRICS,
     SEEDED_METRICS,
-    Method,
     score_metric,
 )
 from captum_crigrad.validation import InvalidValueError
 
 RUN_FILE = "run.json"
+
+
+@dataclass
+class Method:
+    """A named attribution method as the runner calls it:
+    ``attribute(images, target) -> maps`` for a batch, and how the
+    metrics read its maps (``channel_reduction``: "sum" for signed methods,
+    "abs" for magnitudes, as ``methods.MethodRequest.channel_reduction``)."""
+
+    name: str
+    attribute: Callable[[Tensor, Tensor], Tensor]
+    channel_reduction: str = "sum"
+
+
 RESULTS = "results.parquet"
 
 
@@ -520,6 +534,7 @@ def _score_chunk(
                             target=target[i : i + 1],
                             generator=image_generator(seed, idx, metric),
                             masks=masks[i : i + 1] if masks is not None else None,
+                            channel_reduction=method.channel_reduction,
                             **metric_options,
                         )
                         for i, idx in enumerate(batch.ok)
@@ -534,6 +549,7 @@ def _score_chunk(
                         metric,
                         target=target,
                         masks=masks,
+                        channel_reduction=method.channel_reduction,
                         **metric_options,
                     )
                     values, curves = scores.values, scores.curve

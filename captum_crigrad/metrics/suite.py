@@ -1,26 +1,26 @@
 """Methods x metrics evaluation used by ``captum-crigrad eval`` and
-scripts/eval_results.py: named attribution methods (Captum's and CriGrad's
-drop-in classes, plus a random-map control) scored by named metrics, each
-with its direction.
+scripts/eval_results.py: attribution methods named as everywhere in the
+package (:mod:`captum_crigrad.methods`, computed by
+:func:`~captum_crigrad.explain.explain`) scored by named metrics, each with
+its direction. The maps are read as each method's meaning says: signed
+methods (input x gradient, integrated gradients) by their signed channel
+sum, the others by magnitude (``sum_c |a_c|``); pixel perturbation always
+ranks by magnitude (FullGrad).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
-from captum.attr import InputXGradient, IntegratedGradients, Saliency
 from torch import Tensor
 
-from captum_crigrad.crigrad.attr import (
-    CriGradInputXGradient,
-    CriGradIntegratedGradients,
-    CriGradSaliency,
-)
+from captum_crigrad.explain import explain
+from captum_crigrad.methods import ExplainOptions, parse_methods
 from captum_crigrad.metrics import localisation
 from captum_crigrad.metrics.infidelity import infidelity
 from captum_crigrad.metrics.perturbation import (
@@ -31,14 +31,6 @@ from captum_crigrad.metrics.perturbation import (
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
 from captum_crigrad.validation import InvalidValueError
-
-BASE_METHODS = ("saliency", "ixg", "ig")
-METHOD_HELP = (
-    "saliency, ixg (InputXGradient), ig (IntegratedGradients), their CriGrad versions "
-    "crigrad-saliency / crigrad-ixg / crigrad-ig (optionally @KEEP, e.g. "
-    "crigrad-ig@0.3), "
-    "and random (a uniformly random map, the control)"
-)
 
 # name -> (direction, description)
 METRICS: dict[str, tuple] = {
@@ -106,80 +98,6 @@ DEFAULT_METRICS = (
     "road_combined",
 )
 
-#: Methods whose maps are random (the controls): rebuild them with a seed per
-#: image (``parse_method(name, ..., seed=...)``) for batch-independent maps.
-SEEDED_METHODS = frozenset(("random",))
-
-
-@dataclass
-class Method:
-    name: str
-    attribute: Callable[[Tensor, Tensor], Tensor]
-
-
-def parse_method(
-    name: str,
-    model: nn.Module,
-    *,
-    keep: float,
-    layers: Sequence[nn.Module] | None,
-    ig_steps: int = 32,
-    internal_batch_size: int = 64,
-    seed: int = 0,
-    crigrad_options: dict | None = None,
-) -> Method:
-    """Build a named method: ``saliency``, ``ixg``, ``ig``,
-    ``crigrad-<base>[@keep]``, ``random``."""
-    base, _, keep_text = name.partition("@")
-    if base == "random":
-        gen = torch.Generator().manual_seed(seed)
-
-        def random_map(x, target):
-            return torch.rand(x.shape[0], 1, *x.shape[2:], generator=gen).to(x)
-
-        return Method(name, random_map)
-    crigrad = base.startswith("crigrad-")
-    kind = base[len("crigrad-") :] if crigrad else base
-    if kind not in BASE_METHODS or (keep_text and not crigrad):
-        raise InvalidValueError(
-            f"methods: unknown method {name!r}; expected {METHOD_HELP}"
-        )
-    if crigrad:
-        try:
-            k = float(keep_text) if keep_text else keep
-        except ValueError:
-            raise InvalidValueError(
-                f"methods: {name!r}: keep after '@' must be a number in (0, 1]"
-            ) from None
-        opts = dict(keep=k, layers=layers, **(crigrad_options or {}))
-        cls = {
-            "saliency": CriGradSaliency,
-            "ixg": CriGradInputXGradient,
-            "ig": CriGradIntegratedGradients,
-        }[kind]
-        explainer = cls(model, **opts)
-    else:
-        explainer = {
-            "saliency": Saliency,
-            "ixg": InputXGradient,
-            "ig": IntegratedGradients,
-        }[kind](model)
-
-    def attribute(x, target):
-        x = x.detach().clone().requires_grad_(True)
-        if kind == "saliency":
-            return explainer.attribute(x, target=target, abs=True).detach()
-        if kind == "ig":
-            return explainer.attribute(
-                x,
-                target=target,
-                n_steps=ig_steps,
-                internal_batch_size=internal_batch_size,
-            ).detach()
-        return explainer.attribute(x, target=target).detach()
-
-    return Method(name, attribute)
-
 
 @dataclass
 class MetricScores:
@@ -209,12 +127,15 @@ def score_metric(
     generator: torch.Generator | None = None,
     max_examples_per_batch: int = 64,
     masks: Tensor | None = None,
+    channel_reduction: str = "sum",
 ) -> MetricScores:
     """Score ``attributions`` of ``images`` for ``target`` on one named metric
     (a key of :data:`METRICS`), per image. The metrics of
     :data:`SEEDED_METRICS` draw from ``generator``; those of
     :data:`MASK_METRICS` need ``masks`` (N, H, W) bool. Pixel perturbation
-    ranks pixels by the absolute map, the other metrics by the signed sum."""
+    ranks pixels by the map's magnitude; deletion, insertion, sensitivity-n
+    and ROAD read the map by ``channel_reduction`` (the method's meaning:
+    ``MethodRequest.channel_reduction``)."""
     if metric not in METRICS:
         raise ValueError(
             f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
@@ -222,6 +143,7 @@ def score_metric(
     kw: dict[str, Any] = dict(
         target=target, max_examples_per_batch=max_examples_per_batch
     )
+    signed_kw: dict[str, Any] = dict(kw, channel_reduction=channel_reduction)
     gen = generator
     if metric == "pixel_perturbation":
         values = pixel_perturbation(
@@ -235,7 +157,7 @@ def score_metric(
         return MetricScores(values.double())
     if metric in ("deletion_auc", "insertion_auc"):
         fn = deletion if metric == "deletion_auc" else insertion
-        curve = fn(model, images, attributions, n_steps=n_steps, **kw)
+        curve = fn(model, images, attributions, n_steps=n_steps, **signed_kw)
         return MetricScores(
             curve.auc().double(),
             curve.n_forward_passes,
@@ -252,14 +174,19 @@ def score_metric(
             n=grid,
             n_subsets=n_subsets,
             generator=gen,
-            **kw,
+            **signed_kw,
         )
         return MetricScores(
             torch.nanmean(sens.correlations, dim=1).double(), sens.n_forward_passes
         )
     if metric == "road_combined":
         res = road(
-            model, images, attributions, fractions=road_fractions, generator=gen, **kw
+            model,
+            images,
+            attributions,
+            fractions=road_fractions,
+            generator=gen,
+            **signed_kw,
         )
         return MetricScores(res.combined.double(), res.n_forward_passes)
     if metric == "infidelity":
@@ -293,9 +220,10 @@ def score_metric(
 def evaluate(
     model: nn.Module,
     images: Tensor,
-    methods: Sequence[Method],
+    methods: str | Sequence[str],
     metrics: Sequence[str],
     *,
+    options: ExplainOptions | None = None,
     k: float = 0.5,
     n_steps: int = 32,
     sens_n: Sequence[int] = (1, 8, 32, 128),
@@ -306,10 +234,17 @@ def evaluate(
     progress=None,
 ) -> list[dict]:
     """Score every method on every metric; returns rows ``{method, metric,
-    direction, mean, std, n_images, forward_passes}``. The target is the
-    class predicted on ``images``. Pixel perturbation ranks pixels by the
-    absolute map (salience magnitude, as FullGrad); the other metrics by the
-    signed channel sum."""
+    direction, mean, std, n_images, forward_passes}``.
+
+    ``methods`` are names (:mod:`captum_crigrad.methods`), computed by
+    :func:`~captum_crigrad.explain.explain` with ``options`` (default:
+    ``ExplainOptions(seed=seed, internal_batch_size=64)``) in chunks of 32
+    images. The target is the class predicted on ``images``. Pixel
+    perturbation ranks pixels by the magnitude of the map (as FullGrad); the
+    other metrics read each method's map as its meaning says (signed channel
+    sum or magnitude, :attr:`~captum_crigrad.methods.MethodRequest.channel_reduction`).
+    """
+    requests = parse_methods(methods)
     for metric in metrics:
         if metric not in METRICS:
             raise InvalidValueError(
@@ -322,14 +257,19 @@ def evaluate(
         target = torch.cat(
             [model(images[s : s + 64]).argmax(1) for s in range(0, len(images), 64)]
         )
+    if options is None:
+        options = ExplainOptions(seed=seed, internal_batch_size=64)
+    maps = explain(
+        model,
+        images,
+        [r.name for r in requests],
+        target=target,
+        options=options,
+        batch_size=32,
+    )
     rows = []
-    for method in methods:
-        attributions = torch.cat(
-            [
-                method.attribute(images[s : s + 32], target[s : s + 32])
-                for s in range(0, len(images), 32)
-            ]
-        )
+    for request in requests:
+        attributions = maps[request.name.lower()]
         for metric in metrics:
             scores = score_metric(
                 model,
@@ -344,12 +284,13 @@ def evaluate(
                 road_fractions=road_fractions,
                 generator=torch.Generator().manual_seed(seed),
                 max_examples_per_batch=max_examples_per_batch,
+                channel_reduction=request.channel_reduction,
             )
             values, passes = scores.values, scores.forward_passes
             values = values.double()
             rows.append(
                 dict(
-                    method=method.name,
+                    method=request.name,
                     metric=metric,
                     direction=METRICS[metric][0],
                     mean=float(torch.nanmean(values)),
