@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.utils import model_device, predicted_class
 from captum_crigrad.validation import InvalidValueError
 
 
@@ -62,7 +63,7 @@ def train_classifier(
         raise InvalidValueError(
             f"epochs and batch_size: expected >= 1, got {epochs} and {batch_size}"
         )
-    device = next(model.parameters()).device
+    device = model_device(model)
     gen = torch.Generator().manual_seed(seed)
     n = images.shape[0]
     steps = epochs * math.ceil(n / batch_size)
@@ -94,10 +95,5 @@ def accuracy(
 ) -> float:
     """Top-1 accuracy of ``model`` on ``(images, labels)``, in [0, 1]."""
     _check_data(images, labels)
-    device = next(model.parameters()).device
-    correct = 0
-    for start in range(0, images.shape[0], batch_size):
-        xb = images[start : start + batch_size].to(device)
-        pred = model(xb).argmax(1).cpu()
-        correct += int((pred == labels[start : start + batch_size]).sum())
-    return correct / images.shape[0]
+    pred = predicted_class(model, images, batch_size).cpu()
+    return int((pred == labels.cpu()).sum()) / images.shape[0]
