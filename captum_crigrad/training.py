@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.utils import model_device, predicted_class
 from captum_crigrad.validation import InvalidValueError
 
 
@@ -71,7 +72,7 @@ def train_classifier(
         raise InvalidValueError(
             f"epochs and batch_size: expected >= 1, got {epochs} and {batch_size}"
         )
-    device = next(model.parameters()).device
+    device = model_device(model)
     gen = torch.Generator().manual_seed(seed)
     n = images.shape[0]
     steps = epochs * math.ceil(n / batch_size)
@@ -127,12 +128,7 @@ def correct_predictions(
 ) -> Tensor:
     """(N,) bool: whether ``model`` classifies each image correctly (top-1)."""
     _check_data(images, labels)
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, images.shape[0], batch_size):
-        xb = images[start : start + batch_size].to(device)
-        out.append(model(xb).argmax(1).cpu() == labels[start : start + batch_size])
-    return torch.cat(out)
+    return predicted_class(model, images, batch_size).cpu() == labels.cpu()
 
 
 def accuracy(

@@ -30,6 +30,7 @@ from captum_crigrad.metrics.perturbation import (
     road,
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
+from captum_crigrad.utils import markdown_table, predicted_class, text_table
 from captum_crigrad.validation import InvalidValueError
 
 # name -> (direction, description)
@@ -253,10 +254,7 @@ def evaluate(
             )
     if not 0.0 <= k <= 1.0 or not math.isfinite(k):
         raise InvalidValueError(f"k: expected a fraction in [0, 1], got {k}")
-    with torch.no_grad():
-        target = torch.cat(
-            [model(images[s : s + 64]).argmax(1) for s in range(0, len(images), 64)]
-        )
+    target = predicted_class(model, images)
     if options is None:
         options = ExplainOptions(seed=seed, internal_batch_size=64)
     maps = explain(
@@ -306,51 +304,35 @@ def evaluate(
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    """Methods as rows, metrics as columns, each header with its direction."""
+def _cells(rows: list[dict], digits: int) -> tuple[list[str], list[list[str]]]:
+    """Metric names and one row of "mean ± std" cells per method."""
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["metric"]): r for r in rows}
+    body = [
+        [meth]
+        + [
+            f"{cell[(meth, m)]['mean']:.4f} ± {cell[(meth, m)]['std']:.{digits}f}"
+            if (meth, m) in cell
+            else ""
+            for m in metrics
+        ]
+        for meth in methods
+    ]
+    return metrics, body
+
+
+def format_table(rows: list[dict]) -> str:
+    """Methods as rows, metrics as columns, each header with its direction."""
+    metrics, body = _cells(rows, 4)
     arrow = {"lower": "(lower better)", "higher": "(higher better)"}
     header = ["method"] + [f"{m} {arrow[METRICS[m][0]]}" for m in metrics]
-    lines = [header]
-    for meth in methods:
-        lines.append(
-            [meth]
-            + [
-                f"{cell[(meth, m)]['mean']:.4f} ± {cell[(meth, m)]['std']:.4f}"
-                if (meth, m) in cell
-                else ""
-                for m in metrics
-            ]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
-        for line in lines
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return text_table([header, *body])
 
 
 def format_markdown(rows: list[dict]) -> str:
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    cell = {(r["method"], r["metric"]): r for r in rows}
+    """The same table in Markdown, directions as arrows."""
+    metrics, body = _cells(rows, 3)
     sym = {"lower": "↓", "higher": "↑"}
-    out = [
-        "| method | " + " | ".join(f"{m} {sym[METRICS[m][0]]}" for m in metrics) + " |",
-        "|---" * (len(metrics) + 1) + "|",
-    ]
-    for meth in methods:
-        out.append(
-            f"| {meth} | "
-            + " | ".join(
-                f"{cell[(meth, m)]['mean']:.4f} ± {cell[(meth, m)]['std']:.3f}"
-                if (meth, m) in cell
-                else ""
-                for m in metrics
-            )
-            + " |"
-        )
-    return "\n".join(out)
+    header = ["method"] + [f"{m} {sym[METRICS[m][0]]}" for m in metrics]
+    return markdown_table([header, *body])
