@@ -70,10 +70,15 @@ from captum_crigrad.validation import (
 
 MODES = ("online", "two_pass")
 
-#: Default fraction of units kept per layer call and sample. Chosen by the
-#: results run of docs/evaluation.md (scripts/eval_results.py), where the
-#: numbers are.
+#: CriGrad's defaults, in one place (the drop-ins, the method registry and
+#: the command line read them): chosen by the defaults study of
+#: docs/defaults_study.md under the pass rules of docs/sanity.md.
 DEFAULT_KEEP = 0.1
+DEFAULT_IMPORTANCE = "gxi"
+DEFAULT_SIGNED = True
+DEFAULT_GRANULARITY = "element"
+DEFAULT_MODE = "online"
+DEFAULT_THRESHOLD = "layer"
 
 
 class CriGrad(GradientTransform):
@@ -111,13 +116,13 @@ class CriGrad(GradientTransform):
     def __init__(
         self,
         keep: float = DEFAULT_KEEP,
-        importance: str = "gxi",
-        signed: bool = True,
-        granularity: str = "element",
-        mode: str = "online",
+        importance: str = DEFAULT_IMPORTANCE,
+        signed: bool = DEFAULT_SIGNED,
+        granularity: str = DEFAULT_GRANULARITY,
+        mode: str = DEFAULT_MODE,
         layers: Sequence[nn.Module] | None = None,
         exact: bool = False,
-        threshold: str = "layer",
+        threshold: str = DEFAULT_THRESHOLD,
     ) -> None:
         keep = check_fraction(keep, "keep", include_zero=False)
         check_choice(importance, IMPORTANCES, "importance")
