@@ -214,7 +214,13 @@ def forgrad(
             default 15/224 x 32 = 2.14 (Saliency 0.237 raw -> 0.406). It is
             not universal: on the MNIST SmallCNN the best sigma was 3.5-7
             (1/8-1/4 of the size) and the default scored below the raw map
-            for Saliency (0.680 vs 0.734). Choose sigma for your model with
+            for Saliency (0.680 vs 0.734). **It fails the sanity checks on
+            small images**: on the three trained 28x28 / 32x32 models of
+            docs/defaults_study.md, FORGrad on Saliency with this default
+            fails class sensitivity on all three and model randomisation on
+            two (the blur makes every map alike, whatever the weights or the
+            class); 3/8 of the size passed both on all three. Choose sigma
+            for your model with
             :func:`captum_crigrad.forgrad.select.select_sigma`.
         post: pointwise step on the filtered map.
 
