@@ -406,6 +406,10 @@ class _Session:
             return  # one unit per sample (or no batch): always kept
         p = self.current
         if p is None:  # an activation outside a call of the hooked model
+            if self.two_pass and self.passes:
+                # after the model ran (e.g. a CAM's ReLU on its map): not on
+                # the backward path from the model's output, nothing to rank
+                return
             if self.two_pass:
                 raise RuntimeError(
                     "mode='two_pass' needs the hooked model itself to be called "
