@@ -30,10 +30,14 @@ What is computed, per model:
   blurred copy; higher is better), pixel perturbation (LeRF: remove the
   least salient 50 % into 0, ``|f(x~) - f(x)| / f(x)``; lower is better)
   and ROAD combined (fractions 0.1, 0.3, 0.5, 0.7, 0.9; higher is better),
-  always next to Saliency and a uniformly random map; computed for every
-  configuration except CriGrad+FORGrad combinations, where only those that
-  pass both tests on every model (and today's default combination) are
-  scored;
+  always next to Saliency and a uniformly random map; computed for the
+  references, the CAMs, FORGrad on Saliency, today's defaults and every
+  configuration that passes both tests on every model (MNIST's cache also
+  holds the other configurations);
+* **pruning**: the intermediate randomisation steps are computed only for
+  explainers that pass class sensitivity and the end point in some
+  configuration (:func:`prune_steps`; the verdicts are unchanged), and not
+  for the costly CAMs of :data:`CAM_END_POINT_ONLY`;
 * **cost**: CPU time of the 64 trained maps against Saliency's, same run;
 * **CAMs** (``--part cam``): Grad-CAM, Grad-CAM++, Integrated Grad-CAM,
   Expected Grad-CAM in the complete form (the new default) and without
@@ -137,12 +141,11 @@ class _BasicBlockReLU(BasicBlock):
 class ResNet20ReLUModules(CifarResNet):
     """The assets' ResNet-20 with every ReLU call an nn.ReLU module.
 
-    Until CriGrad intercepts functional activation calls itself (issue 13),
-    "every activation" on ResNet-20 is measured on this twin: the same
-    weights and the same function (checked bit for bit in
-    :func:`load_setup`), 19 ReLU calls as modules. Everything else (the
-    block-output configurations, today's default, Guided Backprop with
-    ``functional_relu="wrap"``'s rule) is the same on both.
+    CriGrad's default layers intercept functional calls too, but Captum's
+    Guided Backprop and CriGrad's explicit ``layers=`` (the study's layer
+    sets) need modules: "every activation" on ResNet-20 is measured on this
+    twin, the same weights and the same function (checked bit for bit in
+    :func:`load_setup`), 19 ReLU calls as modules.
     """
 
     def __init__(self):

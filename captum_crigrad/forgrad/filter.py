@@ -217,9 +217,10 @@ def forgrad(
             for Saliency (0.680 vs 0.734). **It fails the sanity checks on
             small images**: on the three trained 28x28 / 32x32 models of
             docs/defaults_study.md, FORGrad on Saliency with this default
-            fails class sensitivity on all three and model randomisation on
-            two (the blur makes every map alike, whatever the weights or the
-            class); 3/8 of the size passed both on all three. Choose sigma
+            fails model randomisation on two (MNIST, the CIFAR CNN) and
+            class sensitivity on the third (ResNet-20): the blur makes
+            maps alike whatever the weights or the class; 3/8 of the size
+            passed both on all three. Choose sigma
             for your model with
             :func:`captum_crigrad.forgrad.select.select_sigma`.
         post: pointwise step on the filtered map.
