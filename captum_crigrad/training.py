@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_crigrad.utils import model_device, predicted_class
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_positive_int
 
 
 def _check_data(images: Tensor, labels: Tensor) -> None:
@@ -59,10 +59,8 @@ def train_classifier(
         augment: optional ``f(batch, generator) -> batch``.
     """
     _check_data(images, labels)
-    if epochs < 1 or batch_size < 1:
-        raise InvalidValueError(
-            f"epochs and batch_size: expected >= 1, got {epochs} and {batch_size}"
-        )
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
     device = model_device(model)
     gen = torch.Generator().manual_seed(seed)
     n = images.shape[0]

@@ -46,6 +46,7 @@ __all__ = [
     "check_fraction",
     "check_images",
     "check_inputs",
+    "check_int",
     "check_module",
     "check_positive_int",
     "check_target",
@@ -115,6 +116,13 @@ def check_positive_int(
     if not _is_int(value) or value < minimum:
         expected = f"{'None or ' if allow_none else ''}an int >= {minimum}"
         raise InvalidValueError(f"{argument}: expected {expected}, got {value!r}")
+    return int(value)
+
+
+def check_int(value: Any, argument: str) -> int:
+    """``value`` if it is an int (a seed, an index); bools refused."""
+    if not _is_int(value):
+        raise InvalidTypeError(f"{argument}: expected an int, got {value!r}")
     return int(value)
 
 

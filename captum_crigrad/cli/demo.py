@@ -30,8 +30,6 @@ from typing import Any
 
 import torch
 
-from captum_crigrad.cli import CLIError
-
 NAME = "demo"
 HELP = (
     "explain the shipped MNIST digits with the embedded default model "
@@ -136,21 +134,16 @@ def _run(args: argparse.Namespace) -> int:
     from captum_crigrad.methods import parse_methods
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
     from captum_crigrad.utils import predict
-    from captum_crigrad.validation import check_device
+    from captum_crigrad.validation import check_device, check_positive_int
 
     # validate everything before any work
     requests = parse_methods(args.methods)
     methods = [r.name.lower() for r in requests]
     reduction = {r.name.lower(): r.channel_reduction for r in requests}
     device = check_device(args.device, argument="--device")
-    if args.steps < 1:
-        raise CLIError(f"--steps: expected a positive int, got {args.steps}")
+    check_positive_int(args.steps, "--steps")
     check_output_folder(args.out)
-    if args.threads < 0:
-        raise CLIError(
-            "--threads: expected 0 (torch's default) or a positive int, got "
-            f"{args.threads}"
-        )
+    check_positive_int(args.threads, "--threads", minimum=0)  # 0: torch's default
     if args.sigma is None:
         args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 
@@ -188,19 +187,19 @@ def run(args) -> int:
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.methods import ExplainOptions, parse_methods
     from captum_crigrad.metrics.suite import METRICS, evaluate, format_table
-    from captum_crigrad.validation import resolve_layer, resolve_layers
+    from captum_crigrad.validation import (
+        check_fraction,
+        check_positive_int,
+        resolve_layer,
+        resolve_layers,
+    )
 
     # ---- check everything before any work
-    if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
-        raise CLIError(f"--k: expected a fraction in [0, 1], got {args.k}")
+    check_fraction(args.k, "--k")
     for flag in ("steps", "n_steps", "n_subsets", "max_examples_per_batch"):
-        if getattr(args, flag) < 1:
-            raise CLIError(
-                f"--{flag.replace('_', '-')}: expected an integer >= 1, got "
-                f"{getattr(args, flag)}"
-            )
-    if any(n < 1 for n in args.sens_n):
-        raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
+        check_positive_int(getattr(args, flag), "--" + flag.replace("_", "-"))
+    for n in args.sens_n:
+        check_positive_int(n, "--sens-n")
     methods = [r.name for r in parse_methods(args.methods)]
     metrics = split_names(args.metrics)
     if not metrics:

@@ -201,16 +201,17 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
     from captum_crigrad.utils import predict
-    from captum_crigrad.validation import resolve_layer, resolve_target
+    from captum_crigrad.validation import (
+        check_positive_int,
+        resolve_layer,
+        resolve_target,
+    )
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)
     for flag in ("batch_size", "n_steps", "n_samples"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise CLIError(
-                f"--{flag.replace('_', '-')}: expected a positive int, got "
-                f"{getattr(args, flag)}"
-            )
+        option = "--" + flag.replace("_", "-")
+        check_positive_int(getattr(args, flag), option, allow_none=True)
     check_output_folder(args.out)
     inputs = load_inputs(args)
     loaded, model, images, raw, files = (

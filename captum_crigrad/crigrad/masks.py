@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_choice
 
 IMPORTANCES = ("gxi", "grad", "activation")
 GRANULARITIES = ("element", "channel", "location")
@@ -83,13 +83,10 @@ def top_fraction_threshold(values: Tensor, keep: float, exact: bool = False) -> 
 
 def importance(activation: Tensor, gradient: Tensor, kind: str) -> Tensor:
     """Neuron importance: ``gxi`` = A * G, ``grad`` = G, ``activation`` = A."""
+    check_choice(kind, IMPORTANCES, "importance")
     if kind == "gxi":
         return activation * gradient
-    if kind == "grad":
-        return gradient
-    if kind == "activation":
-        return activation
-    raise InvalidValueError(f"importance: expected one of {IMPORTANCES}, got {kind!r}")
+    return gradient if kind == "grad" else activation
 
 
 def critical_mask(
@@ -124,10 +121,7 @@ def critical_mask(
             f"{tuple(scores.shape)}"
         )
     b = scores.shape[0]
-    if granularity not in GRANULARITIES:
-        raise InvalidValueError(
-            f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
-        )
+    check_choice(granularity, GRANULARITIES, "granularity")
     reduced = scores
     if granularity == "channel" and scores.dim() > 2:
         reduced = scores.sum(dim=tuple(range(2, scores.dim())))

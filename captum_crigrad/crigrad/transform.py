@@ -58,6 +58,7 @@ from captum_crigrad.hooks import GradientTransform, Hooks
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
+    check_bool,
     check_choice,
     check_fraction,
     check_inputs,
@@ -113,10 +114,7 @@ class CriGrad(GradientTransform):
         check_choice(importance, IMPORTANCES, "importance")
         check_choice(granularity, GRANULARITIES, "granularity")
         check_choice(mode, MODES, "mode")
-        if not isinstance(signed, bool):
-            raise InvalidTypeError(
-                f"signed: expected a bool, got {type(signed).__name__}"
-            )
+        check_bool(signed, "signed")
         if layers is not None:
             if isinstance(layers, nn.Module):
                 layers = [layers]

@@ -7,14 +7,13 @@ knowledge of models or attributions; the perturbation engine sits on top.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_finite_float
 
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8
 # neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones
@@ -414,10 +413,7 @@ def noisy_linear_imputation(
     code adds ``0.01 * randn``). Noise is drawn from ``generator`` (on its own
     device, then moved to the images'); shapes as in :func:`linear_imputation`.
     """
-    if not (noise_std >= 0 and math.isfinite(noise_std)):
-        raise InvalidValueError(
-            f"noise_std: expected a finite value >= 0, got {noise_std}"
-        )
+    check_finite_float(noise_std, "noise_std", minimum=0)
     out = linear_imputation(images, removed, tol=tol, max_iter=max_iter)
     if noise_std > 0:
         gen_device = generator.device if generator is not None else out.device

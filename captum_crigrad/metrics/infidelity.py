@@ -23,6 +23,7 @@ from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
     TargetType,
+    check_finite_float,
     check_images,
     check_positive_int,
     target_indices,
@@ -74,8 +75,7 @@ def gaussian_noise_perturbation(
     std: float = 0.1, generator: torch.Generator | None = None
 ) -> Callable:
     """Perturbation ``I ~ N(0, std^2)`` per element: ``x~ = x - I``."""
-    if not std > 0:
-        raise InvalidValueError(f"std: expected > 0, got {std}")
+    check_finite_float(std, "std", minimum=0, strict=True)
 
     def perturb(inputs: Tensor):
         pert = std * _gen_randn(inputs.shape, inputs, generator)
@@ -89,8 +89,7 @@ def noisy_baseline_perturbation(
 ) -> Callable:
     """Yeh et al.'s noisy baseline: ``x~ = baseline + eps``, eps ~ N(0, std^2),
     so ``I = x - baseline - eps``."""
-    if not std >= 0:
-        raise InvalidValueError(f"std: expected >= 0, got {std}")
+    check_finite_float(std, "std", minimum=0)
 
     def perturb(inputs: Tensor):
         perturbed = baseline + std * _gen_randn(inputs.shape, inputs, generator)
@@ -196,8 +195,7 @@ def max_sensitivity(
     ``explanation_func`` is e.g. ``saliency.attribute``; ``kwargs`` (such as
     ``target``) go to it. **Lower is better.** Returns (N,)."""
     inputs = check_images(inputs, argument="inputs")
-    if not perturb_radius > 0:
-        raise InvalidValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
+    check_finite_float(perturb_radius, "perturb_radius", minimum=0, strict=True)
     gen_device = generator.device if generator is not None else torch.device("cpu")
 
     def perturb(x: Tensor, radius: float) -> Tensor:

@@ -8,7 +8,11 @@ import torch
 from torch import Tensor
 
 from captum_crigrad.metrics._common import tie_broken_order
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_finite_float,
+)
 
 
 def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum"):
@@ -59,8 +63,7 @@ def pointing_game(
     Shapes: attributions (N, C, H, W) or (N, H, W); masks (N, H, W) bool.
     Returns (N,) bool hits; the hit rate is their mean (**higher is better**).
     """
-    if not tolerance >= 0:
-        raise InvalidValueError(f"tolerance: expected >= 0 pixels, got {tolerance}")
+    check_finite_float(tolerance, "tolerance", minimum=0, what="number of pixels")
     relevance, masks = _maps_and_masks(attributions, masks)
     n, h, w = masks.shape
     top = tie_broken_order(relevance, descending=True)[:, 0]

@@ -13,7 +13,6 @@ clean pass per image (the step that removes nothing reuses it).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -36,6 +35,7 @@ from captum_crigrad.validation import (
     InvalidValueError,
     TargetType,
     check_choice,
+    check_finite_float,
     check_images,
     check_positive_int,
     target_indices,
@@ -89,11 +89,8 @@ def _replacement_source(
             "replacement: expected a number, a string or a tensor, got a bool"
         )
     if isinstance(replacement, (int, float)):
-        if not math.isfinite(replacement):
-            raise InvalidValueError(
-                f"replacement: expected a finite number, got {replacement}"
-            )
-        return torch.full_like(inputs, float(replacement)), False
+        value = check_finite_float(replacement, "replacement")
+        return torch.full_like(inputs, value), False
     if isinstance(replacement, Tensor):
         try:
             rep = torch.broadcast_to(replacement.to(inputs), inputs.shape)
@@ -210,10 +207,8 @@ def perturbation_curve(
     repl, impute = _replacement_source(
         replacement, inputs, blur_sigma, blur_kernel_size
     )
-    if impute and not (road_noise >= 0 and math.isfinite(road_noise)):
-        raise InvalidValueError(
-            f"road_noise: expected a finite value >= 0, got {road_noise}"
-        )
+    if impute:
+        check_finite_float(road_noise, "road_noise", minimum=0)
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)

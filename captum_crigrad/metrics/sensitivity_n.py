@@ -92,9 +92,8 @@ def sensitivity_n(
     inputs = check_images(inputs, argument="inputs")
     relevance = pixel_relevance(attributions, inputs, channel_reduction).flatten(1)
     check_score(score)
-    n_subsets = check_positive_int(n_subsets, "n_subsets")
-    if n_subsets < 2:
-        raise InvalidValueError("n_subsets: a correlation needs at least 2 subsets")
+    # a correlation needs at least 2 subsets
+    n_subsets = check_positive_int(n_subsets, "n_subsets", minimum=2)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
     num, c, h, w = inputs.shape
     pixels = h * w

@@ -10,7 +10,6 @@ ranks by magnitude (FullGrad).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from captum_crigrad.metrics.perturbation import (
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
 from captum_crigrad.utils import markdown_table, predicted_class, text_table
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_fraction
 
 # name -> (direction, description)
 METRICS: dict[str, tuple] = {
@@ -100,8 +99,7 @@ def evaluate(
                 f"metrics: unknown metric {metric!r}; expected some of "
                 f"{', '.join(METRICS)}"
             )
-    if not 0.0 <= k <= 1.0 or not math.isfinite(k):
-        raise InvalidValueError(f"k: expected a fraction in [0, 1], got {k}")
+    check_fraction(k, "k")
     target = predicted_class(model, images)
     if options is None:
         options = ExplainOptions(seed=seed, internal_batch_size=64)
