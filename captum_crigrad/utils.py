@@ -1,6 +1,7 @@
 """Small helpers shared across the package (bottom floor, torch only):
 the device a model lives on, its predicted classes and its output size; the
-one upsampling of maps and the one reduction of attributions to a
+one upsampling of maps, the one fitting of single-channel images to a
+model's channels and size, and the one reduction of attributions to a
 single-channel map; plain-text and Markdown tables.
 """
 
@@ -17,6 +18,7 @@ from captum_crigrad.validation import InvalidValueError
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
+    "fit_images",
     "markdown_table",
     "model_device",
     "num_classes",
@@ -79,6 +81,18 @@ def upsample(maps: Tensor, size: Sequence[int]) -> Tensor:
     if tuple(maps.shape[-2:]) == size:
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+def fit_images(images: Tensor, channels: int, size: int) -> Tensor:
+    """Images ``(N, 1 or channels, H, W)`` in [0, 1] as ``(N, channels, size,
+    size)``: a single channel is repeated, and a different size is
+    :func:`upsample`-d (bilinear) and clamped to [0, 1]; images that already
+    fit are returned as they are."""
+    if images.shape[1] != channels:
+        images = images.expand(-1, channels, -1, -1).clone()
+    if images.shape[-1] != size or images.shape[-2] != size:
+        images = upsample(images, (size, size)).clamp(0, 1)
+    return images
 
 
 def reduce_channels(attributions: Tensor, reduction: str = "abs") -> Tensor:
