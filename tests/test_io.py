@@ -13,7 +13,6 @@ from PIL import Image
 from captum_crigrad import io
 from captum_crigrad.cli import CLIError, main
 from captum_crigrad.models import SmallCNN, resnet20
-from captum_crigrad.utils import fit_images, upsample
 from captum_crigrad.validation import InvalidValueError, UserInputError
 
 
@@ -126,18 +125,6 @@ def test_images_and_mnist_folders(files):
     assert entries[:2] == [(str(files / "mnist"), 8000), (str(files / "mnist"), 8001)]
     batch = io.read_sources(entries, 1, 14)
     assert batch.shape == (3, 1, 14, 14) and batch[0].max() == 0 and batch[1].max() == 1
-
-
-def test_fit_images():
-    gray = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    assert fit_images(gray, 1, 8) is gray
-    rgb = fit_images(gray, 3, 8)
-    assert rgb.shape == (2, 3, 8, 8) and all(
-        torch.equal(rgb[:, c], gray[:, 0]) for c in range(3)
-    )
-    big = fit_images(gray, 3, 16)
-    assert big.shape == (2, 3, 16, 16) and 0 <= big.min() and big.max() <= 1
-    assert torch.equal(big, upsample(rgb, (16, 16)).clamp(0, 1))
 
 
 def test_preprocessing():

@@ -44,6 +44,7 @@ import tempfile
 import torch
 
 from captum_crigrad.cli import CLIError
+from captum_crigrad.utils import write_atomic
 
 NAME = "eval"
 HELP = (
@@ -214,23 +215,6 @@ def add_arguments(parser) -> None:
         "Errors in the options or the dataset print one line and exit with code 2 "
         "before any work."
     )
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def rows_to_csv(rows: list[dict]) -> str:

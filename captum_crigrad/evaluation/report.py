@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from captum_crigrad.evaluation import stats
 from captum_crigrad.metrics.suite import CURVE_METRICS, METRICS
+from captum_crigrad.utils import write_atomic
 
 FIGURES = "figures"
 
@@ -342,8 +343,5 @@ def write_report(summary: dict, out: str, *, title: str, run: dict) -> str:
             + ", ".join(map(str, summary["missing"][:200])),
         ]
     path = os.path.join(out, "report.md")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(lines) + "\n")
     return path

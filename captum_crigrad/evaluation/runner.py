@@ -43,6 +43,7 @@ from captum_crigrad.metrics.suite import (
     SEEDED_METRICS,
     score_metric,
 )
+from captum_crigrad.utils import atomic_file, write_atomic
 from captum_crigrad.validation import InvalidValueError
 
 RUN_FILE = "run.json"
@@ -117,11 +118,7 @@ def _read_run(out: str) -> dict | None:
 
 def write_json(path: str, data: dict) -> None:
     """Write ``data`` as JSON through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
@@ -187,9 +184,8 @@ def _maps_file(out: str, rank: int, chunk: int) -> str:
 
 
 def _save_maps(path: str, indices: list[int], maps: dict[str, Tensor]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save({"image_index": indices, "maps": maps}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save({"image_index": indices, "maps": maps}, tmp)
 
 
 class _Progress:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from captum_crigrad.utils import atomic_file
+
 SHARDS = "shards"
 _NAME = re.compile(r"^chunk-(\d+)\.parquet$")
 
@@ -79,17 +81,10 @@ class ShardWriter:
             {"stats": json.dumps(stats)}
         )
         path = os.path.join(self.folder, f"chunk-{chunk:06d}.parquet")
-        tmp = os.path.join(self.folder, f".chunk-{chunk:06d}.parquet.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         return path
 
 
@@ -115,19 +110,12 @@ def merge(out: str, path: str, columns: list[str] | None = None) -> dict:
     Returns the summed per-batch ``stats`` and the row count."""
     files = sorted(dict(chunk_files(out)).items())
     totals: dict = {"rows": 0, "chunks": len(files)}
-    tmp = path + f".tmp-{os.getpid()}"
-    try:
-        with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            for _, file in files:
-                table = pq.read_table(file)
-                meta = table.schema.metadata or {}
-                for key, value in json.loads(meta.get(b"stats", b"{}")).items():
-                    totals[key] = totals.get(key, 0) + value
-                writer.write_table(table.replace_schema_metadata(None))
-                totals["rows"] += table.num_rows
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
+        for _, file in files:
+            table = pq.read_table(file)
+            meta = table.schema.metadata or {}
+            for key, value in json.loads(meta.get(b"stats", b"{}")).items():
+                totals[key] = totals.get(key, 0) + value
+            writer.write_table(table.replace_schema_metadata(None))
+            totals["rows"] += table.num_rows
     return totals
