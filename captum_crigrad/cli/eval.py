@@ -63,6 +63,7 @@ def add_arguments(parser) -> None:
         add_output_arguments,
         comma_separated,
     )
+    from captum_crigrad.evaluation.stats import TESTS
     from captum_crigrad.metrics.suite import DEFAULT_METRICS, METRICS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
@@ -172,7 +173,7 @@ def add_arguments(parser) -> None:
     )
     g.add_argument(
         "--test",
-        choices=("wilcoxon", "bootstrap"),
+        choices=TESTS,
         default="wilcoxon",
         help="paired test between methods, Holm-corrected (default: wilcoxon)",
     )

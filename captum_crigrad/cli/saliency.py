@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_model_arguments,
         add_output_arguments,
     )
-    from captum_crigrad.crigrad.transform import DEFAULT_KEEP
+    from captum_crigrad.crigrad.masks import GRANULARITIES, IMPORTANCES
+    from captum_crigrad.crigrad.transform import DEFAULT_KEEP, MODES
+    from captum_crigrad.forgrad.filter import POST_STEPS
 
     add_image_arguments(parser, required=True)
     add_model_arguments(parser)
@@ -100,20 +102,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--importance",
         default="gxi",
-        choices=("gxi", "grad", "activation"),
+        choices=IMPORTANCES,
         help="neuron importance: activation x gradient (default), gradient, activation",
     )
     g.add_argument("--unsigned", action="store_true", help="rank by |importance|")
     g.add_argument(
         "--granularity",
         default="element",
-        choices=("element", "channel", "location"),
+        choices=GRANULARITIES,
         help="rank single units (default), whole channels or whole positions",
     )
     g.add_argument(
         "--crigrad-mode",
         default="online",
-        choices=("online", "two_pass"),
+        choices=MODES,
         help="online: one backward (default); two_pass: rank plain gradients first",
     )
     g = parser.add_argument_group("FORGrad options")
@@ -127,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--forgrad-post",
         default="abs",
-        choices=("abs", "relu", "none"),
+        choices=POST_STEPS,
         help="step after the filter: abs (default, Xplique's), relu, none (signed)",
     )
     g = add_output_arguments(

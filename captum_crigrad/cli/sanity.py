@@ -47,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_model_arguments,
         add_output_arguments,
     )
+    from captum_crigrad.methods import FUNCTIONAL_RELU
+    from captum_crigrad.sanity.gradient_maps import SCORES
+    from captum_crigrad.sanity.randomization import (
+        BATCHNORM_STATS,
+        GRANULARITIES,
+        INITS,
+        MODES,
+    )
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
@@ -60,14 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--score",
-        choices=("logit", "probability"),
+        choices=SCORES,
         default="logit",
         help="score differentiated: the target's logit (default) or its "
         "softmax probability (MATLAB)",
     )
     g.add_argument(
         "--functional-relu",
-        choices=("error", "wrap"),
+        choices=FUNCTIONAL_RELU,
         default="error",
         help="models applying ReLU as a function: refuse Guided Backprop/"
         "deconvnet (error, default) or apply their rule to every ReLU call "
@@ -76,14 +84,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("randomisation")
     g.add_argument(
         "--mode",
-        choices=("cascading", "independent"),
+        choices=MODES,
         default="cascading",
         help="cascading: randomise blocks cumulatively from the output down "
         "(default); independent: one block at a time",
     )
     g.add_argument(
         "--granularity",
-        choices=("module", "block"),
+        choices=GRANULARITIES,
         default="module",
         help="randomisation step: every module with parameters (default) or "
         "every child block of the model",
@@ -98,14 +106,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--init",
-        choices=("reset", "normal"),
+        choices=INITS,
         default="reset",
         help="re-initialisation: each module's reset_parameters() (default) "
         "or N(0, 0.01^2) draws as MATLAB",
     )
     g.add_argument(
         "--batchnorm-stats",
-        choices=("keep", "reset"),
+        choices=BATCHNORM_STATS,
         default="keep",
         help="BatchNorm running statistics of randomised blocks: keep "
         "(default) or reset to mean 0, variance 1",

@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_choice
 
 DIRECTIONS = ("lower", "higher")
+#: The paired tests of :func:`paired_test`.
+TESTS = ("wilcoxon", "bootstrap")
 
 
 #: Elements of one chunk of resampled values (about 16 MB of float64), so
@@ -123,10 +125,7 @@ def paired_test(
     on either side of 0."""
     from scipy import stats
 
-    if test not in ("wilcoxon", "bootstrap"):
-        raise InvalidValueError(
-            f"test: expected 'wilcoxon' or 'bootstrap', got {test!r}"
-        )
+    check_choice(test, TESTS, "test")
     a, b = (
         np.asarray(a, dtype=np.float64).ravel(),
         np.asarray(b, dtype=np.float64).ravel(),
