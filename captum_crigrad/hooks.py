@@ -57,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-import functools
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -79,6 +78,7 @@ from captum_crigrad._compat import (
     _select_targets,
     compute_gradients,
     log_usage,
+    logged_attribute,
     undecorated,
 )
 from captum_crigrad.activations import InterceptCalls
@@ -700,13 +700,10 @@ def transformed_attribute(captum_class: type[Any]) -> Callable[..., Any]:
     inner = undecorated(captum_class.attribute)
     signature = inspect.signature(inner)
 
-    @functools.wraps(inner)
     def attribute(self: TransformedMethod, *args: Any, **kwargs: Any) -> Any:
         return self._transformed_call(inner, signature, args, kwargs)
 
-    attribute.__signature__ = signature  # type: ignore[attr-defined]
-    del attribute.__wrapped__  # the signature is ours, enforced by bind
-    return log_usage()(attribute)
+    return logged_attribute(attribute, inner)  # the signature: enforced by bind
 
 
 class TransformedAttribution(GradientAttribution):
