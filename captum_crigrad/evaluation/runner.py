@@ -43,7 +43,7 @@ from captum_crigrad.metrics.suite import (
     SEEDED_METRICS,
     score_metric,
 )
-from captum_crigrad.utils import atomic_file, write_atomic
+from captum_crigrad.utils import atomic_file, predicted_class, write_atomic
 from captum_crigrad.validation import InvalidValueError
 
 RUN_FILE = "run.json"
@@ -502,8 +502,7 @@ def _score_chunk(
     if batch.images is not None:
         x = batch.images.to(device)
         masks = batch.masks.to(device) if batch.masks is not None else None
-        with torch.no_grad():
-            target = model(x).argmax(1)
+        target = predicted_class(model, x, batch_size=x.shape[0])
         predictions = target.tolist()
         for method in methods:
             if method.name in seeded_methods:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.utils import upsample
 from captum_crigrad.validation import InvalidValueError, check_finite_float
 
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8
@@ -248,9 +249,7 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
     guess: Tensor | None = None
     for depth, (total, weight) in enumerate(reversed(pyramid)):
         if guess is not None and depth == len(pyramid) - 1:
-            upsampled = F.interpolate(
-                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
-            )
+            upsampled = upsample(guess, weight.shape[-2:])
             # full resolution: only the unknown pixels are used
             return upsampled.mul_(unknown)
         kept = weight > 0
@@ -261,9 +260,7 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
             ).clamp_min(tiny)
             guess = torch.where(kept, value, mean)
         else:
-            upsampled = F.interpolate(
-                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
-            )
+            upsampled = upsample(guess, weight.shape[-2:])
             guess = torch.where(kept, value, upsampled)
         if depth < len(pyramid) - 1:
             ones = torch.ones(
