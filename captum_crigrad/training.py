@@ -84,7 +84,7 @@ def train_classifier(
         from torch.nn.parallel import DistributedDataParallel
 
         if not dist.is_initialized():
-            raise ValueError(
+            raise InvalidValueError(
                 "distributed: torch.distributed is not initialised; launch with "
                 "torchrun (or call init_process_group) first"
             )

@@ -22,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from captum_crigrad.validation import InvalidValueError, check_choice
+from captum_crigrad.validation import (
+    InvalidValueError,
+    check_choice,
+    check_fraction,
+    check_positive_int,
+)
 
 DIRECTIONS = ("lower", "higher")
 #: The paired tests of :func:`paired_test`.
@@ -48,18 +53,8 @@ def _resample_means(values: np.ndarray, n_resamples: int, rng) -> np.ndarray:
 
 
 def _check(n_resamples: int, confidence: float) -> None:
-    if (
-        isinstance(n_resamples, bool)
-        or not isinstance(n_resamples, int)
-        or n_resamples < 1
-    ):
-        raise InvalidValueError(
-            f"n_resamples: expected an int >= 1, got {n_resamples!r}"
-        )
-    if not 0 < confidence < 1:
-        raise InvalidValueError(
-            f"confidence: expected a value in (0, 1), got {confidence}"
-        )
+    check_positive_int(n_resamples, "n_resamples")
+    check_fraction(confidence, "confidence", include_zero=False, include_one=False)
 
 
 def bootstrap_ci(

@@ -137,7 +137,7 @@ def score_metric(
     and ROAD read the map by ``channel_reduction`` (the method's meaning:
     ``MethodRequest.channel_reduction``)."""
     if metric not in METRICS:
-        raise ValueError(
+        raise InvalidValueError(
             f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
         )
     kw: dict[str, Any] = dict(
@@ -201,7 +201,7 @@ def score_metric(
         )
         return MetricScores(values.double())
     if masks is None:
-        raise ValueError(
+        raise InvalidValueError(
             f"metrics: {metric} needs an object mask per image (a dataset list "
             "with a mask or box column)"
         )
