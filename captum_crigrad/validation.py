@@ -38,6 +38,7 @@ __all__ = [
     "InvalidTargetError",
     "InvalidTypeError",
     "InvalidValueError",
+    "SCORES",
     "UserInputError",
     "check_bool",
     "check_choice",
@@ -49,6 +50,7 @@ __all__ = [
     "check_int",
     "check_module",
     "check_positive_int",
+    "check_score",
     "check_target",
     "format_baseline_distribution",
     "format_baselines",
@@ -181,6 +183,9 @@ def check_fraction(
 
 _Choice = TypeVar("_Choice")
 
+#: What an output is scored by: the target's logit or its softmax probability.
+SCORES = ("logit", "probability")
+
 
 def check_choice(value: Any, choices: Sequence[_Choice], argument: str) -> _Choice:
     """``value`` if it is one of ``choices``."""
@@ -189,6 +194,14 @@ def check_choice(value: Any, choices: Sequence[_Choice], argument: str) -> _Choi
             f"{argument}: expected one of {tuple(choices)}, got {value!r}"
         )
     return cast(_Choice, value)
+
+
+def check_score(score: Any, argument: str = "score") -> str:
+    """``score`` as one of :data:`SCORES`; ``"prob"`` (the metrics' earlier
+    spelling) is read as ``"probability"``."""
+    if isinstance(score, str) and score == "prob":
+        return "probability"
+    return check_choice(score, SCORES, argument)
 
 
 def check_bool(value: Any, argument: str) -> bool:

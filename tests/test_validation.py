@@ -37,6 +37,7 @@ from captum_crigrad.validation import (
     check_images,
     check_inputs,
     check_positive_int,
+    check_score,
     check_target,
     format_baseline_distribution,
     format_baselines,
@@ -90,6 +91,13 @@ def test_numbers():
     assert check_choice("a", ("a", "b"), "mode") == "a"
     with pytest.raises(InvalidValueError, match=r"mode: expected one of \('a', 'b'\)"):
         check_choice("c", ("a", "b"), "mode")
+    assert [check_score(s) for s in ("logit", "probability", "prob")] == [
+        "logit",
+        "probability",
+        "probability",
+    ]
+    with pytest.raises(InvalidValueError, match=r"score: expected one of \('logit'"):
+        check_score("softmax")
     assert check_bool(False, "flag") is False
     with pytest.raises(InvalidTypeError, match="flag"):
         check_bool(1, "flag")

@@ -48,13 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_output_arguments,
     )
     from captum_crigrad.methods import FUNCTIONAL_RELU
-    from captum_crigrad.sanity.gradient_maps import SCORES
     from captum_crigrad.sanity.randomization import (
         BATCHNORM_STATS,
         GRANULARITIES,
         INITS,
         MODES,
     )
+    from captum_crigrad.validation import SCORES
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)

@@ -79,7 +79,7 @@ def _auc(
         attributions,
         n_steps=n_steps,
         target=target,
-        score="prob",
+        score="probability",
         max_examples_per_batch=batch_size,
         **kwargs,
     ).auc()

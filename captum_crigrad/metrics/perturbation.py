@@ -22,7 +22,6 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad.metrics._common import (
-    check_score,
     pixel_relevance,
     ranks_from_order,
     selected_scores,
@@ -38,6 +37,7 @@ from captum_crigrad.validation import (
     check_finite_float,
     check_images,
     check_positive_int,
+    check_score,
     target_indices,
 )
 
@@ -147,7 +147,7 @@ def perturbation_curve(
     order: str = "morf",
     mode: str = "delete",
     replacement: Replacement = 0.0,
-    score: str = "prob",
+    score: str = "probability",
     target: TargetType = None,
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
@@ -183,7 +183,8 @@ def perturbation_curve(
             mean of ``inputs``), "blur" (Gaussian blur, ``blur_sigma``,
             ``blur_kernel_size``) or "road" (ROAD's noisy linear imputation,
             noise std ``road_noise``, from ``generator``).
-        score: "prob" (softmax probability) or "logit" of ``target``.
+        score: "probability" (softmax probability; "prob" also accepted) or
+            "logit" of ``target``.
         target: class per image; default the class predicted on ``inputs``.
         additional_forward_args: extra model arguments; tensors whose first
             dimension is N are indexed per image, anything else is passed as is.
@@ -198,7 +199,7 @@ def perturbation_curve(
     frac = _check_fractions(fractions, n_steps)
     check_choice(order, ORDERS, "order")
     check_choice(mode, ("delete", "insert"), "mode")
-    check_score(score)
+    score = check_score(score)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
     n, c, h, w = inputs.shape
     target_indices(target, n)  # the form, before any work
@@ -305,7 +306,7 @@ def deletion(
     of the class predicted on the original. ``.auc()``: **lower is better**.
     Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "prob")
+    kwargs.setdefault("score", "probability")
     return perturbation_curve(
         model,
         inputs,
@@ -331,7 +332,7 @@ def insertion(
     first; score = softmax probability of the class predicted on the original.
     ``.auc()``: **higher is better**. Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "prob")
+    kwargs.setdefault("score", "probability")
     return perturbation_curve(
         model,
         inputs,
@@ -351,7 +352,7 @@ def pixel_perturbation(
     k: float | Sequence[float] = 0.1,
     replacement: Replacement = 0.0,
     order: str = "lerf",
-    score: str = "prob",
+    score: str = "probability",
     **kwargs,
 ) -> Tensor:
     """Pixel perturbation (Srinivas & Fleuret 2019, FullGrad): remove the
@@ -363,7 +364,7 @@ def pixel_perturbation(
         k: a fraction in [0, 1] or a sequence of them.
         replacement: 0 (in the model's input space) by default; "mean", "blur"
             or a tensor as in :func:`perturbation_curve`.
-        score: "prob" (default; never near 0 for the predicted class, unlike
+        score: "probability" (default; never near 0 for the predicted class, unlike
             a logit, which makes the ratio explode) or "logit".
 
     Returns:
@@ -447,7 +448,7 @@ def road(
     *,
     fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     noise: float = 0.01,
-    score: str = "prob",
+    score: str = "probability",
     generator: torch.Generator | None = None,
     **kwargs,
 ) -> RoadResult:

@@ -12,7 +12,6 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad.metrics._common import (
-    check_score,
     pixel_relevance,
     selected_scores,
 )
@@ -22,6 +21,7 @@ from captum_crigrad.validation import (
     TargetType,
     check_images,
     check_positive_int,
+    check_score,
     format_baselines,
     target_indices,
 )
@@ -83,7 +83,7 @@ def sensitivity_n(
         n_subsets: random subsets per image and n (Ancona et al. use 100).
         baselines: number or tensor broadcastable to (N, C, H, W).
         target: class per image, default the predicted class.
-        score: "logit" (default, the paper's output) or "prob".
+        score: "logit" (default, the paper's output) or "probability".
         generator: ``torch.Generator`` for the subsets.
 
     Returns:
@@ -91,7 +91,7 @@ def sensitivity_n(
     """
     inputs = check_images(inputs, argument="inputs")
     relevance = pixel_relevance(attributions, inputs, channel_reduction).flatten(1)
-    check_score(score)
+    score = check_score(score)
     # a correlation needs at least 2 subsets
     n_subsets = check_positive_int(n_subsets, "n_subsets", minimum=2)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")

@@ -39,14 +39,12 @@ from captum_crigrad.utils import (
     reduce_channels,
 )
 from captum_crigrad.validation import (
-    check_choice,
     check_images,
     check_module,
     check_positive_int,
+    check_score,
     target_indices,
 )
-
-SCORES = ("logit", "probability")
 
 
 class _Probability(nn.Module):
@@ -95,7 +93,7 @@ def attribution_maps(
     check_images(images)
     names = [method] if isinstance(method, str) else list(method)
     requests = parse_methods(names)
-    check_choice(score, SCORES, "score")
+    score = check_score(score)
     check_positive_int(batch_size, "batch_size")
     options = ExplainOptions(
         layer=layer, crigrad_layers=layers, functional_relu=functional_relu, seed=seed
