@@ -89,6 +89,7 @@ from captum_crigrad.validation import (
     check_target,
     has_negative_target,
     resolve_target,
+    select_examples,
 )
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
@@ -502,13 +503,7 @@ def resolve_call_target(
         return target
     batch = inputs[0].shape[0]
     args = _format_additional_forward_args(additional_forward_args)
-    if args is not None:
-        args = tuple(
-            a[:1]
-            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
-            else a
-            for a in args
-        )
+    args = select_examples(args, batch, slice(0, 1))
     with torch.no_grad():
         output = _run_forward(forward_func, tuple(t[:1] for t in inputs), None, args)
     return resolve_target(target, output.shape[1:])

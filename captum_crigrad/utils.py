@@ -32,6 +32,7 @@ __all__ = [
     "reduce_channels",
     "text_table",
     "upsample",
+    "versions",
     "write_atomic",
 ]
 
@@ -170,3 +171,17 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     :func:`atomic_file`."""
     with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
+
+
+def versions() -> dict[str, str]:
+    """The versions of captum-crigrad, torch and Captum, as every command and
+    the scale runner record them with their results."""
+    import captum
+
+    from captum_crigrad._version import __version__
+
+    return {
+        "captum_crigrad": __version__,
+        "torch": str(torch.__version__),
+        "captum": str(captum.__version__),
+    }

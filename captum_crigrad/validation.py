@@ -55,11 +55,13 @@ __all__ = [
     "format_baseline_distribution",
     "format_baselines",
     "has_negative_target",
+    "is_per_example",
     "layer_names",
     "module_names",
     "resolve_layer",
     "resolve_layers",
     "resolve_target",
+    "select_examples",
     "target_indices",
 ]
 
@@ -654,6 +656,29 @@ def _baseline_entries(
             )
         out.append(base.detach().to(device=inp.device, dtype=inp.dtype))
     return out
+
+
+def is_per_example(arg: Any, batch: int) -> bool:
+    """Whether an additional forward argument belongs to each example: a
+    tensor whose first dimension is the batch size (Captum's rule); any
+    other argument is shared by every example."""
+    return isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch
+
+
+def select_examples(
+    args: tuple[Any, ...] | None, batch: int, index: Tensor | slice
+) -> tuple[Any, ...] | None:
+    """The additional forward arguments of the examples ``index`` (a long
+    tensor of rows, or a slice) of a batch of ``batch``: the per-example ones
+    (:func:`is_per_example`) indexed, the others passed unchanged."""
+    if args is None:
+        return None
+    return tuple(
+        (a[index.to(a.device) if isinstance(index, Tensor) else index])
+        if is_per_example(a, batch)
+        else a
+        for a in args
+    )
 
 
 def format_baselines(

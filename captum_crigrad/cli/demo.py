@@ -125,15 +125,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import captum
 
-    from captum_crigrad import __version__, metrics
     from captum_crigrad import default as dflt
+    from captum_crigrad import metrics
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.methods import parse_methods
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
-    from captum_crigrad.utils import predict
+    from captum_crigrad.utils import predict, versions
     from captum_crigrad.validation import check_device, check_positive_int
 
     # validate everything before any work
@@ -215,11 +214,7 @@ def _run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "forgrad_sigma": args.sigma,
         "model": "embedded default (captum_crigrad.default.load_default_model)",
-        "versions": {
-            "captum_crigrad": __version__,
-            "torch": torch.__version__,
-            "captum": captum.__version__,
-        },
+        "versions": versions(),
     }
     with staged_output(args.out, run_info) as folder:
         os.makedirs(os.path.join(folder, "overlays"))

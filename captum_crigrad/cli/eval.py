@@ -329,7 +329,7 @@ def run(args) -> int:
     from captum_crigrad.evaluation.runner import RESULTS, Method, evaluate_dataset
     from captum_crigrad.explain import explain
     from captum_crigrad.methods import ExplainOptions, parse_methods
-    from captum_crigrad.metrics.suite import METRICS
+    from captum_crigrad.metrics.suite import check_metric_names
     from captum_crigrad.validation import (
         check_device,
         check_fraction,
@@ -358,12 +358,7 @@ def run(args) -> int:
     metrics = split_names(args.metrics)
     if not metrics:
         raise CLIError("--metrics: expected at least one name")
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise CLIError(
-            f"--metrics: unknown metric {unknown[0]!r}; expected some of "
-            f"{', '.join(METRICS)}"
-        )
+    check_metric_names(metrics, "--metrics")
     if len(set(methods)) != len(methods) or len(set(metrics)) != len(metrics):
         raise CLIError("--methods, --metrics: a name is given twice")
     out = args.out or (None if args.csv or args.json else DEFAULT_OUT)

@@ -189,11 +189,9 @@ def _safe(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import captum
     import numpy as np
     from tqdm import tqdm
 
-    from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import (
         crigrad_layer_names,
         load_inputs,
@@ -201,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
-    from captum_crigrad.utils import predict
+    from captum_crigrad.utils import predict, versions
     from captum_crigrad.validation import (
         check_positive_int,
         resolve_layer,
@@ -298,11 +296,7 @@ def run(args: argparse.Namespace) -> int:
         "methods": methods,
         "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "preprocessing": inputs.preprocessing(),
-        "versions": {
-            "captum_crigrad": __version__,
-            "torch": torch.__version__,
-            "captum": captum.__version__,
-        },
+        "versions": versions(),
     }
     scale = max(1, 224 // size)
     with staged_output(args.out, run_info) as folder:

@@ -137,10 +137,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import captum
     from tqdm import tqdm
 
-    from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import (
         crigrad_layer_names,
         load_inputs,
@@ -154,6 +152,7 @@ def run(args) -> int:
         sanity_check,
         tile_input_and_maps,
     )
+    from captum_crigrad.utils import versions
 
     # -- validate everything before any work -----------------------------------
     methods = [r.name for r in parse_methods(args.methods)]
@@ -210,11 +209,7 @@ def run(args) -> int:
         "crigrad_layers": layers,
         "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "preprocessing": inputs.preprocessing(),
-        "versions": {
-            "captum_crigrad": __version__,
-            "torch": torch.__version__,
-            "captum": captum.__version__,
-        },
+        "versions": versions(),
     }
     with staged_output(args.out, run_info) as folder:
         with open(os.path.join(folder, "table.md"), "w", encoding="utf-8") as fh:

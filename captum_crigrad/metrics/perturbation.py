@@ -38,6 +38,7 @@ from captum_crigrad.validation import (
     check_images,
     check_positive_int,
     check_score,
+    select_examples,
     target_indices,
 )
 
@@ -215,15 +216,7 @@ def perturbation_curve(
         extra = (extra,)
 
     def forward(x: Tensor, image_idx: Tensor) -> Tensor:
-        args: tuple[Any, ...] = ()
-        if extra is not None:
-            args = tuple(
-                a[image_idx.to(a.device)]
-                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n
-                else a
-                for a in extra
-            )
-        return model(x, *args)
+        return model(x, *(select_examples(extra, n, image_idx) or ()))
 
     pixels = h * w
     counts = torch.floor(frac * pixels + 0.5).long()

@@ -23,6 +23,7 @@ from captum_crigrad.validation import (
     check_positive_int,
     check_score,
     format_baselines,
+    select_examples,
     target_indices,
 )
 
@@ -118,15 +119,7 @@ def sensitivity_n(
         extra = (extra,)
 
     def forward(x, idx):
-        args = ()
-        if extra is not None:
-            args = tuple(
-                a[idx]
-                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num
-                else a
-                for a in extra
-            )
-        return model(x, *args)
+        return model(x, *(select_examples(extra, num, idx) or ()))
 
     gen_device = generator.device if generator is not None else torch.device("cpu")
     passes = 0

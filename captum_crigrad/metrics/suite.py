@@ -112,6 +112,18 @@ class MetricScores:
     fractions: Tensor | None = None
 
 
+def check_metric_names(metrics: Sequence[str], argument: str = "metrics") -> list[str]:
+    """``metrics`` as a list if every name is a key of :data:`METRICS`."""
+    names = list(metrics)
+    for metric in names:
+        if metric not in METRICS:
+            raise InvalidValueError(
+                f"{argument}: unknown metric {metric!r}; expected some of "
+                f"{', '.join(METRICS)}"
+            )
+    return names
+
+
 def score_metric(
     model: nn.Module,
     images: Tensor,
@@ -136,10 +148,7 @@ def score_metric(
     ranks pixels by the map's magnitude; deletion, insertion, sensitivity-n
     and ROAD read the map by ``channel_reduction`` (the method's meaning:
     ``MethodRequest.channel_reduction``)."""
-    if metric not in METRICS:
-        raise InvalidValueError(
-            f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
-        )
+    check_metric_names([metric])
     kw: dict[str, Any] = dict(
         target=target, max_examples_per_batch=max_examples_per_batch
     )
@@ -245,12 +254,7 @@ def evaluate(
     sum or magnitude, :attr:`~captum_crigrad.methods.MethodRequest.channel_reduction`).
     """
     requests = parse_methods(methods)
-    for metric in metrics:
-        if metric not in METRICS:
-            raise InvalidValueError(
-                f"metrics: unknown metric {metric!r}; expected some of "
-                f"{', '.join(METRICS)}"
-            )
+    check_metric_names(metrics)
     check_fraction(k, "k")
     target = predicted_class(model, images)
     if options is None:
