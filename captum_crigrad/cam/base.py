@@ -39,7 +39,6 @@ from captum_crigrad.cam.layout import (
     ReshapeTransform,
     check_reshape_transform,
     input_size_of,
-    model_of,
     spatial_layout,
 )
 from captum_crigrad.cam.ops import (
@@ -265,7 +264,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             tensor,
             self.layer,
             input_size_of(inputs),
-            model_of(self.forward_func),
+            find_model(self.forward_func),
             self.reshape_transform,
             where=where,
         )
