@@ -11,9 +11,9 @@ upstream gradient G_l, only the *critical* neurons pass gradient on:
 through the masks above it (one forward, one backward; RectGrad-like);
 ``mode="two_pass"`` ranks the plain gradients of every layer, obtained by an
 extra backward pass that starts when the backward reaches the model's output
-(PathwayGrad-like). ``keep=1.0`` is exactly the unfiltered gradient. The math
-is in METHODS.md section 1; :mod:`captum_crigrad.crigrad.masks` holds the tensor
-functions.
+(PathwayGrad-like). ``keep=1.0`` is exactly the unfiltered gradient.
+:mod:`captum_crigrad.crigrad.masks` holds the tensor functions (importance,
+thresholds, masks); the options are listed in the README's CriGrad section.
 
 **Default layers: every activation call.** Without ``layers=``, CriGrad
 filters the output of every call of an activation function made by the
