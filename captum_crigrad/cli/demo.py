@@ -82,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="torch CPU threads during the run (default 1: the 28x28 batches are too "
-        "small to gain from more; measured on a busy 2-core machine, 8.7 s with 1 "
-        "thread vs 30-87 s with torch's default); 0 keeps torch's setting",
+        "small to gain from more, as measured in docs/first-hour.md); 0 keeps "
+        "torch's setting",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 
