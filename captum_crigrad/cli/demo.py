@@ -9,10 +9,17 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 * ``maps/METHOD.pt``: raw attributions (N, C, H, W) and single-channel maps
   (N, 1, H, W) (``torch.load(..., weights_only=True)``);
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
-* ``metrics.csv`` / ``metrics.json``: deletion AUC (lower is better) and
-  insertion AUC (higher is better) per method
-  (:mod:`captum_crigrad.forgrad.select`'s Petsiuk et al. 2018 scores, mean
-  over the digits, with a random-map control row; the table is printed too;
+* ``metrics.csv`` / ``metrics.json``: one row per method and one for a
+  random-map control, each score the mean over the digits for their
+  predicted classes, from :mod:`captum_crigrad.metrics`:
+  ``deletion_auc`` (:func:`~captum_crigrad.metrics.deletion` into 0,
+  ``--steps`` steps; lower is better), ``insertion_auc``
+  (:func:`~captum_crigrad.metrics.insertion` from a Gaussian blur, sigma 2,
+  9x9 kernel; higher is better), ``pixel_perturbation``
+  (:func:`~captum_crigrad.metrics.pixel_perturbation`, the least relevant
+  10 % of the pixels removed; lower is better) and ``road``
+  (:func:`~captum_crigrad.metrics.road`, combined score; higher is better);
+  the table is printed too, unless ``--quiet``;
 * ``run.json``: the options and versions used.
 """
 
