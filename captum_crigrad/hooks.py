@@ -82,7 +82,6 @@ from captum_crigrad._compat import (
 from captum_crigrad.activations import InterceptCalls
 from captum_crigrad.validation import (
     InvalidTypeError,
-    InvalidValueError,
     check_inputs,
     check_module,
     check_target,
@@ -838,40 +837,6 @@ def check_layer_transform(transform: Any, argument: str = "gradient_transform"):
     return transform
 
 
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-
-
-def default_cam_layer(model: nn.Module, images: Tensor) -> str:
-    """Name of the last module (in execution order) whose output is a 4-D
-    feature map, global pooling excluded: ``layer3`` of a CIFAR ResNet,
-    ``features`` of :class:`~captum_crigrad.models.SmallCNN`. Runs one
-    forward pass of the first image, with hooks removed afterwards."""
-    last: list[str] = []
-    handles = []
-
-    def make_hook(name):
-        def hook(module, inputs, output):
-            if isinstance(output, Tensor) and output.dim() == 4:
-                last.append(name)
-
-        return hook
-
-    for name, module in model.named_modules():
-        if name and not isinstance(module, _GLOBAL_POOLS):
-            handles.append(module.register_forward_hook(make_hook(name)))
-    try:
-        with torch.no_grad():
-            model(images[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    if not last:
-        raise InvalidValueError(
-            "layer: the model has no module with a 4-D output; name one"
-        )
-    return last[-1]
-
-
 __all__ = [
     "ComposedTransform",
     "ConcurrentUseError",
@@ -881,7 +846,6 @@ __all__ = [
     "TransformedMethod",
     "check_layer_transform",
     "current_hooks",
-    "default_cam_layer",
     "find_model",
     "layer_call_context",
     "layer_scope",
