@@ -6,6 +6,7 @@ holds only what the README leaves to the reader: their model and data
 ``torch.Generator`` ``g``, an image ``img`` in [0, 1]), here the embedded
 default. Everything else a block uses it must import itself. The block that
 picks ``model.layer4`` gets a (randomly initialised) torchvision ResNet-18.
+Methods a block registers are unregistered after it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import torch
 from captum.attr import Saliency
 
-from captum_crigrad import default
+from captum_crigrad import default, methods
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -75,4 +76,9 @@ def test_readme_has_python_examples():
 def test_readme_python_block_runs(block, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks may save figures
     namespace = _resnet() if "model.layer4" in block else _embedded_default()
-    exec(compile(block, str(README), "exec"), namespace)
+    before = set(methods.available_methods())
+    try:
+        exec(compile(block, str(README), "exec"), namespace)
+    finally:  # a block that registers a method must not leak it into other tests
+        for name in set(methods.available_methods()) - before:
+            methods.unregister_method(name)
