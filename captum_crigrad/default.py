@@ -59,7 +59,8 @@ TRAIN_EPOCHS = 6
 #: digits other than the shipped ones); the numbers are in docs/forgrad.md,
 #: "The embedded default model".
 DEFAULT_FORGRAD_SIGMA = 7.0
-#: Natural Grad-CAM layer of the default model (the last convolution).
+#: Natural Grad-CAM layer of the default model (the last convolution), as
+#: :func:`captum_crigrad.cam.layers.default_cam_layer` finds it.
 GRADCAM_LAYER = "features.5"
 
 

@@ -44,7 +44,6 @@ from typing import Union
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from captum_crigrad import default as dflt
@@ -56,6 +55,7 @@ from captum_crigrad.models import (
     resnet20,
 )
 from captum_crigrad.models import normalize as normalize_images
+from captum_crigrad.utils import upsample
 from captum_crigrad.validation import (
     InvalidValueError,
     check_choice,
@@ -250,7 +250,6 @@ class LoadedModel:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: Sequence[str] | None = None
-    gradcam_layer: str | None = None
     channels_known: bool = True
     forgrad_sigma: float | None = None
     #: CriGrad layers on models without ``nn.ReLU`` modules (ResNet-20's
@@ -297,7 +296,6 @@ def load_model(
             dflt.MNIST_MEAN,
             dflt.MNIST_STD,
             dflt.MNIST_CLASSES,
-            dflt.GRADCAM_LAYER,
             forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA,
         )
     if _is_model_file(model):
@@ -367,7 +365,6 @@ def load_model(
             size,
             mean,
             std,
-            gradcam_layer=dflt.GRADCAM_LAYER,
         )
     elif arch == "resnet20":
         net = resnet20(num_classes=n_classes)
@@ -383,7 +380,6 @@ def load_model(
             32,
             IMAGENET_MEAN,
             IMAGENET_STD,
-            gradcam_layer="layer3",
             crigrad_layers=blocks,
         )
     else:
@@ -570,9 +566,7 @@ def _fit(images: Tensor, channels: int, size: int) -> Tensor:
     if images.shape[1] != channels:
         images = images.expand(-1, channels, -1, -1).clone()
     if images.shape[-1] != size or images.shape[-2] != size:
-        images = F.interpolate(
-            images, size=(size, size), mode="bilinear", align_corners=False
-        ).clamp(0, 1)
+        images = upsample(images, (size, size)).clamp(0, 1)
     return images
 
 
