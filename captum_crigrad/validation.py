@@ -40,6 +40,7 @@ __all__ = [
     "InvalidValueError",
     "SCORES",
     "UserInputError",
+    "as_generator",
     "check_bool",
     "check_choice",
     "check_device",
@@ -196,6 +197,26 @@ def check_choice(value: Any, choices: Sequence[_Choice], argument: str) -> _Choi
             f"{argument}: expected one of {tuple(choices)}, got {value!r}"
         )
     return cast(_Choice, value)
+
+
+def as_generator(
+    value: Any, argument: str, *, allow_none: bool = False
+) -> torch.Generator:
+    """The ``torch.Generator`` a seeded argument stands for: ``value`` itself,
+    a new one seeded with the int ``value``, or (``None``, when allowed) a
+    new one seeded from torch's default generator (fresh randomness that
+    ``torch.manual_seed`` reproduces)."""
+    if isinstance(value, torch.Generator):
+        return value
+    gen = torch.Generator()
+    if value is None and allow_none:
+        return gen.manual_seed(int(torch.randint(0, 2**62, ()).item()))
+    if _is_int(value):
+        return gen.manual_seed(int(value))
+    raise InvalidTypeError(
+        f"{argument}: expected {'None, ' if allow_none else ''}an int seed or a "
+        f"torch.Generator, got {type(value).__name__}"
+    )
 
 
 def check_score(score: Any, argument: str = "score") -> str:

@@ -55,6 +55,7 @@ from captum_crigrad.utils import upsample
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
+    as_generator,
     check_finite_float,
     check_module,
     is_per_example,
@@ -192,20 +193,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     @staticmethod
     def _make_generator(generator: GeneratorLike) -> torch.Generator:
-        if isinstance(generator, torch.Generator):
-            return generator
-        gen = torch.Generator()
-        if generator is None:
-            # fresh randomness, taken from torch's default generator
-            gen.manual_seed(int(torch.randint(0, 2**62, ()).item()))
-        elif isinstance(generator, int) and not isinstance(generator, bool):
-            gen.manual_seed(generator)
-        else:
-            raise InvalidTypeError(
-                "generator: expected None, an int seed or a torch.Generator, got "
-                f"{type(generator).__name__}"
-            )
-        return gen
+        return as_generator(generator, "generator", allow_none=True)
 
     # ------------------------------------------------------------- plumbing
     def _model(self) -> nn.Module | None:
