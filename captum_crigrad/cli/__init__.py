@@ -63,10 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from captum_crigrad.cli._output import Terminated, signals_as_exceptions
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with signals_as_exceptions(), warnings.catch_warnings():
             # Captum warns on every Guided Backprop / Deconvolution call that it
             # hooks ReLUs (and removes the hooks): nothing a shell user can act on
             warnings.filterwarnings(
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("captum-crigrad: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:  # SIGTERM/SIGHUP: temporary files already removed
+        print(f"captum-crigrad: terminated ({exc})", file=sys.stderr)
+        return 128 + exc.signum
 
 
 if __name__ == "__main__":  # pragma: no cover

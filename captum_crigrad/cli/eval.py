@@ -25,12 +25,9 @@ folder gives its held-out test images from index 8000 on (previously the last
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
-import tempfile
 
 import torch
 
@@ -134,29 +131,22 @@ def add_arguments(parser) -> None:
     )
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _our_csv(text: str) -> bool:
+    """An earlier ``--csv`` file of ours (replaced without asking)."""
+    return text.startswith("method,metric,direction,")
+
+
+def _our_json(text: str) -> bool:
+    """An earlier ``--json`` file of ours (replaced without asking)."""
+    data = json.loads(text)
+    return isinstance(data, dict) and set(data) == {"settings", "results"}
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    from captum_crigrad.cli._output import csv_text
+
+    header = list(rows[0])
+    return csv_text(header, [[r[c] for c in header] for r in rows])
 
 
 def resnet_blocks(model) -> list:
@@ -172,7 +162,13 @@ def run(args) -> int:
 
     from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs, split_names
-    from captum_crigrad.cli._output import check_output_folder, staged_output
+    from captum_crigrad.cli._output import (
+        check_file,
+        check_output_folder,
+        staged_output,
+        write_file,
+    )
+    from captum_crigrad.cli._output import json_text as to_json
     from captum_crigrad.crigrad.transform import CriGrad
     from captum_crigrad.explain import resolve_layer
     from captum_crigrad.metrics.suite import (
@@ -203,11 +199,12 @@ def run(args) -> int:
     out = args.out or (None if args.csv or args.json else DEFAULT_OUT)
     if out is not None:
         check_output_folder(out)
-    for opt, path in (("--csv", args.csv), ("--json", args.json)):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise CLIError(f"{opt}: the folder of {path} does not exist")
-        if path and os.path.isdir(path):
-            raise CLIError(f"{opt}: {path} is a folder")
+    for opt, path, ours in (
+        ("--csv", args.csv, _our_csv),
+        ("--json", args.json, _our_json),
+    ):
+        if path:
+            check_file(path, opt, ours)
     keep = args.keep if args.keep is not None else CriGrad().keep
     inputs = load_inputs(args)
     model, loaded = inputs.model, inputs.loaded
@@ -255,7 +252,7 @@ def run(args) -> int:
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     settings["keep"] = keep
     csv_text = rows_to_csv(rows)
-    json_text = json.dumps({"settings": settings, "results": rows}, indent=2) + "\n"
+    json_text = to_json({"settings": settings, "results": rows})
     if out is not None:
         run_info = {
             "command": "captum-crigrad eval",
@@ -279,9 +276,9 @@ def run(args) -> int:
                 ) as fh:
                     fh.write(text)
     if args.csv:
-        write_atomic(args.csv, csv_text)
+        write_file(args.csv, csv_text, "--csv", _our_csv)
     if args.json:
-        write_atomic(args.json, json_text)
+        write_file(args.json, json_text, "--json", _our_json)
     print(format_table(rows))
     written = [p for p in (out, args.csv, args.json) if p]
     print(

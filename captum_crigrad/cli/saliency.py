@@ -23,8 +23,6 @@ and exit with code 2; the output folder is then left as it was.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 from itertools import combinations
 
@@ -196,7 +194,11 @@ def run(args: argparse.Namespace) -> int:
 
     from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs
-    from captum_crigrad.cli._output import check_output_folder, staged_output
+    from captum_crigrad.cli._output import (
+        check_output_folder,
+        csv_text,
+        staged_output,
+    )
     from captum_crigrad.explain import (
         ExplainOptions,
         explain,
@@ -327,18 +329,19 @@ def run(args: argparse.Namespace) -> int:
                 )
             else:
                 np.save(base + ".npy", attributions[name].numpy())
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(
-            ["file", "target", "predicted", "predicted_name", "probability"]
-        )
+        table = []
         for f, t, p, c in zip(
             files, target.tolist(), predicted.tolist(), confidence.tolist()
         ):
             name = classes[p] if classes is not None and p < len(classes) else ""
-            writer.writerow([f, t, p, name, f"{c:.6f}"])
+            table.append([f, t, p, name, f"{c:.6f}"])
         with open(os.path.join(folder, "predictions.csv"), "w", encoding="utf-8") as fh:
-            fh.write(buf.getvalue())
+            fh.write(
+                csv_text(
+                    ["file", "target", "predicted", "predicted_name", "probability"],
+                    table,
+                )
+            )
     print(
         f"{len(files)} image(s) x {len(methods)} method(s) ({', '.join(methods)}) "
         f"with {loaded.description}: wrote {args.out}"
