@@ -133,7 +133,8 @@ def main() -> int:
             runs.append(time.perf_counter() - start)
         times[name] = statistics.median(runs)
         print(
-            f"{name:18s} median {times[name]:7.3f} s  runs {[round(r, 3) for r in runs]}",
+            f"{name:18s} median {times[name]:7.3f} s  runs "
+            f"{[round(r, 3) for r in runs]}",
             flush=True,
         )
 
@@ -145,7 +146,8 @@ def main() -> int:
     print(f"16 x one LayerGradCam call     {floor:7.3f} s  (1.00x)")
     for name in ("egc_ibs_none", "egc_ibs_16", "gradcam_loop_16"):
         print(
-            f"{name:30s} {times[name]:7.3f} s  ({times[name] / floor:.2f}x of 16 x Grad-CAM; "
+            f"{name:30s} {times[name]:7.3f} s  ({times[name] / floor:.2f}x of 16 x "
+            "Grad-CAM; "
             f"target for ExpectedGradCAM <= 1.10x)"
         )
     print(
@@ -164,7 +166,8 @@ def main() -> int:
             ).stdout.split()
             before, peak = float(out[0]), float(out[1])
             print(
-                f"{name:18s} peak {peak:8.1f} MB  (+{peak - before:7.1f} MB over model and input)"
+                f"{name:18s} peak {peak:8.1f} MB  (+{peak - before:7.1f} MB over model "
+                "and input)"
             )
     return 0
 

@@ -172,15 +172,18 @@ def main() -> int:
     t_ours = statistics.median(times)
     t_floor = statistics.median(floor_times)
     print(
-        f"{args.model} (random weights), {n} images 224x224, percentiles {args.percentiles} "
+        f"{args.model} (random weights), {n} images 224x224, percentiles "
+        f"{args.percentiles} "
         f"(MoRF+LeRF), torch threads={args.threads}, {args.repeats} interleaved rounds"
     )
     print(f"{'':44s} {'time (s)':>9s} {'s/image':>8s} {'passes':>7s}")
     print(
-        f"{'forward passes alone (floor, median)':44s} {t_floor:9.3f} {t_floor / n:8.3f} {floor_passes:7d}"
+        f"{'forward passes alone (floor, median)':44s} {t_floor:9.3f} "
+        f"{t_floor / n:8.3f} {floor_passes:7d}"
     )
     print(
-        f"{'ours: road() (median)':44s} {t_ours:9.3f} {t_ours / n:8.3f} {ours_passes:7d}"
+        f"{'ours: road() (median)':44s} {t_ours:9.3f} {t_ours / n:8.3f} "
+        f"{ours_passes:7d}"
     )
     if ROADCombined is None:
         return 0
@@ -194,12 +197,17 @@ def main() -> int:
     )
     t_theirs = statistics.median(their_times)
     print(
-        f"{'pytorch-grad-cam ROADCombined (median)':44s} {t_theirs:9.3f} {t_theirs / n:8.3f} {their_passes:7d}"
+        f"{'pytorch-grad-cam ROADCombined (median)':44s} {t_theirs:9.3f} "
+        f"{t_theirs / n:8.3f} {their_passes:7d}"
+    )
+    per_round = ", ".join(
+        f"{b / a:.1f}x" for a, b in zip(times, their_times, strict=True)
     )
     print(
         f"speed-up: {t_theirs / t_ours:.1f}x overall (per round: "
-        f"{', '.join(f'{b / a:.1f}x' for a, b in zip(times, their_times))}); beyond the forward floor "
-        f"(imputation and bookkeeping): {(t_theirs - t_floor) / max(t_ours - t_floor, 1e-9):.1f}x"
+        f"{per_round}); beyond the forward floor "
+        "(imputation and bookkeeping): "
+        f"{(t_theirs - t_floor) / max(t_ours - t_floor, 1e-9):.1f}x"
     )
     print(
         f"combined scores ours {ours_combined.numpy().round(4)} "

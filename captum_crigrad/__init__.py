@@ -26,6 +26,7 @@ Public API (everything else is internal):
 """
 
 from captum_crigrad import metrics, sanity
+from captum_crigrad._version import __version__ as __version__
 from captum_crigrad.cam import ExpectedGradCAM, GradCAMPlusPlus, IntegratedGradCAM
 from captum_crigrad.crigrad import (
     DEFAULT_KEEP,
@@ -59,8 +60,6 @@ from captum_crigrad.sanity import (
     sanity_check,
     tile_input_and_maps,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CriGrad",

@@ -503,7 +503,7 @@ def explain(
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size]
             t = target[start : start + batch_size]
-            for name, fn in zip(names, fns):
+            for name, fn in zip(names, fns, strict=True):
                 chunks[name].append(
                     fn(x.clone().requires_grad_(True), t).detach().cpu()
                 )

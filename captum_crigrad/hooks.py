@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -41,7 +41,7 @@ from captum_crigrad._compat import (
     log_usage,
 )
 
-TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+TensorOrTuple = Tensor | tuple[Tensor, ...]
 GradientFunc = Callable[..., tuple[Tensor, ...]]
 
 

@@ -82,7 +82,7 @@ class CifarResNet(nn.Module):
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         planes, layers = 16, []
-        for i, (width, n) in enumerate(zip((16, 32, 64), num_blocks)):
+        for i, (width, n) in enumerate(zip((16, 32, 64), num_blocks, strict=False)):
             blocks = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1

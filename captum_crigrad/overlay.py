@@ -116,7 +116,7 @@ def plot_grid(
         axes[i, 0].imshow(to_display(images[i]), interpolation="nearest")
         if row_titles is not None:
             axes[i, 0].set_ylabel(row_titles[i], fontsize=8)
-        for j, (name, m) in enumerate(scaled.items(), start=1):
+        for j, m in enumerate(scaled.values(), start=1):
             axes[i, j].imshow(
                 overlay(images[i], m[i], cmap=cmap), interpolation="nearest"
             )

@@ -132,7 +132,10 @@ def main() -> int:
         torch.save(model.state_dict(), args.out + "_mnist_smallcnn.pt")
         result["heldout_accuracy"] = acc
         rows, extra = run_metrics(model, xte[: args.mnist_eval_images], None, args)
-        title = f"SmallCNN on MNIST (held-out accuracy {acc:.4f}), {args.mnist_eval_images} held-out images"
+        title = (
+            f"SmallCNN on MNIST (held-out accuracy {acc:.4f}), "
+            f"{args.mnist_eval_images} held-out images"
+        )
         # ROAR: small
         n_tr = args.roar_train
         roar_rows = []
@@ -183,13 +186,15 @@ def main() -> int:
     if "roar" in result:
         md += [
             "",
-            "ROAR (test accuracy after retraining; a steeper drop than random removal is better)",
+            "ROAR (test accuracy after retraining; a steeper drop than random removal "
+            "is better)",
             "",
             "| method | fraction removed | accuracy (mean ± std over 2 seeds) |",
             "|---|---|---|",
         ]
         md += [
-            f"| {r['method']} | {r['fraction']:.1f} | {r['accuracy']:.4f} ± {r['std'] or 0:.4f} |"
+            f"| {r['method']} | {r['fraction']:.1f} | {r['accuracy']:.4f} ± "
+            f"{r['std'] or 0:.4f} |"
             for r in result["roar"]
         ]
     write_atomic(f"{args.out}_{args.part}.json", json.dumps(result, indent=2))

@@ -293,8 +293,10 @@ def _rank(rows):
 
 def _fmt(row):
     return (
-        f"{row['method']:55s} infid {row['infidelity']:.4f}  del {row['deletion']:.4f}  "
-        f"ins {row['insertion']:.4f}  sens {row['max_sensitivity']:.4f}  {row['seconds']:.2f}s"
+        f"{row['method']:55s} infid {row['infidelity']:.4f}  del {row['deletion']:.4f} "
+        " "
+        f"ins {row['insertion']:.4f}  sens {row['max_sensitivity']:.4f}  "
+        f"{row['seconds']:.2f}s"
     )
 
 
@@ -305,14 +307,16 @@ def _markdown(main_rows, sweep_rows, accuracy, n, layer_name):
         "|---|---|---|---|---|---|\n"
     )
     lines = [
-        f"ResNet-20 (CIFAR-10), {n} test images, accuracy {accuracy:.2f}, layer `{layer_name}`, "
+        f"ResNet-20 (CIFAR-10), {n} test images, accuracy {accuracy:.2f}, layer "
+        f"`{layer_name}`, "
         "maps upsampled to 32x32; pointing game: n/a (no masks).\n\n",
         head,
     ]
     for r in main_rows:
         lines.append(
             f"| {r['method']} | {r['infidelity']:.4f} | {r['deletion']:.4f} | "
-            f"{r['insertion']:.4f} | {r['max_sensitivity']:.4f} | {r['seconds']:.2f} |\n"
+            f"{r['insertion']:.4f} | {r['max_sensitivity']:.4f} | {r['seconds']:.2f} "
+            "|\n"
         )
     lines.append(
         "\nExpected Grad-CAM sweep (mean rank over the four metrics, 1 = best):\n\n"

@@ -217,7 +217,8 @@ def main(argv=None) -> int:
                 Path(__file__).resolve().parents[2] / "shared" / "assets",
             )
         ),
-        help="folder of the shared assets (default: $CAPTUM_CRIGRAD_ASSETS or ../shared/assets)",
+        help="folder of the shared assets "
+        "(default: $CAPTUM_CRIGRAD_ASSETS or ../shared/assets)",
     )
     parser.add_argument("--n-steps", type=int, default=16, help="perturbation steps")
     parser.add_argument("--ig-steps", type=int, default=32)
@@ -286,7 +287,7 @@ def main(argv=None) -> int:
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, len(all_selections), figsize=(11, 4))
-        for ax, (name, selections) in zip(axes, all_selections.items()):
+        for ax, (name, selections) in zip(axes, all_selections.items(), strict=True):
             for label, sel in selections.items():
                 plot_sigma_curve(sel, ax=ax, label=label)
             ax.set_title(f"{name} (dashed: no filter)")

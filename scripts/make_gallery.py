@@ -77,7 +77,9 @@ def main() -> int:
     maps = {
         pretty(name): to_map(a, images.shape[-2:]) for name, a in attributions.items()
     }
-    titles = [f"label {int(y)}, pred {int(p)}" for y, p in zip(labels, predicted)]
+    titles = [
+        f"label {int(y)}, pred {int(p)}" for y, p in zip(labels, predicted, strict=True)
+    ]
     plot_grid(
         dflt.denormalize_mnist(images),
         maps,

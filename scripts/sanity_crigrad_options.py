@@ -131,13 +131,14 @@ def main():
     print("|---|---|---|---|---|")
     similarity = {
         n: float(spearman(maps[0], m).mean())
-        for n, m in zip(["GuidedBackprop"] + names, maps)
+        for n, m in zip(["GuidedBackprop"] + names, maps, strict=True)
     }
     for name in result.methods:
         gb = f"{similarity[name]:.2f}" if name in similarity else "-"
         print(
             f"| {name} | {gb} | {result.mean(name, 'spearman_abs')[-1]:.2f} | "
-            f"{result.mean(name, 'ssim')[-1]:.2f} | {result.mean(name, 'spearman_abs').mean():.2f} |"
+            f"{result.mean(name, 'ssim')[-1]:.2f} | "
+            f"{result.mean(name, 'spearman_abs').mean():.2f} |"
         )
 
 

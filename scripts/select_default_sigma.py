@@ -50,7 +50,8 @@ def main() -> int:
     ]:
         sel = select_sigma(model, x, target, method, attribute_kwargs={"abs": False})
         curve = ", ".join(
-            f"{s:g}: {v:.3f}" for s, v in zip(sel.sigmas, sel.scores.tolist())
+            f"{s:g}: {v:.3f}"
+            for s, v in zip(sel.sigmas, sel.scores.tolist(), strict=True)
         )
         print(
             f"{name}: raw {sel.raw_score:.3f}; best sigma {sel.best_sigma:g} "

@@ -176,7 +176,8 @@ def test_exit_code_of_the_installed_entry_point(files):
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"captum-crigrad eval: error: images: no such file or folder: {files / 'nope.png'}"
+        "captum-crigrad eval: error: images: no such file or folder: "
+        f"{files / 'nope.png'}"
     ]
     assert not (files / "out").exists()
 

@@ -126,7 +126,7 @@ def test_hand_computed_masks(options, expected):
 
 def _reference_crigrad(model: MLP, x, target, keep, mode):
     """CriGrad on an MLP written out with explicit matrices (no hooks)."""
-    lins = [l for l in model.net if isinstance(l, nn.Linear)]
+    lins = [m for m in model.net if isinstance(m, nn.Linear)]
     acts, pre = [], x
     for lin in lins[:-1]:
         z = pre @ lin.weight.T + lin.bias
@@ -239,7 +239,7 @@ def test_tuple_inputs_give_tuple_and_targets_any_form():
     assert isinstance(single, torch.Tensor)
     a = cg.attribute((x1, x2), target=[1, 1, 1, 1])
     b = cg.attribute((x1, x2), target=torch.tensor([1, 1, 1, 1]))
-    for u, v, w in zip(out, a, b):
+    for u, v, w in zip(out, a, b, strict=True):
         assert torch.equal(u, v) and torch.equal(u, w)
 
 
@@ -357,8 +357,7 @@ def test_generic_wrapper_on_other_methods(resnet18, x64):
     )
 
 
-def test_layer_gradcam_filters_only_layers_above(resnet18, x64):
-    x = x64[:2]
+def test_layer_gradcam_filters_only_layers_above():
     # a layer above which no ReLU runs: CriGrad has nothing to filter
     top = _seeded(
         lambda: nn.Sequential(
@@ -460,7 +459,7 @@ def test_no_hook_after_exception_inside_forward():
             self.lin, self.relu = nn.Linear(3, 3), nn.ReLU()
 
         def forward(self, x):
-            h = self.relu(self.lin(x))
+            self.relu(self.lin(x))
             raise RuntimeError("boom")
 
     model = Boom()

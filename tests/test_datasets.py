@@ -10,7 +10,7 @@ def test_seeded_and_shapes():
     a = make_shapes(12, 32, seed=5)
     b = make_shapes(12, 32, generator=torch.Generator().manual_seed(5))
     c = make_shapes(12, 32, seed=6)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)
     assert not torch.equal(a.images, c.images)
     assert a.images.shape == (12, 3, 32, 32) and a.images.dtype == torch.float32
@@ -24,7 +24,7 @@ def test_masks_cover_object_with_texture_of_two_colours():
     frac = batch.masks.float().mean((1, 2, 3))
     assert frac.min() > 0.02 and frac.max() < 0.3
     assert set(batch.labels.tolist()) == set(range(len(SHAPE_CLASSES)))
-    for img, mask in zip(batch.images, batch.masks):
+    for img, mask in zip(batch.images, batch.masks, strict=True):
         inside = img[:, mask[0]].T  # (pixels, 3)
         assert 1 <= torch.unique(inside, dim=0).shape[0] <= 2
 
@@ -41,7 +41,7 @@ def test_outline_decides_the_class():
     # large images, no clutter: the mask geometry must match the label
     batch = make_shapes(40, 96, seed=1, clutter=0)
     ratios = {c: [] for c in range(len(SHAPE_CLASSES))}
-    for mask, label in zip(batch.masks[:, 0], batch.labels.tolist()):
+    for mask, label in zip(batch.masks[:, 0], batch.labels.tolist(), strict=True):
         ratios[label].append(_fill_ratio(mask))
     circle, square, triangle, cross = (ratios[i] for i in range(4))
     assert min(circle) > 0.8  # a disk fills its disk

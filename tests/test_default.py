@@ -57,7 +57,7 @@ def test_split_and_pick_validate_and_are_seeded():
     x, y = torch.arange(10.0).view(10, 1, 1, 1), torch.arange(10) % 2
     a = d.mnist_split(x, y, n_train=7, seed=3)
     b = d.mnist_split(x, y, n_train=7, seed=3)
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
     assert sorted(torch.cat([a[0], a[2]]).flatten().tolist()) == list(range(10))
     with pytest.raises(ValueError, match="n_train"):
         d.mnist_split(x, y, n_train=10)

@@ -13,8 +13,11 @@ def _readme_commands():
     block = re.search(r"```bash\n(.*?)```", text, re.S)
     assert block, "README.md must open with a bash block of commands"
     assert text.index("```bash") < 200, "the commands must come first in the README"
-    lines = [l.split("#")[0].strip() for l in block.group(1).splitlines() if l.strip()]
-    return lines
+    return [
+        line.split("#")[0].strip()
+        for line in block.group(1).splitlines()
+        if line.strip()
+    ]
 
 
 def test_readme_opens_with_main_job_and_test_commands():
@@ -25,7 +28,9 @@ def test_readme_opens_with_main_job_and_test_commands():
 
 def test_ci_runs_exactly_the_readme_test_command():
     test_cmd = _readme_commands()[1].split("&&")[-1].strip()
-    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci_lines = [
+        line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+    ]
     assert ci_lines[-1] == test_cmd, (ci_lines[-1], test_cmd)
 
 
@@ -60,3 +65,42 @@ def test_load_resnet20_errors_are_clear(tmp_path):
     torch.save({"state_dict": SmallCNN().state_dict()}, other)
     with pytest.raises(ValueError, match="not a ResNet-20 checkpoint"):
         load_resnet20(other)
+
+
+def _setup_cfg():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return cfg
+
+
+def test_version_is_defined_once_and_has_a_changelog_section():
+    import captum_crigrad
+    from captum_crigrad import _version
+
+    assert captum_crigrad.__version__ == _version.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+", _version.__version__), _version.__version__
+    cfg = _setup_cfg()
+    assert (
+        cfg["metadata"]["version"].strip()
+        == "attr: captum_crigrad._version.__version__"
+    )
+    written = [
+        p
+        for p in ("setup.cfg", "pyproject.toml", "captum_crigrad/__init__.py")
+        if re.search(r"\b\d+\.\d+\.\d+\b", (ROOT / p).read_text().split("[options")[0])
+    ]
+    assert not written, f"a version number written outside _version.py: {written}"
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog
+    assert f"## [{_version.__version__}]" in changelog
+
+
+def test_license_file_is_declared_and_shipped():
+    cfg = _setup_cfg()
+    assert cfg["metadata"]["license"].strip() == "BSD-3-Clause"
+    assert cfg["metadata"]["license_files"].strip() == "LICENSE"
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License")
+    assert "Copyright (c) 2026, the captum-crigrad authors" in text
+    assert "py.typed" in cfg["options.package_data"]["captum_crigrad"]
+    assert (ROOT / "captum_crigrad" / "py.typed").is_file()

@@ -80,7 +80,7 @@ def test_list_of_methods_gives_list_and_guided_differs(cnn, images):
 def test_map_does_not_depend_on_batch_neighbours(cnn, images):
     together = gradient_map(cnn, images, MATLAB + ["GradCAM"], batch_size=64)
     alone = gradient_map(cnn, images, MATLAB + ["GradCAM"], batch_size=1)
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 

@@ -17,7 +17,7 @@ def _trained_like(model: nn.Module, seed: int = 123) -> nn.Module:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.5 + torch.rand(p.shape, generator=gen))
-        for name, b in model.named_buffers():
+        for b in model.buffers():
             if b.is_floating_point():
                 b.add_(0.5 + torch.rand(b.shape, generator=gen))
             else:
@@ -77,7 +77,7 @@ def test_caller_model_bit_identical_and_rng_untouched(rn20, mode, init):
     rng_before = torch.random.get_rng_state()
     rn20.train()
     steps = 0
-    for name, randomized in randomized_models(
+    for _name, randomized in randomized_models(
         rn20, mode, granularity="block", init=init, seed=3
     ):
         assert randomized is not rn20

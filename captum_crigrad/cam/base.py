@@ -25,7 +25,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -44,8 +44,8 @@ from captum_crigrad.cam.ops import (
 )
 from captum_crigrad.hooks import ComposedTransform, GradientTransform
 
-TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
-GeneratorLike = Union[None, int, torch.Generator]
+TensorOrTuple = Tensor | tuple[Tensor, ...]
+GeneratorLike = None | int | torch.Generator
 
 
 @dataclass
@@ -482,17 +482,20 @@ def _row_inputs(
         device = out[0].device
         noise = [
             torch.empty(x.shape, dtype=x.dtype, device=device) if s > 0 else None
-            for x, s in zip(out, plan.stdevs)
+            for x, s in zip(out, plan.stdevs, strict=True)
         ]
         for j, seed in enumerate(plan.noise_seed[rows].tolist()):
             gen = torch.Generator(device=device)
             gen.manual_seed(int(seed))
-            for n, s in zip(noise, plan.stdevs):
+            for n, s in zip(noise, plan.stdevs, strict=True):
                 if n is not None:
                     n[j] = torch.randn(
                         n.shape[1:], generator=gen, device=device, dtype=n.dtype
                     ).mul_(s)
-        out = [x if n is None else x + n.to(x.device) for x, n in zip(out, noise)]
+        out = [
+            x if n is None else x + n.to(x.device)
+            for x, n in zip(out, noise, strict=True)
+        ]
     return tuple(out)
 
 

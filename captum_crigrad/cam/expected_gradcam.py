@@ -23,7 +23,7 @@ one batched forward/backward pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,7 +36,7 @@ from captum_crigrad.cam.base import (
     TensorOrTuple,
 )
 
-BaselinesType = Union[None, Tensor, tuple[Tensor, ...], Callable[..., Any]]
+BaselinesType = None | Tensor | tuple[Tensor, ...] | Callable[..., Any]
 
 #: Defaults chosen by the sweep in docs/expected_gradcam.md (pretrained CIFAR-10
 #: ResNet-20, layer3[1], 20 test images; best mean rank over infidelity,
@@ -191,7 +191,7 @@ def _format_baselines(
             + (f" of length {len(baselines)}" if isinstance(baselines, tuple) else "")
         )
     refs, kinds = [], set()
-    for i, (base, inp) in enumerate(zip(baselines, inputs)):
+    for i, (base, inp) in enumerate(zip(baselines, inputs, strict=True)):
         if isinstance(base, (int, float)) and not isinstance(base, bool):
             base = torch.full_like(inp[:1], float(base))
         if not isinstance(base, Tensor):
@@ -238,7 +238,9 @@ def _format_baselines(
 
 
 def _broadcastable(shape: Sequence[int], target: Sequence[int]) -> bool:
-    return len(shape) == len(target) and all(s in (1, t) for s, t in zip(shape, target))
+    return len(shape) == len(target) and all(
+        s in (1, t) for s, t in zip(shape, target, strict=True)
+    )
 
 
 def _draw_plan(

@@ -15,7 +15,7 @@ of examples run in one batched forward/backward pass.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ from captum_crigrad._compat import (
 )
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
 
-BaselineType = Union[None, int, float, Tensor, tuple[int | float | Tensor, ...]]
+BaselineType = None | int | float | Tensor | tuple[int | float | Tensor, ...]
 
 
 class IntegratedGradCAM(SampledLayerCAM):
@@ -114,7 +114,7 @@ def _per_example_baselines(
             f"{len(baselines)}"
         )
     out = []
-    for i, (base, inp) in enumerate(zip(baselines, inputs)):
+    for i, (base, inp) in enumerate(zip(baselines, inputs, strict=True)):
         if isinstance(base, (int, float)) and not isinstance(base, bool):
             base = torch.full_like(inp[:1], float(base))
         if not isinstance(base, Tensor):

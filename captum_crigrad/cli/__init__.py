@@ -15,7 +15,6 @@ import pkgutil
 import sys
 import textwrap
 import warnings
-from typing import List, Optional
 
 
 class CLIError(Exception):

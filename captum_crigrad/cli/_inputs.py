@@ -103,7 +103,8 @@ def _read_checkpoint(path: str) -> dict:
             ) from None
         reason = "" if "Weights only load failed" in text else f": {_first_line(exc)}"
         raise CLIError(
-            f"--weights: cannot read {path}: corrupt or not a PyTorch checkpoint{reason}"
+            f"--weights: cannot read {path}: corrupt or not a PyTorch "
+            f"checkpoint{reason}"
         ) from None
     if isinstance(ckpt, dict):
         for key in ("state_dict", "model", "model_state_dict"):
@@ -144,7 +145,8 @@ def _cached_torchvision_weights(arch: str, name: str):
         raise CLIError(
             f"--weights: {weights} must be downloaded from {weights.url}, and "
             "captum-crigrad never downloads anything. On a machine with internet run "
-            f"`python -c \"import torchvision; torchvision.models.{arch}(weights='{weights.name}')\"`, "
+            '`python -c "import torchvision; '
+            f"torchvision.models.{arch}(weights='{weights.name}')\"`, "
             f"then copy the file to {cache}, or pass --weights /path/to/"
             f"{os.path.basename(weights.url)}"
         )
@@ -170,8 +172,10 @@ def _load_state(model: nn.Module, state: dict, what: str, source: str) -> None:
         missing, unexpected = sorted(expected - given), sorted(given - expected)
         if missing or unexpected:
             detail = (
-                f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:3]) or '-'}), "
-                f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3]) or '-'})"
+                f"{len(missing)} missing key(s) (e.g. "
+                f"{', '.join(missing[:3]) or '-'}), "
+                f"{len(unexpected)} unexpected (e.g. "
+                f"{', '.join(unexpected[:3]) or '-'})"
             )
         else:
             bad = [k for k in expected if model.state_dict()[k].shape != state[k].shape]
@@ -326,7 +330,8 @@ def find_images(paths: Sequence[str]) -> list[str]:
             )
             if not inside:
                 raise CLIError(
-                    f"images: folder {p} holds no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)"
+                    f"images: folder {p} holds no image files "
+                    f"({', '.join(IMAGE_EXTENSIONS[:4])}, ...)"
                 )
             found.extend(inside)
         elif os.path.isfile(p):
@@ -337,7 +342,9 @@ def find_images(paths: Sequence[str]) -> list[str]:
 
 
 def read_images(files: Sequence[str], channels: int, size: int) -> Tensor:
-    """Read, centre-crop to a square, resize to ``size``; (N, C, size, size) in [0, 1]."""
+    """Read, centre-crop to a square, resize to ``size``.
+
+    Returns an (N, C, size, size) tensor in [0, 1]."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -380,7 +387,7 @@ def comma_separated(kind=float):
             noun = "integers" if kind is int else "numbers"
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated {noun}, got {text!r}"
-            )
+            ) from None
 
     return parse
 
@@ -716,7 +723,8 @@ def load_inputs(args) -> Inputs:
             probe = model(images[:1])
     except RuntimeError as exc:
         raise CLIError(
-            f"--model: forward pass failed on images of shape {tuple(images[:1].shape)} "
+            "--model: forward pass failed on images of shape "
+            f"{tuple(images[:1].shape)} "
             f"({_first_line(exc)}); check --input-size/--channels"
         ) from None
     if not isinstance(probe, Tensor) or probe.dim() != 2:

@@ -11,8 +11,8 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
 * ``metrics.csv`` / ``metrics.json``: deletion AUC (lower is better) and
   insertion AUC (higher is better) per method
-  (:mod:`captum_crigrad.forgrad.select`'s Petsiuk et al. 2018 scores, mean over the digits, with a
-  random-map control row; the table is printed too;
+  (:mod:`captum_crigrad.forgrad.select`'s Petsiuk et al. 2018 scores, mean
+  over the digits, with a random-map control row; the table is printed too;
 * ``run.json``: the options and versions used.
 """
 
@@ -103,7 +103,9 @@ def format_table(rows, columns) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -154,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     if args.threads < 0:
         raise CLIError(
-            f"--threads: expected 0 (torch's default) or a positive int, got {args.threads}"
+            "--threads: expected 0 (torch's default) or a positive int, got "
+            f"{args.threads}"
         )
     if args.sigma is None:
         args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
@@ -250,7 +253,10 @@ def _run(args: argparse.Namespace) -> int:
             },
             os.path.join(folder, "inputs.pt"),
         )
-        titles = [f"{int(y)} (pred {int(p)})" for y, p in zip(labels, predicted.cpu())]
+        titles = [
+            f"{int(y)} (pred {int(p)})"
+            for y, p in zip(labels, predicted.cpu(), strict=True)
+        ]
         save_mosaic(
             raw_images, maps, os.path.join(folder, "summary.png"), row_titles=titles
         )

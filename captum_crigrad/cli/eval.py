@@ -34,7 +34,10 @@ import torch
 from captum_crigrad.cli import CLIError
 
 NAME = "eval"
-HELP = "Score attribution methods on faithfulness metrics (pixel perturbation, deletion, insertion, sensitivity-n, ROAD)."
+HELP = (
+    "Score attribution methods on faithfulness metrics (pixel perturbation, "
+    "deletion, insertion, sensitivity-n, ROAD)."
+)
 DEFAULT_OUT = "crigrad-eval-out"
 DEFAULT_METHODS = "saliency,ixg,ig,crigrad-saliency,crigrad-ixg,crigrad-ig,random"
 
@@ -64,7 +67,8 @@ def add_arguments(parser) -> None:
         dest="n_steps",
         type=int,
         default=32,
-        help="integrated-gradients steps (default: 32; --ig-steps is the deprecated spelling)",
+        help="integrated-gradients steps (default: 32; --ig-steps is the "
+        "deprecated spelling)",
     )
     g = parser.add_argument_group("metrics")
     g.add_argument(
@@ -78,7 +82,8 @@ def add_arguments(parser) -> None:
         "--k",
         type=float,
         default=0.5,
-        help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's eval.py)",
+        help="pixel-perturbation fraction (default 0.5, as the CriGrad paper's "
+        "eval.py)",
     )
     g.add_argument(
         "--steps",
@@ -124,9 +129,11 @@ def add_arguments(parser) -> None:
     )
     parser.epilog = (
         "Example (embedded default model and its digits, 4 of them):\n"
-        "  captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random --out eval-out\n"
+        "  captum-crigrad eval --n-images 4 --methods saliency,crigrad-saliency,random "
+        "--out eval-out\n"
         "Example (the CriGrad paper's eval.py --k 0.5, ResNet-20 on CIFAR-10 images):\n"
-        "  captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th --k 0.5 --out eval-out\n"
+        "  captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th "
+        "--k 0.5 --out eval-out\n"
         "Errors print one line and exit with code 2; nothing is written then."
     )
 
@@ -184,7 +191,8 @@ def run(args) -> int:
     for flag in ("steps", "n_steps", "n_subsets", "max_examples_per_batch"):
         if getattr(args, flag) < 1:
             raise CLIError(
-                f"--{flag.replace('_', '-')}: expected an integer >= 1, got {getattr(args, flag)}"
+                f"--{flag.replace('_', '-')}: expected an integer >= 1, got "
+                f"{getattr(args, flag)}"
             )
     if any(n < 1 for n in args.sens_n):
         raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
@@ -194,7 +202,8 @@ def run(args) -> int:
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise CLIError(
-            f"--metrics: unknown metric {unknown[0]!r}; expected some of {', '.join(METRICS)}"
+            f"--metrics: unknown metric {unknown[0]!r}; expected some of "
+            f"{', '.join(METRICS)}"
         )
     out = args.out or (None if args.csv or args.json else DEFAULT_OUT)
     if out is not None:
@@ -282,7 +291,8 @@ def run(args) -> int:
     print(format_table(rows))
     written = [p for p in (out, args.csv, args.json) if p]
     print(
-        f"{len(inputs.files)} image(s) x {len(methods)} method(s) x {len(metrics)} metric(s) "
+        f"{len(inputs.files)} image(s) x {len(methods)} method(s) x {len(metrics)} "
+        "metric(s) "
         f"with {loaded.description}: wrote {', '.join(map(str, written))}"
     )
     return 0

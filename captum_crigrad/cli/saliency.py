@@ -31,7 +31,10 @@ import torch
 from captum_crigrad.cli import CLIError
 
 NAME = "saliency"
-HELP = "attribution maps (baseline, CriGrad, ...) of image files for a model: PNG overlays and raw maps"
+HELP = (
+    "attribution maps (baseline, CriGrad, ...) of image files for a model: "
+    "PNG overlays and raw maps"
+)
 DEFAULT_OUT = "crigrad-saliency-out"
 
 
@@ -50,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = add_method_arguments(
         parser,
         default="saliency,crigrad",
-        names=f"{', '.join(available_methods())}; prefix crigrad- for critical gradients, "
+        names=f"{', '.join(available_methods())}; "
+        "prefix crigrad- for critical gradients, "
         "forgrad- for low-pass filtered maps (crigrad = crigrad-saliency, forgrad = "
         "forgrad-saliency)",
     )
@@ -100,7 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep",
         type=float,
         default=DEFAULT_KEEP,
-        help=f"fraction of units kept per layer and sample, in (0, 1] (default: {DEFAULT_KEEP})",
+        help="fraction of units kept per layer and sample, in (0, 1] "
+        f"(default: {DEFAULT_KEEP})",
     )
     g.add_argument(
         "--importance",
@@ -152,11 +157,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "Example (embedded default model):\n"
-        "  captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad --out maps/\n"
+        "  captum-crigrad saliency digits/ --methods saliency,gradcam --crigrad --out "
+        "maps/\n"
         "Example (a torchvision model and its checkpoint):\n"
         "  captum-crigrad saliency cat.jpg --model resnet18 --weights resnet18.pth \\\n"
         "      --methods crigrad,integratedgradients --keep 0.2 --format npy\n"
-        "Errors print one line and exit with code 2; the output folder is then left as it was."
+        "Errors print one line and exit with code 2; the output folder is then left as "
+        "it was."
     )
 
 
@@ -213,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("batch_size", "n_steps", "n_samples"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise CLIError(
-                f"--{flag.replace('_', '-')}: expected a positive int, got {getattr(args, flag)}"
+                f"--{flag.replace('_', '-')}: expected a positive int, got "
+                f"{getattr(args, flag)}"
             )
     check_output_folder(args.out)
     inputs = load_inputs(args)
@@ -229,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
         predicted, confidence = predict(model, images, args.batch_size)
     except RuntimeError as exc:
         raise CLIError(
-            f"--model: forward pass failed on images of shape {tuple(images[:1].shape)} "
+            "--model: forward pass failed on images of shape "
+            f"{tuple(images[:1].shape)} "
             f"({str(exc).splitlines()[0]}); check --input-size/--mean/--std"
         ) from None
     n_out = inputs.n_outputs
@@ -331,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
                 np.save(base + ".npy", attributions[name].numpy())
         table = []
         for f, t, p, c in zip(
-            files, target.tolist(), predicted.tolist(), confidence.tolist()
+            files, target.tolist(), predicted.tolist(), confidence.tolist(), strict=True
         ):
             name = classes[p] if classes is not None and p < len(classes) else ""
             table.append([f, t, p, name, f"{c:.6f}"])

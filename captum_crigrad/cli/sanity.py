@@ -123,11 +123,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "Example (embedded default model and its digits, 4 of them):\n"
-        "  captum-crigrad sanity --n-images 4 --methods GradientExplanation,GradCAM --out sanity-out\n"
-        "Example (ResNet-20, CriGrad on its BasicBlocks, one randomisation step per block):\n"
-        "  captum-crigrad sanity cifar10_images/ --model resnet20 --weights resnet20.th \\\n"
-        "      --granularity block --methods GradientExplanation,GradCAM,CriGrad --out sanity-out\n"
-        "Errors print one line and exit with code 2; the output folder is then left as it was."
+        "  captum-crigrad sanity --n-images 4 --methods GradientExplanation,GradCAM "
+        "--out sanity-out\n"
+        "Example (ResNet-20, CriGrad on its BasicBlocks, one randomisation step per "
+        "block):\n"
+        "  captum-crigrad sanity cifar10_images/ --model resnet20 --weights "
+        "resnet20.th \\\n"
+        "      --granularity block --methods GradientExplanation,GradCAM,CriGrad --out "
+        "sanity-out\n"
+        "Errors print one line and exit with code 2; the output folder is then left as "
+        "it was."
     )
 
 
@@ -219,6 +224,7 @@ def run(args) -> int:
     print(table)
     print(
         f"{len(inputs.files)} image(s) x {len(methods)} method(s) with "
-        f"{inputs.loaded.description}: wrote {args.out} (table.md, curves.png, maps.png)"
+        f"{inputs.loaded.description}: wrote {args.out} (table.md, curves.png, "
+        "maps.png)"
     )
     return 0

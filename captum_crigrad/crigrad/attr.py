@@ -49,7 +49,8 @@ def make_crigrad(
     if crigrad is not None:
         if options:
             raise TypeError(
-                f"crigrad: pass a CriGrad object or its options ({', '.join(options)}), "
+                "crigrad: pass a CriGrad object or its options "
+                f"({', '.join(options)}), "
                 "not both"
             )
         if not isinstance(crigrad, CriGrad):

@@ -115,7 +115,8 @@ def critical_mask(
     """
     if scores.dim() < 2:
         raise ValueError(
-            f"scores: expected a batch (B, ...) with >= 2 dims, got {tuple(scores.shape)}"
+            "scores: expected a batch (B, ...) with >= 2 dims, got "
+            f"{tuple(scores.shape)}"
         )
     b = scores.shape[0]
     if granularity not in GRANULARITIES:

@@ -166,7 +166,9 @@ class CriGrad(GradientTransform):
                     f"activations], e.g. among: {_layer_candidates(model)}"
                 )
         else:
-            found = dict(zip(self.layers, named_layers(model, self.layers)))
+            found = dict(
+                zip(self.layers, named_layers(model, self.layers), strict=True)
+            )
         if self.exclude:
             named_layers(model, self.exclude)
             skip = {id(s) for e in self.exclude for s in e.modules()}
@@ -282,7 +284,8 @@ class _Session:
         if not isinstance(output, Tensor):
             raise TypeError(
                 f"layers: {self.layers.get(module, type(module).__name__)} returned "
-                f"{type(output).__name__}; CriGrad filters layers with one tensor output"
+                f"{type(output).__name__}; CriGrad filters layers with one tensor "
+                "output"
             )
         p = self.current
         if p is None:  # layer run outside a call of the hooked model
@@ -351,7 +354,7 @@ class _Session:
             p.plain = False
         p.masks = [
             None if g is None else self.crigrad.mask(a.detach(), g)
-            for a, g in zip(acts, plain)
+            for a, g in zip(acts, plain, strict=True)
         ]
         p.clear()
         return None

@@ -29,7 +29,7 @@ evaluation, which gives CriGrad and FORGrad on one method.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -67,7 +67,7 @@ __all__ = [
     "WHERE",
 ]
 
-TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+TensorOrTuple = Tensor | tuple[Tensor, ...]
 
 #: Where the filter is applied.
 WHERE = ("post_hoc", "per_step")

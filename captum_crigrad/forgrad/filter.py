@@ -149,7 +149,8 @@ def _check_attributions(attributions: Tensor) -> None:
         )
     if not attributions.is_floating_point():
         raise TypeError(
-            f"attributions: expected a real floating-point tensor, got {attributions.dtype}"
+            "attributions: expected a real floating-point tensor, got "
+            f"{attributions.dtype}"
         )
     if attributions.shape[-1] < 1 or attributions.shape[-2] < 1:
         raise ValueError(

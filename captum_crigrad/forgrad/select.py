@@ -123,7 +123,8 @@ def _check_metric_args(model, inputs, attributions, target):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
         raise ValueError(
-            f"inputs: expected an (N, C, H, W) tensor, got shape {getattr(inputs, 'shape', None)}"
+            "inputs: expected an (N, C, H, W) tensor, got shape "
+            f"{getattr(inputs, 'shape', None)}"
         )
     if not isinstance(attributions, Tensor) or attributions.shape[0] != inputs.shape[0]:
         raise ValueError(
@@ -361,7 +362,8 @@ def select_sigma(
         )
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
         raise ValueError(
-            f"inputs: expected an (N, C, H, W) tensor, got shape {getattr(inputs, 'shape', None)}"
+            "inputs: expected an (N, C, H, W) tensor, got shape "
+            f"{getattr(inputs, 'shape', None)}"
         )
     if post not in POST_STEPS:
         raise ValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
@@ -374,7 +376,8 @@ def select_sigma(
     for s in sigmas:
         if not (math.isfinite(s) and 0 < s <= min(height, width)):
             raise ValueError(
-                f"sigmas: every cutoff must be in (0, min(H, W) = {min(height, width)}], "
+                "sigmas: every cutoff must be in (0, min(H, W) = "
+                f"{min(height, width)}], "
                 f"got {s!r}"
             )
     target_t = torch.as_tensor(target, device=inputs.device)
@@ -405,7 +408,8 @@ def select_sigma(
         values = torch.as_tensor(values).detach().float().flatten().cpu()
         if values.numel() != inputs.shape[0]:
             raise ValueError(
-                f"metric: expected {inputs.shape[0]} per-image scores, got {values.numel()}"
+                f"metric: expected {inputs.shape[0]} per-image scores, got "
+                f"{values.numel()}"
             )
         return values
 

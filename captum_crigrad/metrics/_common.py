@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-TargetType = Union[None, int, Sequence[int], Tensor]
+TargetType = None | int | Sequence[int] | Tensor
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -72,7 +71,8 @@ def pixel_relevance(
     bad = ~torch.isfinite(attributions)
     if bool(bad.any()):
         raise ValueError(
-            f"{name}: {int(bad.sum())} NaN or infinite values; attributions must be finite"
+            f"{name}: {int(bad.sum())} NaN or infinite values; attributions must be "
+            "finite"
         )
     if attributions.dim() == 3:
         return attributions

@@ -237,7 +237,8 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
     pyramid = [(images * known, known)]
     while min(pyramid[-1][1].shape[-2:]) > 4:
         total, weight = pyramid[-1]
-        # block sums (zero padded): value = total / weight is the mean of the kept pixels
+        # block sums (zero padded): value = total / weight is the mean of the
+        # kept pixels
         pyramid.append((_restrict(total), _restrict(weight)))
     tiny = torch.finfo(images.dtype).tiny
     guess = None

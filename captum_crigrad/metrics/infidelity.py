@@ -140,7 +140,8 @@ def infidelity(
     if isinstance(perturbation, str):
         if perturbation not in _PERTURBATIONS:
             raise ValueError(
-                f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a function, got {perturbation!r}"
+                f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a "
+                f"function, got {perturbation!r}"
             )
         perturb_func = _PERTURBATIONS[perturbation](
             generator=generator, **perturbation_kwargs
@@ -149,7 +150,8 @@ def infidelity(
         perturb_func = perturbation
     else:
         raise TypeError(
-            f"perturbation: expected a name or a function, got {type(perturbation).__name__}"
+            "perturbation: expected a name or a function, got "
+            f"{type(perturbation).__name__}"
         )
     if target is None:
         with torch.no_grad():

@@ -28,7 +28,8 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
         or attributions.shape[2:] != (h, w)
     ):
         raise ValueError(
-            f"attributions: shape {tuple(attributions.shape)} does not match masks of shape "
+            f"attributions: shape {tuple(attributions.shape)} does not match masks of "
+            "shape "
             f"{(n, h, w)}; expected (N, C, H, W) or (N, H, W) with the same N, H, W"
         )
     if not bool(torch.isfinite(attributions).all()):

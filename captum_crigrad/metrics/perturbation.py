@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -36,7 +36,7 @@ from captum_crigrad.metrics._common import (
 )
 from captum_crigrad.metrics.imputation import gaussian_blur, noisy_linear_imputation
 
-Replacement = Union[float, int, str, Tensor]
+Replacement = float | int | str | Tensor
 ORDERS = ("morf", "lerf", "random")
 
 
@@ -93,7 +93,8 @@ def _replacement_source(
         except RuntimeError:
             raise ValueError(
                 f"replacement: a tensor of shape {tuple(replacement.shape)} does not "
-                f"broadcast to the inputs' shape {tuple(inputs.shape)}; use e.g. (C, 1, 1)"
+                f"broadcast to the inputs' shape {tuple(inputs.shape)}; use e.g. (C, "
+                "1, 1)"
             ) from None
         if not bool(torch.isfinite(rep).all()):
             raise ValueError("replacement: contains NaN or infinite values")

@@ -153,7 +153,8 @@ def roar(
         raise ValueError("seeds: expected at least one seed")
     if train_fn is None and model_fn is None:
         raise ValueError(
-            "model_fn: required with the default trainer (a function returning a fresh model)"
+            "model_fn: required with the default trainer (a function returning a fresh "
+            "model)"
         )
     if train_fn is not None and not callable(train_fn):
         raise TypeError(f"train_fn: expected a callable, got {type(train_fn).__name__}")
@@ -175,7 +176,8 @@ def roar(
             model = train_fn(loader)
         if not isinstance(model, nn.Module):
             raise TypeError(
-                f"train_fn: returned {type(model).__name__}, expected the trained nn.Module"
+                f"train_fn: returned {type(model).__name__}, expected the trained "
+                "nn.Module"
             )
         return model.eval()
 
@@ -204,6 +206,7 @@ def roar(
                 )
                 if progress:
                     progress(
-                        f"roar random t={t:.2f} seed={seed} accuracy={rand_acc[i, j]:.4f}"
+                        f"roar random t={t:.2f} seed={seed} "
+                        f"accuracy={rand_acc[i, j]:.4f}"
                     )
     return RoarResult(frac, list(seeds), acc, rand_acc)

@@ -102,7 +102,8 @@ def sensitivity_n(
             or not 1 <= size < pixels
         ):
             raise ValueError(
-                f"n: every subset size must be an int in [1, {pixels - 1}], got {size!r}"
+                f"n: every subset size must be an int in [1, {pixels - 1}], got "
+                f"{size!r}"
             )
     target_t = check_target(target, num)
     device = model_device(model, inputs.device)

@@ -32,7 +32,8 @@ from captum_crigrad.metrics.sensitivity_n import sensitivity_n
 BASE_METHODS = ("saliency", "ixg", "ig")
 METHOD_HELP = (
     "saliency, ixg (InputXGradient), ig (IntegratedGradients), their CriGrad versions "
-    "crigrad-saliency / crigrad-ixg / crigrad-ig (optionally @KEEP, e.g. crigrad-ig@0.3), "
+    "crigrad-saliency / crigrad-ixg / crigrad-ig (optionally @KEEP, e.g. "
+    "crigrad-ig@0.3), "
     "and random (a uniformly random map, the control)"
 )
 
@@ -88,7 +89,8 @@ def parse_method(
     seed: int = 0,
     crigrad_options: dict | None = None,
 ) -> Method:
-    """Build a named method: ``saliency``, ``ixg``, ``ig``, ``crigrad-<base>[@keep]``, ``random``."""
+    """Build a named method: ``saliency``, ``ixg``, ``ig``,
+    ``crigrad-<base>[@keep]``, ``random``."""
     base, _, keep_text = name.partition("@")
     if base == "random":
         gen = torch.Generator().manual_seed(seed)
@@ -161,7 +163,8 @@ def evaluate(
     for metric in metrics:
         if metric not in METRICS:
             raise ValueError(
-                f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
+                f"metrics: unknown metric {metric!r}; expected some of "
+                f"{', '.join(METRICS)}"
             )
     if not 0.0 <= k <= 1.0 or not math.isfinite(k):
         raise ValueError(f"k: expected a fraction in [0, 1], got {k}")
@@ -275,7 +278,10 @@ def format_table(rows: list[dict]) -> str:
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in lines]
+    out = [
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
+        for line in lines
+    ]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 

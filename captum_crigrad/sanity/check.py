@@ -91,7 +91,8 @@ class SanityResult:
             lines = [head, rule]
             for i, step in enumerate(self.steps):
                 cells = [
-                    f"{self.mean(meth, m)[i]:.{digits}f} ± {self.std(meth, m)[i]:.{digits}f}"
+                    f"{self.mean(meth, m)[i]:.{digits}f} ± "
+                    f"{self.std(meth, m)[i]:.{digits}f}"
                     for meth in self.methods
                 ]
                 lines.append(f"| {step} | " + " | ".join(cells) + " |")
@@ -183,7 +184,9 @@ def sanity_check(
     for step, randomized in schedule:
         steps.append(step)
         raw = attribution_maps(randomized, images, method_names, target, **options)
-        for name, (ref_map, ref_signed), r in zip(method_names, trained, raw):
+        for name, (ref_map, ref_signed), r in zip(
+            method_names, trained, raw, strict=True
+        ):
             scores = similarity_scores(
                 ref_map,
                 to_single_channel(r),
@@ -246,7 +249,7 @@ def plot_sanity_curves(
         extra.remove()
     x = np.arange(n_steps + 1)
     labels = ["original"] + list(result.steps)
-    for ax, measure in zip(axes, measures):
+    for ax, measure in zip(axes, measures, strict=False):
         for k, method in enumerate(methods):
             mean = np.concatenate([[1.0], result.mean(method, measure)])
             spread = np.concatenate([[0.0], result.std(method, measure)])

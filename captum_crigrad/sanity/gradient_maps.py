@@ -482,7 +482,8 @@ def attribution_maps(
         raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
     if functional_relu not in FUNCTIONAL_RELU:
         raise ValueError(
-            f"functional_relu: expected one of {FUNCTIONAL_RELU}, got {functional_relu!r}"
+            f"functional_relu: expected one of {FUNCTIONAL_RELU}, got "
+            f"{functional_relu!r}"
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
@@ -496,7 +497,7 @@ def attribution_maps(
     if any(s.relu_rule for s in specs):
         in_modules, elsewhere = count_relu_calls(model, images[:1])
         if elsewhere and functional_relu == "error":
-            bad = [n for n, s in zip(names, specs) if s.relu_rule]
+            bad = [n for n, s in zip(names, specs, strict=True) if s.relu_rule]
             raise ValueError(
                 f"method: {', '.join(bad)} only changes the backward pass of "
                 f"nn.ReLU modules, but this model calls ReLU {elsewhere} time(s) "

@@ -119,7 +119,7 @@ def _resolve_blocks(
         if not isinstance(name, str):
             raise TypeError(f"blocks: expected module names (str), got {name!r}")
         if name not in modules or name == "":
-            close = [n for n in default_blocks(model, "block")][:12]
+            close = list(default_blocks(model, "block"))[:12]
             raise ValueError(
                 f"blocks: model has no submodule named {name!r}; names are "
                 f"dotted paths as in model.named_modules(), e.g. {close}"

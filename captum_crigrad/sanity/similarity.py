@@ -139,7 +139,7 @@ def ssim(maps_a, maps_b) -> np.ndarray:
     return np.array(
         [
             structural_similarity(x, y, data_range=1.0, win_size=win)
-            for x, y in zip(a, b)
+            for x, y in zip(a, b, strict=True)
         ]
     )
 

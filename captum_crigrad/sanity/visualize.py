@@ -11,12 +11,11 @@ returns a ``matplotlib.figure.Figure`` without touching pyplot's global state
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 from torch import Tensor
 
-ArrayLike = Union[Tensor, np.ndarray]
+ArrayLike = Tensor | np.ndarray
 
 
 def to_hwc_numpy(tensor: ArrayLike) -> np.ndarray:
@@ -32,7 +31,8 @@ def to_hwc_numpy(tensor: ArrayLike) -> np.ndarray:
         array = tensor.astype(np.float32, copy=False)
     else:
         raise TypeError(
-            f"tensor: expected a torch.Tensor or numpy.ndarray, got {type(tensor).__name__}"
+            "tensor: expected a torch.Tensor or numpy.ndarray, got "
+            f"{type(tensor).__name__}"
         )
     if array.ndim == 2:
         return array[:, :, None]
@@ -110,12 +110,14 @@ def tile_input_and_maps(
         hwc = _one_image_hwc(m, f"maps[{i}]")
         if hwc.shape[-1] != 1:
             raise ValueError(
-                f"maps[{i}]: expected a single-channel map, got {hwc.shape[-1]} channels; "
+                f"maps[{i}]: expected a single-channel map, got {hwc.shape[-1]} "
+                "channels; "
                 "reduce it first (to_single_channel)"
             )
         if hwc.shape[:2] != image_hwc.shape[:2]:
             raise ValueError(
-                f"maps[{i}]: size {hwc.shape[:2]} differs from the image's {image_hwc.shape[:2]}"
+                f"maps[{i}]: size {hwc.shape[:2]} differs from the image's "
+                f"{image_hwc.shape[:2]}"
             )
         map_arrays.append(hwc[:, :, 0])
     if titles is None:
@@ -138,9 +140,9 @@ def tile_input_and_maps(
     shown = np.clip(_display(image_hwc), 0.0, 1.0)
     axes[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
     unit = all(a.min() >= 0 and a.max() <= 1 for a in map_arrays)
-    for ax, array in zip(axes[1:], map_arrays):
+    for ax, array in zip(axes[1:], map_arrays, strict=True):
         ax.imshow(array, cmap=cmap, vmin=0 if unit else None, vmax=1 if unit else None)
-    for ax, text in zip(axes, titles):
+    for ax, text in zip(axes, titles, strict=True):
         ax.set_title(text, fontsize=9)
         ax.axis("off")
     if title:
