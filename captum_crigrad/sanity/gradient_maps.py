@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.hooks import default_cam_layer
 
 # factory(model, *, layer, layers) -> attribute(inputs, target) -> attribution
@@ -487,51 +488,56 @@ def attribution_maps(
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    device = next((p.device for p in model.parameters()), images.device)
-    images = images.detach().to(device)
-    target = _check_target(target, images.shape[0], device)
-    layer_module = resolve_module(model, layer) if layer is not None else None
-    layer_modules = resolve_modules(model, layers) if layers is not None else None
+    with private_if_training(model) as model:
+        device = next((p.device for p in model.parameters()), images.device)
+        images = images.detach().to(device)
+        target = _check_target(target, images.shape[0], device)
+        layer_module = resolve_module(model, layer) if layer is not None else None
+        layer_modules = resolve_modules(model, layers) if layers is not None else None
 
-    wrap_relu = False
-    if any(s.relu_rule for s in specs):
-        in_modules, elsewhere = count_relu_calls(model, images[:1])
-        if elsewhere and functional_relu == "error":
-            bad = [n for n, s in zip(names, specs, strict=True) if s.relu_rule]
-            raise ValueError(
-                f"method: {', '.join(bad)} only changes the backward pass of "
-                f"nn.ReLU modules, but this model calls ReLU {elsewhere} time(s) "
-                f"per forward pass outside nn.ReLU modules (F.relu/torch.relu; "
-                f"{in_modules} call(s) in modules), so the result would be (partly) "
-                "the plain gradient. Use nn.ReLU modules in the model, or "
-                "functional_relu='wrap' to apply the rule to every ReLU call"
-            )
-        if in_modules + elsewhere == 0:
-            raise ValueError(
-                "method: GuidedBackprop/ZeilerFergus change the ReLU backward pass, "
-                "but this model calls no ReLU: the result would be the plain gradient"
-            )
-        wrap_relu = bool(elsewhere)
-    if any(s.uses_layer for s in specs) and layer_module is None:
-        layer_module = resolve_module(model, default_cam_layer(model, images))
+        wrap_relu = False
+        if any(s.relu_rule for s in specs):
+            in_modules, elsewhere = count_relu_calls(model, images[:1])
+            if elsewhere and functional_relu == "error":
+                bad = [n for n, s in zip(names, specs, strict=True) if s.relu_rule]
+                raise ValueError(
+                    f"method: {', '.join(bad)} only changes the backward pass of "
+                    f"nn.ReLU modules, but this model calls ReLU {elsewhere} "
+                    "time(s) per forward pass outside nn.ReLU modules (F.relu/"
+                    f"torch.relu; {in_modules} call(s) in modules), so the result "
+                    "would be (partly) "
+                    "the plain gradient. Use nn.ReLU modules in the model, or "
+                    "functional_relu='wrap' to apply the rule to every ReLU call"
+                )
+            if in_modules + elsewhere == 0:
+                raise ValueError(
+                    "method: GuidedBackprop/ZeilerFergus change the ReLU backward "
+                    "pass, but this model calls no ReLU: the result would be the "
+                    "plain gradient"
+                )
+            wrap_relu = bool(elsewhere)
+        if any(s.uses_layer for s in specs) and layer_module is None:
+            layer_module = resolve_module(model, default_cam_layer(model, images))
 
-    scored = model if score == "logit" else _Probability(model)
-    if target is None:
-        target = predicted_class(model, images)
-    attribute_fns = []
-    for spec in specs:
-        factory = spec.factory
-        if wrap_relu and spec.relu_rule:
-            factory = _wrapped_relu_method(spec.relu_rule)
-        attribute_fns.append(factory(scored, layer=layer_module, layers=layer_modules))
-    results = []
-    for fn in attribute_fns:
-        chunks = []
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start : start + batch_size].clone().requires_grad_(True)
-            chunks.append(fn(x, target[start : start + batch_size]).detach())
-        results.append(torch.cat(chunks))
-    return results[0] if single else results
+        scored = model if score == "logit" else _Probability(model)
+        if target is None:
+            target = predicted_class(model, images)
+        attribute_fns = []
+        for spec in specs:
+            factory = spec.factory
+            if wrap_relu and spec.relu_rule:
+                factory = _wrapped_relu_method(spec.relu_rule)
+            attribute_fns.append(
+                factory(scored, layer=layer_module, layers=layer_modules)
+            )
+        results = []
+        for fn in attribute_fns:
+            chunks = []
+            for start in range(0, images.shape[0], batch_size):
+                x = images[start : start + batch_size].clone().requires_grad_(True)
+                chunks.append(fn(x, target[start : start + batch_size]).detach())
+            results.append(torch.cat(chunks))
+        return results[0] if single else results
 
 
 def gradient_map(
@@ -550,8 +556,10 @@ def gradient_map(
 
     Args:
         model: a classifier returning logits (N, classes); not modified (no
-            mode change, no hook left, parameter ``.grad`` untouched). Use
-            eval mode for per-image maps.
+            mode change, no hook left, parameter ``.grad`` untouched, buffers
+            such as BatchNorm statistics kept: a model with modules in
+            training mode is run as a private copy). Use eval mode for
+            per-image maps.
         images: (N, C, H, W) float tensor, as the model expects it.
         method: a registered name (:func:`available_methods`) or a list.
         target: class per image (int or (N,) tensor); default the predicted
