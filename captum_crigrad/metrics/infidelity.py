@@ -9,6 +9,7 @@ expects ``perturb_func(inputs, perturb_radius) -> perturbed inputs``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,19 +19,48 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
     TargetType,
     check_images,
     check_positive_int,
     pixel_relevance,
 )
+from captum_crigrad.metrics._seeds import CaptumRowSeeds, call_seed, image_keys
 
 
-def _gen_randn(shape, like: Tensor, generator):
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(
-        shape, generator=generator, device=gen_device, dtype=like.dtype
-    ).to(like.device)
+def _device_of(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _randn_rows(like: Tensor, generators) -> Tensor:
+    """One standard normal draw of ``like[0]``'s shape per row, row ``r`` from
+    ``generators[r]``; dtype and device of ``like``."""
+    return torch.stack(
+        [
+            torch.randn(
+                like.shape[1:], generator=g, device=_device_of(g), dtype=like.dtype
+            ).to(like.device)
+            for g in generators
+        ]
+    )
+
+
+def _randint(high: int, generator, device) -> Tensor:
+    return torch.randint(
+        0, high, (1,), generator=generator, device=_device_of(generator)
+    ).to(device)[0]
+
+
+def _seeded(draw: Callable, generator: torch.Generator | None) -> Callable:
+    """Captum's ``perturb_func(inputs)``: ``draw`` with every row drawn in turn
+    from ``generator``; ``.draw`` keeps the row-wise form for :func:`infidelity`."""
+
+    def perturb(inputs: Tensor):
+        return draw(inputs, [generator] * inputs.shape[0])
+
+    perturb.draw = draw  # type: ignore[attr-defined]
+    return perturb
 
 
 def square_removal_perturbation(
@@ -39,20 +69,20 @@ def square_removal_perturbation(
     """Perturbation that sets one random ``size`` x ``size`` square (all
     channels) to ``baseline``: ``I = (x - baseline) * square``."""
     check_positive_int(size, "size")
+    if not math.isfinite(baseline):
+        raise ValueError(f"baseline: expected a finite number, got {baseline}")
 
-    def perturb(inputs: Tensor):
+    def draw(inputs: Tensor, generators):
         n, _, h, w = inputs.shape
         if size > min(h, w):
             raise ValueError(
                 f"size: the square ({size}) is larger than the image ({h}x{w})"
             )
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        top = torch.randint(
-            0, h - size + 1, (n,), generator=generator, device=gen_device
-        ).to(inputs.device)
-        left = torch.randint(
-            0, w - size + 1, (n,), generator=generator, device=gen_device
-        ).to(inputs.device)
+        top = torch.empty(n, dtype=torch.long, device=inputs.device)
+        left = torch.empty(n, dtype=torch.long, device=inputs.device)
+        for r, g in enumerate(generators):  # top then left, row by row
+            top[r] = _randint(h - size + 1, g, inputs.device)
+            left[r] = _randint(w - size + 1, g, inputs.device)
         yy = torch.arange(h, device=inputs.device).view(1, h, 1)
         xx = torch.arange(w, device=inputs.device).view(1, 1, w)
         square = (
@@ -64,21 +94,21 @@ def square_removal_perturbation(
         pert = (inputs - baseline) * square.unsqueeze(1)
         return pert, inputs - pert
 
-    return perturb
+    return _seeded(draw, generator)
 
 
 def gaussian_noise_perturbation(
     std: float = 0.1, generator: torch.Generator | None = None
 ) -> Callable:
     """Perturbation ``I ~ N(0, std^2)`` per element: ``x~ = x - I``."""
-    if not std > 0:
-        raise ValueError(f"std: expected > 0, got {std}")
+    if not (std > 0 and math.isfinite(std)):
+        raise ValueError(f"std: expected a finite value > 0, got {std}")
 
-    def perturb(inputs: Tensor):
-        pert = std * _gen_randn(inputs.shape, inputs, generator)
+    def draw(inputs: Tensor, generators):
+        pert = std * _randn_rows(inputs, generators)
         return pert, inputs - pert
 
-    return perturb
+    return _seeded(draw, generator)
 
 
 def noisy_baseline_perturbation(
@@ -86,14 +116,16 @@ def noisy_baseline_perturbation(
 ) -> Callable:
     """Yeh et al.'s noisy baseline: ``x~ = baseline + eps``, eps ~ N(0, std^2),
     so ``I = x - baseline - eps``."""
-    if not std >= 0:
-        raise ValueError(f"std: expected >= 0, got {std}")
+    if not (std >= 0 and math.isfinite(std)):
+        raise ValueError(f"std: expected a finite value >= 0, got {std}")
+    if not math.isfinite(baseline):
+        raise ValueError(f"baseline: expected a finite number, got {baseline}")
 
-    def perturb(inputs: Tensor):
-        perturbed = baseline + std * _gen_randn(inputs.shape, inputs, generator)
+    def draw(inputs: Tensor, generators):
+        perturbed = baseline + std * _randn_rows(inputs, generators)
         return inputs - perturbed, perturbed
 
-    return perturb
+    return _seeded(draw, generator)
 
 
 _PERTURBATIONS = {
@@ -127,6 +159,8 @@ def infidelity(
         normalize: rescale the attribution by the optimal scalar (Captum's
             ``normalize``), as Yeh et al. do.
         target: class per image; default the predicted class.
+        model: run in its own mode and left untouched (as
+            :func:`~captum_crigrad.metrics.perturbation_curve`).
     Returns:
         (N,) infidelity per image.
     """
@@ -143,9 +177,12 @@ def infidelity(
                 f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a "
                 f"function, got {perturbation!r}"
             )
-        perturb_func = _PERTURBATIONS[perturbation](
-            generator=generator, **perturbation_kwargs
-        )
+        draw = _PERTURBATIONS[perturbation](**perturbation_kwargs).draw
+        rows = CaptumRowSeeds(call_seed(generator), image_keys(inputs), "infidelity")
+
+        def perturb_func(x: Tensor):
+            return draw(x, rows.generators(x.shape[0]))
+
     elif callable(perturbation):
         perturb_func = perturbation
     else:
@@ -153,31 +190,26 @@ def infidelity(
             "perturbation: expected a name or a function, got "
             f"{type(perturbation).__name__}"
         )
-    if target is None:
-        with torch.no_grad():
-            target = model(
-                inputs,
-                *(
-                    additional_forward_args
-                    if isinstance(additional_forward_args, tuple)
-                    else (
-                        ()
-                        if additional_forward_args is None
-                        else (additional_forward_args,)
-                    )
-                ),
-            ).argmax(1)
-    return _captum_infidelity(
-        model,
-        perturb_func,
-        inputs,
-        attributions.to(inputs),
-        additional_forward_args=additional_forward_args,
-        target=target,
-        n_perturb_samples=n_perturb_samples,
-        max_examples_per_batch=max_examples_per_batch,
-        normalize=normalize,
-    )
+    with private_if_training(model) as model:
+        if target is None:
+            extra = additional_forward_args
+            if extra is None:
+                extra = ()
+            elif not isinstance(extra, tuple):
+                extra = (extra,)
+            with torch.no_grad():
+                target = model(inputs, *extra).argmax(1)
+        return _captum_infidelity(
+            model,
+            perturb_func,
+            inputs,
+            attributions.to(inputs),
+            additional_forward_args=additional_forward_args,
+            target=target,
+            n_perturb_samples=n_perturb_samples,
+            max_examples_per_batch=max_examples_per_batch,
+            normalize=normalize,
+        )
 
 
 def max_sensitivity(
@@ -196,13 +228,18 @@ def max_sensitivity(
     ``explanation_func`` is e.g. ``saliency.attribute``; ``kwargs`` (such as
     ``target``) go to it. **Lower is better.** Returns (N,)."""
     inputs = check_images(inputs)
-    if not perturb_radius > 0:
-        raise ValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    if not (perturb_radius > 0 and math.isfinite(perturb_radius)):
+        raise ValueError(
+            f"perturb_radius: expected a finite value > 0, got {perturb_radius}"
+        )
+    rows = CaptumRowSeeds(call_seed(generator), image_keys(inputs), "max_sensitivity")
 
     def perturb(x: Tensor, radius: float) -> Tensor:
-        noise = torch.rand(
-            x.shape, generator=generator, device=gen_device, dtype=x.dtype
+        noise = torch.stack(
+            [
+                torch.rand(x.shape[1:], generator=g, dtype=x.dtype)
+                for g in rows.generators(x.shape[0])
+            ]
         ).to(x.device)
         return x + (2 * noise - 1) * radius
 

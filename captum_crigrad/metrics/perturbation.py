@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
     TargetType,
     check_images,
@@ -34,7 +35,8 @@ from captum_crigrad.metrics._common import (
     selected_scores,
     tie_broken_order,
 )
-from captum_crigrad.metrics.imputation import gaussian_blur, noisy_linear_imputation
+from captum_crigrad.metrics._seeds import call_seed, draw_generator, image_keys
+from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation
 
 Replacement = float | int | str | Tensor
 ORDERS = ("morf", "lerf", "random")
@@ -162,8 +164,11 @@ def perturbation_curve(
     (``mode="insert"``).
 
     Args:
-        model: classifier returning (N, classes) logits; left untouched
-            (mode, hooks, parameters), run under ``torch.no_grad``.
+        model: classifier returning (N, classes) logits, run under
+            ``torch.no_grad`` in its own train/eval mode; left untouched
+            (parameters, buffers, modes, hooks; a model with modules in
+            training mode is run as a private copy, so BatchNorm statistics
+            do not move).
         inputs: (N, C, H, W) images as the model takes them.
         attributions: (N, C, H, W), (N, 1, H, W) or (N, H, W); reduced to one
             relevance per pixel by ``channel_reduction`` ("sum", "abs", "max").
@@ -184,7 +189,12 @@ def perturbation_curve(
         additional_forward_args: extra model arguments; tensors whose first
             dimension is N are indexed per image, anything else is passed as is.
         max_examples_per_batch: perturbed images per forward call.
-        generator: ``torch.Generator`` for "random" orders and ROAD noise.
+        generator: ``torch.Generator`` for "random" orders and ROAD noise:
+            one seed is drawn from it per call, and every image draws its
+            order and its noise (per number of pixels replaced) from its own
+            generator seeded by that seed and the image's content
+            (``metrics/_seeds.py``), so an image's scores do not depend on
+            ``max_examples_per_batch`` or on the other images in the batch.
 
     Returns:
         :class:`PerturbationCurve` with (N, S) scores and forward-pass counts.
@@ -224,17 +234,21 @@ def perturbation_curve(
 
     pixels = h * w
     counts = torch.floor(frac * pixels + 0.5).long()
-    if order == "random":
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        pixel_order = torch.rand(
-            n, pixels, generator=generator, device=gen_device
+    if order == "random" or (impute and road_noise > 0):
+        seed, keys = call_seed(generator), image_keys(inputs)
+    if order == "random":  # per image, see metrics/_seeds.py
+        pixel_order = torch.stack(
+            [
+                torch.rand(pixels, generator=draw_generator(seed, key, "order"))
+                for key in keys
+            ]
         ).argsort(dim=1)
     else:
         pixel_order = tie_broken_order(relevance, descending=(order == "morf"))
     ranks = ranks_from_order(pixel_order.to(device)).view(n, h, w)
 
     n_passes = n_calls = 0
-    with torch.no_grad():
+    with torch.no_grad(), private_if_training(model) as model:
         original = []
         for start in range(0, n, batch):
             idx = torch.arange(start, min(n, start + batch), device=device)
@@ -264,9 +278,21 @@ def perturbation_curve(
             replace = selected if mode == "delete" else ~selected
             x = inputs[img]
             if impute:
-                fill = noisy_linear_imputation(
-                    x, replace, noise_std=road_noise, generator=generator
-                )
+                fill = linear_imputation(x, replace)
+                if road_noise > 0:  # per image and step, see metrics/_seeds.py
+                    noise = torch.stack(
+                        [
+                            torch.randn(
+                                x.shape[1:],
+                                generator=draw_generator(seed, keys[i], "road", k),
+                                dtype=x.dtype,
+                            )
+                            for i, k in zip(
+                                img.tolist(), counts[step.cpu()].tolist(), strict=True
+                            )
+                        ]
+                    ).to(device)
+                    fill = fill + road_noise * noise
             else:
                 fill = repl[img]
             x = torch.where(replace.unsqueeze(1), fill, x)

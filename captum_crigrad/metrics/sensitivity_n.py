@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
     TargetType,
     check_images,
@@ -21,6 +22,7 @@ from captum_crigrad.metrics._common import (
     pixel_relevance,
     selected_scores,
 )
+from captum_crigrad.metrics._seeds import call_seed, draw_generator, image_keys
 
 
 @dataclass
@@ -72,7 +74,8 @@ def sensitivity_n(
     gradient x input on a linear model with a zero baseline).
 
     Args:
-        model: classifier returning logits; run under ``torch.no_grad``.
+        model: classifier returning logits; run under ``torch.no_grad``
+            in its own mode, left untouched (as :func:`perturbation_curve`).
         inputs: (N, C, H, W). attributions: (N, C, H, W), (N, 1, H, W) or (N, H, W),
             reduced per pixel by ``channel_reduction`` (default signed sum).
         n: one subset size or a grid, each in [1, H*W - 1].
@@ -80,7 +83,11 @@ def sensitivity_n(
         baselines: number or tensor broadcastable to (N, C, H, W).
         target: class per image, default the predicted class.
         score: "logit" (default, the paper's output) or "prob".
-        generator: ``torch.Generator`` for the subsets.
+        generator: ``torch.Generator`` for the subsets: one seed is drawn
+            from it per call, and each image draws its subsets of size n from
+            its own generator seeded by that seed, the image's content and n
+            (``metrics/_seeds.py``), so an image's correlations depend neither
+            on the other images in the batch nor on ``max_examples_per_batch``.
 
     Returns:
         :class:`SensitivityNResult` with (N, K) correlations.
@@ -132,10 +139,10 @@ def sensitivity_n(
             )
         return model(x, *args)
 
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    seed, image_key = call_seed(generator), image_keys(inputs)
     passes = 0
     correlations = torch.empty(num, len(sizes), dtype=torch.float64)
-    with torch.no_grad():
+    with torch.no_grad(), private_if_training(model) as model:
         logits = torch.cat(
             [
                 forward(
@@ -151,22 +158,25 @@ def sensitivity_n(
         target_dev = target_t.to(device)
         clean = selected_scores(logits, target_dev, score)
         # images are processed in groups of about max_examples_per_batch
-        # subsets, so memory stays bounded on large images; the random draws
-        # are made image by image in order, so results do not depend on it.
+        # subsets, so memory stays bounded on large images
         group = max(1, batch // n_subsets)
         for k, size in enumerate(sizes):
             for g0 in range(0, num, group):
                 imgs = torch.arange(g0, min(num, g0 + group), device=device)
                 # subsets[i, j] = the first `size` pixels of a uniform permutation
-                keys = torch.stack(
+                draws = torch.stack(
                     [
                         torch.rand(
-                            n_subsets, pixels, generator=generator, device=gen_device
+                            n_subsets,
+                            pixels,
+                            generator=draw_generator(
+                                seed, image_key[i], "subsets", size
+                            ),
                         )
-                        for _ in imgs.tolist()
+                        for i in imgs.tolist()
                     ]
                 ).to(device)
-                member = keys.argsort(-1).argsort(-1) < size  # (G, M, P) bool
+                member = draws.argsort(-1).argsort(-1) < size  # (G, M, P) bool
                 attributed = (member * relevance[imgs, None, :]).sum(-1)  # (G, M)
                 drops = torch.empty(
                     len(imgs), n_subsets, dtype=clean.dtype, device=device

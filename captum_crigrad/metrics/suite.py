@@ -20,6 +20,7 @@ from captum_crigrad.crigrad.attr import (
     CriGradIntegratedGradients,
     CriGradSaliency,
 )
+from captum_crigrad.metrics._seeds import draw_generator, image_keys
 from captum_crigrad.metrics.infidelity import infidelity
 from captum_crigrad.metrics.perturbation import (
     deletion,
@@ -93,10 +94,15 @@ def parse_method(
     ``crigrad-<base>[@keep]``, ``random``."""
     base, _, keep_text = name.partition("@")
     if base == "random":
-        gen = torch.Generator().manual_seed(seed)
 
         def random_map(x, target):
-            return torch.rand(x.shape[0], 1, *x.shape[2:], generator=gen).to(x)
+            # per image (seed, content): independent of chunking and neighbours
+            return torch.stack(
+                [
+                    torch.rand(1, *x.shape[2:], generator=draw_generator(seed, key))
+                    for key in image_keys(x)
+                ]
+            ).to(x)
 
         return Method(name, random_map)
     crigrad = base.startswith("crigrad-")
