@@ -11,6 +11,7 @@ from captum._utils.common import (
     _format_tensor_into_tuples,
     _is_tuple,
     _run_forward,
+    _select_targets,
 )
 from captum._utils.gradient import (
     _forward_layer_eval,
@@ -35,6 +36,7 @@ __all__ = [
     "_forward_layer_eval",
     "_is_tuple",
     "_run_forward",
+    "_select_targets",
     "apply_gradient_requirements",
     "approximation_parameters",
     "compute_gradients",

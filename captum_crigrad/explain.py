@@ -59,6 +59,19 @@ from captum_crigrad.forgrad.filter import (
     resolve_sigma,
 )
 from captum_crigrad.hooks import default_cam_layer
+from captum_crigrad.utils import model_device, num_classes, predict
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+    check_finite_float,
+    check_images,
+    check_module,
+    check_positive_int,
+    resolve_layer,
+    resolve_layers,
+    target_indices,
+)
 
 # build(model, options) -> attribute(inputs, target) -> attributions
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
@@ -102,9 +115,9 @@ class ExplainOptions:
         ``model`` and validated (ValueError naming the option otherwise)."""
         layers = None
         if self.crigrad_layers is not None:
-            layers = [
-                resolve_layer(model, n, "crigrad_layers") for n in self.crigrad_layers
-            ]
+            layers = resolve_layers(
+                model, list(self.crigrad_layers), argument="crigrad_layers"
+            )
         crigrad = CriGrad(
             keep=self.keep,
             importance=self.importance,
@@ -118,34 +131,24 @@ class ExplainOptions:
 
     def validate(self) -> None:
         if self.layer is not None and not isinstance(self.layer, str):
-            raise TypeError(f"layer: expected a module name (str), got {self.layer!r}")
-        for name in ("n_steps", "n_samples"):
-            value = getattr(self, name)
-            if name == "n_samples" and value is None:
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if self.stdev is not None and (
-            isinstance(self.stdev, bool)
-            or not isinstance(self.stdev, (int, float))
-            or self.stdev < 0
-        ):
-            raise ValueError(f"stdev: expected a number >= 0, got {self.stdev!r}")
-        if not isinstance(self.seed, int):
-            raise TypeError(f"seed: expected an int, got {self.seed!r}")
-        if self.forgrad_sigma is not None and (
-            isinstance(self.forgrad_sigma, bool)
-            or not isinstance(self.forgrad_sigma, (int, float))
-            or not self.forgrad_sigma > 0
-        ):
-            raise ValueError(
-                f"forgrad_sigma: expected a positive number of cycles per image, "
-                f"got {self.forgrad_sigma!r}"
+            raise InvalidTypeError(
+                f"layer: expected a module name (str), got {self.layer!r}"
             )
-        if self.forgrad_post not in POST_STEPS:
-            raise ValueError(
-                f"forgrad_post: expected one of {POST_STEPS}, got {self.forgrad_post!r}"
+        check_positive_int(self.n_steps, "n_steps")
+        check_positive_int(self.n_samples, "n_samples", allow_none=True)
+        if self.stdev is not None:
+            check_finite_float(self.stdev, "stdev", minimum=0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise InvalidTypeError(f"seed: expected an int, got {self.seed!r}")
+        if self.forgrad_sigma is not None:
+            check_finite_float(
+                self.forgrad_sigma,
+                "forgrad_sigma",
+                minimum=0,
+                strict=True,
+                what="number of cycles per image",
             )
+        check_choice(self.forgrad_post, POST_STEPS, "forgrad_post")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +209,7 @@ def _smoothgrad(model, layer, opts, crigrad):
     from captum.attr import NoiseTunnel, Saliency
 
     explainer = _with(crigrad, NoiseTunnel(Saliency(model)), model)
-    gen = torch.Generator(device=_device_of(model)).manual_seed(opts.seed)
+    gen = torch.Generator(device=model_device(model)).manual_seed(opts.seed)
 
     def attribute(x, t):
         # NoiseTunnel draws with the global generator: fork it and seed the
@@ -232,7 +235,7 @@ def _guided(model, layer, opts, crigrad):
     from captum.attr import GuidedBackprop
 
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
-        raise ValueError(
+        raise InvalidValueError(
             "methods: guidedbackprop changes the backward pass of nn.ReLU modules, "
             "but this model has none (it applies ReLU as a function), so the result "
             "would be the plain gradient; use saliency instead"
@@ -268,7 +271,7 @@ def _expected_gradcam(model, layer, opts, crigrad):
     # with CriGrad: the critical gradient of the layers above ``layer`` gives
     # the channel weights (ExpectedGradCAM excludes ``layer`` itself)
     explainer = ExpectedGradCAM(model, layer, gradient_transform=crigrad)
-    gen = torch.Generator(device=_device_of(model)).manual_seed(opts.seed)
+    gen = torch.Generator(device=model_device(model)).manual_seed(opts.seed)
     n_samples = DEFAULT_N_SAMPLES if opts.n_samples is None else opts.n_samples
     stdevs = DEFAULT_STDEVS if opts.stdev is None else float(opts.stdev)
 
@@ -326,14 +329,6 @@ def _upsample(cam: Tensor, size) -> Tensor:
     return cam
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
 MODIFIERS = ("crigrad", "forgrad")
 # short names used by the ``eval`` command
 _BASE_ALIASES = {"ixg": "inputxgradient", "ig": "integratedgradients"}
@@ -356,14 +351,14 @@ def split_method(name: str) -> tuple[Method, tuple[str, ...]]:
     """``"crigrad-gradcam"`` -> (the gradcam :class:`Method`, ("crigrad",)).
     A clear ValueError for an unknown name or modifier."""
     if not isinstance(name, str):
-        raise TypeError(f"methods: expected method names (str), got {name!r}")
+        raise InvalidTypeError(f"methods: expected method names (str), got {name!r}")
     parts = name.split("-")
     if parts[-1] in MODIFIERS:  # "crigrad", "forgrad", "crigrad-forgrad": on saliency
         parts.append("saliency")
     base, modifiers = _BASE_ALIASES.get(parts[-1], parts[-1]), tuple(parts[:-1])
     bad = [m for m in modifiers if m not in MODIFIERS]
     if base not in _METHODS or bad or len(set(modifiers)) != len(modifiers):
-        raise ValueError(
+        raise InvalidValueError(
             f"methods: unknown method {name!r}; valid names: {_valid_names()}"
         )
     return _METHODS[base], modifiers
@@ -379,50 +374,10 @@ def parse_methods(spec: str | Sequence[str]) -> list[str]:
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [n.strip().lower() for n in names if n.strip()]
     if not names:
-        raise ValueError(f"methods: empty list; valid names: {_valid_names()}")
+        raise InvalidValueError(f"methods: empty list; valid names: {_valid_names()}")
     for n in names:
         split_method(n)
     return list(dict.fromkeys(names))
-
-
-def resolve_layer(model: nn.Module, name: str, argument: str = "layer") -> nn.Module:
-    """The submodule called ``name``; a ValueError listing names otherwise."""
-    modules = dict(model.named_modules())
-    if not isinstance(name, str) or not name or name not in modules:
-        names = [n for n in modules if n]
-        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        raise ValueError(
-            f"{argument}: the model has no submodule {name!r}; names: {shown}"
-        )
-    return modules[name]
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, images: Tensor, batch_size: int = 64
-) -> tuple[Tensor, Tensor]:
-    """``(predicted class (N,), softmax probability of it (N,))``."""
-    classes, probs = [], []
-    for start in range(0, images.shape[0], batch_size):
-        p = model(images[start : start + batch_size]).softmax(1)
-        conf, cls = p.max(1)
-        classes.append(cls)
-        probs.append(conf)
-    return torch.cat(classes), torch.cat(probs)
-
-
-def check_images(images) -> None:
-    if (
-        not isinstance(images, Tensor)
-        or images.dim() != 4
-        or not images.is_floating_point()
-    ):
-        raise ValueError(
-            "images: expected a float tensor of shape (N, C, H, W), got "
-            f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))}"
-        )
-    if images.shape[0] == 0:
-        raise ValueError("images: empty batch")
 
 
 def explain(
@@ -451,27 +406,21 @@ def explain(
         ``{name: attributions}`` on the CPU, detached: (N, C, H, W) for
         gradient methods, (N, 1, H, W) for CAM methods.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"model: expected a torch.nn.Module, got {type(model).__name__}"
-        )
+    check_module(model, "model")
     check_images(images)
     names = parse_methods(methods)
     options = options or ExplainOptions()
     options.validate()
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    device = _device_of(model)
+    check_positive_int(batch_size, "batch_size")
+    device = model_device(model)
     images = images.detach().to(device)
     if target is None:
         target = predict(model, images)[0]
     else:
-        target = torch.as_tensor(target, device=device).long().flatten()
-        if target.shape != (images.shape[0],):
-            raise ValueError(
-                f"target: expected {images.shape[0]} class indices, got shape "
-                f"{tuple(target.shape)}"
-            )
+        target_indices(target, images.shape[0])  # the form, before any work
+        target = target_indices(
+            target, images.shape[0], num_classes(model, images), device=device
+        )
     parsed = [split_method(n) for n in names]
     layer_module = None
     if any(spec.kind == "cam" for spec, _ in parsed):
@@ -483,7 +432,7 @@ def explain(
                 *images.shape[-2:], options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF
             )
         except ValueError as exc:
-            raise ValueError(f"forgrad_{exc}") from None
+            raise InvalidValueError(f"forgrad_{exc}") from None
     crigrad = None
     if any("crigrad" in mods for _, mods in parsed):
         crigrad = options.crigrad(model)
@@ -518,7 +467,7 @@ def to_map(attributions: Tensor, size: tuple[int, int] | None = None) -> Tensor:
     """Single-channel map ``sum_c |a_c|``: (N, C, H, W) -> (N, 1, H, W) >= 0,
     upsampled bilinearly to ``size`` if given. Not rescaled."""
     if attributions.dim() != 4:
-        raise ValueError(
+        raise InvalidValueError(
             f"attributions: expected (N, C, H, W), got {tuple(attributions.shape)}"
         )
     heat = attributions.detach().abs().sum(1, keepdim=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -37,71 +37,70 @@ from torch import Tensor
 
 from captum_crigrad._compat import (
     InputBaselineXGradient,
+    _format_additional_forward_args,
+    _run_forward,
+    _select_targets,
     compute_gradients,
     log_usage,
+)
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_inputs,
+    check_module,
+    check_target,
+    has_negative_target,
+    resolve_target,
 )
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
 GradientFunc = Callable[..., tuple[Tensor, ...]]
 
 
-def check_inputs(inputs: Any) -> tuple[Tensor, ...]:
-    """Captum-style ``inputs`` as a tuple of tensors sharing one batch size."""
-    tup = inputs if isinstance(inputs, tuple) else (inputs,)
-    if len(tup) == 0 or not all(isinstance(t, Tensor) for t in tup):
-        raise TypeError(
-            "inputs: expected a tensor or a non-empty tuple of tensors, got "
-            f"{type(inputs).__name__}"
-        )
-    sizes = [t.shape[0] if t.dim() > 0 else None for t in tup]
-    if None in sizes or len(set(sizes)) != 1:
-        raise ValueError(
-            "inputs: every input tensor must have the same batch size (dim 0), "
-            f"got sizes {sizes}"
-        )
-    return tup
+def target_selecting_forward(forward_fn: Callable, target: Any) -> Callable:
+    """``forward_fn`` followed by Captum's target selection, with ``target``
+    resolved against the output (negative indices from the end, range
+    checked: :func:`captum_crigrad.validation.resolve_target`). Pass the
+    result with ``target=None`` to Captum's gradient helpers; they then
+    differentiate exactly the scores Captum would have selected."""
+    if target is None:
+        return forward_fn
+
+    def forward(*args: Any) -> Tensor:
+        output = forward_fn(*args)
+        return _select_targets(output, resolve_target(target, output.shape[1:]))
+
+    return forward
 
 
-def check_target(target: Any, batch_size: int | None = None) -> None:
-    """Validate a Captum ``target`` (None, int, list of ints, or tensor of ints)."""
-    if target is None or isinstance(target, tuple):
-        return  # tuples index multi-dimensional outputs; Captum checks those
-    if isinstance(target, bool):
-        raise TypeError("target: expected an int, a list of ints or a tensor, got bool")
-    if isinstance(target, int):
-        values = [target]
-    elif isinstance(target, Tensor):
-        if target.is_floating_point() or target.is_complex():
-            raise TypeError(f"target: expected an integer tensor, got {target.dtype}")
-        values = target.reshape(-1).tolist()
-    elif isinstance(target, list):
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in target):
-            raise TypeError("target: a list target must hold ints (class indices)")
-        values = target
-    else:
-        raise TypeError(
-            "target: expected None, an int, a list of ints or an integer tensor, "
-            f"got {type(target).__name__}"
+def resolve_call_target(
+    forward_func: Callable,
+    inputs: tuple[Tensor, ...],
+    target: Any,
+    additional_forward_args: Any = None,
+    *,
+    check_range: bool = True,
+) -> Any:
+    """``target`` resolved against the output size (negative indices from the
+    end, range checked), for Captum code paths that select the target
+    themselves (layer methods, methods not called through ``gradient_func``).
+    One forward pass of the first example, without gradients, gives the
+    output size; with ``check_range=False`` (the range is checked elsewhere)
+    it runs only for a target holding a negative index."""
+    if target is None or not (check_range or has_negative_target(target)):
+        return target
+    batch = inputs[0].shape[0]
+    args = _format_additional_forward_args(additional_forward_args)
+    if args is not None:
+        args = tuple(
+            a[:1]
+            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
+            else a
+            for a in args
         )
-    if any(v < 0 for v in values):
-        raise ValueError(f"target: class indices must be >= 0, got {min(values)}")
-    n = len(values)
-    if batch_size is not None and n not in (1, batch_size):
-        raise ValueError(
-            f"target: expected 1 or {batch_size} (the batch size) class indices, "
-            f"got {n}"
-        )
-
-
-def max_target(target: Any) -> int | None:
-    """Largest class index in a validated non-tuple ``target``, or None."""
-    if target is None or isinstance(target, tuple):
-        return None
-    if isinstance(target, Tensor):
-        return int(target.max()) if target.numel() else None
-    if isinstance(target, list):
-        return max(target) if target else None
-    return int(target)
+    with torch.no_grad():
+        output = _run_forward(forward_func, tuple(t[:1] for t in inputs), None, args)
+    return resolve_target(target, output.shape[1:])
 
 
 class GradientTransform:
@@ -133,10 +132,7 @@ class GradientTransform:
         train/eval mode are never changed. ``target`` (optional) lets a
         transform check class indices against the model's output size.
         """
-        if not isinstance(model, nn.Module):
-            raise TypeError(
-                f"model: expected a torch.nn.Module, got {type(model).__name__}"
-            )
+        check_module(model, "model")
         self.validate(model)
         with contextlib.ExitStack() as stack:
             self._install(model, stack, target)
@@ -168,8 +164,9 @@ class GradientTransform:
         ) -> tuple[Tensor, ...]:
             tup = check_inputs(inputs)
             check_target(target_ind, tup[0].shape[0])
+            forward = target_selecting_forward(forward_fn, target_ind)
             with self.context(model, target=target_ind):
-                grads = base(forward_fn, inputs, target_ind, additional_forward_args)
+                grads = base(forward, inputs, None, additional_forward_args)
             return tuple(self.transform_gradients(tuple(grads), tup))
 
         transformed_gradient_func.transform = self  # type: ignore[attr-defined]
@@ -188,7 +185,7 @@ class ComposedTransform(GradientTransform):
         flat = []
         for t in transforms:
             if not isinstance(t, GradientTransform):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"transforms: expected GradientTransform objects, got "
                     f"{type(t).__name__}"
                 )
@@ -216,14 +213,10 @@ class ComposedTransform(GradientTransform):
 def resolve_model(forward_func: Callable, model: nn.Module | None) -> nn.Module:
     """The module to hook: ``model`` if given, else ``forward_func`` itself."""
     if model is not None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(
-                f"model: expected a torch.nn.Module, got {type(model).__name__}"
-            )
-        return model
+        return check_module(model, "model")
     if isinstance(forward_func, nn.Module):
         return forward_func
-    raise TypeError(
+    raise InvalidTypeError(
         "model: forward_func is not a torch.nn.Module, so pass model=<the "
         "nn.Module whose layers should be hooked>"
     )
@@ -268,12 +261,12 @@ class TransformedAttribution(GradientAttribution):
         model: nn.Module | None = None,
     ) -> None:
         if not isinstance(attribution, Attribution):
-            raise TypeError(
+            raise InvalidTypeError(
                 "attribution: expected a Captum Attribution instance, got "
                 f"{type(attribution).__name__}"
             )
         if not isinstance(transform, GradientTransform):
-            raise TypeError(
+            raise InvalidTypeError(
                 "transform: expected a GradientTransform, got "
                 f"{type(transform).__name__}"
             )
@@ -289,13 +282,27 @@ class TransformedAttribution(GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         return self.attribution.multiplies_by_inputs
 
+    @property
+    def resolves_targets(self) -> bool:
+        """True when targets go through ``gradient_func``, which resolves
+        negative class indices and checks their range at every evaluation."""
+        return self._via_gradient_func
+
     def has_convergence_delta(self) -> bool:
         return self.attribution.has_convergence_delta()
 
     @log_usage()
     def attribute(self, inputs: TensorOrTuple, *args: Any, **kwargs: Any) -> Any:
         """Same arguments and result as the wrapped attribution's ``attribute``."""
-        check_inputs(inputs)
+        tup = check_inputs(inputs)
+        if "target" in kwargs and not self._via_gradient_func:
+            check_target(kwargs["target"], tup[0].shape[0])
+            kwargs["target"] = resolve_call_target(
+                self.forward_func,
+                tup,
+                kwargs["target"],
+                kwargs.get("additional_forward_args"),
+            )
         inner = self.attribution.attribute
         inner = getattr(inner, "__wrapped__", None)
         call = (
@@ -330,7 +337,7 @@ def _bind(
         bound.gradient_func = transform.gradient_func(model, attribution.gradient_func)
         return bound, True
     if transform.has_gradient_step:
-        raise TypeError(
+        raise InvalidTypeError(
             f"attribution: {type(attribution).__name__} does not compute input "
             "gradients through gradient_func, so a per-evaluation gradient step "
             f"({transform!r}) cannot be applied to it; apply it post hoc instead"
@@ -365,25 +372,6 @@ def with_gradient_transform(
     return TransformedAttribution(attribution, transform, model)
 
 
-def named_layers(model: nn.Module, layers: Sequence[nn.Module]) -> tuple[str, ...]:
-    """Qualified names of ``layers`` in ``model`` (ValueError if one is not in it)."""
-    names = {id(m): n for n, m in model.named_modules()}
-    out = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, nn.Module):
-            raise TypeError(
-                f"layers[{i}]: expected an nn.Module, got {type(layer).__name__}"
-            )
-        if id(layer) not in names:
-            raise ValueError(
-                f"layers[{i}]: {type(layer).__name__} is not a submodule of the "
-                "model; pass modules of the model being explained "
-                "(e.g. model.layer1[0])"
-            )
-        out.append(names[id(layer)] or "<model>")
-    return tuple(out)
-
-
 _GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
@@ -412,5 +400,7 @@ def default_cam_layer(model: nn.Module, images: Tensor) -> str:
         for h in handles:
             h.remove()
     if not last:
-        raise ValueError("layer: the model has no module with a 4-D output; name one")
+        raise InvalidValueError(
+            "layer: the model has no module with a 4-D output; name one"
+        )
     return last[-1]

@@ -422,7 +422,8 @@ def _bad_cases(model):
             ValueError,
             "target",
         ),
-        (lambda: CriGradSaliency(model).attribute(x, target=-1), ValueError, "target"),
+        # -1 is the last class (5 outputs), -6 is out of range
+        (lambda: CriGradSaliency(model).attribute(x, target=-6), ValueError, "target"),
         (
             lambda: CriGradSaliency(model).attribute(x, target=[0, 1, 2]),
             ValueError,

@@ -125,7 +125,7 @@ def test_weight_independent_method_stays_at_one():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(blocks=["features.42"]), "no submodule named 'features.42'"),
+        (dict(blocks=["features.42"]), "no submodule 'features.42'"),
         (dict(blocks=[]), "blocks: empty list"),
         (dict(methods=["SmoothGrad"]), "valid names"),
         (dict(measures=["psnr"]), "measures"),

@@ -170,7 +170,7 @@ def test_model_untouched_after_every_method(cnn, images):
         (
             dict(method="GradCAM", layer="features.99"),
             ValueError,
-            "no submodule named 'features.99'",
+            "no submodule 'features.99'",
         ),
         (
             dict(method="GradientExplanation", layers=[]),

@@ -171,7 +171,7 @@ def test_seed_reproducible_and_different_seeds_differ(cnn):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(blocks=["features.9"]), "no submodule named 'features.9'"),
+        (dict(blocks=["features.9"]), "no submodule 'features.9'"),
         (dict(blocks=[]), "blocks: empty list"),
         (dict(blocks=["features.1"]), "no learnable parameters"),
         (dict(blocks=["features", "features.0"]), "must not overlap"),
@@ -179,7 +179,7 @@ def test_seed_reproducible_and_different_seeds_differ(cnn):
         (dict(init="xavier"), "init: expected one of"),
         (dict(batchnorm_stats="drop"), "batchnorm_stats"),
         (dict(granularity="layer"), "granularity"),
-        (dict(std=-1.0, init="normal"), "std: expected a positive"),
+        (dict(std=-1.0, init="normal"), "std: expected a finite number > 0"),
     ],
 )
 def test_bad_input_clear_error_before_any_work(cnn, kwargs, match):

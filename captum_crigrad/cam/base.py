@@ -42,7 +42,18 @@ from captum_crigrad.cam.ops import (
     upsample_maps,
     weighted_channel_sum,
 )
-from captum_crigrad.hooks import ComposedTransform, GradientTransform
+from captum_crigrad.hooks import (
+    ComposedTransform,
+    GradientTransform,
+    target_selecting_forward,
+)
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_finite_float,
+    check_module,
+    resolve_layer,
+)
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
 GeneratorLike = None | int | torch.Generator
@@ -102,23 +113,14 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         device_ids: list[int] | None = None,
         gradient_transform: Any = None,
     ) -> None:
-        if not isinstance(layer, nn.Module):
-            raise TypeError(
-                f"layer: expected a torch.nn.Module, got {type(layer).__name__}"
-            )
+        check_module(layer, "layer")
         if not callable(forward_func):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"forward_func: expected a model or callable, got "
                 f"{type(forward_func).__name__}"
             )
-        if isinstance(forward_func, nn.Module) and not any(
-            m is layer for m in forward_func.modules()
-        ):
-            raise ValueError(
-                f"layer: the given {type(layer).__name__} is not a submodule of "
-                f"forward_func ({type(forward_func).__name__}); pass one of its "
-                "modules, e.g. model.layer4"
-            )
+        if isinstance(forward_func, nn.Module):
+            resolve_layer(forward_func, layer)
         if gradient_transform is not None:
             gradient_transform = _layer_transform(
                 gradient_transform, forward_func, layer
@@ -137,68 +139,6 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     # ------------------------------------------------------------ validation
     @staticmethod
-    def _format_inputs(inputs: TensorOrTuple) -> tuple[Tensor, ...]:
-        tup = inputs if isinstance(inputs, tuple) else (inputs,)
-        if len(tup) == 0:
-            raise ValueError("inputs: got an empty tuple; pass at least one tensor")
-        for i, inp in enumerate(tup):
-            if not isinstance(inp, Tensor):
-                raise TypeError(
-                    f"inputs: element {i} is a {type(inp).__name__}, expected a "
-                    "torch.Tensor"
-                )
-            if inp.dim() == 0 or not inp.is_floating_point():
-                raise ValueError(
-                    f"inputs: element {i} must be a floating-point tensor with a "
-                    f"batch dimension, got dtype {inp.dtype} and shape "
-                    f"{tuple(inp.shape)}"
-                )
-        batch = tup[0].shape[0]
-        if batch == 0 or any(inp.shape[0] != batch for inp in tup):
-            raise ValueError(
-                "inputs: every tensor needs the same non-zero batch size, got "
-                f"{[inp.shape[0] for inp in tup]}"
-            )
-        return tup
-
-    @staticmethod
-    def _check_target(target: Any, batch: int) -> None:
-        if target is None or isinstance(target, (int, tuple)):
-            return
-        if isinstance(target, Tensor):
-            if target.numel() == 1 or (target.dim() == 1 and len(target) == batch):
-                return
-            raise ValueError(
-                f"target: a tensor target must hold 1 or {batch} (batch size) "
-                f"indices, got shape {tuple(target.shape)}"
-            )
-        if isinstance(target, list):
-            if len(target) == batch:
-                return
-            raise ValueError(
-                f"target: a list target needs one entry per example ({batch}), "
-                f"got {len(target)}"
-            )
-        raise TypeError(
-            "target: expected None, an int, a tuple, a tensor or a list, got "
-            f"{type(target).__name__}"
-        )
-
-    @staticmethod
-    def _check_internal_batch_size(internal_batch_size: int | None) -> None:
-        if internal_batch_size is None:
-            return
-        if (
-            isinstance(internal_batch_size, bool)
-            or not isinstance(internal_batch_size, int)
-            or internal_batch_size < 1
-        ):
-            raise ValueError(
-                "internal_batch_size: expected None or an int >= 1, got "
-                f"{internal_batch_size!r}"
-            )
-
-    @staticmethod
     def _upsample_size(
         upsample: bool | Sequence[int], inputs: tuple[Tensor, ...]
     ) -> tuple[int, int] | None:
@@ -206,7 +146,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             return None
         if upsample is True:
             if inputs[0].dim() != 4:
-                raise ValueError(
+                raise InvalidValueError(
                     "upsample: True upsamples to the (H, W) of a 4-D first input, "
                     f"but it has shape {tuple(inputs[0].shape)}; pass a size "
                     "(H, W) or False"
@@ -218,7 +158,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             and all(isinstance(s, int) and s > 0 for s in upsample)
         ):
             return (int(upsample[0]), int(upsample[1]))
-        raise ValueError(
+        raise InvalidValueError(
             f"upsample: expected True, False or a size (H, W), got {upsample!r}"
         )
 
@@ -230,18 +170,11 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         if len(values) == 1:
             values = values * n_inputs
         if len(values) != n_inputs:
-            raise ValueError(
+            raise InvalidValueError(
                 f"stdevs: got {len(values)} values for {n_inputs} inputs; pass "
                 "one float or one per input"
             )
-        out = []
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"stdevs: expected floats, got {v!r}")
-            if not v >= 0:
-                raise ValueError(f"stdevs: must be >= 0, got {v}")
-            out.append(float(v))
-        return tuple(out)
+        return tuple(check_finite_float(v, "stdevs", minimum=0) for v in values)
 
     @staticmethod
     def _make_generator(generator: GeneratorLike) -> torch.Generator:
@@ -254,7 +187,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         elif isinstance(generator, int) and not isinstance(generator, bool):
             gen.manual_seed(generator)
         else:
-            raise TypeError(
+            raise InvalidTypeError(
                 "generator: expected None, an int seed or a torch.Generator, got "
                 f"{type(generator).__name__}"
             )
@@ -295,7 +228,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                 )
             except AssertionError as err:
                 if "did not obtain any outputs" in str(err):
-                    raise ValueError(
+                    raise InvalidValueError(
                         f"layer: the {type(self.layer).__name__} never ran during "
                         "the forward pass of forward_func; pass a module that "
                         "forward_func calls"
@@ -331,11 +264,14 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                 rows = torch.arange(start, min(n_rows, start + step))
                 image = plan.image[rows]
                 row_inputs = _row_inputs(inputs, plan, rows)
+                # target selected (negative indices resolved) after the forward
                 grads, evals = compute_layer_gradients_and_eval(
-                    self.forward_func,
+                    target_selecting_forward(
+                        self.forward_func, _rows_of_target(target, image)
+                    ),
                     self.layer,
                     row_inputs,
-                    _rows_of_target(target, image),
+                    None,
                     _rows_of_args(args, batch, image),
                     device_ids=self.device_ids,
                     attribute_to_layer_input=attribute_to_layer_input,
@@ -422,17 +358,17 @@ def _layer_transform(
     leaves ``layer`` itself alone (its hooks act on the layers above it, where
     the layer gradient comes from, as for CriGrad's LayerGradCam)."""
     if not isinstance(transform, GradientTransform):
-        raise TypeError(
+        raise InvalidTypeError(
             "gradient_transform: expected a GradientTransform (e.g. CriGrad), got "
             f"{type(transform).__name__}"
         )
     if not isinstance(forward_func, nn.Module):
-        raise TypeError(
+        raise InvalidTypeError(
             "gradient_transform: needs forward_func to be the nn.Module whose "
             f"layers it hooks; got a {type(forward_func).__name__}"
         )
     if transform.has_gradient_step:
-        raise TypeError(
+        raise InvalidTypeError(
             f"gradient_transform: {transform!r} changes input gradients, but a "
             "CAM uses layer gradients only; apply such a filter (e.g. FORGrad) "
             "post hoc to the map instead"
@@ -451,13 +387,13 @@ def _layer_transform(
 def _single_4d(tensors: tuple[Tensor, ...], to_input: bool) -> Tensor:
     where = "input" if to_input else "output"
     if len(tensors) != 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"layer: its {where} is {len(tensors)} tensors; Grad-CAM needs one "
             "(N, K, h, w) tensor"
         )
     tensor = tensors[0]
     if tensor.dim() != 4:
-        raise ValueError(
+        raise InvalidValueError(
             f"layer: its {where} has shape {tuple(tensor.shape)}; Grad-CAM pools "
             "gradients over space and needs a 4-D (N, K, h, w) tensor; choose a "
             "convolutional layer"

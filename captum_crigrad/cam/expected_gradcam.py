@@ -35,6 +35,12 @@ from captum_crigrad.cam.base import (
     SamplePlan,
     TensorOrTuple,
 )
+from captum_crigrad.validation import (
+    check_inputs,
+    check_positive_int,
+    check_target,
+    format_baseline_distribution,
+)
 
 BaselinesType = None | Tensor | tuple[Tensor, ...] | Callable[..., Any]
 
@@ -139,19 +145,16 @@ class ExpectedGradCAM(SampledLayerCAM):
             ``(B, 1, h, w)`` maps (or ``(B, 1, H, W)`` when upsampled),
             non-negative when ``relu_attributions``.
         """
-        inputs_tuple = self._format_inputs(inputs)
+        inputs_tuple = check_inputs(inputs, floating=True)
         batch = inputs_tuple[0].shape[0]
-        if (
-            isinstance(n_samples, bool)
-            or not isinstance(n_samples, int)
-            or n_samples < 1
-        ):
-            raise ValueError(f"n_samples: expected an int >= 1, got {n_samples!r}")
+        check_positive_int(n_samples, "n_samples")
         stdev_tuple = self._check_stdevs(stdevs, len(inputs_tuple))
-        self._check_target(target, batch)
-        self._check_internal_batch_size(internal_batch_size)
+        check_target(target, batch)
+        check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
         upsample_size = self._upsample_size(upsample, inputs_tuple)
-        refs, per_example, n_refs = _format_baselines(baselines, inputs_tuple)
+        refs, per_example, n_refs = format_baseline_distribution(
+            baselines, inputs_tuple
+        )
         gen = self._make_generator(generator)
         plan = _draw_plan(batch, n_samples, n_refs, per_example, stdev_tuple, gen)
         plan.refs = refs
@@ -170,77 +173,6 @@ class ExpectedGradCAM(SampledLayerCAM):
     @property
     def multiplies_by_inputs(self) -> bool:
         return False
-
-
-def _format_baselines(
-    baselines: BaselinesType, inputs: tuple[Tensor, ...]
-) -> tuple[tuple[Tensor, ...], bool, int]:
-    """Return (refs, per_example, M): refs[i] is (M, *in.shape[1:]) for a
-    shared distribution or (B*M, *in.shape[1:]) for per-example ones."""
-    batch = inputs[0].shape[0]
-    if callable(baselines) and not isinstance(baselines, Tensor):
-        baselines = baselines(inputs if len(inputs) > 1 else inputs[0])
-    if baselines is None:
-        baselines = tuple(torch.zeros_like(x[:1]) for x in inputs)
-    if isinstance(baselines, Tensor):
-        baselines = (baselines,)
-    if not isinstance(baselines, tuple) or len(baselines) != len(inputs):
-        raise ValueError(
-            f"baselines: expected {len(inputs)} tensor(s) (one per input), got "
-            f"{type(baselines).__name__}"
-            + (f" of length {len(baselines)}" if isinstance(baselines, tuple) else "")
-        )
-    refs, kinds = [], set()
-    for i, (base, inp) in enumerate(zip(baselines, inputs, strict=True)):
-        if isinstance(base, (int, float)) and not isinstance(base, bool):
-            base = torch.full_like(inp[:1], float(base))
-        if not isinstance(base, Tensor):
-            raise TypeError(
-                f"baselines: entry {i} is a {type(base).__name__}; expected a "
-                "tensor, a number, a callable or None"
-            )
-        feat = tuple(inp.shape[1:])
-        if base.dim() == inp.dim() + 1:
-            if base.shape[0] != batch or not _broadcastable(base.shape[2:], feat):
-                raise ValueError(
-                    f"baselines: per-example entry {i} must have shape (B={batch}, "
-                    f"M, *{feat}), got {tuple(base.shape)}"
-                )
-            m = base.shape[1]
-            base = base.expand(batch, m, *feat).reshape(batch * m, *feat)
-            kinds.add(("per_example", m))
-        elif base.dim() == inp.dim():
-            if not _broadcastable(base.shape[1:], feat):
-                raise ValueError(
-                    f"baselines: entry {i} has shape {tuple(base.shape)}, which "
-                    f"does not fit inputs of shape {tuple(inp.shape)}; expected "
-                    f"(M, *{feat}) or (B, M, *{feat}) or shapes broadcastable "
-                    "to them"
-                )
-            m = base.shape[0]
-            base = base.expand(m, *feat)
-            kinds.add(("shared", m))
-        else:
-            raise ValueError(
-                f"baselines: entry {i} has {base.dim()} dimensions for a "
-                f"{inp.dim()}-D input; expected (M, *{feat}) or (B, M, *{feat})"
-            )
-        if base.shape[0] == 0:
-            raise ValueError(f"baselines: entry {i} holds no reference (M = 0)")
-        refs.append(base.detach().to(device=inp.device, dtype=inp.dtype))
-    if len(kinds) != 1:
-        raise ValueError(
-            "baselines: every input needs the same kind of distribution and the "
-            f"same number M of references, got {sorted(kinds)}"
-        )
-    kind, m = kinds.pop()
-    return tuple(refs), kind == "per_example", m
-
-
-def _broadcastable(shape: Sequence[int], target: Sequence[int]) -> bool:
-    return len(shape) == len(target) and all(
-        s in (1, t) for s, t in zip(shape, target, strict=True)
-    )
 
 
 def _draw_plan(

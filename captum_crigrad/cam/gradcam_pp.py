@@ -19,6 +19,7 @@ from torch import Tensor
 from captum_crigrad._compat import log_usage
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
 from captum_crigrad.cam.ops import gradcam_pp_weights
+from captum_crigrad.validation import check_inputs, check_positive_int, check_target
 
 
 class GradCAMPlusPlus(SampledLayerCAM):
@@ -42,10 +43,10 @@ class GradCAMPlusPlus(SampledLayerCAM):
         """Grad-CAM++ maps, ``(B, 1, h, w)`` (or upsampled to ``(H, W)`` with
         ``upsample=True`` / a size). Arguments as in ``ExpectedGradCAM``;
         ``internal_batch_size`` bounds the examples per pass."""
-        inputs_tuple = self._format_inputs(inputs)
+        inputs_tuple = check_inputs(inputs, floating=True)
         batch = inputs_tuple[0].shape[0]
-        self._check_target(target, batch)
-        self._check_internal_batch_size(internal_batch_size)
+        check_target(target, batch)
+        check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
         upsample_size = self._upsample_size(upsample, inputs_tuple)
         plan = SamplePlan(
             image=torch.arange(batch),

@@ -26,6 +26,13 @@ from captum_crigrad._compat import (
     log_usage,
 )
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
+from captum_crigrad.validation import (
+    check_choice,
+    check_inputs,
+    check_positive_int,
+    check_target,
+    format_baselines,
+)
 
 BaselineType = None | int | float | Tensor | tuple[int | float | Tensor, ...]
 
@@ -63,18 +70,14 @@ class IntegratedGradCAM(SampledLayerCAM):
                 forward/backward pass; None: all ``B * n_steps`` at once.
             Other arguments as in ``ExpectedGradCAM``.
         """
-        inputs_tuple = self._format_inputs(inputs)
+        inputs_tuple = check_inputs(inputs, floating=True)
         batch = inputs_tuple[0].shape[0]
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 2:
-            raise ValueError(f"n_steps: expected an int >= 2, got {n_steps!r}")
-        if method not in APPROXIMATION_METHODS:
-            raise ValueError(
-                f"method: {method!r} is not one of {sorted(APPROXIMATION_METHODS)}"
-            )
-        self._check_target(target, batch)
-        self._check_internal_batch_size(internal_batch_size)
+        check_positive_int(n_steps, "n_steps", minimum=2)
+        check_choice(method, sorted(APPROXIMATION_METHODS), "method")
+        check_target(target, batch)
+        check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
         upsample_size = self._upsample_size(upsample, inputs_tuple)
-        refs = _per_example_baselines(baselines, inputs_tuple)
+        refs = format_baselines(baselines, inputs_tuple)
         step_sizes, alphas = approximation_parameters(method)
         steps = torch.tensor(step_sizes(n_steps), dtype=torch.float64)
         betas = torch.tensor(alphas(n_steps), dtype=torch.float32)
@@ -96,41 +99,6 @@ class IntegratedGradCAM(SampledLayerCAM):
             internal_batch_size=internal_batch_size,
             upsample_size=upsample_size,
         )
-
-
-def _per_example_baselines(
-    baselines: BaselineType, inputs: tuple[Tensor, ...]
-) -> tuple[Tensor, ...]:
-    """One baseline per example and input: tensors of the inputs' shapes."""
-    if baselines is None:
-        baselines = 0.0
-    if isinstance(baselines, (int, float)) and not isinstance(baselines, bool):
-        baselines = (baselines,) * len(inputs)
-    elif not isinstance(baselines, tuple):
-        baselines = (baselines,)
-    if len(baselines) != len(inputs):
-        raise ValueError(
-            f"baselines: expected {len(inputs)} entries (one per input), got "
-            f"{len(baselines)}"
-        )
-    out = []
-    for i, (base, inp) in enumerate(zip(baselines, inputs, strict=True)):
-        if isinstance(base, (int, float)) and not isinstance(base, bool):
-            base = torch.full_like(inp[:1], float(base))
-        if not isinstance(base, Tensor):
-            raise TypeError(
-                f"baselines: entry {i} is a {type(base).__name__}; expected a "
-                "number or a tensor"
-            )
-        try:
-            base = torch.broadcast_to(base, inp.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"baselines: entry {i} has shape {tuple(base.shape)}, which does "
-                f"not broadcast to the input's shape {tuple(inp.shape)}"
-            ) from None
-        out.append(base.detach().to(device=inp.device, dtype=inp.dtype))
-    return tuple(out)
 
 
 __all__ = ["IntegratedGradCAM"]

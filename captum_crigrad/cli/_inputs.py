@@ -687,10 +687,10 @@ def _preprocessing(
 def load_inputs(args) -> Inputs:
     """The model and images the shared options ask for, checked: one-line
     :class:`CLIError` for every bad option, file or model, before any long work."""
-    from captum_crigrad.cli.demo import parse_device
     from captum_crigrad.models import normalize
+    from captum_crigrad.validation import check_device
 
-    device = parse_device(args.device)
+    device = check_device(args.device, argument="--device")
     if args.n_images is not None and args.n_images < 1:
         raise CLIError(f"--n-images: expected a positive int, got {args.n_images}")
     if args.input_size is not None and args.input_size < 8:

@@ -84,18 +84,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 
 
-def parse_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise CLIError(f"--device: {name!r} is not a torch device ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError("--device: CUDA was asked for but is not available; use cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise CLIError("--device: MPS was asked for but is not available; use cpu")
-    return device
-
-
 def format_table(rows, columns) -> str:
     """Plain-text table of dict rows (floats with 4 decimals)."""
     cells = [[str(c) for c in columns]] + [
@@ -139,18 +127,14 @@ def _run(args: argparse.Namespace) -> int:
     from captum_crigrad import __version__, metrics
     from captum_crigrad import default as dflt
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.explain import (
-        ExplainOptions,
-        explain,
-        parse_methods,
-        predict,
-        to_map,
-    )
+    from captum_crigrad.explain import ExplainOptions, explain, parse_methods, to_map
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
+    from captum_crigrad.utils import predict
+    from captum_crigrad.validation import check_device
 
     # validate everything before any work
     methods = parse_methods(args.methods)
-    device = parse_device(args.device)
+    device = check_device(args.device, argument="--device")
     if args.steps < 1:
         raise CLIError(f"--steps: expected a positive int, got {args.steps}")
     check_output_folder(args.out)

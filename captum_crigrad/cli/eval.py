@@ -177,13 +177,13 @@ def run(args) -> int:
     )
     from captum_crigrad.cli._output import json_text as to_json
     from captum_crigrad.crigrad.transform import CriGrad
-    from captum_crigrad.explain import resolve_layer
     from captum_crigrad.metrics.suite import (
         METRICS,
         evaluate,
         format_table,
         parse_method,
     )
+    from captum_crigrad.validation import resolve_layers
 
     # ---- check everything before any work
     if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
@@ -220,7 +220,7 @@ def run(args) -> int:
     layers = None
     names = crigrad_layer_names(args, loaded)
     if names is not None:
-        layers = [resolve_layer(model, n, "--crigrad-layers") for n in names]
+        layers = resolve_layers(model, names, argument="--crigrad-layers")
     built = [
         parse_method(
             m, model, keep=keep, layers=layers, ig_steps=args.n_steps, seed=args.seed

@@ -206,14 +206,10 @@ def run(args: argparse.Namespace) -> int:
         csv_text,
         staged_output,
     )
-    from captum_crigrad.explain import (
-        ExplainOptions,
-        explain,
-        predict,
-        resolve_layer,
-        to_map,
-    )
+    from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
+    from captum_crigrad.utils import predict
+    from captum_crigrad.validation import resolve_layer
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)

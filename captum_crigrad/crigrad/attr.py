@@ -35,10 +35,14 @@ from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.hooks import (
     GradientTransform,
     TransformedAttribution,
-    check_inputs,
-    check_target,
+    resolve_call_target,
     resolve_model,
     with_gradient_transform,
+)
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    check_inputs,
+    check_target,
 )
 
 
@@ -48,13 +52,13 @@ def make_crigrad(
     """``crigrad`` or ``CriGrad(**options)``, with ``exclude`` added."""
     if crigrad is not None:
         if options:
-            raise TypeError(
+            raise InvalidTypeError(
                 "crigrad: pass a CriGrad object or its options "
                 f"({', '.join(options)}), "
                 "not both"
             )
         if not isinstance(crigrad, CriGrad):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"crigrad: expected a CriGrad, got {type(crigrad).__name__}"
             )
         return (
@@ -107,6 +111,12 @@ class TransformedLayerMixin(TransformedGradientMixin):
         """Captum's ``attribute`` of the base class, run under the transform."""
         tup = check_inputs(inputs)
         check_target(target, tup[0].shape[0])
+        # LayerGradCam selects the target itself: resolve negative indices
+        # first (CriGrad's hooks check the range on the model's output)
+        extra = kwargs.get("additional_forward_args", args[0] if args else None)
+        target = resolve_call_target(
+            self.forward_func, tup, target, extra, check_range=False
+        )
         with self.transform.context(self.model, target=target):
             base = super(TransformedGradientMixin, self).attribute
             return base.__wrapped__(self, inputs, target, *args, **kwargs)

@@ -37,12 +37,17 @@ from captum_crigrad.crigrad.masks import (
     critical_mask,
     importance,
 )
-from captum_crigrad.hooks import (
-    GradientTransform,
+from captum_crigrad.hooks import GradientTransform
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+    check_fraction,
     check_inputs,
-    check_target,
-    max_target,
-    named_layers,
+    check_module,
+    layer_names,
+    resolve_target,
+    target_indices,
 )
 
 MODES = ("online", "two_pass")
@@ -111,30 +116,20 @@ class CriGrad(GradientTransform):
         exclude: Sequence[nn.Module] = (),
         exact: bool = False,
     ) -> None:
-        if isinstance(keep, bool) or not isinstance(keep, (int, float)):
-            raise TypeError(
-                f"keep: expected a number in (0, 1], got {type(keep).__name__}"
-            )
-        if not 0.0 < float(keep) <= 1.0:
-            raise ValueError(f"keep: expected a fraction in (0, 1], got {keep}")
-        if importance not in IMPORTANCES:
-            raise ValueError(
-                f"importance: expected one of {IMPORTANCES}, got {importance!r}"
-            )
-        if granularity not in GRANULARITIES:
-            raise ValueError(
-                f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
-            )
-        if mode not in MODES:
-            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        keep = check_fraction(keep, "keep", include_zero=False)
+        check_choice(importance, IMPORTANCES, "importance")
+        check_choice(granularity, GRANULARITIES, "granularity")
+        check_choice(mode, MODES, "mode")
         if not isinstance(signed, bool):
-            raise TypeError(f"signed: expected a bool, got {type(signed).__name__}")
+            raise InvalidTypeError(
+                f"signed: expected a bool, got {type(signed).__name__}"
+            )
         if layers is not None:
             if isinstance(layers, nn.Module):
                 layers = [layers]
             layers = list(layers)
             if not layers:
-                raise ValueError(
+                raise InvalidValueError(
                     "layers: expected at least one module, got an empty list"
                 )
         self.keep = float(keep)
@@ -159,18 +154,16 @@ class CriGrad(GradientTransform):
         if self.layers is None:
             found = {m: n for n, m in model.named_modules() if isinstance(m, nn.ReLU)}
             if not found:
-                raise ValueError(
+                raise InvalidValueError(
                     f"layers: {type(model).__name__} has no nn.ReLU modules (it "
                     "applies its activations functionally), so CriGrad cannot find "
                     "its layers; pass layers=[modules whose outputs are "
                     f"activations], e.g. among: {_layer_candidates(model)}"
                 )
         else:
-            found = dict(
-                zip(self.layers, named_layers(model, self.layers), strict=True)
-            )
+            found = dict(zip(self.layers, layer_names(model, self.layers), strict=True))
         if self.exclude:
-            named_layers(model, self.exclude)
+            layer_names(model, self.exclude)
             skip = {id(s) for e in self.exclude for s in e.modules()}
             found = {m: n for m, n in found.items() if id(m) not in skip}
         return found
@@ -264,7 +257,7 @@ class _Session:
         self.crigrad = crigrad
         self.layers = layers
         self.explicit = explicit
-        self.max_target = max_target(target)
+        self.target = target
         self.current: _Pass | None = None
         self.passes: list[_Pass] = []
         self.two_pass = crigrad.mode == "two_pass"
@@ -282,7 +275,7 @@ class _Session:
 
     def on_layer_output(self, module: nn.Module, args: Any, output: Any) -> None:
         if not isinstance(output, Tensor):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"layers: {self.layers.get(module, type(module).__name__)} returned "
                 f"{type(output).__name__}; CriGrad filters layers with one tensor "
                 "output"
@@ -312,23 +305,15 @@ class _Session:
         if self.explicit:
             missing = [n for m, n in self.layers.items() if m not in p.called]
             if missing:
-                raise ValueError(
+                raise InvalidValueError(
                     f"layers: {', '.join(missing)} never ran in the forward pass of "
                     "the model; pass modules that the forward pass calls"
                 )
-        if (
-            self.max_target is not None
-            and isinstance(output, Tensor)
-            and output.dim() >= 2
-        ):
-            if self.max_target >= output.shape[1]:
-                raise ValueError(
-                    f"target: class index {self.max_target} is out of range for a "
-                    f"model with {output.shape[1]} outputs"
-                )
+        if self.target is not None and isinstance(output, Tensor):
+            resolve_target(self.target, output.shape[1:])  # range check
         if self.two_pass and p.acts:
             if not (isinstance(output, Tensor) and output.requires_grad):
-                raise TypeError(
+                raise InvalidTypeError(
                     "mode='two_pass' needs a model returning one tensor; got "
                     f"{type(output).__name__}"
                 )
@@ -403,16 +388,15 @@ class CriGradExtractor:
         self, model: nn.Module, crigrad: CriGrad | None = None, **options: Any
     ):
         if crigrad is not None and options:
-            raise TypeError(
+            raise InvalidTypeError(
                 "crigrad: pass either a CriGrad object or its options, not both"
             )
         self.crigrad = crigrad if crigrad is not None else CriGrad(**options)
         if not isinstance(self.crigrad, CriGrad):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"crigrad: expected a CriGrad, got {type(self.crigrad).__name__}"
             )
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+        check_module(model, "model")
         self.crigrad.validate(model)
         self.model = model
 
@@ -446,16 +430,14 @@ class CriGradExtractor:
         Returns a tensor for a single input, a tuple for several.
         """
         outputs, _, inputs = result
-        b = outputs.shape[0]
-        check_target(target, b)
-        mt = max_target(target)
-        if mt is not None and mt >= outputs.shape[1]:
-            raise ValueError(
-                f"target: class index {mt} is out of range for a model with "
-                f"{outputs.shape[1]} outputs"
+        idx = target_indices(
+            target, outputs.shape[0], outputs.shape[1], device=outputs.device
+        )
+        if idx is None:
+            raise InvalidValueError(
+                "target: expected the class whose score is differentiated (an int "
+                "or one class index per example), got None"
             )
-        idx = torch.as_tensor(target, device=outputs.device).reshape(-1)
-        idx = idx.expand(b) if idx.numel() == 1 else idx
         scores = outputs.gather(1, idx[:, None]).sum()
         grads = torch.autograd.grad(scores, inputs)
         return grads[0] if len(grads) == 1 else grads

@@ -52,8 +52,16 @@ from captum_crigrad.forgrad.filter import (
 )
 from captum_crigrad.hooks import (
     GradientTransform,
-    check_inputs,
+    resolve_call_target,
     with_gradient_transform,
+)
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_bool,
+    check_choice,
+    check_inputs,
+    check_target,
 )
 
 __all__ = [
@@ -75,12 +83,8 @@ WHERE = ("post_hoc", "per_step")
 
 def _check_options(sigma, relative_cutoff, post, reduce_channels) -> None:
     """Size-independent checks of the filter options (sizes are checked per call)."""
-    if post not in POST_STEPS:
-        raise ValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
-    if not isinstance(reduce_channels, bool):
-        raise TypeError(
-            f"reduce_channels: expected True or False, got {reduce_channels!r}"
-        )
+    check_choice(post, POST_STEPS, "post")
+    check_bool(reduce_channels, "reduce_channels")
     # a large enough size lets resolve_sigma check sign, type and finiteness
     resolve_sigma(1 << 30, 1 << 30, sigma, relative_cutoff)
 
@@ -95,7 +99,7 @@ def _check_spatial_inputs(
     flat = [i for i, t in enumerate(inputs) if t.dim() < 3]
     if (every_input and flat) or not spatial:
         i = flat[0]
-        raise ValueError(
+        raise InvalidValueError(
             f"inputs: FORGrad filters images, (B, H, W) or (B, C, H, W); input {i} "
             f"has shape {tuple(inputs[i].shape)}"
         )
@@ -218,14 +222,13 @@ class FORGradAttribution(GradientAttribution):
         model: nn.Module | None = None,
     ) -> None:
         if not isinstance(attribution, Attribution):
-            raise TypeError(
+            raise InvalidTypeError(
                 "attribution: expected a Captum Attribution instance (e.g. "
                 f"Saliency(model)), got {type(attribution).__name__}"
             )
-        if where not in WHERE:
-            raise ValueError(f"where: expected one of {WHERE}, got {where!r}")
+        check_choice(where, WHERE, "where")
         if transform is not None and not isinstance(transform, GradientTransform):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"transform: expected a GradientTransform (e.g. CriGrad(...)), got "
                 f"{type(transform).__name__}"
             )
@@ -264,10 +267,19 @@ class FORGradAttribution(GradientAttribution):
             every_input=self.where == "post_hoc",
         )
         if self.where == "post_hoc" and kwargs.get("return_convergence_delta", False):
-            raise ValueError(
+            raise InvalidValueError(
                 "return_convergence_delta: post-hoc FORGrad maps do not sum to "
                 "f(x) - f(baseline), so there is no convergence delta; call the "
                 "unfiltered method for it, or use where='per_step'"
+            )
+        if kwargs.get("target") is not None:
+            check_target(kwargs["target"], inputs_tuple[0].shape[0])
+            kwargs["target"] = resolve_call_target(
+                self.forward_func,
+                inputs_tuple,
+                kwargs["target"],
+                kwargs.get("additional_forward_args"),
+                check_range=not getattr(self.attribution, "resolves_targets", False),
             )
         inner = getattr(self.attribution.attribute, "__wrapped__", None)
         if inner is not None:
@@ -287,7 +299,7 @@ class FORGradAttribution(GradientAttribution):
         out: list[Tensor] = []
         for i, m in enumerate(maps):
             if m.dim() < 3:
-                raise ValueError(
+                raise InvalidValueError(
                     f"attribution: FORGrad filters spatial maps, but output {i} of "
                     f"{type(self.base_attribution).__name__} has shape {tuple(m.shape)}"
                 )

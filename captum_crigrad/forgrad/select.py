@@ -24,6 +24,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_crigrad.forgrad.filter import POST_STEPS, forgrad, sigma_keeping_all
+from captum_crigrad.utils import num_classes, predicted_class
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+    check_images,
+    check_module,
+    target_indices,
+)
 
 __all__ = [
     "SigmaSelection",
@@ -69,7 +78,7 @@ def _pixel_ranks(attributions: Tensor, height: int, width: int) -> Tensor:
     if saliency.dim() == 4:
         saliency = saliency.sum(dim=1)  # signed sum over channels
     if saliency.shape[-2:] != (height, width):
-        raise ValueError(
+        raise InvalidValueError(
             f"attributions: spatial size {tuple(saliency.shape[-2:])} does not match "
             f"the inputs' ({height}, {width})"
         )
@@ -119,27 +128,18 @@ def _perturbation_auc(
 
 
 def _check_metric_args(model, inputs, attributions, target):
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
-    if not isinstance(inputs, Tensor) or inputs.dim() != 4:
-        raise ValueError(
-            "inputs: expected an (N, C, H, W) tensor, got shape "
-            f"{getattr(inputs, 'shape', None)}"
-        )
+    check_module(model, "model")
+    check_images(inputs, argument="inputs")
     if not isinstance(attributions, Tensor) or attributions.shape[0] != inputs.shape[0]:
-        raise ValueError(
+        raise InvalidValueError(
             "attributions: expected a tensor with one map per input, got shape "
             f"{getattr(attributions, 'shape', None)} for {inputs.shape[0]} inputs"
         )
-    target = torch.as_tensor(target, device=inputs.device)
-    if target.dim() == 0:
-        target = target.expand(inputs.shape[0])
-    if target.shape != (inputs.shape[0],):
-        raise ValueError(
-            f"target: expected an int or ({inputs.shape[0]},) class indices, got "
-            f"shape {tuple(target.shape)}"
-        )
-    return target.long()
+    n = inputs.shape[0]
+    target_indices(target, n)  # the form, before any work
+    if target is None:
+        return predicted_class(model, inputs)
+    return target_indices(target, n, num_classes(model, inputs), device=inputs.device)
 
 
 def deletion_auc(
@@ -198,7 +198,9 @@ def insertion_auc(
     if blur_sigma is None:
         blur_sigma = min(inputs.shape[-2:]) / 16
     if not blur_sigma > 0:
-        raise ValueError(f"blur_sigma: expected a positive number, got {blur_sigma!r}")
+        raise InvalidValueError(
+            f"blur_sigma: expected a positive number, got {blur_sigma!r}"
+        )
     substrate = _gaussian_blur(inputs, float(blur_sigma))
     return _perturbation_auc(
         model,
@@ -315,7 +317,8 @@ def select_sigma(
     Args:
         model: the classifier (logits), used by the metric.
         inputs: (N, C, H, W) held-out images, as the model expects them.
-        target: int or (N,) class indices (the explained class).
+        target: int or (N,) class indices (the explained class; negative
+            indices count from the end); None: the predicted class.
         method: a Captum attribution object (e.g. ``Saliency(model)``), called
             once as ``method.attribute(inputs, target=target,
             **attribute_kwargs)``; or a tensor of precomputed raw maps of
@@ -337,68 +340,69 @@ def select_sigma(
     # --- checks before any work
     if isinstance(metric, str):
         if metric not in _BUILTIN_METRICS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"metric: expected one of {sorted(_BUILTIN_METRICS)} or a callable, "
                 f"got {metric!r}"
             )
         metric_name = metric
         metric_fn, direction = _BUILTIN_METRICS[metric]
         if higher_is_better is not None and higher_is_better != direction:
-            raise ValueError(
+            raise InvalidValueError(
                 f"higher_is_better: {metric!r} is {'higher' if direction else 'lower'}"
                 f"-is-better, got higher_is_better={higher_is_better}"
             )
         higher_is_better = direction
     elif callable(metric):
         if not isinstance(higher_is_better, bool):
-            raise ValueError(
+            raise InvalidValueError(
                 "higher_is_better: required (True or False) with a callable metric"
             )
         metric_fn = metric
         metric_name = getattr(metric, "__name__", type(metric).__name__)
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             f"metric: expected a name or a callable, got {type(metric).__name__}"
         )
-    if not isinstance(inputs, Tensor) or inputs.dim() != 4:
-        raise ValueError(
-            "inputs: expected an (N, C, H, W) tensor, got shape "
-            f"{getattr(inputs, 'shape', None)}"
-        )
-    if post not in POST_STEPS:
-        raise ValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
+    check_images(inputs, argument="inputs")
+    check_choice(post, POST_STEPS, "post")
     height, width = inputs.shape[-2:]
     if sigmas is None:
         sigmas = default_sigma_grid(height, width)
     sigmas = sorted(float(s) for s in sigmas)
     if not sigmas:
-        raise ValueError("sigmas: expected at least one cutoff")
+        raise InvalidValueError("sigmas: expected at least one cutoff")
     for s in sigmas:
         if not (math.isfinite(s) and 0 < s <= min(height, width)):
-            raise ValueError(
+            raise InvalidValueError(
                 "sigmas: every cutoff must be in (0, min(H, W) = "
                 f"{min(height, width)}], "
                 f"got {s!r}"
             )
-    target_t = torch.as_tensor(target, device=inputs.device)
-    if target_t.dim() == 0:
-        target_t = target_t.expand(inputs.shape[0])
+    target_indices(target, inputs.shape[0])  # the form, before any work
+    if target is None:
+        target_t = predicted_class(model, inputs)
+    else:
+        target_t = target_indices(
+            target, inputs.shape[0], num_classes(model, inputs), device=inputs.device
+        )
 
     # --- raw maps once
     if isinstance(method, Tensor):
         raw = method.detach()
         if raw.shape[0] != inputs.shape[0] or tuple(raw.shape[-2:]) != (height, width):
-            raise ValueError(
+            raise InvalidValueError(
                 f"method: precomputed maps of shape {tuple(raw.shape)} do not match "
                 f"inputs of shape {tuple(inputs.shape)}"
             )
     elif hasattr(method, "attribute"):
         raw = method.attribute(inputs, target=target_t, **(attribute_kwargs or {}))
         if isinstance(raw, tuple):
-            raise ValueError("method: select_sigma needs one input tensor, got a tuple")
+            raise InvalidValueError(
+                "method: select_sigma needs one input tensor, got a tuple"
+            )
         raw = raw.detach()
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             "method: expected a Captum attribution object or a tensor of raw maps, "
             f"got {type(method).__name__}"
         )
@@ -407,7 +411,7 @@ def select_sigma(
         values = metric_fn(model, inputs, maps, target_t)
         values = torch.as_tensor(values).detach().float().flatten().cpu()
         if values.numel() != inputs.shape[0]:
-            raise ValueError(
+            raise InvalidValueError(
                 f"metric: expected {inputs.shape[0]} per-image scores, got "
                 f"{values.numel()}"
             )
@@ -441,7 +445,7 @@ def plot_sigma_curve(selection: SigmaSelection, ax=None, label: str | None = Non
     import matplotlib.pyplot as plt
 
     if not isinstance(selection, SigmaSelection):
-        raise TypeError(
+        raise InvalidTypeError(
             f"selection: expected a SigmaSelection, got {type(selection).__name__}"
         )
     if ax is None:

@@ -1,41 +1,16 @@
-"""Input checks and small helpers shared by the metrics (no model hooks)."""
+"""Small helpers shared by the metrics (no model hooks); argument checks
+come from :mod:`captum_crigrad.validation`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-import torch.nn as nn
 from torch import Tensor
 
-TargetType = None | int | Sequence[int] | Tensor
-
-
-def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    """The device of the model's first parameter or buffer, else ``fallback``."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return fallback
-
-
-def check_images(inputs, name: str = "inputs") -> Tensor:
-    if isinstance(inputs, tuple):
-        raise TypeError(
-            f"{name}: the image metrics take one (N, C, H, W) tensor, got a tuple "
-            f"of {len(inputs)}; evaluate each input tensor separately"
-        )
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(inputs).__name__}")
-    if inputs.dim() != 4 or not inputs.is_floating_point():
-        raise ValueError(
-            f"{name}: expected a float (N, C, H, W) tensor, got dtype {inputs.dtype} "
-            f"and shape {tuple(inputs.shape)}"
-        )
-    if inputs.shape[0] == 0:
-        raise ValueError(f"{name}: the batch is empty")
-    return inputs
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+)
 
 
 def pixel_relevance(
@@ -50,18 +25,18 @@ def pixel_relevance(
     """
     if isinstance(attributions, tuple):
         if len(attributions) != 1:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"{name}: expected one tensor, got a tuple of {len(attributions)}"
             )
         attributions = attributions[0]
     if not isinstance(attributions, Tensor):
-        raise TypeError(
+        raise InvalidTypeError(
             f"{name}: expected a torch.Tensor, got {type(attributions).__name__}"
         )
     n, c, h, w = inputs.shape
     shape = tuple(attributions.shape)
     if shape not in ((n, c, h, w), (n, 1, h, w), (n, h, w)):
-        raise ValueError(
+        raise InvalidValueError(
             f"{name}: shape {shape} does not match inputs of shape {(n, c, h, w)}; "
             f"expected {(n, c, h, w)}, {(n, 1, h, w)} or {(n, h, w)}"
         )
@@ -70,7 +45,7 @@ def pixel_relevance(
     )
     bad = ~torch.isfinite(attributions)
     if bool(bad.any()):
-        raise ValueError(
+        raise InvalidValueError(
             f"{name}: {int(bad.sum())} NaN or infinite values; attributions must be "
             "finite"
         )
@@ -82,31 +57,9 @@ def pixel_relevance(
         return attributions.abs().sum(1)
     if reduction == "max":
         return attributions.amax(1)
-    raise ValueError(
+    raise InvalidValueError(
         f"channel_reduction: expected 'sum', 'abs' or 'max', got {reduction!r}"
     )
-
-
-def check_target(target: TargetType, n: int) -> Tensor | None:
-    """None, an int, or N ints -> None or a (N,) long tensor (CPU)."""
-    if target is None:
-        return None
-    if isinstance(target, int) and not isinstance(target, bool):
-        return torch.full((n,), target, dtype=torch.long)
-    t = torch.as_tensor(target)
-    if t.dim() == 0:
-        t = t.expand(n)
-    if t.shape != (n,) or t.is_floating_point() or t.dtype == torch.bool:
-        raise ValueError(
-            f"target: expected None, an int or {n} class indices, got {target!r}"
-        )
-    return t.long().cpu()
-
-
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    return value
 
 
 def tie_broken_order(relevance: Tensor, descending: bool) -> Tensor:
@@ -132,8 +85,5 @@ def selected_scores(logits: Tensor, target: Tensor, score: str) -> Tensor:
 
 
 def check_score(score: str) -> str:
-    if score not in ("prob", "logit"):
-        raise ValueError(
-            f"score: expected 'prob' (softmax probability) or 'logit', got {score!r}"
-        )
-    return score
+    """``score`` if it is "prob" (softmax probability) or "logit"."""
+    return check_choice(score, ("prob", "logit"), "score")

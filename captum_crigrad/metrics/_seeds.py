@@ -1,27 +1,38 @@
 """Random draws of the seeded metrics, made per image.
 
-A metric call takes one seed from the caller's ``torch.Generator`` (or from
-torch's global generator when there is none): :func:`call_seed`. Every
-random draw for an image then comes from its own generator, seeded by that
-seed, the image's content (its bytes, dtype and shape: :func:`image_keys`)
-and the draw's role (the step, the subset size, the sample number):
-:func:`draw_generator`. So an image's value depends on the seed, the image
-and its map only: not on its position in the batch, on the other images in
-it, or on ``max_examples_per_batch`` and other chunk sizes. Different
-images get independent draws, equal images equal ones.
+Every random draw for an image (a random pixel order, ROAD's imputation
+noise, sensitivity-n's subsets, infidelity's perturbations) comes from the
+image's own generator, seeded by the image's *stream* and the draw's role
+(the step, the subset size, the sample number): :meth:`ImageDraws.generator`.
+An image's stream is
 
-Draws are made on the CPU (then moved), so they are the same on every
-device.
+* ``seeds[i]`` when the caller gives one seed per image (``seeds=``, a (N,)
+  integer tensor or sequence: e.g. derived from a run seed and the image's
+  index in a data set, as a sharded evaluation does);
+* otherwise one seed drawn per call from ``generator`` (torch's global
+  generator when None) together with a digest of the image's content (its
+  bytes, dtype and shape): different images get independent draws, equal
+  images equal ones.
+
+Either way an image's value depends on its stream, the image and its map
+only: not on its position in the batch, on the other images in it, or on
+``max_examples_per_batch`` and other chunk sizes. Draws are made on the CPU
+(then moved), so they are the same on every device.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+
 _MASK63 = (1 << 63) - 1
+
+SeedsType = Tensor | Sequence[int] | None
 
 
 def call_seed(generator: torch.Generator | None) -> int:
@@ -29,8 +40,8 @@ def call_seed(generator: torch.Generator | None) -> int:
     generator when None): calls with one generator differ from each other,
     and re-seeding it repeats them."""
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator: expected a torch.Generator or None, got "
+        raise InvalidTypeError(
+            "generator: expected a torch.Generator or None, got "
             f"{type(generator).__name__}"
         )
     device = generator.device if generator is not None else torch.device("cpu")
@@ -51,15 +62,70 @@ def image_keys(images: Tensor) -> list[bytes]:
     return keys
 
 
+def check_seeds(seeds: SeedsType, n: int) -> list[int] | None:
+    """``seeds``: None, or one integer per image ((N,) tensor or sequence)."""
+    if seeds is None:
+        return None
+    if isinstance(seeds, Tensor):
+        if seeds.is_floating_point() or seeds.is_complex() or seeds.dtype == torch.bool:
+            raise InvalidTypeError(
+                f"seeds: expected an integer tensor of shape ({n},), got {seeds.dtype}"
+            )
+        values = seeds.detach().cpu().flatten().tolist()
+        shape = tuple(seeds.shape)
+    elif isinstance(seeds, Sequence) and not isinstance(seeds, (str, bytes)):
+        values, shape = list(seeds), (len(seeds),)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise InvalidTypeError(f"seeds: expected {n} integers, got {seeds!r}")
+    else:
+        raise InvalidTypeError(
+            f"seeds: expected None or one integer per image ({n}), got "
+            f"{type(seeds).__name__}"
+        )
+    if shape != (n,):
+        raise InvalidValueError(
+            f"seeds: expected one seed per image, shape ({n},), got {shape}"
+        )
+    return [int(v) for v in values]
+
+
 def draw_generator(seed: int, key: bytes, *role: object) -> torch.Generator:
-    """A CPU generator for one draw of one image: seeded from the call's
-    ``seed``, the image's ``key`` and the draw's ``role`` (e.g. ``("road",
-    step)``)."""
+    """A CPU generator for one draw of one image, seeded from ``seed``, the
+    image's ``key`` and the draw's ``role`` (e.g. ``("road", 120)``)."""
     h = hashlib.blake2b(digest_size=8)
     h.update(repr(int(seed)).encode())
     h.update(key)
     h.update(repr(role).encode())
     return torch.Generator().manual_seed(int.from_bytes(h.digest(), "little") & _MASK63)
+
+
+class ImageDraws:
+    """Where the random draws of each image of ``images`` come from (see the
+    module docstring): ``seeds`` when given, else ``generator`` and the
+    images' content. ``generator`` and ``seeds`` together are refused."""
+
+    def __init__(
+        self,
+        images: Tensor,
+        generator: torch.Generator | None = None,
+        seeds: SeedsType = None,
+    ) -> None:
+        per_image = check_seeds(seeds, images.shape[0])
+        if per_image is not None:
+            if generator is not None:
+                raise InvalidValueError(
+                    "seeds, generator: give one of them (seeds: one per image; "
+                    "generator: one seed per call, mixed with each image's content)"
+                )
+            self.seed = 0
+            self.keys = [b"seed" + repr(s).encode() for s in per_image]
+        else:
+            self.seed = call_seed(generator)
+            self.keys = image_keys(images)
+
+    def generator(self, index: int, *role: object) -> torch.Generator:
+        """A fresh CPU generator for draw ``role`` of image ``index``."""
+        return draw_generator(self.seed, self.keys[index], *role)
 
 
 class CaptumRowSeeds:
@@ -69,12 +135,12 @@ class CaptumRowSeeds:
     ``k`` perturbation samples, and the calls come in order. Row ``i * k + j``
     of a call is sample ``done + j`` of image ``i``."""
 
-    def __init__(self, seed: int, keys: list[bytes], role: str) -> None:
-        self.seed, self.keys, self.role = seed, keys, role
+    def __init__(self, draws: ImageDraws, role: str) -> None:
+        self.draws, self.role = draws, role
         self.done = 0
 
     def generators(self, rows: int) -> list[torch.Generator]:
-        n = len(self.keys)
+        n = len(self.draws.keys)
         if rows % n:
             raise RuntimeError(
                 f"perturbation: Captum passed {rows} rows for {n} images; expected "
@@ -82,8 +148,8 @@ class CaptumRowSeeds:
             )
         k = rows // n
         gens = [
-            draw_generator(self.seed, key, self.role, self.done + j)
-            for key in self.keys
+            self.draws.generator(i, self.role, self.done + j)
+            for i in range(n)
             for j in range(k)
         ]
         self.done += k

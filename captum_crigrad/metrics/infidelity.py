@@ -9,7 +9,6 @@ expects ``perturb_func(inputs, perturb_radius) -> perturbed inputs``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,13 +19,17 @@ from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
 from captum_crigrad._untouched import private_if_training
-from captum_crigrad.metrics._common import (
+from captum_crigrad.metrics._common import pixel_relevance
+from captum_crigrad.metrics._seeds import CaptumRowSeeds, ImageDraws, SeedsType
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
     TargetType,
+    check_finite_float,
     check_images,
     check_positive_int,
-    pixel_relevance,
+    target_indices,
 )
-from captum_crigrad.metrics._seeds import CaptumRowSeeds, call_seed, image_keys
 
 
 def _device_of(generator: torch.Generator | None) -> torch.device:
@@ -52,6 +55,16 @@ def _randint(high: int, generator, device) -> Tensor:
     ).to(device)[0]
 
 
+def _captum_chunk(max_examples: int | None, n: int, samples: int) -> int | None:
+    """``max_examples_per_batch`` in the range Captum accepts without a
+    warning: at least one sample of every image per forward call (what Captum
+    does anyway below it), at most all of them."""
+    if max_examples is None:
+        return None
+    check_positive_int(max_examples, "max_examples_per_batch")
+    return min(max(max_examples, n), n * samples)
+
+
 def _seeded(draw: Callable, generator: torch.Generator | None) -> Callable:
     """Captum's ``perturb_func(inputs)``: ``draw`` with every row drawn in turn
     from ``generator``; ``.draw`` keeps the row-wise form for :func:`infidelity`."""
@@ -69,13 +82,12 @@ def square_removal_perturbation(
     """Perturbation that sets one random ``size`` x ``size`` square (all
     channels) to ``baseline``: ``I = (x - baseline) * square``."""
     check_positive_int(size, "size")
-    if not math.isfinite(baseline):
-        raise ValueError(f"baseline: expected a finite number, got {baseline}")
+    check_finite_float(baseline, "baseline")
 
     def draw(inputs: Tensor, generators):
         n, _, h, w = inputs.shape
         if size > min(h, w):
-            raise ValueError(
+            raise InvalidValueError(
                 f"size: the square ({size}) is larger than the image ({h}x{w})"
             )
         top = torch.empty(n, dtype=torch.long, device=inputs.device)
@@ -101,8 +113,7 @@ def gaussian_noise_perturbation(
     std: float = 0.1, generator: torch.Generator | None = None
 ) -> Callable:
     """Perturbation ``I ~ N(0, std^2)`` per element: ``x~ = x - I``."""
-    if not (std > 0 and math.isfinite(std)):
-        raise ValueError(f"std: expected a finite value > 0, got {std}")
+    check_finite_float(std, "std", minimum=0, strict=True)
 
     def draw(inputs: Tensor, generators):
         pert = std * _randn_rows(inputs, generators)
@@ -116,10 +127,8 @@ def noisy_baseline_perturbation(
 ) -> Callable:
     """Yeh et al.'s noisy baseline: ``x~ = baseline + eps``, eps ~ N(0, std^2),
     so ``I = x - baseline - eps``."""
-    if not (std >= 0 and math.isfinite(std)):
-        raise ValueError(f"std: expected a finite value >= 0, got {std}")
-    if not math.isfinite(baseline):
-        raise ValueError(f"baseline: expected a finite number, got {baseline}")
+    check_finite_float(std, "std", minimum=0)
+    check_finite_float(baseline, "baseline")
 
     def draw(inputs: Tensor, generators):
         perturbed = baseline + std * _randn_rows(inputs, generators)
@@ -147,6 +156,7 @@ def infidelity(
     normalize: bool = True,
     max_examples_per_batch: int | None = 64,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     **perturbation_kwargs,
 ) -> Tensor:
     """Infidelity (Yeh et al. 2019), ``E_I[(I . attr - (f(x) - f(x - I)))^2]``,
@@ -159,12 +169,19 @@ def infidelity(
         normalize: rescale the attribution by the optimal scalar (Captum's
             ``normalize``), as Yeh et al. do.
         target: class per image; default the predicted class.
+        generator: the named perturbations draw one seed from it per call;
+            each image's perturbations then come from its own generator
+            (that seed, the image's content, the sample number:
+            ``metrics/_seeds.py``), so the value of an image depends neither
+            on ``max_examples_per_batch`` nor on the other images. A
+            perturbation function of yours draws as it likes.
+        seeds: instead of ``generator``, one integer seed per image ((N,)).
         model: run in its own mode and left untouched (as
             :func:`~captum_crigrad.metrics.perturbation_curve`).
     Returns:
         (N,) infidelity per image.
     """
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     pixel_relevance(attributions, inputs)  # shape and finiteness checks
     if attributions.shape != inputs.shape:
         attributions = torch.broadcast_to(
@@ -173,12 +190,12 @@ def infidelity(
     check_positive_int(n_perturb_samples, "n_perturb_samples")
     if isinstance(perturbation, str):
         if perturbation not in _PERTURBATIONS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a "
                 f"function, got {perturbation!r}"
             )
         draw = _PERTURBATIONS[perturbation](**perturbation_kwargs).draw
-        rows = CaptumRowSeeds(call_seed(generator), image_keys(inputs), "infidelity")
+        rows = CaptumRowSeeds(ImageDraws(inputs, generator, seeds), "infidelity")
 
         def perturb_func(x: Tensor):
             return draw(x, rows.generators(x.shape[0]))
@@ -186,19 +203,22 @@ def infidelity(
     elif callable(perturbation):
         perturb_func = perturbation
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             "perturbation: expected a name or a function, got "
             f"{type(perturbation).__name__}"
         )
+    target_indices(target, inputs.shape[0])  # the form, before any work
+    extra = additional_forward_args
+    if extra is not None and not isinstance(extra, tuple):
+        extra = (extra,)
     with private_if_training(model) as model:
+        with torch.no_grad():
+            logits = model(inputs, *(extra or ()))
+        target = target_indices(
+            target, inputs.shape[0], logits.shape[1], device=logits.device
+        )
         if target is None:
-            extra = additional_forward_args
-            if extra is None:
-                extra = ()
-            elif not isinstance(extra, tuple):
-                extra = (extra,)
-            with torch.no_grad():
-                target = model(inputs, *extra).argmax(1)
+            target = logits.argmax(1)
         return _captum_infidelity(
             model,
             perturb_func,
@@ -207,7 +227,9 @@ def infidelity(
             additional_forward_args=additional_forward_args,
             target=target,
             n_perturb_samples=n_perturb_samples,
-            max_examples_per_batch=max_examples_per_batch,
+            max_examples_per_batch=_captum_chunk(
+                max_examples_per_batch, inputs.shape[0], n_perturb_samples
+            ),
             normalize=normalize,
         )
 
@@ -219,6 +241,7 @@ def max_sensitivity(
     perturb_radius: float = 0.02,
     n_perturb_samples: int = 10,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     max_examples_per_batch: int | None = None,
     **kwargs,
 ) -> Tensor:
@@ -226,13 +249,11 @@ def max_sensitivity(
     explanation under uniform input noise in ``[-perturb_radius, perturb_radius]``,
     via :func:`captum.metrics.sensitivity_max`, with a seeded noise function.
     ``explanation_func`` is e.g. ``saliency.attribute``; ``kwargs`` (such as
-    ``target``) go to it. **Lower is better.** Returns (N,)."""
-    inputs = check_images(inputs)
-    if not (perturb_radius > 0 and math.isfinite(perturb_radius)):
-        raise ValueError(
-            f"perturb_radius: expected a finite value > 0, got {perturb_radius}"
-        )
-    rows = CaptumRowSeeds(call_seed(generator), image_keys(inputs), "max_sensitivity")
+    ``target``) go to it. **Lower is better.** Returns (N,). The noise is
+    drawn per image, from ``generator`` or ``seeds`` as in :func:`infidelity`."""
+    inputs = check_images(inputs, argument="inputs")
+    check_finite_float(perturb_radius, "perturb_radius", minimum=0, strict=True)
+    rows = CaptumRowSeeds(ImageDraws(inputs, generator, seeds), "max_sensitivity")
 
     def perturb(x: Tensor, radius: float) -> Tensor:
         noise = torch.stack(
@@ -249,6 +270,8 @@ def max_sensitivity(
         perturb_func=perturb,
         perturb_radius=perturb_radius,
         n_perturb_samples=n_perturb_samples,
-        max_examples_per_batch=max_examples_per_batch,
+        max_examples_per_batch=_captum_chunk(
+            max_examples_per_batch, inputs.shape[0], n_perturb_samples
+        ),
         **kwargs,
     )

@@ -7,14 +7,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_finite_float,
+)
+
 
 def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum"):
     if not isinstance(attributions, Tensor) or not isinstance(masks, Tensor):
-        raise TypeError("attributions, masks: expected torch.Tensors")
+        raise InvalidTypeError("attributions, masks: expected torch.Tensors")
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.dim() != 3:
-        raise ValueError(
+        raise InvalidValueError(
             f"masks: expected (N, H, W) or (N, 1, H, W), got shape {tuple(masks.shape)}"
         )
     n, h, w = masks.shape
@@ -25,13 +31,13 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
         or attributions.shape[0] != n
         or attributions.shape[2:] != (h, w)
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"attributions: shape {tuple(attributions.shape)} does not match masks of "
             "shape "
             f"{(n, h, w)}; expected (N, C, H, W) or (N, H, W) with the same N, H, W"
         )
     if not bool(torch.isfinite(attributions).all()):
-        raise ValueError(
+        raise InvalidValueError(
             "attributions: contains NaN or infinite values; attributions must be finite"
         )
     attributions = attributions.detach().double()
@@ -40,7 +46,9 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
     elif reduction == "positive":
         relevance = attributions.clamp_min(0).sum(1)
     else:
-        raise ValueError(f"reduction: expected 'sum' or 'positive', got {reduction!r}")
+        raise InvalidValueError(
+            f"reduction: expected 'sum' or 'positive', got {reduction!r}"
+        )
     return relevance, masks.to(relevance.device).bool()
 
 
@@ -59,8 +67,7 @@ def pointing_game(
     Shapes: attributions (N, C, H, W) or (N, H, W); masks (N, H, W) bool.
     Returns (N,) bool hits; the hit rate is their mean (**higher is better**).
     """
-    if not tolerance >= 0:
-        raise ValueError(f"tolerance: expected >= 0 pixels, got {tolerance}")
+    check_finite_float(tolerance, "tolerance", minimum=0, what="number of pixels")
     relevance, masks = _maps_and_masks(attributions, masks)
     n, h, w = masks.shape
     flat = relevance.flatten(1)

@@ -24,19 +24,24 @@ from torch import Tensor
 
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
-    TargetType,
-    check_images,
-    check_positive_int,
     check_score,
-    check_target,
-    model_device,
     pixel_relevance,
     ranks_from_order,
     selected_scores,
     tie_broken_order,
 )
-from captum_crigrad.metrics._seeds import call_seed, draw_generator, image_keys
+from captum_crigrad.metrics._seeds import ImageDraws, SeedsType, check_seeds
 from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation
+from captum_crigrad.utils import model_device
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    TargetType,
+    check_choice,
+    check_images,
+    check_positive_int,
+    target_indices,
+)
 
 Replacement = float | int | str | Tensor
 ORDERS = ("morf", "lerf", "random")
@@ -70,7 +75,9 @@ class PerturbationCurve:
         x = self.fractions.to(self.scores.dtype)
         span = x[-1] - x[0]
         if self.scores.shape[1] < 2 or float(span) <= 0:
-            raise ValueError("fractions: the AUC needs at least two distinct fractions")
+            raise InvalidValueError(
+                "fractions: the AUC needs at least two distinct fractions"
+            )
         return torch.trapezoid(self.scores, (x - x[0]) / span, dim=1)
 
 
@@ -80,12 +87,12 @@ def _replacement_source(
     """Returns (per-image replacement (N, C, H, W) or None, needs_imputation)."""
     n, c, h, w = inputs.shape
     if isinstance(replacement, bool):
-        raise TypeError(
+        raise InvalidTypeError(
             "replacement: expected a number, a string or a tensor, got a bool"
         )
     if isinstance(replacement, (int, float)):
         if not math.isfinite(replacement):
-            raise ValueError(
+            raise InvalidValueError(
                 f"replacement: expected a finite number, got {replacement}"
             )
         return torch.full_like(inputs, float(replacement)), False
@@ -93,13 +100,13 @@ def _replacement_source(
         try:
             rep = torch.broadcast_to(replacement.to(inputs), inputs.shape)
         except RuntimeError:
-            raise ValueError(
+            raise InvalidValueError(
                 f"replacement: a tensor of shape {tuple(replacement.shape)} does not "
                 f"broadcast to the inputs' shape {tuple(inputs.shape)}; use e.g. (C, "
                 "1, 1)"
             ) from None
         if not bool(torch.isfinite(rep).all()):
-            raise ValueError("replacement: contains NaN or infinite values")
+            raise InvalidValueError("replacement: contains NaN or infinite values")
         return rep, False
     if replacement == "mean":
         return inputs.mean(dim=(0, 2, 3), keepdim=True).expand_as(inputs), False
@@ -107,7 +114,7 @@ def _replacement_source(
         return gaussian_blur(inputs, blur_sigma, blur_kernel_size), False
     if replacement in ("road", "linear_imputation"):
         return None, True
-    raise ValueError(
+    raise InvalidValueError(
         "replacement: expected a number, a tensor broadcastable to the inputs, "
         f"'mean', 'blur' or 'road', got {replacement!r}"
     )
@@ -119,17 +126,17 @@ def _check_fractions(fractions, n_steps) -> Tensor:
         return torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
     frac = torch.as_tensor(fractions, dtype=torch.float64).flatten()
     if frac.numel() == 0:
-        raise ValueError("fractions: expected at least one fraction")
+        raise InvalidValueError("fractions: expected at least one fraction")
     if (
         not bool(torch.isfinite(frac).all())
         or bool((frac < 0).any())
         or bool((frac > 1).any())
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"fractions: every fraction must lie in [0, 1], got {frac.tolist()}"
         )
     if frac.numel() > 1 and bool((frac[1:] < frac[:-1]).any()):
-        raise ValueError(
+        raise InvalidValueError(
             f"fractions: expected a non-decreasing schedule, got {frac.tolist()}"
         )
     return frac
@@ -150,6 +157,7 @@ def perturbation_curve(
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     channel_reduction: str = "sum",
     blur_sigma: float = 5.0,
     blur_kernel_size: int = 11,
@@ -195,28 +203,33 @@ def perturbation_curve(
             generator seeded by that seed and the image's content
             (``metrics/_seeds.py``), so an image's scores do not depend on
             ``max_examples_per_batch`` or on the other images in the batch.
+        seeds: instead of ``generator``, one integer seed per image ((N,)
+            tensor or sequence), e.g. derived from a run seed and each
+            image's index in a data set; the image's draws then depend on
+            its seed alone.
 
     Returns:
         :class:`PerturbationCurve` with (N, S) scores and forward-pass counts.
     """
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     relevance = pixel_relevance(attributions, inputs, channel_reduction)
     frac = _check_fractions(fractions, n_steps)
-    if order not in ORDERS:
-        raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
-    if mode not in ("delete", "insert"):
-        raise ValueError(f"mode: expected 'delete' or 'insert', got {mode!r}")
+    check_choice(order, ORDERS, "order")
+    check_choice(mode, ("delete", "insert"), "mode")
     check_score(score)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
+    check_seeds(seeds, inputs.shape[0])
     n, c, h, w = inputs.shape
-    target_t = check_target(target, n)
+    target_indices(target, n)  # the form, before any work
     device = model_device(model, inputs.device)
     inputs = inputs.detach().to(device)
     repl, impute = _replacement_source(
         replacement, inputs, blur_sigma, blur_kernel_size
     )
     if impute and not (road_noise >= 0 and math.isfinite(road_noise)):
-        raise ValueError(f"road_noise: expected a finite value >= 0, got {road_noise}")
+        raise InvalidValueError(
+            f"road_noise: expected a finite value >= 0, got {road_noise}"
+        )
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
@@ -235,12 +248,12 @@ def perturbation_curve(
     pixels = h * w
     counts = torch.floor(frac * pixels + 0.5).long()
     if order == "random" or (impute and road_noise > 0):
-        seed, keys = call_seed(generator), image_keys(inputs)
+        draws = ImageDraws(inputs, generator, seeds)
     if order == "random":  # per image, see metrics/_seeds.py
         pixel_order = torch.stack(
             [
-                torch.rand(pixels, generator=draw_generator(seed, key, "order"))
-                for key in keys
+                torch.rand(pixels, generator=draws.generator(i, "order"))
+                for i in range(n)
             ]
         ).argsort(dim=1)
     else:
@@ -256,6 +269,7 @@ def perturbation_curve(
             n_passes += len(idx)
             n_calls += 1
         logits = torch.cat(original)
+        target_t = target_indices(target, n, logits.shape[1])
         if target_t is None:
             target_t = logits.argmax(1).cpu()
         target_dev = target_t.to(device)
@@ -284,7 +298,7 @@ def perturbation_curve(
                         [
                             torch.randn(
                                 x.shape[1:],
-                                generator=draw_generator(seed, keys[i], "road", k),
+                                generator=draws.generator(i, "road", k),
                                 dtype=x.dtype,
                             )
                             for i, k in zip(

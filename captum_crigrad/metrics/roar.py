@@ -12,13 +12,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from captum_crigrad.metrics._common import (
-    check_images,
-    check_positive_int,
     pixel_relevance,
     ranks_from_order,
     tie_broken_order,
 )
 from captum_crigrad.training import accuracy, train_classifier
+from captum_crigrad.validation import check_images, check_positive_int
 
 
 @dataclass
@@ -131,7 +130,7 @@ def roar(
         :class:`RoarResult`.
     """
     for name, imgs in (("train_images", train_images), ("test_images", test_images)):
-        check_images(imgs, name)
+        check_images(imgs, argument=name)
     train_rel = pixel_relevance(
         train_attributions, train_images, channel_reduction, "train_attributions"
     )

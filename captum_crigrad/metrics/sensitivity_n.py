@@ -13,16 +13,20 @@ from torch import Tensor
 
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
-    TargetType,
-    check_images,
-    check_positive_int,
     check_score,
-    check_target,
-    model_device,
     pixel_relevance,
     selected_scores,
 )
-from captum_crigrad.metrics._seeds import call_seed, draw_generator, image_keys
+from captum_crigrad.metrics._seeds import ImageDraws, SeedsType
+from captum_crigrad.utils import model_device
+from captum_crigrad.validation import (
+    InvalidValueError,
+    TargetType,
+    check_images,
+    check_positive_int,
+    format_baselines,
+    target_indices,
+)
 
 
 @dataclass
@@ -61,6 +65,7 @@ def sensitivity_n(
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     channel_reduction: str = "sum",
 ) -> SensitivityNResult:
     """Sensitivity-n exactly as Ancona et al. (2018) define it.
@@ -88,16 +93,18 @@ def sensitivity_n(
             its own generator seeded by that seed, the image's content and n
             (``metrics/_seeds.py``), so an image's correlations depend neither
             on the other images in the batch nor on ``max_examples_per_batch``.
+        seeds: instead of ``generator``, one integer seed per image ((N,)),
+            as :func:`~captum_crigrad.metrics.perturbation_curve`.
 
     Returns:
         :class:`SensitivityNResult` with (N, K) correlations.
     """
-    inputs = check_images(inputs)
+    inputs = check_images(inputs, argument="inputs")
     relevance = pixel_relevance(attributions, inputs, channel_reduction).flatten(1)
     check_score(score)
     n_subsets = check_positive_int(n_subsets, "n_subsets")
     if n_subsets < 2:
-        raise ValueError("n_subsets: a correlation needs at least 2 subsets")
+        raise InvalidValueError("n_subsets: a correlation needs at least 2 subsets")
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
     num, c, h, w = inputs.shape
     pixels = h * w
@@ -108,22 +115,15 @@ def sensitivity_n(
             or not isinstance(size, int)
             or not 1 <= size < pixels
         ):
-            raise ValueError(
+            raise InvalidValueError(
                 f"n: every subset size must be an int in [1, {pixels - 1}], got "
                 f"{size!r}"
             )
-    target_t = check_target(target, num)
+    target_indices(target, num)  # the form, before any work
     device = model_device(model, inputs.device)
     inputs = inputs.detach().to(device)
     relevance = relevance.to(device)
-    try:
-        base = torch.broadcast_to(
-            torch.as_tensor(baselines, dtype=inputs.dtype, device=device), inputs.shape
-        )
-    except RuntimeError:
-        raise ValueError(
-            f"baselines: does not broadcast to the inputs' shape {tuple(inputs.shape)}"
-        ) from None
+    (base,) = format_baselines(baselines, inputs)
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
@@ -139,7 +139,7 @@ def sensitivity_n(
             )
         return model(x, *args)
 
-    seed, image_key = call_seed(generator), image_keys(inputs)
+    streams = ImageDraws(inputs, generator, seeds)
     passes = 0
     correlations = torch.empty(num, len(sizes), dtype=torch.float64)
     with torch.no_grad(), private_if_training(model) as model:
@@ -153,6 +153,7 @@ def sensitivity_n(
             ]
         )
         passes += num
+        target_t = target_indices(target, num, logits.shape[1])
         if target_t is None:
             target_t = logits.argmax(1).cpu()
         target_dev = target_t.to(device)
@@ -164,19 +165,17 @@ def sensitivity_n(
             for g0 in range(0, num, group):
                 imgs = torch.arange(g0, min(num, g0 + group), device=device)
                 # subsets[i, j] = the first `size` pixels of a uniform permutation
-                draws = torch.stack(
+                keys = torch.stack(
                     [
                         torch.rand(
                             n_subsets,
                             pixels,
-                            generator=draw_generator(
-                                seed, image_key[i], "subsets", size
-                            ),
+                            generator=streams.generator(i, "subsets", size),
                         )
                         for i in imgs.tolist()
                     ]
                 ).to(device)
-                member = draws.argsort(-1).argsort(-1) < size  # (G, M, P) bool
+                member = keys.argsort(-1).argsort(-1) < size  # (G, M, P) bool
                 attributed = (member * relevance[imgs, None, :]).sum(-1)  # (G, M)
                 drops = torch.empty(
                     len(imgs), n_subsets, dtype=clean.dtype, device=device

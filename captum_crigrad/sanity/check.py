@@ -26,13 +26,13 @@ from torch import Tensor
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.sanity.gradient_maps import (
     attribution_maps,
-    check_images,
     get_method,
-    predicted_class,
     to_single_channel,
 )
 from captum_crigrad.sanity.randomization import randomized_models
 from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
+from captum_crigrad.utils import model_device, predicted_class
+from captum_crigrad.validation import InvalidValueError, check_images
 
 
 @dataclasses.dataclass
@@ -154,7 +154,7 @@ def sanity_check(
     measures = list(measures)
     bad = [m for m in measures if m not in MEASURES]
     if bad or not measures:
-        raise ValueError(
+        raise InvalidValueError(
             f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
         )
     with private_if_training(model) as model:
@@ -177,8 +177,8 @@ def sanity_check(
             batch_size=batch_size,
         )
         if target is None:
-            device = next((p.device for p in model.parameters()), images.device)
-            target = predicted_class(model, images.detach().to(device))
+            device = model_device(model, images.device)
+            target = predicted_class(model, images.detach().to(device), batch_size=256)
         trained_raw = attribution_maps(model, images, method_names, target, **options)
         trained = [(to_single_channel(r), r.sum(1)) for r in trained_raw]
         per_step: dict[tuple[str, str], list[np.ndarray]] = {
@@ -239,10 +239,14 @@ def plot_sanity_curves(
     methods = list(methods or result.methods)
     for m in measures:
         if m not in result.measures:
-            raise ValueError(f"measures: {m!r} not in the result ({result.measures})")
+            raise InvalidValueError(
+                f"measures: {m!r} not in the result ({result.measures})"
+            )
     for m in methods:
         if m not in result.methods:
-            raise ValueError(f"methods: {m!r} not in the result ({result.methods})")
+            raise InvalidValueError(
+                f"methods: {m!r} not in the result ({result.methods})"
+            )
     n_steps = len(result.steps)
     width = max(4.0, 0.32 * n_steps + 2.0)
     ncols = min(2, len(measures))

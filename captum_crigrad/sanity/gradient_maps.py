@@ -53,6 +53,18 @@ from torch.overrides import TorchFunctionMode
 
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.hooks import default_cam_layer
+from captum_crigrad.utils import model_device, num_classes, predicted_class
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+    check_images,
+    check_module,
+    check_positive_int,
+    resolve_layer,
+    resolve_layers,
+    target_indices,
+)
 
 # factory(model, *, layer, layers) -> attribute(inputs, target) -> attribution
 AttributeFn = Callable[[Tensor, Tensor], Tensor]
@@ -102,22 +114,28 @@ def register_method(
     check under ``name`` (see :class:`MethodSpec` for the factory contract).
     Registering an existing name needs ``replace=True``."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+        raise InvalidValueError(f"name: expected a non-empty string, got {name!r}")
     if not callable(factory):
-        raise TypeError(f"factory: expected a callable, got {type(factory).__name__}")
+        raise InvalidTypeError(
+            f"factory: expected a callable, got {type(factory).__name__}"
+        )
     if relu_rule not in (None, "guided", "deconv"):
-        raise ValueError(
+        raise InvalidValueError(
             f"relu_rule: expected None, 'guided' or 'deconv', got {relu_rule!r}"
         )
     if name in _REGISTRY and not replace:
-        raise ValueError(f"name: method {name!r} is already registered (replace=True)")
+        raise InvalidValueError(
+            f"name: method {name!r} is already registered (replace=True)"
+        )
     _REGISTRY[name] = MethodSpec(factory, relu_rule, uses_layer, description)
 
 
 def unregister_method(name: str) -> None:
     """Remove a registered method."""
     if name not in _REGISTRY:
-        raise ValueError(f"name: no method {name!r}; registered: {available_methods()}")
+        raise InvalidValueError(
+            f"name: no method {name!r}; registered: {available_methods()}"
+        )
     del _REGISTRY[name]
 
 
@@ -128,7 +146,7 @@ def available_methods() -> list[str]:
 
 def get_method(name: str) -> MethodSpec:
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(
+        raise InvalidValueError(
             f"method: unknown method {name!r}; valid names: "
             f"{', '.join(available_methods())}"
         )
@@ -329,7 +347,9 @@ class ModifiedReluBackward(TorchFunctionMode):
     def __init__(self, rule: str) -> None:
         super().__init__()
         if rule not in ("guided", "deconv"):
-            raise ValueError(f"rule: expected 'guided' or 'deconv', got {rule!r}")
+            raise InvalidValueError(
+                f"rule: expected 'guided' or 'deconv', got {rule!r}"
+            )
         self.function = _GuidedRelu if rule == "guided" else _DeconvRelu
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -368,50 +388,6 @@ class _Probability(nn.Module):
         return torch.softmax(self.model(x), dim=1)
 
 
-def check_images(images) -> None:
-    if not isinstance(images, Tensor):
-        raise TypeError(
-            f"images: expected a torch.Tensor (N, C, H, W), got {type(images).__name__}"
-        )
-    if images.dim() != 4 or not images.is_floating_point() or images.shape[0] == 0:
-        raise ValueError(
-            "images: expected a non-empty (N, C, H, W) floating-point tensor, got "
-            f"shape {tuple(images.shape)} and dtype {images.dtype}"
-        )
-
-
-def _module_names(model: nn.Module) -> list[str]:
-    return [n for n, _ in model.named_modules() if n]
-
-
-def resolve_module(model: nn.Module, name: str, argument: str = "layer") -> nn.Module:
-    """The submodule called ``name`` (a ``named_modules()`` path)."""
-    if not isinstance(name, str):
-        raise TypeError(f"{argument}: expected a module name (str), got {name!r}")
-    modules = dict(model.named_modules())
-    if not name or name not in modules:
-        names = _module_names(model)
-        shown = ", ".join(names[:15]) + (", ..." if len(names) > 15 else "")
-        raise ValueError(
-            f"{argument}: model has no submodule named {name!r}; names: {shown}"
-        )
-    return modules[name]
-
-
-def resolve_modules(
-    model: nn.Module, names, argument: str = "layers"
-) -> list[nn.Module]:
-    if isinstance(names, str):
-        names = [names]
-    names = list(names)
-    if not names:
-        raise ValueError(
-            f"{argument}: empty list; name at least one module, or pass None for "
-            "the method's default"
-        )
-    return [resolve_module(model, n, argument) for n in names]
-
-
 def to_single_channel(attributions: Tensor) -> Tensor:
     """MATLAB's map: ``sum_c |a_c|``, divided by its per-image maximum.
 
@@ -419,31 +395,6 @@ def to_single_channel(attributions: Tensor) -> Tensor:
     summed = attributions.detach().abs().sum(dim=1, keepdim=True)
     peak = summed.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
     return torch.where(peak > 0, summed / torch.where(peak > 0, peak, 1), 0.0)
-
-
-@torch.no_grad()
-def predicted_class(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
-    """arg-max class of ``model`` per image, (N,) long."""
-    return torch.cat(
-        [
-            model(images[i : i + batch_size]).argmax(1)
-            for i in range(0, len(images), batch_size)
-        ]
-    )
-
-
-def _check_target(target, n: int, device) -> Tensor | None:
-    if target is None:
-        return None
-    if isinstance(target, int) and not isinstance(target, bool):
-        return torch.full((n,), target, dtype=torch.long, device=device)
-    target = torch.as_tensor(target, device=device)
-    if target.dtype.is_floating_point or target.shape not in ((n,), ()):
-        raise ValueError(
-            f"target: expected an int or an integer tensor of shape ({n},), got "
-            f"{target.dtype} of shape {tuple(target.shape)}"
-        )
-    return target.long().expand(n)
 
 
 # --------------------------------------------------------------------------
@@ -467,61 +418,56 @@ def attribution_maps(
     Same arguments as :func:`gradient_map`. Returns (N, C, H, W) for gradient
     methods, (N, 1, H, W) for CAM methods; a list for a list of methods.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"model: expected a torch.nn.Module, got {type(model).__name__}"
-        )
+    check_module(model, "model")
     check_images(images)
     single = isinstance(method, str)
     names = [method] if single else list(method)
     if not names:
-        raise ValueError(
+        raise InvalidValueError(
             f"method: empty list; valid names: {', '.join(available_methods())}"
         )
     specs = [get_method(n) for n in names]
-    if score not in SCORES:
-        raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
-    if functional_relu not in FUNCTIONAL_RELU:
-        raise ValueError(
-            f"functional_relu: expected one of {FUNCTIONAL_RELU}, got "
-            f"{functional_relu!r}"
-        )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    check_choice(score, SCORES, "score")
+    check_choice(functional_relu, FUNCTIONAL_RELU, "functional_relu")
+    check_positive_int(batch_size, "batch_size")
     with private_if_training(model) as model:
-        device = next((p.device for p in model.parameters()), images.device)
+        device = model_device(model, images.device)
         images = images.detach().to(device)
-        target = _check_target(target, images.shape[0], device)
-        layer_module = resolve_module(model, layer) if layer is not None else None
-        layer_modules = resolve_modules(model, layers) if layers is not None else None
+        target_indices(target, images.shape[0])  # the form, before any work
+        layer_module = resolve_layer(model, layer) if layer is not None else None
+        layer_modules = resolve_layers(model, layers) if layers is not None else None
 
         wrap_relu = False
         if any(s.relu_rule for s in specs):
             in_modules, elsewhere = count_relu_calls(model, images[:1])
             if elsewhere and functional_relu == "error":
                 bad = [n for n, s in zip(names, specs, strict=True) if s.relu_rule]
-                raise ValueError(
+                raise InvalidValueError(
                     f"method: {', '.join(bad)} only changes the backward pass of "
                     f"nn.ReLU modules, but this model calls ReLU {elsewhere} "
                     "time(s) per forward pass outside nn.ReLU modules (F.relu/"
                     f"torch.relu; {in_modules} call(s) in modules), so the result "
-                    "would be (partly) "
-                    "the plain gradient. Use nn.ReLU modules in the model, or "
+                    "would be (partly) the plain gradient. Use nn.ReLU modules in "
+                    "the model, or "
                     "functional_relu='wrap' to apply the rule to every ReLU call"
                 )
             if in_modules + elsewhere == 0:
-                raise ValueError(
+                raise InvalidValueError(
                     "method: GuidedBackprop/ZeilerFergus change the ReLU backward "
                     "pass, but this model calls no ReLU: the result would be the "
                     "plain gradient"
                 )
             wrap_relu = bool(elsewhere)
         if any(s.uses_layer for s in specs) and layer_module is None:
-            layer_module = resolve_module(model, default_cam_layer(model, images))
+            layer_module = resolve_layer(model, default_cam_layer(model, images))
 
         scored = model if score == "logit" else _Probability(model)
         if target is None:
-            target = predicted_class(model, images)
+            target = predicted_class(model, images, batch_size=256)
+        else:
+            target = target_indices(
+                target, images.shape[0], num_classes(model, images), device=device
+            )
         attribute_fns = []
         for spec in specs:
             factory = spec.factory

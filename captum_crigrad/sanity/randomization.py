@@ -42,6 +42,15 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+    check_finite_float,
+    check_module,
+    resolve_layer,
+)
+
 MODES = ("cascading", "independent")
 GRANULARITIES = ("module", "block")
 INITS = ("reset", "normal")
@@ -77,7 +86,7 @@ def _block_candidates(model: nn.Module, granularity: str) -> list[str]:
 
     visit("", model)
     if not names and _has_parameters(model, recurse=False):
-        raise ValueError(
+        raise InvalidValueError(
             "granularity: the model owns its parameters directly and has no "
             "child blocks; use granularity='module' or name the blocks"
         )
@@ -92,7 +101,7 @@ def default_blocks(model: nn.Module, granularity: str = "module") -> list[str]:
     paper's order, logits first. Pass ``blocks`` explicitly otherwise.
     """
     if granularity not in GRANULARITIES:
-        raise ValueError(
+        raise InvalidValueError(
             f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
         )
     return list(reversed(_block_candidates(model, granularity)))
@@ -104,37 +113,31 @@ def _resolve_blocks(
     if blocks is None:
         names = default_blocks(model, granularity)
         if not names:
-            raise ValueError("model: has no learnable parameters to randomise")
+            raise InvalidValueError("model: has no learnable parameters to randomise")
         return names
     if isinstance(blocks, str):
         blocks = [blocks]
     names = list(blocks)
     if not names:
-        raise ValueError(
+        raise InvalidValueError(
             "blocks: empty list; give at least one module name, or None for "
             f"the default {granularity!r} blocks"
         )
-    modules = dict(model.named_modules())
     for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"blocks: expected module names (str), got {name!r}")
-        if name not in modules or name == "":
-            close = list(default_blocks(model, "block"))[:12]
-            raise ValueError(
-                f"blocks: model has no submodule named {name!r}; names are "
-                f"dotted paths as in model.named_modules(), e.g. {close}"
-            )
-        if not _has_parameters(modules[name]):
-            raise ValueError(
-                f"blocks: module {name!r} ({type(modules[name]).__name__}) has "
+            raise InvalidTypeError(f"blocks: expected module names (str), got {name!r}")
+        module = resolve_layer(model, name, argument="blocks")
+        if not _has_parameters(module):
+            raise InvalidValueError(
+                f"blocks: module {name!r} ({type(module).__name__}) has "
                 "no learnable parameters to randomise"
             )
     if len(set(names)) != len(names):
-        raise ValueError(f"blocks: names repeat: {names}")
+        raise InvalidValueError(f"blocks: names repeat: {names}")
     for a in names:
         for b in names:
             if a != b and b.startswith(a + "."):
-                raise ValueError(
+                raise InvalidValueError(
                     f"blocks: {b!r} lies inside {a!r}; blocks must not overlap"
                 )
     return names
@@ -148,7 +151,7 @@ def _check_reset_possible(model: nn.Module, names: Sequence[str]) -> None:
                 getattr(sub, "reset_parameters", None)
             ):
                 where = f"{name}.{sub_name}" if sub_name else name
-                raise ValueError(
+                raise InvalidValueError(
                     f"init: module {where!r} ({type(sub).__name__}) has "
                     "parameters but no reset_parameters(); use init='normal'"
                 )
@@ -206,26 +209,16 @@ def _randomize_block(
 
 
 def _check_options(mode, init, std, batchnorm_stats, seed) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    if init not in INITS:
-        raise ValueError(f"init: expected one of {INITS}, got {init!r}")
-    if not (isinstance(std, (int, float)) and std > 0):
-        raise ValueError(f"std: expected a positive float, got {std!r}")
-    if batchnorm_stats not in BATCHNORM_STATS:
-        raise ValueError(
-            f"batchnorm_stats: expected one of {BATCHNORM_STATS}, "
-            f"got {batchnorm_stats!r}"
-        )
+    check_choice(mode, MODES, "mode")
+    check_choice(init, INITS, "init")
+    check_finite_float(std, "std", minimum=0, strict=True)
+    check_choice(batchnorm_stats, BATCHNORM_STATS, "batchnorm_stats")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed: expected an int, got {seed!r}")
+        raise InvalidTypeError(f"seed: expected an int, got {seed!r}")
 
 
 def _check_model(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"model: expected a torch.nn.Module, got {type(model).__name__}"
-        )
+    check_module(model, "model")
 
 
 def randomize_model_parameters(
@@ -307,7 +300,7 @@ def randomized_models(
     _check_model(model)
     _check_options(mode, init, std, batchnorm_stats, seed)
     if granularity not in GRANULARITIES:
-        raise ValueError(
+        raise InvalidValueError(
             f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
         )
     names = _resolve_blocks(model, blocks, granularity)
