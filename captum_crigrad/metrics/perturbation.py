@@ -38,6 +38,7 @@ from captum_crigrad.validation import (
     InvalidValueError,
     TargetType,
     check_choice,
+    check_fraction,
     check_images,
     check_positive_int,
     target_indices,
@@ -120,24 +121,32 @@ def _replacement_source(
     )
 
 
-def _check_fractions(fractions, n_steps) -> Tensor:
+def _check_fractions(fractions, n_steps, argument: str = "fractions") -> Tensor:
     if fractions is None:
         n_steps = check_positive_int(n_steps, "n_steps")
         return torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
-    frac = torch.as_tensor(fractions, dtype=torch.float64).flatten()
-    if frac.numel() == 0:
-        raise InvalidValueError("fractions: expected at least one fraction")
-    if (
-        not bool(torch.isfinite(frac).all())
-        or bool((frac < 0).any())
-        or bool((frac > 1).any())
-    ):
-        raise InvalidValueError(
-            f"fractions: every fraction must lie in [0, 1], got {frac.tolist()}"
+    if isinstance(fractions, Tensor):
+        if fractions.is_complex() or fractions.dtype == torch.bool:
+            raise InvalidTypeError(
+                f"{argument}: expected fractions in [0, 1], got a {fractions.dtype} "
+                "tensor"
+            )
+        values = fractions.detach().double().flatten().tolist()
+    elif isinstance(fractions, Sequence) and not isinstance(fractions, (str, bytes)):
+        values = list(fractions)
+    else:
+        raise InvalidTypeError(
+            f"{argument}: expected a sequence of fractions in [0, 1], got "
+            f"{type(fractions).__name__}"
         )
+    if not values:
+        raise InvalidValueError(f"{argument}: expected at least one fraction")
+    frac = torch.tensor(
+        [check_fraction(v, argument) for v in values], dtype=torch.float64
+    )
     if frac.numel() > 1 and bool((frac[1:] < frac[:-1]).any()):
         raise InvalidValueError(
-            f"fractions: expected a non-decreasing schedule, got {frac.tolist()}"
+            f"{argument}: expected a non-decreasing schedule, got {frac.tolist()}"
         )
     return frac
 
@@ -406,8 +415,10 @@ def pixel_perturbation(
     Returns:
         (N,) for a scalar ``k``, else (N, len(k)).
     """
-    scalar = isinstance(k, (int, float)) and not isinstance(k, bool)
-    ks = [float(k)] if scalar else list(k)
+    if isinstance(k, Tensor) and k.dim() == 0:
+        k = k.item()
+    scalar = not isinstance(k, (Sequence, Tensor)) or isinstance(k, str)
+    ks = _check_fractions([k] if scalar else k, None, "k").tolist()
     curve = perturbation_curve(
         model,
         inputs,
