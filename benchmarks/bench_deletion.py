@@ -25,8 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captum.attr import Saliency
 
+from captum_crigrad.io import load_cifar_images, load_resnet20
 from captum_crigrad.metrics import deletion
-from captum_crigrad.models import load_cifar_images, load_resnet20, normalize
+from captum_crigrad.models import normalize
 
 
 def median_time(fn, repeats):

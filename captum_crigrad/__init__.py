@@ -23,9 +23,12 @@ Public API (everything else is internal):
   :func:`load_default_images`; synthetic data with masks: :func:`make_shapes`.
 * The hook mechanism: :class:`GradientTransform`,
   :func:`with_gradient_transform`.
+* Loading models, checkpoints and images offline: :mod:`captum_crigrad.io`;
+  every argument check and the user error types:
+  :mod:`captum_crigrad.validation`.
 """
 
-from captum_crigrad import metrics, sanity
+from captum_crigrad import io, metrics, sanity, validation
 from captum_crigrad._version import __version__ as __version__
 from captum_crigrad.cam import ExpectedGradCAM, GradCAMPlusPlus, IntegratedGradCAM
 from captum_crigrad.crigrad import (
@@ -83,6 +86,7 @@ __all__ = [
     "crigrad_attribution",
     "forgrad",
     "gradient_map",
+    "io",
     "load_default_images",
     "load_default_model",
     "make_shapes",
@@ -93,6 +97,7 @@ __all__ = [
     "plot_sigma_curve",
     "select_sigma",
     "tile_input_and_maps",
+    "validation",
     "with_forgrad",
     "with_gradient_transform",
 ]

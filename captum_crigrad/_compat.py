@@ -5,6 +5,9 @@ releases; keeping every such import here means a Captum upgrade touches one
 file.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from captum._utils.common import (
     _format_additional_forward_args,
     _format_output,
@@ -27,6 +30,27 @@ from captum.attr._utils.approximation_methods import (
 from captum.attr._utils.approximation_methods import approximation_parameters
 from captum.log import log_usage
 
+
+def undecorated(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The function under Captum's ``log_usage`` decorator (itself if none).
+
+    Captum composes methods by calling ``attribute.__wrapped__`` (NoiseTunnel,
+    GuidedGradCam, LayerIntegratedGradients), so that only the outer call is
+    logged; this is the one place that relies on it.
+    """
+    return getattr(function, "__wrapped__", function)
+
+
+def call_unlogged(attribution: Any, *args: Any, **kwargs: Any) -> Any:
+    """``attribution.attribute(*args, **kwargs)`` without Captum's usage log,
+    as Captum itself calls an inner method."""
+    method = attribution.attribute
+    inner = getattr(method, "__wrapped__", None)
+    if inner is None:
+        return method(*args, **kwargs)
+    return inner(attribution, *args, **kwargs)
+
+
 __all__ = [
     "APPROXIMATION_METHODS",
     "InputBaselineXGradient",
@@ -39,8 +63,10 @@ __all__ = [
     "_select_targets",
     "apply_gradient_requirements",
     "approximation_parameters",
+    "call_unlogged",
     "compute_gradients",
     "compute_layer_gradients_and_eval",
     "log_usage",
+    "undecorated",
     "undo_gradient_requirements",
 ]

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
 
 
@@ -82,20 +84,20 @@ def make_shapes(
         object covers about 3-15 % of the image.
     """
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
+        raise InvalidValueError(f"n: expected a positive int, got {n!r}")
     if not isinstance(size, int) or size < 16:
-        raise ValueError(f"size: expected an int >= 16, got {size!r}")
+        raise InvalidValueError(f"size: expected an int >= 16, got {size!r}")
     if not isinstance(clutter, int) or clutter < 0:
-        raise ValueError(f"clutter: expected an int >= 0, got {clutter!r}")
+        raise InvalidValueError(f"clutter: expected an int >= 0, got {clutter!r}")
     if generator is not None and seed is not None:
-        raise ValueError("generator, seed: give one of them, not both")
+        raise InvalidValueError("generator, seed: give one of them, not both")
     if generator is None:
         dev = torch.device(device) if device is not None else torch.device("cpu")
         generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
     gen = generator
     dev = torch.device(device) if device is not None else gen.device
     if dev.type != gen.device.type:
-        raise ValueError(
+        raise InvalidValueError(
             f"device: {dev} differs from the generator's device {gen.device}"
         )
 

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from captum_crigrad.models import SmallCNN, normalize
+from captum_crigrad.validation import InvalidValueError
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 MODEL_FILE = os.path.join(DATA_DIR, "default_mnist_smallcnn.pt")
@@ -83,7 +84,7 @@ def mnist_split(
     """
     n = images.shape[0]
     if not 0 < n_train < n:
-        raise ValueError(f"n_train: expected 0 < n_train < {n}, got {n_train}")
+        raise InvalidValueError(f"n_train: expected 0 < n_train < {n}, got {n_train}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     train, held = order[:n_train], order[n_train:]
     return images[train], labels[train], images[held], labels[held]
@@ -99,7 +100,9 @@ def pick_examples(labels: Tensor, per_class: int = 2, num_classes: int = 10) -> 
     for c in range(num_classes):
         idx = torch.nonzero(labels == c).flatten()[:per_class]
         if idx.numel() < per_class:
-            raise ValueError(f"labels: fewer than {per_class} samples of class {c}")
+            raise InvalidValueError(
+                f"labels: fewer than {per_class} samples of class {c}"
+            )
         picks.append(idx)
     return torch.cat(picks)
 

@@ -1,4 +1,4 @@
-"""Small reference architectures and offline loaders for real assets.
+"""Small reference architectures and the input normalisation.
 
 * :func:`resnet20` is the CIFAR-10 ResNet-20 of He et al. (2016) with the
   parameter-free "option A" shortcut. Like many real models it applies ReLU
@@ -6,27 +6,19 @@
   hook-based methods must be given ``layers`` on it.
 * :class:`SmallCNN` is a small classifier with ``nn.ReLU`` modules, for
   MNIST-sized (1x28x28) or CIFAR-sized (3x32x32) inputs.
-* :func:`load_resnet20`, :func:`load_cifar_images` and :func:`load_mnist`
-  read files a user already has; nothing here downloads anything.
+
+Loading checkpoints and images (``load_resnet20``, ``load_cifar_images``,
+``load_mnist``) is :mod:`captum_crigrad.io`'s.
 """
 
 from __future__ import annotations
 
-import gzip
-import os
-import pickle
-import re
-import struct
 from collections.abc import Sequence
-from typing import Union
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -104,31 +96,6 @@ def resnet20(num_classes: int = 10) -> CifarResNet:
     return CifarResNet((3, 3, 3), num_classes)
 
 
-def load_resnet20(path: PathLike, map_location: str | torch.device = "cpu"):
-    """Load a ResNet-20 checkpoint (``{"state_dict": ...}``, keys may start
-    with ``module.``) without executing pickled code; returns it in eval mode."""
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise ValueError(
-            f"path: {path!s} is not a readable weights-only checkpoint "
-            f"({type(exc).__name__}); expected a torch.save'd state dict"
-        ) from exc
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"path: {path!s} does not hold a state dict")
-    state = {re.sub(r"^module\.", "", k): v for k, v in state.items()}
-    model = resnet20()
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"path: {path!s} is not a ResNet-20 checkpoint (its keys or shapes "
-            "do not match the CIFAR ResNet-20 architecture)"
-        ) from exc
-    return model.eval()
-
-
 class SmallCNN(nn.Module):
     """A small CNN with ``nn.ReLU`` modules (so Guided Backprop, Deconvolution
     and CriGrad's default layers find them).
@@ -167,46 +134,3 @@ def normalize(images: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
     m = torch.as_tensor(mean, dtype=images.dtype, device=images.device)
     s = torch.as_tensor(std, dtype=images.dtype, device=images.device)
     return (images - m[:, None, None]) / s[:, None, None]
-
-
-def load_cifar_images(folder: PathLike) -> tuple[Tensor, Tensor, list[str]]:
-    """Read ``*_L.png`` CIFAR images (``L`` = label) from ``folder``.
-
-    Returns ``(images, labels, paths)``: images (N, 3, 32, 32) float in [0, 1],
-    not normalised; labels (N,) long.
-    """
-    from PIL import Image
-
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(".png"))
-    if not names:
-        raise ValueError(f"folder: no .png images in {folder!s}")
-    imgs, labels, paths = [], [], []
-    for name in names:
-        path = os.path.join(folder, name)
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        imgs.append(torch.from_numpy(arr).permute(2, 0, 1))
-        match = re.search(r"_(\d+)\.png$", name)
-        labels.append(int(match.group(1)) if match else -1)
-        paths.append(path)
-    return torch.stack(imgs), torch.tensor(labels), paths
-
-
-def _read_idx(path: PathLike) -> np.ndarray:
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"path: {path!s} is not an unsigned-byte IDX file")
-    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def load_mnist(folder: PathLike, prefix: str = "t10k") -> tuple[Tensor, Tensor]:
-    """Read gzipped IDX MNIST files ``{prefix}-images-idx3-ubyte.gz`` and
-    ``{prefix}-labels-idx1-ubyte.gz``: images (N, 1, 28, 28) float in [0, 1],
-    labels (N,) long."""
-    images = _read_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"))
-    labels = _read_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"))
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    return x, torch.from_numpy(labels.astype(np.int64))

@@ -19,11 +19,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 
 def scale_maps(maps: Tensor, quantile: float = 0.995) -> Tensor:
     """Per-image rescale of non-negative (N, 1, H, W) maps to [0, 1]."""
     if maps.dim() != 4 or maps.shape[1] != 1:
-        raise ValueError(f"maps: expected (N, 1, H, W), got {tuple(maps.shape)}")
+        raise InvalidValueError(f"maps: expected (N, 1, H, W), got {tuple(maps.shape)}")
     flat = maps.detach().float().flatten(1)
     top = torch.quantile(flat, quantile, dim=1)
     top = torch.where(top > 0, top, flat.amax(1))
@@ -39,7 +41,7 @@ def to_display(image: Tensor) -> np.ndarray:
     if arr.shape[0] == 1:
         arr = np.repeat(arr, 3, axis=0)
     elif arr.shape[0] != 3:
-        raise ValueError(f"image: expected 1 or 3 channels, got {arr.shape[0]}")
+        raise InvalidValueError(f"image: expected 1 or 3 channels, got {arr.shape[0]}")
     return arr.transpose(1, 2, 0)
 
 

@@ -16,15 +16,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 
 def _check_data(images: Tensor, labels: Tensor) -> None:
     if not isinstance(images, Tensor) or images.dim() != 4:
-        raise ValueError(
+        raise InvalidValueError(
             "images: expected an (N, C, H, W) float tensor, got "
             f"{type(images).__name__} of shape {getattr(images, 'shape', None)}"
         )
     if not isinstance(labels, Tensor) or labels.shape != (images.shape[0],):
-        raise ValueError(
+        raise InvalidValueError(
             f"labels: expected a tensor of shape ({images.shape[0]},), got "
             f"{getattr(labels, 'shape', None)}"
         )
@@ -57,7 +59,7 @@ def train_classifier(
     """
     _check_data(images, labels)
     if epochs < 1 or batch_size < 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"epochs and batch_size: expected >= 1, got {epochs} and {batch_size}"
         )
     device = next(model.parameters()).device

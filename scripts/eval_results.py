@@ -24,15 +24,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captum_crigrad.cli.eval import resnet_blocks, write_atomic
+from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
 from captum_crigrad.metrics.roar import attribute_dataset, roar
 from captum_crigrad.metrics.suite import evaluate, format_markdown, parse_method
-from captum_crigrad.models import (
-    SmallCNN,
-    load_cifar_images,
-    load_mnist,
-    load_resnet20,
-    normalize,
-)
+from captum_crigrad.models import SmallCNN, normalize
 from captum_crigrad.training import accuracy, train_classifier
 
 KEEPS = (0.1, 0.3, 0.5, 0.7)

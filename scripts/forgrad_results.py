@@ -41,13 +41,8 @@ from captum_crigrad.forgrad.select import (
     plot_sigma_curve,
     select_sigma,
 )
-from captum_crigrad.models import (
-    SmallCNN,
-    load_cifar_images,
-    load_mnist,
-    load_resnet20,
-    normalize,
-)
+from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
+from captum_crigrad.models import SmallCNN, normalize
 from captum_crigrad.training import accuracy, train_classifier
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from captum_crigrad import models
 from captum_crigrad.crigrad.attr import CriGradSaliency
+from captum_crigrad.io import load_mnist
 from captum_crigrad.sanity import (
     attribution_maps,
     register_method,
@@ -80,7 +81,7 @@ def main():
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="Setting backward hooks")
     torch.set_num_threads(1)
-    x, y = models.load_mnist(os.path.join(args.assets, "mnist"))
+    x, y = load_mnist(os.path.join(args.assets, "mnist"))
     xn = models.normalize(x, (0.1307,), (0.3081,))
     torch.manual_seed(0)
     model = models.SmallCNN(width=16)

@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from captum_crigrad import models
+from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
 from captum_crigrad.sanity import (
     available_methods,
     gradient_map,
@@ -97,10 +98,10 @@ def save(fig, path):
 
 
 def run_resnet20(assets, out, methods, report):
-    model = models.load_resnet20(
+    model = load_resnet20(
         os.path.join(assets, "cifar10_resnet20", "resnet20-12fca82f.th")
     )
-    raw, labels, _ = models.load_cifar_images(os.path.join(assets, "cifar10_images"))
+    raw, labels, _ = load_cifar_images(os.path.join(assets, "cifar10_images"))
     images = models.normalize(raw)
     acc = accuracy(model, images, labels)
     blocks = [f"layer{i}.{j}" for i in (1, 2, 3) for j in range(3)]
@@ -190,7 +191,7 @@ def run_resnet20(assets, out, methods, report):
 
 
 def run_mnist(assets, out, methods, report, n_train=8000, n_explain=100):
-    x, y = models.load_mnist(os.path.join(assets, "mnist"))
+    x, y = load_mnist(os.path.join(assets, "mnist"))
     xn = models.normalize(x, (0.1307,), (0.3081,))
     torch.manual_seed(0)
     model = models.SmallCNN(in_channels=1, width=16)

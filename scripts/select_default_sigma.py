@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from captum_crigrad import CriGradSaliency  # noqa: E402
 from captum_crigrad import default as d  # noqa: E402
 from captum_crigrad.forgrad.select import select_sigma  # noqa: E402
-from captum_crigrad.models import load_mnist  # noqa: E402
+from captum_crigrad.io import load_mnist  # noqa: E402
 
 
 def main() -> int:

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from captum_crigrad import default as d  # noqa: E402
-from captum_crigrad.models import SmallCNN, load_mnist  # noqa: E402
+from captum_crigrad.io import load_mnist  # noqa: E402
+from captum_crigrad.models import SmallCNN  # noqa: E402
 from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
 
 

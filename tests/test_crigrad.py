@@ -25,7 +25,8 @@ from captum_crigrad import (
     CriGradSaliency,
     crigrad_attribution,
 )
-from captum_crigrad.models import load_resnet20, resnet20
+from captum_crigrad.io import load_resnet20
+from captum_crigrad.models import resnet20
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")
 
@@ -254,18 +255,20 @@ def test_torchvision_models(arch, x64):
     assert_untouched(model, snap)
 
 
-def test_functional_relu_model_with_layers(request):
+def test_functional_relu_model_filtered_by_default_and_with_layers():
     from conftest import ASSETS
 
     ckpt = ASSETS / "cifar10_resnet20" / "resnet20-12fca82f.th"
     model = load_resnet20(ckpt) if ckpt.exists() else _seeded(resnet20)
     blocks = [b for stage in (model.layer1, model.layer2, model.layer3) for b in stage]
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="layers: .*no nn.ReLU.*layer1"):
-        CriGradSaliency(model)
     ref = Saliency(model).attribute(x, target=[3, 8])
+    # F.relu calls are found without layers= (no nn.ReLU module in ResNet-20)
+    default = CriGradSaliency(model, keep=0.3).attribute(x, target=[3, 8])
+    assert default.shape == x.shape and not torch.allclose(default, ref)
     ours = CriGradSaliency(model, keep=0.3, layers=blocks).attribute(x, target=[3, 8])
     assert ours.shape == x.shape and not torch.allclose(ours, ref)
+    assert not torch.allclose(ours, default)  # blocks != every ReLU call
     same = CriGradSaliency(model, keep=1.0, layers=blocks).attribute(x, target=[3, 8])
     torch.testing.assert_close(same, ref, atol=1e-6, rtol=0)
     cam = CriGradLayerGradCam(model, model.layer3, keep=0.3, layers=blocks).attribute(
@@ -431,8 +434,17 @@ def _bad_cases(model):
         ),
         (lambda: CriGradSaliency(model).attribute((x, x[:1])), ValueError, "inputs"),
         (lambda: CriGradSaliency(model).attribute([x]), TypeError, "inputs"),
-        (lambda: CriGradSaliency(model, CriGrad(), keep=0.3), TypeError, "crigrad"),
-        (lambda: CriGradSaliency(lambda t: t), TypeError, "model"),
+        (
+            lambda: CriGradSaliency(model, crigrad=CriGrad(), keep=0.3),
+            TypeError,
+            "crigrad",
+        ),
+        (lambda: CriGradSaliency(model, CriGrad()), TypeError, "positional"),
+        (
+            lambda: CriGradSaliency(lambda t: model(t), mode="two_pass"),
+            ValueError,
+            "model=",
+        ),
     ]
 
 
@@ -447,10 +459,12 @@ def test_bad_input_clear_error_and_model_untouched():
         assert_untouched(model, snap)
 
 
-def test_no_relu_modules_error_names_candidates():
-    model = _seeded(resnet20)
-    with pytest.raises(ValueError, match=r"no nn.ReLU modules.*layer1\.0"):
-        CriGradSaliency(model)
+def test_model_without_activations_warns_and_gives_the_plain_gradient():
+    model = _seeded(lambda: nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)))
+    x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match="no activation call.*layers="):
+        ours = CriGradSaliency(model, keep=0.3).attribute(x, target=1)
+    torch.testing.assert_close(ours, Saliency(model).attribute(x, target=1))
 
 
 def test_no_hook_after_exception_inside_forward():

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from captum_crigrad import default as d
-from captum_crigrad.models import SmallCNN, load_mnist
+from captum_crigrad.io import load_mnist
+from captum_crigrad.models import SmallCNN
 from captum_crigrad.training import accuracy
 
 

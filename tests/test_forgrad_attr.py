@@ -63,11 +63,11 @@ def test_post_hoc_is_forgrad_of_the_method(model, data):
         (FORGradSaliency, Saliency),
         (FORGradInputXGradient, InputXGradient),
     ):
-        ours = cls(model, SIGMA).attribute(x, target=t)
+        ours = cls(model, sigma=SIGMA).attribute(x, target=t)
         ref = forgrad(base(model).attribute(x, target=t), SIGMA)
         assert ours.shape == (4, 1, 20, 24)
         torch.testing.assert_close(ours, ref, atol=1e-7, rtol=1e-5)
-    ours = FORGradIntegratedGradients(model, SIGMA, post="relu").attribute(
+    ours = FORGradIntegratedGradients(model, sigma=SIGMA, post="relu").attribute(
         x, target=t, n_steps=8
     )
     ref = forgrad(
@@ -88,8 +88,10 @@ def test_layer_gradcam_is_upsampled_then_filtered(model, data):
     up = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
     torch.testing.assert_close(ours, forgrad(up, SIGMA, post="relu"))
     assert ours.shape == (4, 1, 20, 24) and (ours >= 0).all()
+    # decided by what the method does: LayerGradCam never calls gradient_func
+    per_step = FORGradAttribution(LayerGradCam(model, layer), SIGMA, where="per_step")
     with pytest.raises(TypeError, match="gradient_func"):
-        FORGradAttribution(LayerGradCam(model, layer), SIGMA, where="per_step")
+        per_step.attribute(x, target=t)
 
 
 def test_per_step_equals_post_hoc_for_saliency(model, data):
@@ -97,10 +99,10 @@ def test_per_step_equals_post_hoc_for_saliency(model, data):
     # the map is the gradient itself: filtering it before or after is the same
     for post, reduce in (("abs", True), ("none", False), ("relu", True)):
         per_step = FORGradSaliency(
-            model, SIGMA, where="per_step", post=post, reduce_channels=reduce
+            model, sigma=SIGMA, where="per_step", post=post, reduce_channels=reduce
         ).attribute(x, target=t, abs=False)
         post_hoc = FORGradSaliency(
-            model, SIGMA, post=post, reduce_channels=reduce
+            model, sigma=SIGMA, post=post, reduce_channels=reduce
         ).attribute(x, target=t, abs=False)
         torch.testing.assert_close(
             per_step, post_hoc.expand_as(per_step), atol=1e-8, rtol=1e-5
@@ -113,7 +115,7 @@ def test_per_step_equals_post_hoc_for_smoothgrad_with_linear_filter(model, data)
     kwargs = dict(target=t, abs=False, nt_samples=3, stdevs=0.5)
     torch.manual_seed(5)
     per_step = NoiseTunnel(
-        FORGradSaliency(model, SIGMA, where="per_step", **opts)
+        FORGradSaliency(model, sigma=SIGMA, where="per_step", **opts)
     ).attribute(x, **kwargs)
     torch.manual_seed(5)
     post_hoc = FORGradAttribution(
@@ -122,7 +124,7 @@ def test_per_step_equals_post_hoc_for_smoothgrad_with_linear_filter(model, data)
     torch.testing.assert_close(per_step, post_hoc, atol=1e-8, rtol=1e-5)
     # ... but not with the reference's nonlinear abs pipeline
     torch.manual_seed(5)
-    a = NoiseTunnel(FORGradSaliency(model, SIGMA, where="per_step")).attribute(
+    a = NoiseTunnel(FORGradSaliency(model, sigma=SIGMA, where="per_step")).attribute(
         x, **kwargs
     )
     torch.manual_seed(5)
@@ -137,8 +139,8 @@ def test_per_step_differs_from_post_hoc_once_multiplied_by_input(model, data, cl
     kwargs = (
         dict(target=t) if cls is FORGradInputXGradient else dict(target=t, n_steps=8)
     )
-    per_step = cls(model, SIGMA, where="per_step", **opts).attribute(x, **kwargs)
-    post_hoc = cls(model, SIGMA, **opts).attribute(x, **kwargs)
+    per_step = cls(model, sigma=SIGMA, where="per_step", **opts).attribute(x, **kwargs)
+    post_hoc = cls(model, sigma=SIGMA, **opts).attribute(x, **kwargs)
     assert per_step.shape == post_hoc.shape == x.shape
     assert _rel_diff(per_step, post_hoc) > 0.1
     # per step is exactly (x - baseline) * filtered gradient for InputXGradient
@@ -152,12 +154,12 @@ def test_per_step_differs_from_post_hoc_once_multiplied_by_input(model, data, cl
 @pytest.mark.parametrize(
     "make,kwargs",
     [
-        (lambda m: FORGradSaliency(m, SIGMA), {}),
-        (lambda m: FORGradSaliency(m, SIGMA, where="per_step"), {}),
-        (lambda m: FORGradInputXGradient(m, SIGMA), {}),
-        (lambda m: FORGradIntegratedGradients(m, SIGMA), dict(n_steps=4)),
+        (lambda m: FORGradSaliency(m, sigma=SIGMA), {}),
+        (lambda m: FORGradSaliency(m, sigma=SIGMA, where="per_step"), {}),
+        (lambda m: FORGradInputXGradient(m, sigma=SIGMA), {}),
+        (lambda m: FORGradIntegratedGradients(m, sigma=SIGMA), dict(n_steps=4)),
         (
-            lambda m: FORGradIntegratedGradients(m, SIGMA, where="per_step"),
+            lambda m: FORGradIntegratedGradients(m, sigma=SIGMA, where="per_step"),
             dict(n_steps=4),
         ),
         (lambda m: FORGradLayerGradCam(m, m.features[5], sigma=SIGMA), {}),
@@ -185,7 +187,7 @@ def test_smoothgrad_of_forgrad_is_mean_of_filtered_noisy_maps(model, data):
     # NoiseTunnel(FORGradSaliency) averages forgrad(Saliency(x + noise_i)).
     x, t = data
     torch.manual_seed(11)
-    nt = NoiseTunnel(FORGradSaliency(model, SIGMA)).attribute(
+    nt = NoiseTunnel(FORGradSaliency(model, sigma=SIGMA)).attribute(
         x[:1], target=t[:1], nt_samples=3, stdevs=0.5
     )
     torch.manual_seed(11)
@@ -199,8 +201,8 @@ def test_smoothgrad_of_forgrad_is_mean_of_filtered_noisy_maps(model, data):
 def test_map_does_not_depend_on_batch_neighbours(model, data):
     x, t = data
     for method in (
-        FORGradSaliency(model, SIGMA),
-        FORGradSaliency(model, SIGMA, where="per_step"),
+        FORGradSaliency(model, sigma=SIGMA),
+        FORGradSaliency(model, sigma=SIGMA, where="per_step"),
     ):
         batched = method.attribute(x, target=t)
         for i in range(len(x)):
@@ -216,10 +218,13 @@ def test_crigrad_and_forgrad_on_one_method(model, data):
     x, t = data
     crigrad = CriGrad(keep=0.3)
     # post hoc after CriGrad: forgrad of the CriGrad saliency
-    both = FORGradSaliency(model, SIGMA, transform=crigrad).attribute(x, target=t)
+    both = FORGradSaliency(model, sigma=SIGMA, transform=crigrad).attribute(x, target=t)
     cri = with_gradient_transform(Saliency(model), crigrad).attribute(x, target=t)
     torch.testing.assert_close(both, forgrad(cri, SIGMA))
-    assert _rel_diff(both, FORGradSaliency(model, SIGMA).attribute(x, target=t)) > 1e-2
+    assert (
+        _rel_diff(both, FORGradSaliency(model, sigma=SIGMA).attribute(x, target=t))
+        > 1e-2
+    )
     # per step, composed with +: keep=1.0 CriGrad is the plain gradient
     per_step = with_gradient_transform(
         Saliency(model), CriGrad(keep=1.0) + FORGrad(SIGMA)
@@ -231,7 +236,7 @@ def test_crigrad_and_forgrad_on_one_method(model, data):
     )
     filtered_cri = FORGradSaliency(
         model,
-        SIGMA,
+        sigma=SIGMA,
         where="per_step",
         transform=crigrad,
         post="none",
@@ -265,12 +270,14 @@ def test_tuple_in_tuple_out():
         torch.randn(2, 3, 16, 16, generator=g),
         torch.randn(2, 3, 16, 16, generator=g),
     )
-    out = FORGradSaliency(model, 3).attribute((a, b), target=1)
+    out = FORGradSaliency(model, sigma=3).attribute((a, b), target=1)
     assert isinstance(out, tuple) and len(out) == 2
     ga, gb = Saliency(model).attribute((a, b), target=1)
     torch.testing.assert_close(out[0], forgrad(ga, 3))
     torch.testing.assert_close(out[1], forgrad(gb, 3))
-    per_step = FORGradSaliency(model, 3, where="per_step").attribute((a, b), target=1)
+    per_step = FORGradSaliency(model, sigma=3, where="per_step").attribute(
+        (a, b), target=1
+    )
     assert isinstance(per_step, tuple) and per_step[0].shape == a.shape
 
 
@@ -292,14 +299,14 @@ def test_per_step_leaves_non_image_inputs_alone():
     )
     g_img, g_extra = Saliency(model).attribute((image, extra), target=2, abs=False)
     out_img, out_extra = FORGradSaliency(
-        model, 3, where="per_step", post="none", reduce_channels=False
+        model, sigma=3, where="per_step", post="none", reduce_channels=False
     ).attribute((image, extra), target=2, abs=False)
     torch.testing.assert_close(out_extra, g_extra)
     torch.testing.assert_close(
         out_img, forgrad(g_img, 3, post="none", reduce_channels=False)
     )
     with pytest.raises(ValueError, match="input 1"):
-        FORGradSaliency(model, 3).attribute((image, extra), target=2)
+        FORGradSaliency(model, sigma=3).attribute((image, extra), target=2)
 
 
 def test_forgrad_transform_keeps_gradient_shapes():
@@ -329,36 +336,36 @@ def test_bad_input_fails_before_any_work(model, data):
     handle = model.register_forward_pre_hook(lambda *a: calls.append(1))
     try:
         with pytest.raises(ValueError, match="sigma"):
-            FORGradSaliency(model, 30.0).attribute(x, target=t)  # min(H, W) = 20
+            FORGradSaliency(model, sigma=30.0).attribute(x, target=t)  # min(H, W) = 20
         with pytest.raises(ValueError, match="inputs"):
-            FORGradSaliency(model, 2.0).attribute(torch.randn(4, 10), target=t)
+            FORGradSaliency(model, sigma=2.0).attribute(torch.randn(4, 10), target=t)
         with pytest.raises(ValueError, match="return_convergence_delta"):
-            FORGradIntegratedGradients(model, SIGMA).attribute(
+            FORGradIntegratedGradients(model, sigma=SIGMA).attribute(
                 x, target=t, return_convergence_delta=True
             )
         assert calls == []
     finally:
         handle.remove()
     with pytest.raises(ValueError, match="sigma"):
-        FORGradSaliency(model, 0)
+        FORGradSaliency(model, sigma=0)
     with pytest.raises(ValueError, match="sigma"):
         FORGrad(-1.0)
     with pytest.raises(ValueError, match="post"):
-        FORGradSaliency(model, 2.0, post="square")
+        FORGradSaliency(model, sigma=2.0, post="square")
     with pytest.raises(ValueError, match="where"):
-        FORGradSaliency(model, 2.0, where="inside")
+        FORGradSaliency(model, sigma=2.0, where="inside")
     with pytest.raises(TypeError, match="attribution"):
         FORGradAttribution(model, 2.0)
     with pytest.raises(TypeError, match="transform"):
-        FORGradSaliency(model, 2.0, transform="crigrad")
+        FORGradSaliency(model, sigma=2.0, transform="crigrad")
 
 
 def test_per_step_integrated_gradients_keeps_convergence_delta(model, data):
     x, t = data
-    method = FORGradIntegratedGradients(model, SIGMA, where="per_step")
+    method = FORGradIntegratedGradients(model, sigma=SIGMA, where="per_step")
     assert method.has_convergence_delta()
     attr, delta = method.attribute(
         x, target=t, n_steps=4, return_convergence_delta=True
     )
     assert attr.shape == x.shape and delta.shape == (4,)
-    assert not FORGradIntegratedGradients(model, SIGMA).has_convergence_delta()
+    assert not FORGradIntegratedGradients(model, sigma=SIGMA).has_convergence_delta()

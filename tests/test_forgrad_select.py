@@ -271,7 +271,8 @@ def test_forgrad_improves_saliency_on_cifar_resnet20(assets):
     # deletion AUC (0.237 -> 0.406 with 16 steps).
     from captum.attr import Saliency
 
-    from captum_crigrad.models import load_cifar_images, load_resnet20, normalize
+    from captum_crigrad.io import load_cifar_images, load_resnet20
+    from captum_crigrad.models import normalize
 
     model = load_resnet20(assets / "cifar10_resnet20" / "resnet20-12fca82f.th")
     images, labels, _ = load_cifar_images(assets / "cifar10_images")

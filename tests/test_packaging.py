@@ -55,15 +55,16 @@ def test_load_resnet20_errors_are_clear(tmp_path):
     import pytest
     import torch
 
-    from captum_crigrad.models import SmallCNN, load_resnet20
+    from captum_crigrad.io import load_resnet20
+    from captum_crigrad.models import SmallCNN
 
     bad = tmp_path / "corrupt.th"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable weights-only checkpoint"):
+    with pytest.raises(ValueError, match="path: cannot read .*corrupt"):
         load_resnet20(bad)
     other = tmp_path / "other.th"
     torch.save({"state_dict": SmallCNN().state_dict()}, other)
-    with pytest.raises(ValueError, match="not a ResNet-20 checkpoint"):
+    with pytest.raises(ValueError, match="is not a checkpoint for the CIFAR ResNet-20"):
         load_resnet20(other)
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from captum_crigrad.models import SmallCNN, load_mnist
+from captum_crigrad.io import load_mnist
+from captum_crigrad.models import SmallCNN
 from captum_crigrad.sanity.check import plot_sanity_curves, sanity_check
 from captum_crigrad.sanity.gradient_maps import register_method, unregister_method
 from captum_crigrad.sanity.randomization import default_blocks

@@ -21,8 +21,6 @@ override ``get_cam_weights``).
 
 from __future__ import annotations
 
-import contextlib
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +41,9 @@ from captum_crigrad.cam.ops import (
     weighted_channel_sum,
 )
 from captum_crigrad.hooks import (
-    ComposedTransform,
-    GradientTransform,
+    check_layer_transform,
+    find_model,
+    layer_call_context,
     target_selecting_forward,
 )
 from captum_crigrad.validation import (
@@ -97,13 +96,12 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             must be one (N, K, h, w) tensor.
         device_ids: as in Captum, for DataParallel models.
         gradient_transform: optional :class:`captum_crigrad.hooks.GradientTransform`
-            (e.g. ``CriGrad``); every gradient pass runs inside
-            ``gradient_transform.context(forward_func)``, so the channel weights
-            come from the transformed gradient. ``layer`` is added to a copy
-            of the transform's ``exclude`` so only the layers above it are
-            filtered (as CriGrad's LayerGradCam). Needs ``forward_func`` to be
-            an ``nn.Module``; a transform with an input-gradient step (FORGrad)
-            is refused: filter the map post hoc instead.
+            (e.g. ``CriGrad``); every gradient pass runs under it, above
+            ``layer`` only (the package's rule for layer methods,
+            :func:`captum_crigrad.hooks.layer_scope`, as CriGrad's
+            LayerGradCam), so the channel weights come from the transformed
+            gradient. A transform with an input-gradient step (FORGrad) is
+            refused: filter the map post hoc instead.
     """
 
     def __init__(
@@ -122,9 +120,8 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         if isinstance(forward_func, nn.Module):
             resolve_layer(forward_func, layer)
         if gradient_transform is not None:
-            gradient_transform = _layer_transform(
-                gradient_transform, forward_func, layer
-            )
+            check_layer_transform(gradient_transform)
+            gradient_transform.validate(find_model(forward_func))
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
         self.gradient_transform = gradient_transform
@@ -198,9 +195,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         return self.forward_func if isinstance(self.forward_func, nn.Module) else None
 
     def _gradient_context(self, target: Any = None):
-        if self.gradient_transform is None:
-            return contextlib.nullcontext()
-        return self.gradient_transform.context(self.forward_func, target=target)
+        return layer_call_context(self, self.gradient_transform, target)
 
     def _layer_eval(
         self,
@@ -351,39 +346,6 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
 
 # ---------------------------------------------------------------- helpers
-def _layer_transform(
-    transform: Any, forward_func: Callable, layer: nn.Module
-) -> GradientTransform:
-    """Check a gradient transform for a layer method and return a copy that
-    leaves ``layer`` itself alone (its hooks act on the layers above it, where
-    the layer gradient comes from, as for CriGrad's LayerGradCam)."""
-    if not isinstance(transform, GradientTransform):
-        raise InvalidTypeError(
-            "gradient_transform: expected a GradientTransform (e.g. CriGrad), got "
-            f"{type(transform).__name__}"
-        )
-    if not isinstance(forward_func, nn.Module):
-        raise InvalidTypeError(
-            "gradient_transform: needs forward_func to be the nn.Module whose "
-            f"layers it hooks; got a {type(forward_func).__name__}"
-        )
-    if transform.has_gradient_step:
-        raise InvalidTypeError(
-            f"gradient_transform: {transform!r} changes input gradients, but a "
-            "CAM uses layer gradients only; apply such a filter (e.g. FORGrad) "
-            "post hoc to the map instead"
-        )
-    transform.validate(forward_func)
-    if isinstance(transform, ComposedTransform):
-        return ComposedTransform(
-            *(_layer_transform(t, forward_func, layer) for t in transform.transforms)
-        )
-    if hasattr(transform, "exclude"):
-        transform = copy.copy(transform)
-        transform.exclude = tuple(transform.exclude) + (layer,)
-    return transform
-
-
 def _single_4d(tensors: tuple[Tensor, ...], to_input: bool) -> Tensor:
     where = "input" if to_input else "output"
     if len(tensors) != 1:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 
 def gradcam_weights(layer_grads: Tensor) -> Tensor:
     """Grad-CAM channel weights (Selvaraju et al. 2017):
@@ -36,7 +38,7 @@ def gradcam_pp_weights(layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
     """
     _check_4d(layer_grads, "layer_grads")
     if layer_acts.shape != layer_grads.shape:
-        raise ValueError(
+        raise InvalidValueError(
             f"layer_acts: shape {tuple(layer_acts.shape)} must equal the layer "
             f"gradients' shape {tuple(layer_grads.shape)}"
         )
@@ -70,4 +72,6 @@ def upsample_maps(maps: Tensor, size: Sequence[int]) -> Tensor:
 def _check_4d(tensor: Tensor, name: str) -> None:
     if not isinstance(tensor, Tensor) or tensor.dim() != 4:
         shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor)
-        raise ValueError(f"{name}: expected a 4-D (N, K, h, w) tensor, got {shape}")
+        raise InvalidValueError(
+            f"{name}: expected a 4-D (N, K, h, w) tensor, got {shape}"
+        )

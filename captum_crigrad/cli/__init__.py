@@ -2,9 +2,15 @@
 
 Each sub-command is a module in this package that defines ``NAME``, ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are discovered
-automatically, so adding a command is adding one file. Errors meant for the
-user are raised as :class:`CLIError` (or ``ValueError``/``TypeError``/
-``OSError``) and printed as one line with a non-zero exit code, no traceback.
+automatically, so adding a command is adding one file.
+
+Error policy: what the user asked for and cannot be done raises a
+:class:`~captum_crigrad.validation.UserInputError` (every check of
+:mod:`captum_crigrad.validation` and every loading error of
+:mod:`captum_crigrad.io`, and :class:`CLIError` for the options only the
+command line has); it is printed as one line and the exit code is 2. Any
+other exception is a bug: its traceback is printed with a request to report
+it, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import importlib
 import pkgutil
 import sys
 import textwrap
+import traceback
 import warnings
 
+from captum_crigrad.validation import UserInputError
 
-class CLIError(Exception):
-    """An error in what the user asked for; printed as one line, exit code 2."""
+
+class CLIError(UserInputError):
+    """An error in a command-line option; printed as one line, exit code 2."""
 
 
 def _commands():
@@ -74,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ignore", message="Setting backward hooks on ReLU", category=UserWarning
             )
             return int(args._run(args) or 0)
-    except (CLIError, ValueError, TypeError, OSError) as exc:
+    except UserInputError as exc:
         print(f"captum-crigrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -83,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as exc:  # SIGTERM/SIGHUP: temporary files already removed
         print(f"captum-crigrad: terminated ({exc})", file=sys.stderr)
         return 128 + exc.signum
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"captum-crigrad {args.command}: internal error (traceback above). This "
+            "is a bug in captum-crigrad, not a problem with what you asked for: "
+            "please report it to the maintainers with the command you ran and "
+            "the traceback.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -279,11 +279,16 @@ def staged_output(out: str, run_info: dict) -> Iterator[str]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700
-    except BaseException:
+    except BaseException as exc:
         with signals_deferred():
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
             remove_created()
+        if isinstance(exc, OSError):  # disk full, quota, removed folder, ...
+            raise CLIError(
+                f"--out: writing {out} failed, nothing was written: "
+                f"{exc.strerror or exc}"
+            ) from exc
         raise
     with signals_deferred():
         old = None

@@ -21,6 +21,8 @@ import math
 import torch
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 IMPORTANCES = ("gxi", "grad", "activation")
 GRANULARITIES = ("element", "channel", "location")
 
@@ -63,7 +65,9 @@ def top_fraction_threshold(values: Tensor, keep: float, exact: bool = False) -> 
         included (exact), or approximately that many (sampled).
     """
     if values.dim() != 2:
-        raise ValueError(f"values: expected (R, N), got shape {tuple(values.shape)}")
+        raise InvalidValueError(
+            f"values: expected (R, N), got shape {tuple(values.shape)}"
+        )
     n = values.shape[1]
     if not exact and n > EXACT_MAX:
         values = values.index_select(
@@ -84,7 +88,7 @@ def importance(activation: Tensor | None, gradient: Tensor | None, kind: str) ->
         return gradient
     if kind == "activation":
         return activation
-    raise ValueError(f"importance: expected one of {IMPORTANCES}, got {kind!r}")
+    raise InvalidValueError(f"importance: expected one of {IMPORTANCES}, got {kind!r}")
 
 
 def critical_mask(
@@ -114,13 +118,13 @@ def critical_mask(
             into it instead of allocating one.
     """
     if scores.dim() < 2:
-        raise ValueError(
+        raise InvalidValueError(
             "scores: expected a batch (B, ...) with >= 2 dims, got "
             f"{tuple(scores.shape)}"
         )
     b = scores.shape[0]
     if granularity not in GRANULARITIES:
-        raise ValueError(
+        raise InvalidValueError(
             f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
         )
     reduced = scores

@@ -15,15 +15,31 @@ extra backward pass that starts when the backward reaches the model's output
 is in METHODS.md section 1; :mod:`captum_crigrad.crigrad.masks` holds the tensor
 functions.
 
-Default layers are every *call* of an ``nn.ReLU`` module (torchvision ResNets
-call one in-place ReLU several times per forward: each call is ranked on its
-own). Models that apply ReLU functionally need ``layers=[...]``.
+**Default layers: every activation call.** Without ``layers=``, CriGrad
+filters the output of every call of an activation function made by the
+call's forward passes: activation modules (``nn.ReLU``, ``nn.ReLU6``,
+``nn.GELU``, ``nn.SiLU``, ``nn.Hardswish``, ...) and functional calls
+(``F.relu``, ``torch.relu``, ``x.relu()``, ``F.gelu``, ...), intercepted by
+:mod:`captum_crigrad.activations`; each call is ranked on its own
+(torchvision ResNets call one in-place ReLU module several times per
+forward). No module of the model needs to be known, so any ``forward_func``
+works. ``layers=[modules]`` filters those modules' outputs instead.
+
+**A * G on activations that can be negative.** The importance ``"gxi"`` is
+the unit's first-order contribution to the score relative to a zero
+activation: removing the unit (A -> 0) changes the score by about -A * G.
+After a ReLU, A >= 0, so A * G > 0 means "active and pushing the score up".
+After GELU, SiLU, Mish, ELU or LeakyReLU, A can be negative (GELU's minimum
+is about -0.17): a unit with A < 0 and G < 0 has A * G > 0 and is kept by
+the signed ranking, since its negative output raises the score (making it
+zero would lower the score); a unit with A < 0 and G > 0 is dropped.
+``signed=False`` ranks |A * G|, the size of the contribution either way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -31,13 +47,14 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.activations import ACTIVATION_FUNCTIONS
 from captum_crigrad.crigrad.masks import (
     GRANULARITIES,
     IMPORTANCES,
     critical_mask,
     importance,
 )
-from captum_crigrad.hooks import GradientTransform
+from captum_crigrad.hooks import GradientTransform, Hooks
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -46,38 +63,15 @@ from captum_crigrad.validation import (
     check_inputs,
     check_module,
     layer_names,
-    resolve_target,
     target_indices,
 )
 
 MODES = ("online", "two_pass")
 
 #: Default fraction of units kept per layer call and sample. Chosen by the
-#: results run of docs/evaluation.md (scripts/eval_results.py): with Saliency,
-#: keep=0.1 was best on ResNet-20/CIFAR-10 for pixel perturbation at k=0.5
-#: (0.408 vs 0.64-0.66 for keep 0.3-0.7, 0.736 unfiltered), insertion AUC
-#: (0.742 vs 0.627 at 0.3, 0.481 unfiltered) and ROAD (0.183 vs 0.163, 0.026),
-#: and marginally best on every metric on the MNIST SmallCNN; keep=0.3 was
-#: slightly better on deletion and sensitivity-n.
+#: results run of docs/evaluation.md (scripts/eval_results.py), where the
+#: numbers are.
 DEFAULT_KEEP = 0.1
-
-
-def _layer_candidates(model: nn.Module, limit: int = 8) -> str:
-    """Names of modules that would make sensible ``layers`` on ``model``."""
-    leaf_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm2d)
-    blocks = [
-        n
-        for n, m in model.named_modules()
-        if n and "." in n and n.count(".") == 1 and not isinstance(m, leaf_types)
-    ]
-    activations = [
-        n
-        for n, m in model.named_modules()
-        if n and type(m).__module__.startswith("torch.nn.modules.activation")
-    ]
-    names = activations or blocks or [n for n, _ in model.named_children()]
-    shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
-    return shown or "(no submodules)"
 
 
 class CriGrad(GradientTransform):
@@ -86,22 +80,22 @@ class CriGrad(GradientTransform):
 
     Args:
         keep: fraction of units kept per layer call and sample, in (0, 1].
-            Default 0.1, chosen on ResNet-20/CIFAR-10 and a MNIST CNN
-            (:data:`DEFAULT_KEEP`, docs/evaluation.md). On ReLU layers the
-            many exact zeros of A * G are ties: once ``keep`` exceeds the
-            share of positive units, the threshold is 0 and only
-            negative-evidence units are dropped.
+            Default :data:`DEFAULT_KEEP` (chosen by measurement,
+            docs/evaluation.md). On ReLU layers the many exact zeros of
+            A * G are ties: once ``keep`` exceeds the share of positive
+            units, the threshold is 0 and only negative-evidence units are
+            dropped. ``1.0`` is exactly the plain gradient (nothing hooked).
         importance: ``"gxi"`` (A * G, default, the original's), ``"grad"``
-            (G) or ``"activation"`` (A).
+            (G) or ``"activation"`` (A). See the module docstring for A * G
+            on activations that can be negative (GELU, SiLU, ...).
         signed: rank by the importance itself (keeps positive evidence,
             default) or by its absolute value.
         granularity: ``"element"`` (default), ``"channel"`` or ``"location"``.
-        mode: ``"online"`` (default; one backward) or ``"two_pass"``.
+        mode: ``"online"`` (default; one backward) or ``"two_pass"`` (needs
+            the model: ``forward_func`` an ``nn.Module`` or ``model=``).
         layers: modules whose outputs are filtered, each call separately.
-            Default: every ``nn.ReLU`` module. Required for models that apply
-            ReLU functionally; e.g. the residual blocks of a ResNet.
-        exclude: modules (with their submodules) never filtered; LayerGradCam
-            uses it to filter only the layers above its target layer.
+            Default: every activation call (modules and functions, see the
+            module docstring).
         exact: rank every entry exactly even on large layers (slower).
     """
 
@@ -113,7 +107,6 @@ class CriGrad(GradientTransform):
         granularity: str = "element",
         mode: str = "online",
         layers: Sequence[nn.Module] | None = None,
-        exclude: Sequence[nn.Module] = (),
         exact: bool = False,
     ) -> None:
         keep = check_fraction(keep, "keep", include_zero=False)
@@ -130,15 +123,17 @@ class CriGrad(GradientTransform):
             layers = list(layers)
             if not layers:
                 raise InvalidValueError(
-                    "layers: expected at least one module, got an empty list"
+                    "layers: expected at least one module, got an empty list; "
+                    "pass None for every activation"
                 )
+            for i, layer in enumerate(layers):
+                check_module(layer, f"layers[{i}]")
         self.keep = float(keep)
         self.importance = importance
         self.signed = signed
         self.granularity = granularity
         self.mode = mode
         self.layers = layers
-        self.exclude = tuple(exclude)
         self.exact = bool(exact)
 
     def __repr__(self) -> str:
@@ -148,28 +143,16 @@ class CriGrad(GradientTransform):
             f"mode={self.mode!r})"
         )
 
-    # -- layers ---------------------------------------------------------
-    def resolve_layers(self, model: nn.Module) -> dict[nn.Module, str]:
-        """The hooked modules of ``model`` with their names, validated."""
-        if self.layers is None:
-            found = {m: n for n, m in model.named_modules() if isinstance(m, nn.ReLU)}
-            if not found:
-                raise InvalidValueError(
-                    f"layers: {type(model).__name__} has no nn.ReLU modules (it "
-                    "applies its activations functionally), so CriGrad cannot find "
-                    "its layers; pass layers=[modules whose outputs are "
-                    f"activations], e.g. among: {_layer_candidates(model)}"
-                )
-        else:
-            found = dict(zip(self.layers, layer_names(model, self.layers), strict=True))
-        if self.exclude:
-            layer_names(model, self.exclude)
-            skip = {id(s) for e in self.exclude for s in e.modules()}
-            found = {m: n for m, n in found.items() if id(m) not in skip}
-        return found
-
-    def validate(self, model: nn.Module) -> None:
-        self.resolve_layers(model)
+    def validate(self, model: nn.Module | None) -> None:
+        if self.layers is not None and model is not None:
+            layer_names(model, self.layers)
+        if self.mode == "two_pass" and model is None and self.keep < 1.0:
+            raise InvalidValueError(
+                "mode: 'two_pass' starts its plain backward pass at the model's "
+                "output, so it needs the model, but forward_func is not an "
+                "nn.Module (nor a method of one); pass model=<the nn.Module "
+                "forward_func runs>, or use mode='online'"
+            )
 
     def with_options(self, **changes: Any) -> CriGrad:
         """A copy with some options changed."""
@@ -180,7 +163,6 @@ class CriGrad(GradientTransform):
             granularity=self.granularity,
             mode=self.mode,
             layers=self.layers,
-            exclude=self.exclude,
             exact=self.exact,
         )
         opts.update(changes)
@@ -202,40 +184,46 @@ class CriGrad(GradientTransform):
             inplace=self.importance == "gxi",  # A * G is a temporary of ours
         )
 
-    def _install(
-        self,
-        model: nn.Module,
-        stack: contextlib.ExitStack,
-        target: Any,
-        keep_pending: bool = False,
-    ):
-        layers = self.resolve_layers(model)
+    def install(self, hooks: Hooks) -> None:
         if self.keep == 1.0:
             return  # exactly the plain gradient: nothing to hook
-        session = _Session(
-            self, layers, explicit=self.layers is not None, target=target
-        )
-        if not keep_pending:
+        self._start(hooks, release=True)
+
+    def _start(
+        self, hooks: Hooks, release: bool, record: list[Tensor] | None = None
+    ) -> _Session:
+        """Register the session of one call; ``record`` collects the hooked
+        outputs (the extractor's features); ``release`` frees pending
+        two_pass state when the call ends."""
+        session = _Session(self, hooks, record)
+        if self.layers is None:
+            hooks.intercept(ACTIVATION_FUNCTIONS, session.on_activation)
+            hooks.on_success(session.warn_if_nothing_filtered)
+        else:
+            for layer in self.layers:
+                # prepend: our tensor hook must run before any other hook on
+                # the same output that records the gradient (Captum's
+                # Deconvolution reads grad_output from such a hook).
+                hooks.forward_hook(layer, session.on_layer_output, prepend=True)
+            hooks.on_success(session.check_layers_ran)
+        if session.two_pass:
+            if hooks.model is None:
+                self.validate(None)
+            hooks.forward_pre_hook(hooks.model, session.on_model_start)
+            hooks.forward_hook(hooks.model, session.on_model_output)
+        if release:
             # Passes whose backward never ran hold graph tensors: release them.
-            stack.callback(session.close)
-        for layer in layers:
-            # prepend: our tensor hook must run before any other hook on the
-            # same output that records the gradient (Captum's Deconvolution
-            # reads grad_output from such a hook).
-            handle = layer.register_forward_hook(session.on_layer_output, prepend=True)
-            stack.callback(handle.remove)
-        stack.callback(model.register_forward_pre_hook(session.on_model_start).remove)
-        stack.callback(model.register_forward_hook(session.on_model_output).remove)
+            hooks.on_exit(session.close)
+        return session
 
 
 class _Pass:
-    """Bookkeeping of one forward pass of the hooked model."""
+    """Bookkeeping of one forward pass of the hooked model (two_pass)."""
 
-    __slots__ = ("called", "acts", "output", "masks", "plain")
+    __slots__ = ("acts", "output", "masks", "plain")
 
     def __init__(self) -> None:
-        self.called: set = set()
-        self.acts: list[Tensor] = []  # graph tensors (two_pass only)
+        self.acts: list[Tensor] = []  # graph tensors
         self.output: Tensor | None = None
         self.masks: list[Tensor | None] | None = None
         self.plain = False
@@ -245,22 +233,18 @@ class _Pass:
 
 
 class _Session:
-    """The hooks of one ``CriGrad.context``; per-forward state lives in _Pass."""
+    """CriGrad's hooks for one call; per-forward state lives in _Pass."""
 
-    def __init__(
-        self,
-        crigrad: CriGrad,
-        layers: dict[nn.Module, str],
-        explicit: bool,
-        target: Any,
-    ):
+    def __init__(self, crigrad: CriGrad, hooks: Hooks, record: list | None):
         self.crigrad = crigrad
-        self.layers = layers
-        self.explicit = explicit
-        self.target = target
+        self.hooks = hooks
+        self.record = record
+        self.filtering = crigrad.keep < 1.0
+        self.two_pass = crigrad.mode == "two_pass" and self.filtering
         self.current: _Pass | None = None
         self.passes: list[_Pass] = []
-        self.two_pass = crigrad.mode == "two_pass"
+        self.activations = 0  # activation calls seen (default layers)
+        self.ran: set[int] = set()  # explicit layers that ran
 
     def close(self) -> None:
         for p in self.passes:  # break tensor <-> hook references
@@ -268,29 +252,73 @@ class _Session:
         self.passes.clear()
         self.current = None
 
+    # -- end-of-call checks ------------------------------------------------
+    def warn_if_nothing_filtered(self) -> None:
+        if self.activations == 0 and self.filtering:
+            warnings.warn(
+                "CriGrad: the forward passes of this call made no activation "
+                "call (no nn.ReLU/GELU/SiLU/... module, no F.relu/torch.relu/... "
+                "function), so nothing was filtered and the result is the plain "
+                "gradient; pass layers=[modules whose outputs to filter]",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def check_layers_ran(self) -> None:
+        hooks = self.hooks
+        missing = [
+            m
+            for m in self.crigrad.layers or ()
+            if id(m) not in self.ran and not hooks.is_excluded(m)
+        ]
+        if missing:
+            if hooks.model is not None:
+                names = layer_names(hooks.model, missing)
+            else:
+                names = tuple(type(m).__name__ for m in missing)
+            raise InvalidValueError(
+                f"layers: {', '.join(names)} never ran in the forward passes of "
+                "this call; pass modules that the forward pass calls"
+            )
+
+    # -- forward ----------------------------------------------------------------
     def on_model_start(self, module: nn.Module, args: Any) -> None:
         self.current = _Pass()
-        if self.two_pass:
-            self.passes.append(self.current)
+        self.passes.append(self.current)
+
+    def on_activation(self, func, args, kwargs, output):
+        if isinstance(output, Tensor):
+            self.activations += 1
+            self._track(output)
+        return output
 
     def on_layer_output(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.ran.add(id(module))
         if not isinstance(output, Tensor):
+            name = type(module).__name__
+            if self.hooks.model is not None:
+                name = layer_names(self.hooks.model, [module])[0]
             raise InvalidTypeError(
-                f"layers: {self.layers.get(module, type(module).__name__)} returned "
-                f"{type(output).__name__}; CriGrad filters layers with one tensor "
-                "output"
+                f"layers: {name} returned {type(output).__name__}; CriGrad "
+                "filters layers with one tensor output"
             )
+        self._track(output)
+
+    def _track(self, output: Tensor) -> None:
+        if self.record is not None:
+            self.record.append(output)
+        if not (self.filtering and torch.is_grad_enabled() and output.requires_grad):
+            return
+        if output.dim() < 2:
+            return  # one unit per sample (or no batch): always kept
         p = self.current
-        if p is None:  # layer run outside a call of the hooked model
+        if p is None:  # an activation outside a call of the hooked model
             if self.two_pass:
                 raise RuntimeError(
                     "mode='two_pass' needs the hooked model itself to be called "
                     "(its output starts the plain backward pass)"
                 )
             p = _Pass()
-        p.called.add(module)
-        if not (torch.is_grad_enabled() and output.requires_grad):
-            return
         idx = len(p.acts)
         if self.two_pass:
             p.acts.append(output)
@@ -300,26 +328,17 @@ class _Session:
 
     def on_model_output(self, module: nn.Module, args: Any, output: Any) -> None:
         p, self.current = self.current, None
-        if p is None:
+        if p is None or not p.acts:
             return
-        if self.explicit:
-            missing = [n for m, n in self.layers.items() if m not in p.called]
-            if missing:
-                raise InvalidValueError(
-                    f"layers: {', '.join(missing)} never ran in the forward pass of "
-                    "the model; pass modules that the forward pass calls"
-                )
-        if self.target is not None and isinstance(output, Tensor):
-            resolve_target(self.target, output.shape[1:])  # range check
-        if self.two_pass and p.acts:
-            if not (isinstance(output, Tensor) and output.requires_grad):
-                raise InvalidTypeError(
-                    "mode='two_pass' needs a model returning one tensor; got "
-                    f"{type(output).__name__}"
-                )
-            p.output = output
-            output.register_hook(functools.partial(self.on_output_grad, p))
+        if not (isinstance(output, Tensor) and output.requires_grad):
+            raise InvalidTypeError(
+                "mode='two_pass' needs a model returning one tensor; got "
+                f"{type(output).__name__}"
+            )
+        p.output = output
+        output.register_hook(functools.partial(self.on_output_grad, p))
 
+    # -- backward ---------------------------------------------------------------
     def on_output_grad(self, p: _Pass, grad: Tensor) -> None:
         # The backward has just reached the model output: run the plain
         # backward to every hooked activation first, and rank those.
@@ -407,19 +426,11 @@ class CriGradExtractor:
             for t in check_inputs(inputs)
         )
         features: list[Tensor] = []
-        layers = self.crigrad.resolve_layers(self.model)
-
-        def keep_feature(module, args, output):
-            if isinstance(output, Tensor):
-                features.append(output)
-
         # The backward runs after the hooks are removed: its tensor hooks stay
         # on the graph, and so must the state of a pending two_pass backward.
-        with contextlib.ExitStack() as stack, torch.enable_grad():
-            for m in layers:
-                stack.callback(m.register_forward_hook(keep_feature).remove)
-            self.crigrad._install(self.model, stack, None, keep_pending=True)
-            outputs = self.model(*tup)
+        with _Recording(self.crigrad, features).context(self.model):
+            with torch.enable_grad():
+                outputs = self.model(*tup)
         return ForwardResult(outputs, tuple(features), tup)
 
     def backward(
@@ -441,3 +452,18 @@ class CriGradExtractor:
         scores = outputs.gather(1, idx[:, None]).sum()
         grads = torch.autograd.grad(scores, inputs)
         return grads[0] if len(grads) == 1 else grads
+
+
+class _Recording(GradientTransform):
+    """CriGrad for :class:`CriGradExtractor`: its hooks also record the
+    hooked outputs, and two_pass state outlives the forward pass."""
+
+    def __init__(self, crigrad: CriGrad, features: list[Tensor]) -> None:
+        self.crigrad = crigrad
+        self.features = features
+
+    def validate(self, model: nn.Module | None) -> None:
+        self.crigrad.validate(model)
+
+    def install(self, hooks: Hooks) -> None:
+        self.crigrad._start(hooks, release=False, record=self.features)

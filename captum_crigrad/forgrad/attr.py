@@ -22,20 +22,24 @@ of gradients (Saliency with ``abs=False``; SmoothGrad over it with the linear
 filter does not commute with a pixel-wise product. See docs/forgrad.md.
 
 Drop-in classes: :class:`FORGradSaliency`, :class:`FORGradInputXGradient`,
-:class:`FORGradIntegratedGradients`, :class:`FORGradLayerGradCam`. Each takes
-an optional ``transform`` (e.g. ``CriGrad(...)``) applied per gradient
-evaluation, which gives CriGrad and FORGrad on one method.
+:class:`FORGradIntegratedGradients`, :class:`FORGradLayerGradCam`. Each
+subclasses its Captum class and keeps its constructor signature
+(``FORGradLayerGradCam(forward_func, layer, device_ids=None)``); FORGrad's
+options are keyword-only (``sigma=``, ``post=``, ``where=``, ...). Each takes
+an optional ``transform`` (e.g. ``CriGrad(...)``) applied to every gradient
+evaluation (above the layer for FORGradLayerGradCam, as every layer method),
+which gives CriGrad and FORGrad on one method.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
 import torch.nn.functional as F
 from captum.attr import (
     Attribution,
-    GradientAttribution,
     InputXGradient,
     IntegratedGradients,
     LayerGradCam,
@@ -43,7 +47,6 @@ from captum.attr import (
 )
 from torch import Tensor
 
-from captum_crigrad._compat import log_usage
 from captum_crigrad.forgrad.filter import (
     DEFAULT_RELATIVE_CUTOFF,
     POST_STEPS,
@@ -52,8 +55,10 @@ from captum_crigrad.forgrad.filter import (
 )
 from captum_crigrad.hooks import (
     GradientTransform,
-    resolve_call_target,
-    with_gradient_transform,
+    TransformedAttribution,
+    TransformedMethod,
+    check_layer_transform,
+    transformed_attribute,
 )
 from captum_crigrad.validation import (
     InvalidTypeError,
@@ -61,7 +66,6 @@ from captum_crigrad.validation import (
     check_bool,
     check_choice,
     check_inputs,
-    check_target,
 )
 
 __all__ = [
@@ -178,7 +182,84 @@ class FORGrad(GradientTransform):
         )
 
 
-class FORGradAttribution(GradientAttribution):
+class _PostHoc:
+    """FORGrad's filter options and the post-hoc step, shared by the wrapper
+    and the drop-in classes."""
+
+    forgrad: FORGrad
+    where: str
+
+    def _set_forgrad(self, sigma, relative_cutoff, post, reduce_channels, where):
+        check_choice(where, WHERE, "where")
+        self.forgrad = FORGrad(
+            sigma,
+            relative_cutoff=relative_cutoff,
+            post=post,
+            reduce_channels=reduce_channels,
+        )
+        self.where = where
+
+    def _step(self, transform: GradientTransform | None):
+        """The transform each gradient evaluation runs under."""
+        if transform is not None and not isinstance(transform, GradientTransform):
+            raise InvalidTypeError(
+                f"transform: expected a GradientTransform (e.g. CriGrad(...)), got "
+                f"{type(transform).__name__}"
+            )
+        if self.where != "per_step":
+            return transform
+        return self.forgrad if transform is None else transform + self.forgrad
+
+    def _before_call(self, arguments: dict[str, Any]) -> None:
+        inputs = check_inputs(arguments["inputs"])
+        _check_spatial_inputs(
+            inputs,
+            self.forgrad.sigma,
+            self.forgrad.relative_cutoff,
+            every_input=self.where == "post_hoc",
+        )
+        if self.where == "post_hoc" and arguments.get("return_convergence_delta"):
+            raise InvalidValueError(
+                "return_convergence_delta: post-hoc FORGrad maps do not sum to "
+                "f(x) - f(baseline), so there is no convergence delta; call the "
+                "unfiltered method for it, or use where='per_step'"
+            )
+
+    def _after_call(self, result: Any, arguments: dict[str, Any]) -> Any:
+        if self.where == "per_step":
+            return result
+        return self._post_hoc(result, check_inputs(arguments["inputs"]))
+
+    def _post_hoc(
+        self, result: TensorOrTuple, inputs: tuple[Tensor, ...]
+    ) -> TensorOrTuple:
+        is_tuple = isinstance(result, tuple)
+        maps = result if is_tuple else (result,)
+        size = tuple(inputs[0].shape[-2:])
+        out: list[Tensor] = []
+        for i, m in enumerate(maps):
+            if m.dim() < 3:
+                raise InvalidValueError(
+                    f"attribution: FORGrad filters spatial maps, but output {i} of "
+                    f"the method has shape {tuple(m.shape)}"
+                )
+            if i < len(inputs):
+                size = tuple(inputs[i].shape[-2:])
+            if tuple(m.shape[-2:]) != size:
+                # a layer map (e.g. Grad-CAM's (B, 1, h, w)): to the image size
+                squeeze = m.dim() == 3
+                m4 = m.unsqueeze(1) if squeeze else m
+                m4 = F.interpolate(m4, size=size, mode="bilinear", align_corners=False)
+                m = m4.squeeze(1) if squeeze else m4
+            out.append(self.forgrad_post_hoc(m))
+        return tuple(out) if is_tuple else out[0]
+
+    def forgrad_post_hoc(self, maps: Tensor) -> Tensor:
+        """The post-hoc filter (same options as :attr:`forgrad`)."""
+        return self.forgrad.filter(maps)
+
+
+class FORGradAttribution(_PostHoc, TransformedAttribution):
     """Any Captum attribution with FORGrad on it.
 
     ``where="post_hoc"`` (default, the reference): ``forgrad(A(x))``;
@@ -198,8 +279,8 @@ class FORGradAttribution(GradientAttribution):
         transform: optional :class:`~captum_crigrad.hooks.GradientTransform`
             applied per gradient evaluation *before* FORGrad, e.g.
             ``CriGrad(keep=0.3)``: CriGrad and FORGrad on one method.
-        model: the ``nn.Module`` to hook for ``transform`` / per-step
-            filtering when ``attribution.forward_func`` is not a module.
+        model: the ``nn.Module`` explained, when ``attribution.forward_func``
+            is neither a module nor a method of one (CriGrad's two_pass).
 
     ``attribute(inputs, *args, **kwargs)`` takes the wrapped method's
     arguments and returns, post hoc, maps of shape (B, 1, H, W) per input
@@ -226,30 +307,10 @@ class FORGradAttribution(GradientAttribution):
                 "attribution: expected a Captum Attribution instance (e.g. "
                 f"Saliency(model)), got {type(attribution).__name__}"
             )
-        check_choice(where, WHERE, "where")
-        if transform is not None and not isinstance(transform, GradientTransform):
-            raise InvalidTypeError(
-                f"transform: expected a GradientTransform (e.g. CriGrad(...)), got "
-                f"{type(transform).__name__}"
-            )
-        self.forgrad = FORGrad(
-            sigma,
-            relative_cutoff=relative_cutoff,
-            post=post,
-            reduce_channels=reduce_channels,
-        )
-        self.where = where
-        self.transform = transform
+        self._set_forgrad(sigma, relative_cutoff, post, reduce_channels, where)
         self.base_attribution = attribution
-        step = transform
-        if where == "per_step":
-            step = self.forgrad if transform is None else transform + self.forgrad
-        self.attribution = (
-            attribution
-            if step is None
-            else with_gradient_transform(attribution, step, model)
-        )
-        GradientAttribution.__init__(self, attribution.forward_func)
+        TransformedAttribution.__init__(self, attribution, self._step(transform), model)
+        self.user_transform = transform
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -258,73 +319,10 @@ class FORGradAttribution(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return self.where == "per_step" and self.attribution.has_convergence_delta()
 
-    def _run(self, inputs: TensorOrTuple, *args: Any, **kwargs: Any) -> Any:
-        inputs_tuple = check_inputs(inputs)
-        _check_spatial_inputs(
-            inputs_tuple,
-            self.forgrad.sigma,
-            self.forgrad.relative_cutoff,
-            every_input=self.where == "post_hoc",
-        )
-        if self.where == "post_hoc" and kwargs.get("return_convergence_delta", False):
-            raise InvalidValueError(
-                "return_convergence_delta: post-hoc FORGrad maps do not sum to "
-                "f(x) - f(baseline), so there is no convergence delta; call the "
-                "unfiltered method for it, or use where='per_step'"
-            )
-        if kwargs.get("target") is not None:
-            check_target(kwargs["target"], inputs_tuple[0].shape[0])
-            kwargs["target"] = resolve_call_target(
-                self.forward_func,
-                inputs_tuple,
-                kwargs["target"],
-                kwargs.get("additional_forward_args"),
-                check_range=not getattr(self.attribution, "resolves_targets", False),
-            )
-        inner = getattr(self.attribution.attribute, "__wrapped__", None)
-        if inner is not None:
-            result = inner(self.attribution, inputs, *args, **kwargs)
-        else:
-            result = self.attribution.attribute(inputs, *args, **kwargs)
-        if self.where == "per_step":
-            return result
-        return self._post_hoc(result, inputs_tuple)
-
-    def _post_hoc(
-        self, result: TensorOrTuple, inputs: tuple[Tensor, ...]
-    ) -> TensorOrTuple:
-        is_tuple = isinstance(result, tuple)
-        maps = result if is_tuple else (result,)
-        size = tuple(inputs[0].shape[-2:])
-        out: list[Tensor] = []
-        for i, m in enumerate(maps):
-            if m.dim() < 3:
-                raise InvalidValueError(
-                    f"attribution: FORGrad filters spatial maps, but output {i} of "
-                    f"{type(self.base_attribution).__name__} has shape {tuple(m.shape)}"
-                )
-            if i < len(inputs):
-                size = tuple(inputs[i].shape[-2:])
-            if tuple(m.shape[-2:]) != size:
-                # a layer map (e.g. Grad-CAM's (B, 1, h, w)): to the image size
-                squeeze = m.dim() == 3
-                m4 = m.unsqueeze(1) if squeeze else m
-                m4 = F.interpolate(m4, size=size, mode="bilinear", align_corners=False)
-                m = m4.squeeze(1) if squeeze else m4
-            out.append(self.forgrad_post_hoc(m))
-        return tuple(out) if is_tuple else out[0]
-
-    def forgrad_post_hoc(self, maps: Tensor) -> Tensor:
-        """The post-hoc filter (same options as :attr:`forgrad`)."""
-        return self.forgrad.filter(maps)
-
-    @log_usage()
-    def attribute(self, inputs: TensorOrTuple, *args: Any, **kwargs: Any) -> Any:
-        """The wrapped method's ``attribute`` with FORGrad applied."""
-        return self._run(inputs, *args, **kwargs)
-
     def __repr__(self) -> str:
-        extra = f" after {self.transform!r}" if self.transform is not None else ""
+        extra = (
+            f" after {self.user_transform!r}" if self.user_transform is not None else ""
+        )
         return (
             f"{self.forgrad!r} {self.where} on "
             f"{type(self.base_attribution).__name__}{extra}"
@@ -346,19 +344,48 @@ def with_forgrad(
     return FORGradAttribution(attribution, sigma, where=where, **options)
 
 
-class FORGradSaliency(FORGradAttribution):
+class FORGradMethod(_PostHoc, TransformedMethod):
+    """Mixin of the FORGrad drop-ins (see the module docstring)."""
+
+    name_prefix = "FORGrad"
+
+    def _use_forgrad(
+        self,
+        sigma,
+        relative_cutoff,
+        post,
+        reduce_channels,
+        where,
+        transform,
+        model,
+    ) -> None:
+        self._set_forgrad(sigma, relative_cutoff, post, reduce_channels, where)
+        self.user_transform = transform
+        self._use_transform(self._step(transform), model)
+
+    def has_convergence_delta(self) -> bool:
+        return self.where == "per_step" and super().has_convergence_delta()
+
+    def __repr__(self) -> str:
+        extra = (
+            f" after {self.user_transform!r}" if self.user_transform is not None else ""
+        )
+        return f"{type(self).__name__}({self.forgrad!r}, {self.where}){extra}"
+
+
+class FORGradSaliency(FORGradMethod, Saliency):
     """Saliency (Simonyan et al. 2013) with FORGrad (Muzellec et al. 2023).
 
     ``forgrad(|d y_c / d x|)`` post hoc (default), or the saliency of the
     filtered gradient per step. Output (B, 1, H, W) post hoc with the default
-    options. See :class:`FORGradAttribution` for the options.
+    options. Options as :class:`FORGradAttribution`, keyword-only.
     """
 
     def __init__(
         self,
-        forward_func: Any,
-        sigma: float | None = None,
+        forward_func: Callable,
         *,
+        sigma: float | None = None,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "abs",
         reduce_channels: bool = True,
@@ -366,43 +393,23 @@ class FORGradSaliency(FORGradAttribution):
         transform: GradientTransform | None = None,
         model: nn.Module | None = None,
     ) -> None:
-        super().__init__(
-            Saliency(forward_func),
-            sigma,
-            relative_cutoff=relative_cutoff,
-            post=post,
-            reduce_channels=reduce_channels,
-            where=where,
-            transform=transform,
-            model=model,
+        Saliency.__init__(self, forward_func)
+        self._use_forgrad(
+            sigma, relative_cutoff, post, reduce_channels, where, transform, model
         )
 
-    @log_usage()
-    def attribute(
-        self,
-        inputs: TensorOrTuple,
-        target: Any = None,
-        abs: bool = True,
-        additional_forward_args: Any = None,
-    ) -> TensorOrTuple:
-        """Arguments as ``captum.attr.Saliency.attribute``."""
-        return self._run(
-            inputs,
-            target=target,
-            abs=abs,
-            additional_forward_args=additional_forward_args,
-        )
+    attribute = transformed_attribute(Saliency)
 
 
-class FORGradInputXGradient(FORGradAttribution):
+class FORGradInputXGradient(FORGradMethod, InputXGradient):
     """InputXGradient (Shrikumar et al. 2016) with FORGrad: ``forgrad(x * grad)``
     post hoc (default), or ``x * forgrad(grad)`` per step."""
 
     def __init__(
         self,
-        forward_func: Any,
-        sigma: float | None = None,
+        forward_func: Callable,
         *,
+        sigma: float | None = None,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "abs",
         reduce_channels: bool = True,
@@ -410,141 +417,73 @@ class FORGradInputXGradient(FORGradAttribution):
         transform: GradientTransform | None = None,
         model: nn.Module | None = None,
     ) -> None:
-        super().__init__(
-            InputXGradient(forward_func),
-            sigma,
-            relative_cutoff=relative_cutoff,
-            post=post,
-            reduce_channels=reduce_channels,
-            where=where,
-            transform=transform,
-            model=model,
+        InputXGradient.__init__(self, forward_func)
+        self._use_forgrad(
+            sigma, relative_cutoff, post, reduce_channels, where, transform, model
         )
 
-    @log_usage()
-    def attribute(
-        self,
-        inputs: TensorOrTuple,
-        target: Any = None,
-        additional_forward_args: Any = None,
-    ) -> TensorOrTuple:
-        """Arguments as ``captum.attr.InputXGradient.attribute``."""
-        return self._run(
-            inputs, target=target, additional_forward_args=additional_forward_args
-        )
+    attribute = transformed_attribute(InputXGradient)
 
 
-class FORGradIntegratedGradients(FORGradAttribution):
+class FORGradIntegratedGradients(FORGradMethod, IntegratedGradients):
     """Integrated Gradients (Sundararajan et al. 2017) with FORGrad.
 
     Post hoc (default): ``forgrad((x - x') * mean_alpha grad(x' + alpha (x - x')))``;
     per step: every path gradient filtered before the product with ``x - x'``.
+    The convergence delta exists only per step.
     """
 
     def __init__(
         self,
-        forward_func: Any,
-        sigma: float | None = None,
+        forward_func: Callable,
+        multiply_by_inputs: bool = True,
         *,
+        sigma: float | None = None,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
         transform: GradientTransform | None = None,
         model: nn.Module | None = None,
-        multiply_by_inputs: bool = True,
     ) -> None:
-        super().__init__(
-            IntegratedGradients(forward_func, multiply_by_inputs=multiply_by_inputs),
-            sigma,
-            relative_cutoff=relative_cutoff,
-            post=post,
-            reduce_channels=reduce_channels,
-            where=where,
-            transform=transform,
-            model=model,
+        IntegratedGradients.__init__(self, forward_func, multiply_by_inputs)
+        self._use_forgrad(
+            sigma, relative_cutoff, post, reduce_channels, where, transform, model
         )
 
-    @log_usage()
-    def attribute(
-        self,
-        inputs: TensorOrTuple,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        n_steps: int = 50,
-        method: str = "gausslegendre",
-        internal_batch_size: int | None = None,
-        return_convergence_delta: bool = False,
-    ) -> Any:
-        """Arguments as ``captum.attr.IntegratedGradients.attribute``; the
-        convergence delta exists only per step."""
-        return self._run(
-            inputs,
-            baselines=baselines,
-            target=target,
-            additional_forward_args=additional_forward_args,
-            n_steps=n_steps,
-            method=method,
-            internal_batch_size=internal_batch_size,
-            return_convergence_delta=return_convergence_delta,
-        )
+    attribute = transformed_attribute(IntegratedGradients)
 
 
-class FORGradLayerGradCam(FORGradAttribution):
+class FORGradLayerGradCam(FORGradMethod, LayerGradCam):
     """Grad-CAM (Selvaraju et al. 2017) upsampled to the image, then FORGrad.
 
     ``forgrad(upsample(sum_k alpha_k A^k))``, post hoc only (Grad-CAM's
     gradients are layer gradients, not input gradients; a per-step filter has
-    nothing to act on, and ``where="per_step"`` is refused). Default
-    ``post="relu"``: Grad-CAM's sign is meaningful (negative = evidence
-    against the class), and the reference's ``abs`` would turn it into
-    positive evidence. Output (B, 1, H, W).
+    nothing to act on). Default ``post="relu"``: Grad-CAM's sign is
+    meaningful (negative = evidence against the class), and the reference's
+    ``abs`` would turn it into positive evidence. Output (B, 1, H, W). A
+    ``transform`` (e.g. ``CriGrad(...)``) acts above ``layer``, as for
+    :class:`~captum_crigrad.crigrad.attr.CriGradLayerGradCam`.
     """
 
     def __init__(
         self,
-        forward_func: Any,
+        forward_func: Callable,
         layer: nn.Module,
-        device_ids: list | None = None,
-        sigma: float | None = None,
+        device_ids: list[int] | None = None,
         *,
+        sigma: float | None = None,
         relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
         post: str = "relu",
         reduce_channels: bool = True,
         transform: GradientTransform | None = None,
         model: nn.Module | None = None,
     ) -> None:
-        super().__init__(
-            LayerGradCam(forward_func, layer, device_ids),
-            sigma,
-            relative_cutoff=relative_cutoff,
-            post=post,
-            reduce_channels=reduce_channels,
-            where="post_hoc",
-            transform=transform,
-            model=model,
+        LayerGradCam.__init__(self, forward_func, layer, device_ids)
+        if transform is not None:
+            check_layer_transform(transform, "transform")
+        self._use_forgrad(
+            sigma, relative_cutoff, post, reduce_channels, "post_hoc", transform, model
         )
 
-    @log_usage()
-    def attribute(
-        self,
-        inputs: TensorOrTuple,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        attribute_to_layer_input: bool = False,
-        relu_attributions: bool = False,
-        attr_dim_summation: bool = True,
-        grad_kwargs: dict | None = None,
-    ) -> TensorOrTuple:
-        """Arguments as ``captum.attr.LayerGradCam.attribute``; returns maps at
-        the input's (H, W)."""
-        return self._run(
-            inputs,
-            target=target,
-            additional_forward_args=additional_forward_args,
-            attribute_to_layer_input=attribute_to_layer_input,
-            relu_attributions=relu_attributions,
-            attr_dim_summation=attr_dim_summation,
-            grad_kwargs=grad_kwargs,
-        )
+    attribute = transformed_attribute(LayerGradCam)

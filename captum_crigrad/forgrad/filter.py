@@ -20,6 +20,8 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+
 __all__ = [
     "DEFAULT_RELATIVE_CUTOFF",
     "POST_STEPS",
@@ -61,27 +63,27 @@ def resolve_sigma(
         if isinstance(relative_cutoff, bool) or not isinstance(
             relative_cutoff, (int, float)
         ):
-            raise TypeError(
+            raise InvalidTypeError(
                 "relative_cutoff: expected a number (sigma / image size), got "
                 f"{type(relative_cutoff).__name__}"
             )
         if not (math.isfinite(relative_cutoff) and 0 < relative_cutoff <= 1):
-            raise ValueError(
+            raise InvalidValueError(
                 "relative_cutoff: expected 0 < relative_cutoff <= 1 (sigma / image "
                 f"size, default 15/224), got {relative_cutoff!r}"
             )
         return float(relative_cutoff) * size
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
-        raise TypeError(
+        raise InvalidTypeError(
             f"sigma: expected a positive number or None, got {type(sigma).__name__}"
         )
     if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(
+        raise InvalidValueError(
             f"sigma: expected a positive, finite cutoff (e.g. 15 for 224x224), "
             f"got {sigma!r}"
         )
     if sigma > size:
-        raise ValueError(
+        raise InvalidValueError(
             f"sigma: {sigma!r} is larger than these {height}x{width} maps allow "
             f"(at most min(H, W) = {size}; every frequency is already kept from "
             f"sigma = {sigma_keeping_all(height, width):.1f} on)"
@@ -130,7 +132,7 @@ def lowpass_mask(
     per (height, width, sigma, device, dtype).
     """
     if not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise ValueError(f"sigma: expected a positive number, got {sigma!r}")
+        raise InvalidValueError(f"sigma: expected a positive number, got {sigma!r}")
     return _cached_mask(
         int(height), int(width), float(sigma), torch.device(device), dtype
     )
@@ -138,27 +140,27 @@ def lowpass_mask(
 
 def _check_attributions(attributions: Tensor) -> None:
     if not isinstance(attributions, Tensor):
-        raise TypeError(
+        raise InvalidTypeError(
             "attributions: expected a torch.Tensor of shape (H, W), (B, H, W) or "
             f"(B, C, H, W), got {type(attributions).__name__}"
         )
     if attributions.dim() < 2:
-        raise ValueError(
+        raise InvalidValueError(
             "attributions: expected at least 2 dimensions (H, W), (B, H, W) or "
             f"(B, C, H, W), got shape {tuple(attributions.shape)}"
         )
     if not attributions.is_floating_point():
-        raise TypeError(
+        raise InvalidTypeError(
             "attributions: expected a real floating-point tensor, got "
             f"{attributions.dtype}"
         )
     if attributions.shape[-1] < 1 or attributions.shape[-2] < 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"attributions: empty spatial size {tuple(attributions.shape[-2:])}"
         )
     if not bool(torch.isfinite(attributions).all()):
         n_bad = int((~torch.isfinite(attributions)).sum())
-        raise ValueError(
+        raise InvalidValueError(
             f"attributions: contain {n_bad} NaN or infinite value(s); FORGrad needs "
             "finite maps (check the attribution method's output)"
         )
@@ -246,9 +248,9 @@ def forgrad(
     are cached per (H, W, sigma, device, dtype); the cost is two FFTs.
     """
     if post not in POST_STEPS:
-        raise ValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
+        raise InvalidValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
     if not isinstance(reduce_channels, bool):
-        raise TypeError(
+        raise InvalidTypeError(
             f"reduce_channels: expected True or False, got {reduce_channels!r}"
         )
     _check_attributions(attributions)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidValueError
+
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8
 # neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones
 # (see _neighbour_sum).
@@ -29,7 +31,7 @@ def gaussian_blur(images: Tensor, sigma: float = 5.0, kernel_size: int = 11) -> 
     the border; reflect padding does not.) ``sigma=0`` returns a copy.
     """
     if sigma < 0 or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(
+        raise InvalidValueError(
             "sigma, kernel_size: expected sigma >= 0 and an odd kernel_size >= 1, "
             f"got {sigma} and {kernel_size}"
         )
@@ -309,14 +311,14 @@ def linear_imputation(
         (B, C, H, W): ``images`` with removed pixels imputed.
     """
     if images.dim() != 4:
-        raise ValueError(
+        raise InvalidValueError(
             f"images: expected (B, C, H, W), got shape {tuple(images.shape)}"
         )
     b, c, h, w = images.shape
     if removed.dim() == 4:
         removed = removed[:, 0]
     if removed.shape != (b, h, w):
-        raise ValueError(
+        raise InvalidValueError(
             f"removed: expected shape ({b}, {h}, {w}) or ({b}, 1, {h}, {w}), "
             f"got {tuple(removed.shape)}"
         )
@@ -410,7 +412,9 @@ def noisy_linear_imputation(
     device, then moved to the images'); shapes as in :func:`linear_imputation`.
     """
     if not (noise_std >= 0 and math.isfinite(noise_std)):
-        raise ValueError(f"noise_std: expected a finite value >= 0, got {noise_std}")
+        raise InvalidValueError(
+            f"noise_std: expected a finite value >= 0, got {noise_std}"
+        )
     out = linear_imputation(images, removed, tol=tol, max_iter=max_iter)
     if noise_std > 0:
         gen_device = generator.device if generator is not None else out.device

@@ -17,7 +17,12 @@ from captum_crigrad.metrics._common import (
     tie_broken_order,
 )
 from captum_crigrad.training import accuracy, train_classifier
-from captum_crigrad.validation import check_images, check_positive_int
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_images,
+    check_positive_int,
+)
 
 
 @dataclass
@@ -143,20 +148,22 @@ def roar(
         or bool((frac < 0).any() | (frac > 1).any())
         or not bool(torch.isfinite(frac).all())
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"fractions: every fraction must lie in [0, 1], got {list(fractions)}"
         )
     if include_unmodified and 0.0 not in frac.tolist():
         frac = torch.cat([torch.zeros(1, dtype=torch.float64), frac])
     if len(seeds) == 0:
-        raise ValueError("seeds: expected at least one seed")
+        raise InvalidValueError("seeds: expected at least one seed")
     if train_fn is None and model_fn is None:
-        raise ValueError(
+        raise InvalidValueError(
             "model_fn: required with the default trainer (a function returning a fresh "
             "model)"
         )
     if train_fn is not None and not callable(train_fn):
-        raise TypeError(f"train_fn: expected a callable, got {type(train_fn).__name__}")
+        raise InvalidTypeError(
+            f"train_fn: expected a callable, got {type(train_fn).__name__}"
+        )
     fill = train_images.mean(dim=(0, 2, 3))
 
     def train(images: Tensor, labels: Tensor, seed: int) -> nn.Module:
@@ -174,7 +181,7 @@ def roar(
             )
             model = train_fn(loader)
         if not isinstance(model, nn.Module):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"train_fn: returned {type(model).__name__}, expected the trained "
                 "nn.Module"
             )

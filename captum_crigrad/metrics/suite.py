@@ -29,6 +29,7 @@ from captum_crigrad.metrics.perturbation import (
     road,
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
+from captum_crigrad.validation import InvalidValueError
 
 BASE_METHODS = ("saliency", "ixg", "ig")
 METHOD_HELP = (
@@ -108,12 +109,14 @@ def parse_method(
     crigrad = base.startswith("crigrad-")
     kind = base[len("crigrad-") :] if crigrad else base
     if kind not in BASE_METHODS or (keep_text and not crigrad):
-        raise ValueError(f"methods: unknown method {name!r}; expected {METHOD_HELP}")
+        raise InvalidValueError(
+            f"methods: unknown method {name!r}; expected {METHOD_HELP}"
+        )
     if crigrad:
         try:
             k = float(keep_text) if keep_text else keep
         except ValueError:
-            raise ValueError(
+            raise InvalidValueError(
                 f"methods: {name!r}: keep after '@' must be a number in (0, 1]"
             ) from None
         opts = dict(keep=k, layers=layers, **(crigrad_options or {}))
@@ -168,12 +171,12 @@ def evaluate(
     signed channel sum."""
     for metric in metrics:
         if metric not in METRICS:
-            raise ValueError(
+            raise InvalidValueError(
                 f"metrics: unknown metric {metric!r}; expected some of "
                 f"{', '.join(METRICS)}"
             )
     if not 0.0 <= k <= 1.0 or not math.isfinite(k):
-        raise ValueError(f"k: expected a fraction in [0, 1], got {k}")
+        raise InvalidValueError(f"k: expected a fraction in [0, 1], got {k}")
     with torch.no_grad():
         target = torch.cat(
             [model(images[s : s + 64]).argmax(1) for s in range(0, len(images), 64)]

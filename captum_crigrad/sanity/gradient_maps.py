@@ -47,11 +47,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
 from captum_crigrad._untouched import private_if_training
+from captum_crigrad.activations import RELU_FUNCTIONS, InterceptCalls, count_calls
 from captum_crigrad.hooks import default_cam_layer
 from captum_crigrad.utils import model_device, num_classes, predicted_class
 from captum_crigrad.validation import (
@@ -72,7 +71,6 @@ MethodFactory = Callable[..., AttributeFn]
 
 SCORES = ("logit", "probability")
 FUNCTIONAL_RELU = ("error", "wrap")
-_RELU_FUNCS = {F.relu, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,17 +279,6 @@ register_method(
 # ReLU detection and the functional-ReLU wrapper
 
 
-class _CountRelu(TorchFunctionMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RELU_FUNCS:
-            self.calls += 1
-        return func(*args, **(kwargs or {}))
-
-
 def count_relu_calls(model: nn.Module, images: Tensor) -> tuple[int, int]:
     """ReLU calls in one forward pass of ``images``: ``(in nn.ReLU modules,
     elsewhere)``. "Elsewhere" are ``F.relu``/``torch.relu``/``Tensor.relu``
@@ -305,14 +292,13 @@ def count_relu_calls(model: nn.Module, images: Tensor) -> tuple[int, int]:
     handles = [
         m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)
     ]
-    counter = _CountRelu()
     try:
-        with torch.no_grad(), counter:
-            model(images)
+        with torch.no_grad():
+            calls = count_calls(lambda: model(images), RELU_FUNCTIONS)
     finally:
         for h in handles:
             h.remove()
-    return module_calls[0], counter.calls - module_calls[0]
+    return module_calls[0], calls - module_calls[0]
 
 
 class _GuidedRelu(torch.autograd.Function):
@@ -338,24 +324,22 @@ class _DeconvRelu(torch.autograd.Function):
         return grad.clamp(min=0)
 
 
-class ModifiedReluBackward(TorchFunctionMode):
+class ModifiedReluBackward(InterceptCalls):
     """Within this context every ReLU call (``nn.ReLU`` modules and
     ``F.relu``/``torch.relu``/``Tensor.relu``, in-place variants computed out
     of place) uses the Guided Backprop (``rule="guided"``) or deconvnet
     (``rule="deconv"``) backward rule. Forward values are unchanged."""
 
     def __init__(self, rule: str) -> None:
-        super().__init__()
         if rule not in ("guided", "deconv"):
             raise InvalidValueError(
                 f"rule: expected 'guided' or 'deconv', got {rule!r}"
             )
         self.function = _GuidedRelu if rule == "guided" else _DeconvRelu
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RELU_FUNCS:
-            return self.function.apply(args[0])
-        return func(*args, **(kwargs or {}))
+        super().__init__(
+            RELU_FUNCTIONS,
+            replace=lambda func, args, kwargs: self.function.apply(args[0]),
+        )
 
 
 def _wrapped_relu_method(rule: str) -> MethodFactory:

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+
 MEASURES = ("spearman_abs", "spearman_signed", "ssim", "hog_pearson")
 
 
@@ -39,24 +41,26 @@ def _as_numpy(maps, name: str) -> np.ndarray:
     elif isinstance(maps, np.ndarray):
         maps = maps.astype(np.float64, copy=False)
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             f"{name}: expected a torch.Tensor or numpy.ndarray of maps, "
             f"got {type(maps).__name__}"
         )
     if maps.ndim < 2:
-        raise ValueError(
+        raise InvalidValueError(
             f"{name}: expected a batch of maps (N, H, W) or (N, 1, H, W), "
             f"got shape {maps.shape}"
         )
     if not np.all(np.isfinite(maps)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise InvalidValueError(f"{name}: contains NaN or infinite values")
     return maps
 
 
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     a, b = _as_numpy(a, "maps_a"), _as_numpy(b, "maps_b")
     if a.shape != b.shape:
-        raise ValueError(f"maps_a and maps_b: shapes differ, {a.shape} vs {b.shape}")
+        raise InvalidValueError(
+            f"maps_a and maps_b: shapes differ, {a.shape} vs {b.shape}"
+        )
     return a, b
 
 
@@ -66,7 +70,7 @@ def _images(maps: np.ndarray, name: str) -> np.ndarray:
         return maps[:, 0]
     if maps.ndim == 3:
         return maps
-    raise ValueError(
+    raise InvalidValueError(
         f"{name}: expected single-channel maps (N, H, W) or (N, 1, H, W), got "
         f"shape {maps.shape}; reduce channels first (e.g. to_single_channel)"
     )
@@ -135,7 +139,9 @@ def ssim(maps_a, maps_b) -> np.ndarray:
     win = min(7, a.shape[1], a.shape[2])
     win = win if win % 2 == 1 else win - 1
     if win < 3:
-        raise ValueError(f"maps: SSIM needs maps of at least 3x3, got {a.shape[1:]}")
+        raise InvalidValueError(
+            f"maps: SSIM needs maps of at least 3x3, got {a.shape[1:]}"
+        )
     return np.array(
         [
             structural_similarity(x, y, data_range=1.0, win_size=win)
@@ -158,7 +164,7 @@ def hog_features(
     if h < pixels_per_cell[0] * cells_per_block[0] or (
         w < pixels_per_cell[1] * cells_per_block[1]
     ):
-        raise ValueError(
+        raise InvalidValueError(
             f"pixels_per_cell: maps of {h}x{w} are smaller than one HOG block "
             f"({pixels_per_cell} x {cells_per_block}); use smaller cells"
         )
@@ -210,7 +216,7 @@ def similarity_scores(
     """
     unknown = [m for m in measures if m not in MEASURES]
     if unknown or not len(measures):
-        raise ValueError(
+        raise InvalidValueError(
             f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
         )
     out: dict[str, np.ndarray] = {}

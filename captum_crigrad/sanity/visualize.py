@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
+from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+
 ArrayLike = Tensor | np.ndarray
 
 
@@ -30,7 +32,7 @@ def to_hwc_numpy(tensor: ArrayLike) -> np.ndarray:
     elif isinstance(tensor, np.ndarray):
         array = tensor.astype(np.float32, copy=False)
     else:
-        raise TypeError(
+        raise InvalidTypeError(
             "tensor: expected a torch.Tensor or numpy.ndarray, got "
             f"{type(tensor).__name__}"
         )
@@ -40,7 +42,7 @@ def to_hwc_numpy(tensor: ArrayLike) -> np.ndarray:
         return np.moveaxis(array, 0, -1)
     if array.ndim == 4:
         return np.moveaxis(array, 1, -1)
-    raise ValueError(
+    raise InvalidValueError(
         f"tensor: expected (H, W), (C, H, W) or (N, C, H, W), got shape {array.shape}"
     )
 
@@ -56,7 +58,7 @@ def _one_image_hwc(image: ArrayLike, name: str) -> np.ndarray:
         return image.astype(np.float32, copy=False)  # already HWC
     if isinstance(image, (Tensor, np.ndarray)) and image.ndim == 4:
         if image.shape[0] != 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{name}: expected one image, got a batch of {image.shape[0]}; index it"
             )
         image = image[0]
@@ -103,19 +105,19 @@ def tile_input_and_maps(
             maps = [maps]
     maps = list(maps)
     if not maps:
-        raise ValueError("maps: expected at least one map")
+        raise InvalidValueError("maps: expected at least one map")
     image_hwc = _one_image_hwc(image, "image")
     map_arrays = []
     for i, m in enumerate(maps):
         hwc = _one_image_hwc(m, f"maps[{i}]")
         if hwc.shape[-1] != 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"maps[{i}]: expected a single-channel map, got {hwc.shape[-1]} "
                 "channels; "
                 "reduce it first (to_single_channel)"
             )
         if hwc.shape[:2] != image_hwc.shape[:2]:
-            raise ValueError(
+            raise InvalidValueError(
                 f"maps[{i}]: size {hwc.shape[:2]} differs from the image's "
                 f"{image_hwc.shape[:2]}"
             )
@@ -127,7 +129,7 @@ def tile_input_and_maps(
         if len(titles) == len(maps):
             titles = ["Input"] + titles
         elif len(titles) != len(maps) + 1:
-            raise ValueError(
+            raise InvalidValueError(
                 f"titles: expected {len(maps)} (one per map) or {len(maps) + 1} "
                 f"(one per panel), got {len(titles)}"
             )
@@ -177,7 +179,7 @@ def visualize_map(
     attr_hwc = _one_image_hwc(attribution, "attribution")
     image_hwc = None if image is None else _one_image_hwc(image, "image")
     if image_hwc is not None and attr_hwc.shape[:2] != image_hwc.shape[:2]:
-        raise ValueError(
+        raise InvalidValueError(
             f"attribution: size {attr_hwc.shape[:2]} differs from the image's "
             f"{image_hwc.shape[:2]}"
         )
