@@ -165,7 +165,7 @@ def test_bad_inputs_give_clear_errors(linear_case):
         insertion(model, x, inf_map)
     with pytest.raises(ValueError, match=r"fractions: expected a fraction in \[0, 1\]"):
         perturbation_curve(model, x, contribution, fractions=[0.0, 1.5])
-    with pytest.raises(ValueError, match="fractions"):
+    with pytest.raises(ValueError, match=r"k: expected a fraction in \[0, 1\]"):
         pixel_perturbation(model, x, contribution, k=-0.1)
     with pytest.raises(ValueError, match="order"):
         perturbation_curve(model, x, contribution, order="best")
