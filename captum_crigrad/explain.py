@@ -66,6 +66,7 @@ from captum_crigrad.validation import (
     InvalidValueError,
     check_choice,
     check_finite_float,
+    check_hookable,
     check_images,
     check_module,
     check_positive_int,
@@ -432,6 +433,15 @@ def _explain(model, images, methods, target, options, batch_size, progress):
             target, images.shape[0], num_classes(model, images), device=device
         )
     parsed = [split_method(n) for n in names]
+    check_hookable(
+        model,
+        "methods",
+        [
+            n
+            for n, (spec, mods) in zip(names, parsed, strict=True)
+            if spec.kind == "cam" or "crigrad" in mods or spec.name == "guidedbackprop"
+        ],
+    )
     layer_module = None
     if any(spec.kind == "cam" for spec, _ in parsed):
         layer_name = options.layer or default_cam_layer(model, images)

@@ -29,7 +29,7 @@ from captum_crigrad.metrics.perturbation import (
     road,
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_hookable
 
 BASE_METHODS = ("saliency", "ixg", "ig")
 METHOD_HELP = (
@@ -108,6 +108,8 @@ def parse_method(
         return Method(name, random_map)
     crigrad = base.startswith("crigrad-")
     kind = base[len("crigrad-") :] if crigrad else base
+    if crigrad:
+        check_hookable(model, "methods", [name])
     if kind not in BASE_METHODS or (keep_text and not crigrad):
         raise InvalidValueError(
             f"methods: unknown method {name!r}; expected {METHOD_HELP}"

@@ -57,6 +57,7 @@ from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_choice,
+    check_hookable,
     check_images,
     check_module,
     check_positive_int,
@@ -411,6 +412,15 @@ def attribution_maps(
             f"method: empty list; valid names: {', '.join(available_methods())}"
         )
     specs = [get_method(n) for n in names]
+    check_hookable(
+        model,
+        "method",
+        [
+            n
+            for n, s in zip(names, specs, strict=True)
+            if s.relu_rule or s.uses_layer or "CriGrad" in n
+        ],
+    )
     check_choice(score, SCORES, "score")
     check_choice(functional_relu, FUNCTIONAL_RELU, "functional_relu")
     check_positive_int(batch_size, "batch_size")
