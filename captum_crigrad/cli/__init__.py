@@ -47,6 +47,7 @@ class _Parser(argparse.ArgumentParser):
     usage block first)."""
 
     def error(self, message: str):  # type: ignore[override]
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return int(args._run(args) or 0)
     except UserInputError as exc:
-        print(f"captum-crigrad {args.command}: error: {exc}", file=sys.stderr)
+        # one line, whatever the message holds (a file name with a line break)
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"captum-crigrad {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("captum-crigrad: interrupted", file=sys.stderr)

@@ -72,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--target",
         default="predicted",
-        help="class to explain: 'predicted' (default) or a class index",
+        help="class to explain: 'predicted' (default) or a class index "
+        "(negative: from the end, -1 = the last class)",
     )
     g.add_argument(
         "--layer",
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
     from captum_crigrad.utils import predict
-    from captum_crigrad.validation import resolve_layer
+    from captum_crigrad.validation import resolve_layer, target_indices
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)
@@ -247,9 +248,10 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"--target: expected 'predicted' or a class index, got {args.target!r}"
             ) from None
-        if not 0 <= cls < n_out:
-            raise CLIError(f"--target: class {cls} is out of range for {n_out} outputs")
-        target = torch.full_like(predicted, cls)
+        # the one target rule: -1 is the last class
+        target = target_indices(
+            cls, len(predicted), n_out, device=predicted.device, argument="--target"
+        )
     layer = args.layer or loaded.gradcam_layer
     if layer is not None:
         resolve_layer(model, layer)
