@@ -12,7 +12,10 @@ Public API (everything else is internal):
   :class:`FORGradInputXGradient`, :class:`FORGradIntegratedGradients`,
   :class:`FORGradLayerGradCam`, and :func:`select_sigma`.
 * Expected Grad-CAM: :class:`ExpectedGradCAM`, and for comparison
-  :class:`GradCAMPlusPlus` and :class:`IntegratedGradCAM`.
+  :class:`GradCAM` (Captum's LayerGradCam, also on token and channels-last
+  layers), :class:`GradCAMPlusPlus` and :class:`IntegratedGradCAM`; every CAM
+  reads vision-transformer tokens and channels-last maps (optional
+  ``reshape_transform``), and :func:`default_cam_layer` picks the layer.
 * Evaluation: the :mod:`captum_crigrad.metrics` package (pixel
   perturbation, sensitivity-n, ROAR, deletion/insertion, MoRF/LeRF/AOPC,
   ROAD, infidelity, max-sensitivity, localisation).
@@ -30,7 +33,13 @@ Public API (everything else is internal):
 
 from captum_crigrad import io, metrics, sanity, validation
 from captum_crigrad._version import __version__ as __version__
-from captum_crigrad.cam import ExpectedGradCAM, GradCAMPlusPlus, IntegratedGradCAM
+from captum_crigrad.cam import (
+    ExpectedGradCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    IntegratedGradCAM,
+    default_cam_layer,
+)
 from captum_crigrad.crigrad import (
     DEFAULT_KEEP,
     CriGrad,
@@ -79,11 +88,13 @@ __all__ = [
     "FORGradIntegratedGradients",
     "FORGradLayerGradCam",
     "FORGradSaliency",
+    "GradCAM",
     "SigmaSelection",
     "GradCAMPlusPlus",
     "GradientTransform",
     "IntegratedGradCAM",
     "crigrad_attribution",
+    "default_cam_layer",
     "forgrad",
     "gradient_map",
     "io",

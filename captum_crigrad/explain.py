@@ -17,8 +17,10 @@ Method names (see :func:`available_methods`):
   ``n_samples`` Gaussian perturbations of std ``stdev`` (Smilkov et al. 2017,
   Captum NoiseTunnel, seeded); ``guidedbackprop``: Captum GuidedBackprop
   (needs ``nn.ReLU`` modules);
-* ``gradcam``: Captum ``LayerGradCam`` on ``layer`` with ReLU (Selvaraju et
-  al. 2017); ``expectedgradcam``: Expected Grad-CAM (Buono et al. 2024,
+* ``gradcam``: Captum's ``LayerGradCam`` on ``layer`` with ReLU (Selvaraju et
+  al. 2017; :class:`~captum_crigrad.cam.gradcam.GradCAM`, which also reads
+  token and channels-last layer outputs); ``expectedgradcam``: Expected
+  Grad-CAM (Buono et al. 2024,
   :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`, zero reference,
   ``n_samples``/``stdev``, seeded); ``gradcampp`` (Grad-CAM++) and
   ``integratedgradcam`` (Integrated Grad-CAM, ``n_steps``) for comparison.
@@ -51,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_crigrad._untouched import eval_mode
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
 from captum_crigrad.forgrad.filter import (
@@ -59,7 +62,6 @@ from captum_crigrad.forgrad.filter import (
     forgrad,
     resolve_sigma,
 )
-from captum_crigrad.hooks import default_cam_layer
 from captum_crigrad.utils import model_device, num_classes, predict
 from captum_crigrad.validation import (
     InvalidTypeError,
@@ -246,12 +248,12 @@ def _guided(model, layer, opts, crigrad):
     return lambda x, t: explainer.attribute(x, target=t)
 
 
-@_register("gradcam", "cam", "Grad-CAM on --layer (Captum LayerGradCam)")
+@_register("gradcam", "cam", "Grad-CAM on --layer (Captum LayerGradCam, any layout)")
 def _gradcam(model, layer, opts, crigrad):
-    from captum.attr import LayerGradCam
+    from captum_crigrad.cam.gradcam import GradCAM
 
     if crigrad is None:
-        explainer = LayerGradCam(model, layer)
+        explainer = GradCAM(model, layer)
     else:  # filter only the layers above the Grad-CAM layer
         explainer = CriGradLayerGradCam(model, layer, crigrad=crigrad)
 
@@ -448,9 +450,8 @@ def _explain(model, images, methods, target, options, batch_size, progress):
         layer_module = resolve_layer(model, layer_name)
     if any("forgrad" in mods for _, mods in parsed):
         try:
-            resolve_sigma(
-                *images.shape[-2:], options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF
-            )
+            height, width = images.shape[-2:]
+            resolve_sigma(height, width, options.forgrad_sigma, DEFAULT_RELATIVE_CUTOFF)
         except ValueError as exc:
             raise InvalidValueError(f"forgrad_{exc}") from None
     crigrad = None

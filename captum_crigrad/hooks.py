@@ -82,7 +82,6 @@ from captum_crigrad._compat import (
 from captum_crigrad.activations import InterceptCalls
 from captum_crigrad.validation import (
     InvalidTypeError,
-    InvalidValueError,
     check_inputs,
     check_module,
     check_target,
@@ -400,7 +399,7 @@ class ComposedTransform(GradientTransform):
     """Several transforms at once: all hooks installed, steps applied in order."""
 
     def __init__(self, *transforms: GradientTransform) -> None:
-        flat = []
+        flat: list[GradientTransform] = []
         for t in transforms:
             if not isinstance(t, GradientTransform):
                 raise InvalidTypeError(
@@ -631,6 +630,7 @@ class TransformedMethod:
     name_prefix: str = ""
 
     forward_func: Callable
+    gradient_func: Callable[..., Any]  # Captum's, set by its __init__
     transform: GradientTransform | None
     model: nn.Module | None
 
@@ -682,7 +682,7 @@ class TransformedMethod:
     @classmethod
     def get_name(cls) -> str:
         """``"<prefix> <Captum's name>"``, e.g. "CriGrad Saliency"."""
-        base = next(
+        base: type[Any] | None = next(
             (c for c in cls.__mro__ if c.__module__.split(".")[0] == "captum"),
             None,
         )
@@ -690,7 +690,7 @@ class TransformedMethod:
         return f"{cls.name_prefix} {name}".strip()
 
 
-def transformed_attribute(captum_class: type) -> Callable[..., Any]:
+def transformed_attribute(captum_class: type[Any]) -> Callable[..., Any]:
     """``attribute`` for a :class:`TransformedMethod` subclass of
     ``captum_class``: Captum's signature and docstring, Captum's computation
     run under the object's transform, decorated as Captum decorates it (so
@@ -837,40 +837,6 @@ def check_layer_transform(transform: Any, argument: str = "gradient_transform"):
     return transform
 
 
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-
-
-def default_cam_layer(model: nn.Module, images: Tensor) -> str:
-    """Name of the last module (in execution order) whose output is a 4-D
-    feature map, global pooling excluded: ``layer3`` of a CIFAR ResNet,
-    ``features`` of :class:`~captum_crigrad.models.SmallCNN`. Runs one
-    forward pass of the first image, with hooks removed afterwards."""
-    last: list[str] = []
-    handles = []
-
-    def make_hook(name):
-        def hook(module, inputs, output):
-            if isinstance(output, Tensor) and output.dim() == 4:
-                last.append(name)
-
-        return hook
-
-    for name, module in model.named_modules():
-        if name and not isinstance(module, _GLOBAL_POOLS):
-            handles.append(module.register_forward_hook(make_hook(name)))
-    try:
-        with torch.no_grad():
-            model(images[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    if not last:
-        raise InvalidValueError(
-            "layer: the model has no module with a 4-D output; name one"
-        )
-    return last[-1]
-
-
 __all__ = [
     "ComposedTransform",
     "ConcurrentUseError",
@@ -880,7 +846,6 @@ __all__ = [
     "TransformedMethod",
     "check_layer_transform",
     "current_hooks",
-    "default_cam_layer",
     "find_model",
     "layer_call_context",
     "layer_scope",

@@ -442,7 +442,7 @@ def find_images(paths: Sequence[PathLike], *, argument: str = "images") -> list[
     if not paths:
         raise InvalidValueError(f"{argument}: give at least one image file or folder")
     found: list[str] = []
-    for p in map(os.fspath, paths):
+    for p in [os.fspath(q) for q in paths]:
         if os.path.isdir(p):
             inside = sorted(
                 os.path.join(p, n)
@@ -524,7 +524,9 @@ def _resize_float(arr: np.ndarray, size: int) -> np.ndarray:
     top, left = (h - side) // 2, (w - side) // 2
     crop = np.ascontiguousarray(arr[top : top + side, left : left + side])
     im = Image.fromarray(crop.astype(np.float32), mode="F")
-    out = np.asarray(im.resize((size, size), Image.BILINEAR), dtype=np.float32)
+    out = np.asarray(
+        im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32
+    )
     return np.clip(out, 0.0, 1.0)
 
 
@@ -552,23 +554,24 @@ def read_images(
             with warnings.catch_warnings():
                 # above MAX_IMAGE_PIXELS PIL only warns: refuse it instead
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as im:
-                    if im.mode in _DEEP_MODES:
-                        grey = _resize_float(_deep_grey(im, path, argument), size)
+                with Image.open(path) as opened:
+                    if opened.mode in _DEEP_MODES:
+                        deep = _deep_grey(opened, path, argument)
+                        grey = _resize_float(deep, size)
                         arr = grey if channels == 1 else np.stack([grey] * 3, -1)
-                    elif im.mode not in _BYTE_MODES:
+                    elif opened.mode not in _BYTE_MODES:
                         raise InvalidValueError(
-                            f"{argument}: {path} is in PIL mode {im.mode}, which "
+                            f"{argument}: {path} is in PIL mode {opened.mode}, which "
                             "cannot be converted to grey or RGB faithfully; save "
                             "it as an RGB or grey image"
                         )
                     else:
-                        im = im.convert("L" if channels == 1 else "RGB")
+                        im = opened.convert("L" if channels == 1 else "RGB")
                         w, h = im.size
                         side = min(w, h)
                         left, top = (w - side) // 2, (h - side) // 2
                         im = im.crop((left, top, left + side, top + side))
-                        im = im.resize((size, size), Image.BILINEAR)
+                        im = im.resize((size, size), Image.Resampling.BILINEAR)
                         arr = np.asarray(im, dtype=np.float32) / 255.0
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InvalidValueError(
@@ -652,7 +655,7 @@ def image_sources(
     and for a folder holding MNIST's :data:`MNIST_IMAGES` its held-out test
     images (``(folder, index)``, index :data:`MNIST_HELDOUT_START` on)."""
     entries: list[Source] = []
-    for src in map(os.fspath, paths):
+    for src in [os.fspath(q) for q in paths]:
         if _is_mnist_folder(src):
             path = os.path.join(src, MNIST_IMAGES)
             try:

@@ -77,7 +77,7 @@ def save_png(path: str, rgb: np.ndarray, scale: int = 1) -> None:
 
     im = Image.fromarray(rgb)
     if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.tmp")
     try:
@@ -171,7 +171,7 @@ def save_mosaic(
         cells = [(to_display(images[i]) * 255).round().astype(np.uint8)]
         cells += [overlay(images[i], m[i], cmap=cmap) for m in scaled.values()]
         for j, cell in enumerate(cells):
-            im = Image.fromarray(cell).resize((tile, tile), Image.NEAREST)
+            im = Image.fromarray(cell).resize((tile, tile), Image.Resampling.NEAREST)
             canvas.paste(im, (left + pad + j * (tile + pad), y))
         if row_titles is not None:
             draw.text((pad, y + tile // 2 - 6), row_titles[i], fill="black")

@@ -17,8 +17,8 @@ def model_device(
     """The device of the model's first parameter or buffer, else ``fallback``."""
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device(fallback)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, TypeVar, cast, overload
 
 import torch
 import torch.nn as nn
@@ -59,7 +59,7 @@ __all__ = [
     "target_indices",
 ]
 
-TargetType = int | tuple | list | Tensor | None
+TargetType = int | tuple[Any, ...] | list[Any] | Tensor | None
 
 
 class UserInputError(Exception):
@@ -83,6 +83,18 @@ def _is_number(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------- numbers
+
+
+@overload
+def check_positive_int(
+    value: Any, argument: str, *, minimum: int = 1, allow_none: Literal[False] = False
+) -> int: ...
+
+
+@overload
+def check_positive_int(
+    value: Any, argument: str, *, minimum: int = 1, allow_none: bool
+) -> int | None: ...
 
 
 def check_positive_int(
@@ -112,16 +124,16 @@ def check_finite_float(
         raise InvalidTypeError(
             f"{argument}: expected a {what}, got {type(value).__name__}"
         )
-    value = float(value)
+    number = float(value)
     bound = ""
     if minimum is not None:
         bound = f" {'>' if strict else '>='} {minimum:g}"
-    low_ok = minimum is None or (value > minimum if strict else value >= minimum)
-    if not math.isfinite(value) or not low_ok:
+    low_ok = minimum is None or (number > minimum if strict else number >= minimum)
+    if not math.isfinite(number) or not low_ok:
         raise InvalidValueError(
-            f"{argument}: expected a finite {what}{bound}, got {value!r}"
+            f"{argument}: expected a finite {what}{bound}, got {number!r}"
         )
-    return value
+    return number
 
 
 def check_fraction(
@@ -151,13 +163,16 @@ def check_fraction(
     return v
 
 
-def check_choice(value: Any, choices: Sequence[Any], argument: str) -> Any:
+_Choice = TypeVar("_Choice")
+
+
+def check_choice(value: Any, choices: Sequence[_Choice], argument: str) -> _Choice:
     """``value`` if it is one of ``choices``."""
     if value not in tuple(choices):
         raise InvalidValueError(
             f"{argument}: expected one of {tuple(choices)}, got {value!r}"
         )
-    return value
+    return cast(_Choice, value)
 
 
 def check_bool(value: Any, argument: str) -> bool:
@@ -311,7 +326,7 @@ def has_negative_target(target: Any) -> bool:
     if target is None or isinstance(target, bool):
         return False
     if _is_int(target):
-        return target < 0
+        return bool(target < 0)
     if isinstance(target, Tensor):
         return bool((target < 0).any()) if target.numel() else False
     if isinstance(target, (tuple, list)):
@@ -331,8 +346,8 @@ def _resolve_index(index: int, size: int, argument: str) -> int:
 
 def _output_dims(output_shape: int | Sequence[int]) -> tuple[int, ...]:
     if _is_int(output_shape):
-        return (int(output_shape),)
-    return tuple(int(s) for s in output_shape)
+        return (int(cast(int, output_shape)),)
+    return tuple(int(s) for s in cast(Sequence[int], output_shape))
 
 
 def resolve_target(
@@ -385,6 +400,28 @@ def resolve_target(
     if low >= 0:
         return target
     return torch.where(target < 0, target + size, target)
+
+
+@overload
+def target_indices(
+    target: None,
+    batch_size: int,
+    n_classes: int | None = None,
+    *,
+    device: torch.device | str | None = None,
+    argument: str = "target",
+) -> None: ...
+
+
+@overload
+def target_indices(
+    target: int | Sequence[Any] | Tensor,
+    batch_size: int,
+    n_classes: int | None = None,
+    *,
+    device: torch.device | str | None = None,
+    argument: str = "target",
+) -> Tensor: ...
 
 
 def target_indices(
@@ -455,7 +492,7 @@ def resolve_layer(
         raise InvalidTypeError(
             f"{argument}: expected a module name (str) or an nn.Module, got {layer!r}"
         )
-    modules = dict(model.named_modules())
+    modules: dict[str, nn.Module] = dict(model.named_modules())
     if not layer or layer not in modules:
         raise InvalidValueError(
             f"{argument}: the model has no submodule {layer!r}; names: "

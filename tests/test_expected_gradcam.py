@@ -328,11 +328,11 @@ def test_bad_input_raises_clear_errors_and_leaves_no_hook(model, images):
     with pytest.raises(ValueError, match="never ran"):
         ExpectedGradCAM(model, unused).attribute(images, 1, n_samples=2)
     _no_hooks(model)
-    # non-4-D layer output
-    with pytest.raises(ValueError, match="4-D"):
+    # a layer output that is no spatial map
+    with pytest.raises(ValueError, match="reshape_transform"):
         ExpectedGradCAM(model, model.classifier[2]).attribute(images, 1, n_samples=2)
     _no_hooks(model)
-    with pytest.raises(ValueError, match="4-D"):
+    with pytest.raises(ValueError, match="reshape_transform"):
         GradCAMPlusPlus(model, model.classifier[1]).attribute(images, 1)
     _no_hooks(model)
     for n_steps in (0, 1):

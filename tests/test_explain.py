@@ -4,6 +4,7 @@ from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 from helpers import assert_untouched, snapshot
 
 from captum_crigrad import CriGradSaliency
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.default import (
     GRADCAM_LAYER,
     load_default_images,
@@ -12,7 +13,6 @@ from captum_crigrad.default import (
 from captum_crigrad.explain import (
     ExplainOptions,
     available_methods,
-    default_cam_layer,
     explain,
     parse_methods,
     to_map,

@@ -3,13 +3,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.models import SmallCNN, resnet20
 from captum_crigrad.sanity.gradient_maps import (
     ModifiedReluBackward,
     attribution_maps,
     available_methods,
     count_relu_calls,
-    default_cam_layer,
     gradient_map,
     register_method,
     to_single_channel,

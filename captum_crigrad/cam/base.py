@@ -35,6 +35,13 @@ from captum_crigrad._compat import (
     _forward_layer_eval,
     compute_layer_gradients_and_eval,
 )
+from captum_crigrad.cam.layout import (
+    ReshapeTransform,
+    check_reshape_transform,
+    input_size_of,
+    model_of,
+    spatial_layout,
+)
 from captum_crigrad.cam.ops import (
     gradcam_weights,
     upsample_maps,
@@ -93,7 +100,9 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         forward_func: the model (an ``nn.Module``) or a function of the inputs.
         layer: the module whose output (or input) is explained; it must be a
             submodule of ``forward_func`` when that is a module, and its output
-            must be one (N, K, h, w) tensor.
+            must be one tensor: ``(N, K, h, w)``, tokens ``(N, 1+h w, K)`` /
+            ``(N, h w, K)`` or channels-last ``(N, h, w, K)`` (converted by
+            :mod:`captum_crigrad.cam.layout`).
         device_ids: as in Captum, for DataParallel models.
         gradient_transform: optional :class:`captum_crigrad.hooks.GradientTransform`
             (e.g. ``CriGrad``); every gradient pass runs under it, above
@@ -102,6 +111,9 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             LayerGradCam), so the channel weights come from the transformed
             gradient. A transform with an input-gradient step (FORGrad) is
             refused: filter the map post hoc instead.
+        reshape_transform: optional function from the layer's output to
+            ``(N, K, h, w)`` (pytorch-grad-cam's convention), applied to
+            activations and gradients, for layouts that cannot be inferred.
     """
 
     def __init__(
@@ -110,7 +122,10 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         layer: nn.Module,
         device_ids: list[int] | None = None,
         gradient_transform: Any = None,
+        *,
+        reshape_transform: ReshapeTransform | None = None,
     ) -> None:
+        check_reshape_transform(reshape_transform)
         check_module(layer, "layer")
         if not callable(forward_func):
             raise InvalidTypeError(
@@ -125,6 +140,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
         self.gradient_transform = gradient_transform
+        self.reshape_transform = reshape_transform
 
     # ------------------------------------------------------------------ hooks
     def sample_weights(self, layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
@@ -229,8 +245,39 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                         "forward_func calls"
                     ) from None
                 raise
-            parts.append(_single_4d(evals, attribute_to_layer_input))
+            parts.append(self._spatial(evals, chunk_inputs, attribute_to_layer_input))
         return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def _spatial(
+        self, tensors: tuple[Tensor, ...], inputs: tuple[Tensor, ...], to_input: bool
+    ) -> Tensor:
+        """The layer's one output (input) tensor as ``(N, K, h, w)``, converted
+        by :func:`~captum_crigrad.cam.layout.spatial_layout`."""
+        where = "input" if to_input else "output"
+        if len(tensors) != 1:
+            raise InvalidValueError(
+                f"layer: its {where} is {len(tensors)} tensors; a CAM needs one"
+            )
+        tensor = tensors[0]
+        layout = spatial_layout(
+            tensor,
+            self.layer,
+            input_size_of(inputs),
+            model_of(self.forward_func),
+            self.reshape_transform,
+            where=where,
+        )
+        if layout is not None:
+            tensor = layout(tensor)
+        if tensor.dim() != 4:
+            raise InvalidValueError(
+                f"layer: its {where} has shape {tuple(tensor.shape)}; a CAM pools "
+                "gradients over space and needs a (N, K, h, w) map, tokens or a "
+                "channels-last map of an image input; choose such a layer or pass "
+                "reshape_transform (a function from the layer's output to "
+                "(N, K, h, w))"
+            )
+        return tensor
 
     def _cam(
         self,
@@ -271,8 +318,8 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                     device_ids=self.device_ids,
                     attribute_to_layer_input=attribute_to_layer_input,
                 )
-                layer_grads = _single_4d(grads, attribute_to_layer_input)
-                layer_acts = _single_4d(evals, attribute_to_layer_input)
+                layer_grads = self._spatial(grads, row_inputs, attribute_to_layer_input)
+                layer_acts = self._spatial(evals, row_inputs, attribute_to_layer_input)
                 weights.append(self.sample_weights(layer_grads, layer_acts).detach())
                 del grads, evals, layer_grads, layer_acts
         row_w = torch.cat(weights) if len(weights) > 1 else weights[0]
@@ -317,20 +364,20 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         batch = inputs[0].shape[0]
         if plan.refs is None:  # the reference is the input itself
             return weighted_channel_sum(image_w, acts)
+        ref_index = plan.ref_index
+        assert ref_index is not None  # set together with refs
         n_refs = plan.refs[0].shape[0]
         per_example_args = args is not None and any(
             isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch for a in args
         )
-        key = (
-            plan.image * n_refs + plan.ref_index if per_example_args else plan.ref_index
-        )
+        key = plan.image * n_refs + ref_index if per_example_args else ref_index
         used, inverse = torch.unique(key, return_inverse=True)
         n_used = used.numel()
         n_rows = key.numel()
         first_row = torch.full((n_used,), n_rows, dtype=torch.long).scatter_reduce(
             0, inverse, torch.arange(n_rows), reduce="amin"
         )
-        ref_rows = plan.ref_index[first_row]
+        ref_rows = ref_index[first_row]
         ref_inputs = tuple(ref[ref_rows.to(ref.device)] for ref in plan.refs)
         ref_args = _rows_of_args(args, batch, plan.image[first_row])
         ref_acts = self._layer_eval(
@@ -346,21 +393,6 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
 
 # ---------------------------------------------------------------- helpers
-def _single_4d(tensors: tuple[Tensor, ...], to_input: bool) -> Tensor:
-    where = "input" if to_input else "output"
-    if len(tensors) != 1:
-        raise InvalidValueError(
-            f"layer: its {where} is {len(tensors)} tensors; Grad-CAM needs one "
-            "(N, K, h, w) tensor"
-        )
-    tensor = tensors[0]
-    if tensor.dim() != 4:
-        raise InvalidValueError(
-            f"layer: its {where} has shape {tuple(tensor.shape)}; Grad-CAM pools "
-            "gradients over space and needs a 4-D (N, K, h, w) tensor; choose a "
-            "convolutional layer"
-        )
-    return tensor
 
 
 def _row_inputs(
@@ -372,6 +404,7 @@ def _row_inputs(
         dev_image = image.to(inp.device)
         x = inp.detach()[dev_image]
         if plan.refs is not None:
+            assert plan.ref_index is not None  # set together with refs
             ref = plan.refs[i][plan.ref_index[rows].to(inp.device)].to(x)
             beta = plan.beta[rows].to(x).view(-1, *([1] * (x.dim() - 1)))
             x = ref + beta * (x - ref)

@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
     like every other error of the command line (argparse would print the whole
     usage block first)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 

@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -156,7 +157,8 @@ def _run(args: argparse.Namespace) -> int:
         layer=dflt.GRADCAM_LAYER, seed=args.seed, forgrad_sigma=args.sigma
     )
     attributions = explain(model, images, methods, target=predicted, options=options)
-    maps = {m: to_map(a, images.shape[-2:]) for m, a in attributions.items()}
+    size = (images.shape[-2], images.shape[-1])
+    maps = {m: to_map(a, size) for m, a in attributions.items()}
 
     gen = torch.Generator().manual_seed(args.seed)
     controls = {
@@ -165,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     rows = []
     for name, m in list(maps.items()) + list(controls.items()):
         m = m.to(device)
-        common = dict(target=predicted)
+        common: dict[str, Any] = dict(target=predicted)
         deletion = metrics.deletion(
             model, images, m, n_steps=args.steps, **common
         ).auc()

@@ -293,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         )
     maps = {m: to_map(a, (size, size)) for m, a in attributions.items()}
 
-    stems, seen = [], {}
+    stems: list[str] = []
+    seen: dict[str, int] = {}
     for f in files:
         stem = _safe(os.path.splitext(os.path.basename(f))[0])
         seen[stem] = seen.get(stem, 0) + 1

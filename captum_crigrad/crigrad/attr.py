@@ -29,10 +29,10 @@ from captum.attr import (
     Attribution,
     InputXGradient,
     IntegratedGradients,
-    LayerGradCam,
     Saliency,
 )
 
+from captum_crigrad.cam.gradcam import GradCAM
 from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.hooks import (
     TransformedAttribution,
@@ -129,12 +129,14 @@ class CriGradIntegratedGradients(CriGradMethod, IntegratedGradients):
     attribute = transformed_attribute(IntegratedGradients)
 
 
-class CriGradLayerGradCam(CriGradMethod, LayerGradCam):
+class CriGradLayerGradCam(CriGradMethod, GradCAM):
     """Captum's LayerGradCam whose channel weights come from critical gradients.
 
     CriGrad filters the layers *above* ``layer`` (the package's rule for
     layer methods, :func:`captum_crigrad.hooks.layer_scope`), so
-    alpha_k = mean_ij of the critical gradient at the layer.
+    alpha_k = mean_ij of the critical gradient at the layer. Token and
+    channels-last layer outputs are converted to ``(B, C, h, w)`` as by every
+    CAM (:class:`~captum_crigrad.cam.gradcam.GradCAM`, ``reshape_transform``).
     """
 
     def __init__(
@@ -145,12 +147,15 @@ class CriGradLayerGradCam(CriGradMethod, LayerGradCam):
         *,
         crigrad: CriGrad | None = None,
         model: nn.Module | None = None,
+        reshape_transform: Callable | None = None,
         **options: Any,
     ) -> None:
-        LayerGradCam.__init__(self, forward_func, layer, device_ids)
+        GradCAM.__init__(
+            self, forward_func, layer, device_ids, reshape_transform=reshape_transform
+        )
         self._use_crigrad(crigrad, options, model)
 
-    attribute = transformed_attribute(LayerGradCam)
+    attribute = transformed_attribute(GradCAM)
 
 
 def crigrad_attribution(

@@ -80,7 +80,7 @@ def top_fraction_threshold(values: Tensor, keep: float, exact: bool = False) -> 
     return values.kthvalue(n - k + 1, dim=1, keepdim=True).values
 
 
-def importance(activation: Tensor | None, gradient: Tensor | None, kind: str) -> Tensor:
+def importance(activation: Tensor, gradient: Tensor, kind: str) -> Tensor:
     """Neuron importance: ``gxi`` = A * G, ``grad`` = G, ``activation`` = A."""
     if kind == "gxi":
         return activation * gradient

@@ -156,7 +156,7 @@ class CriGrad(GradientTransform):
 
     def with_options(self, **changes: Any) -> CriGrad:
         """A copy with some options changed."""
-        opts = dict(
+        opts: dict[str, Any] = dict(
             keep=self.keep,
             importance=self.importance,
             signed=self.signed,
@@ -208,7 +208,8 @@ class CriGrad(GradientTransform):
             hooks.on_success(session.check_layers_ran)
         if session.two_pass:
             if hooks.model is None:
-                self.validate(None)
+                self.validate(None)  # raises: two_pass needs the model
+            assert hooks.model is not None
             hooks.forward_pre_hook(hooks.model, session.on_model_start)
             hooks.forward_hook(hooks.model, session.on_model_output)
         if release:

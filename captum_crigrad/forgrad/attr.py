@@ -42,11 +42,11 @@ from captum.attr import (
     Attribution,
     InputXGradient,
     IntegratedGradients,
-    LayerGradCam,
     Saliency,
 )
 from torch import Tensor
 
+from captum_crigrad.cam.gradcam import GradCAM
 from captum_crigrad.forgrad.filter import (
     DEFAULT_RELATIVE_CUTOFF,
     POST_STEPS,
@@ -364,7 +364,8 @@ class FORGradMethod(_PostHoc, TransformedMethod):
         self._use_transform(self._step(transform), model)
 
     def has_convergence_delta(self) -> bool:
-        return self.where == "per_step" and super().has_convergence_delta()
+        # Captum's method, further along the MRO than the mixin
+        return self.where == "per_step" and super().has_convergence_delta()  # type: ignore[misc]
 
     def __repr__(self) -> str:
         extra = (
@@ -454,7 +455,7 @@ class FORGradIntegratedGradients(FORGradMethod, IntegratedGradients):
     attribute = transformed_attribute(IntegratedGradients)
 
 
-class FORGradLayerGradCam(FORGradMethod, LayerGradCam):
+class FORGradLayerGradCam(FORGradMethod, GradCAM):
     """Grad-CAM (Selvaraju et al. 2017) upsampled to the image, then FORGrad.
 
     ``forgrad(upsample(sum_k alpha_k A^k))``, post hoc only (Grad-CAM's
@@ -463,7 +464,9 @@ class FORGradLayerGradCam(FORGradMethod, LayerGradCam):
     meaningful (negative = evidence against the class), and the reference's
     ``abs`` would turn it into positive evidence. Output (B, 1, H, W). A
     ``transform`` (e.g. ``CriGrad(...)``) acts above ``layer``, as for
-    :class:`~captum_crigrad.crigrad.attr.CriGradLayerGradCam`.
+    :class:`~captum_crigrad.crigrad.attr.CriGradLayerGradCam`. Token and
+    channels-last layer outputs are converted as by every CAM
+    (:class:`~captum_crigrad.cam.gradcam.GradCAM`, ``reshape_transform``).
     """
 
     def __init__(
@@ -478,12 +481,15 @@ class FORGradLayerGradCam(FORGradMethod, LayerGradCam):
         reduce_channels: bool = True,
         transform: GradientTransform | None = None,
         model: nn.Module | None = None,
+        reshape_transform: Callable | None = None,
     ) -> None:
-        LayerGradCam.__init__(self, forward_func, layer, device_ids)
+        GradCAM.__init__(
+            self, forward_func, layer, device_ids, reshape_transform=reshape_transform
+        )
         if transform is not None:
             check_layer_transform(transform, "transform")
         self._use_forgrad(
             sigma, relative_cutoff, post, reduce_channels, "post_hoc", transform, model
         )
 
-    attribute = transformed_attribute(LayerGradCam)
+    attribute = transformed_attribute(GradCAM)

@@ -267,8 +267,9 @@ def forgrad(
         maps = maps.abs()
 
     mask = _cached_mask(height, width, radius, maps.device, work_dtype)
-    spectrum = torch.fft.rfft2(maps)
-    filtered = torch.fft.irfft2(spectrum * mask, s=(height, width))
+    # torch.fft's functions are untyped: say what they return
+    spectrum: Tensor = torch.fft.rfft2(maps)
+    filtered: Tensor = torch.fft.irfft2(spectrum * mask, s=(height, width))
 
     if post == "abs":
         filtered = filtered.abs()

@@ -127,7 +127,7 @@ def _perturbation_auc(
     return ((probs[1:] + probs[:-1]) / 2).sum(dim=0) / n_steps
 
 
-def _check_metric_args(model, inputs, attributions, target):
+def _check_metric_args(model, inputs, attributions, target) -> Tensor:
     check_module(model, "model")
     check_images(inputs, argument="inputs")
     if not isinstance(attributions, Tensor) or attributions.shape[0] != inputs.shape[0]:
@@ -338,6 +338,7 @@ def select_sigma(
         score of the unfiltered maps). Ties go to the smaller sigma.
     """
     # --- checks before any work
+    metric_fn: Metric
     if isinstance(metric, str):
         if metric not in _BUILTIN_METRICS:
             raise InvalidValueError(

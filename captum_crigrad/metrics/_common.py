@@ -14,7 +14,10 @@ from captum_crigrad.validation import (
 
 
 def pixel_relevance(
-    attributions, inputs: Tensor, reduction: str = "sum", name: str = "attributions"
+    attributions: object,
+    inputs: Tensor,
+    reduction: str = "sum",
+    name: str = "attributions",
 ) -> Tensor:
     """Check ``attributions`` against ``inputs`` and reduce them to one
     relevance per pixel, (N, H, W).

@@ -137,7 +137,7 @@ def noisy_baseline_perturbation(
     return _seeded(draw, generator)
 
 
-_PERTURBATIONS = {
+_PERTURBATIONS: dict[str, Callable[..., Any]] = {
     "square": square_removal_perturbation,
     "gaussian": gaussian_noise_perturbation,
     "noisy_baseline": noisy_baseline_perturbation,

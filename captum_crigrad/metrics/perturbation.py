@@ -244,7 +244,7 @@ def perturbation_curve(
         extra = (extra,)
 
     def forward(x: Tensor, image_idx: Tensor) -> Tensor:
-        args = ()
+        args: tuple[Any, ...] = ()
         if extra is not None:
             args = tuple(
                 a[image_idx.to(a.device)]

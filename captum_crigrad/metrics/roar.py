@@ -170,6 +170,7 @@ def roar(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if train_fn is None:
+                assert model_fn is not None  # checked above
                 return train_classifier(
                     model_fn(), images, labels, seed=seed, **(train_kwargs or {})
                 )

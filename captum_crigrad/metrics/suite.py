@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -184,7 +185,9 @@ def evaluate(
             [model(images[s : s + 64]).argmax(1) for s in range(0, len(images), 64)]
         )
     rows = []
-    kw = dict(target=target, max_examples_per_batch=max_examples_per_batch)
+    kw: dict[str, Any] = dict(
+        target=target, max_examples_per_batch=max_examples_per_batch
+    )
     for method in methods:
         attributions = torch.cat(
             [
@@ -218,7 +221,7 @@ def evaluate(
             elif metric == "sensitivity_n":
                 pixels = images.shape[2] * images.shape[3]
                 grid = [n for n in sens_n if n < pixels]
-                res = sensitivity_n(
+                sens = sensitivity_n(
                     model,
                     images,
                     attributions,
@@ -228,8 +231,8 @@ def evaluate(
                     **kw,
                 )
                 values, passes = (
-                    torch.nanmean(res.correlations, dim=1),
-                    res.n_forward_passes,
+                    torch.nanmean(sens.correlations, dim=1),
+                    sens.n_forward_passes,
                 )
             elif metric == "road_combined":
                 res = road(

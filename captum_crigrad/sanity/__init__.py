@@ -7,13 +7,13 @@ name), :mod:`.check` (the sanity check and its plot), :mod:`.visualize`
 (figures).
 """
 
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.sanity.check import SanityResult, plot_sanity_curves, sanity_check
 from captum_crigrad.sanity.gradient_maps import (
     ModifiedReluBackward,
     attribution_maps,
     available_methods,
     count_relu_calls,
-    default_cam_layer,
     gradient_map,
     register_method,
     to_single_channel,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch.nn as nn
@@ -169,7 +170,7 @@ def sanity_check(
             seed=seed,
             batchnorm_stats=batchnorm_stats,
         )
-        options = dict(
+        options: dict[str, Any] = dict(
             score=score,
             layer=layer,
             layers=layers,

@@ -12,7 +12,8 @@ Methods are looked up by name in a small registry:
 * ``"ZeilerFergus"`` (deconvnet, Zeiler & Fergus 2014): each ReLU's backward
   applies ReLU to the incoming gradient only, Captum's ``Deconvolution``;
 * ``"GradCAM"`` (Selvaraju et al. 2017): Captum's ``LayerGradCam`` with
-  ReLU, upsampled bilinearly to the input size;
+  ReLU (:class:`~captum_crigrad.cam.gradcam.GradCAM`, any layer layout),
+  upsampled bilinearly to the input size;
 * ``"CriGrad"``: ``captum_crigrad.crigrad.attr.CriGradSaliency`` (signed), default
   options; ``layers`` names the filtered modules;
 * ``"FORGrad"`` / ``"CriGrad+FORGrad"``: the plain / CriGrad gradient,
@@ -51,7 +52,7 @@ from torch import Tensor
 
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.activations import RELU_FUNCTIONS, InterceptCalls, count_calls
-from captum_crigrad.hooks import default_cam_layer
+from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.utils import model_device, num_classes, predicted_class
 from captum_crigrad.validation import (
     InvalidTypeError,
@@ -178,9 +179,11 @@ def _deconvolution(model, *, layer=None, layers=None) -> AttributeFn:
 
 
 def _grad_cam(model, *, layer=None, layers=None) -> AttributeFn:
-    from captum.attr import LayerAttribution, LayerGradCam
+    from captum.attr import LayerAttribution
 
-    explainer = LayerGradCam(model, layer)
+    from captum_crigrad.cam.gradcam import GradCAM
+
+    explainer = GradCAM(model, layer)
 
     def attribute(x: Tensor, t: Tensor) -> Tensor:
         cam = explainer.attribute(x, target=t, relu_attributions=True)
@@ -406,7 +409,7 @@ def attribution_maps(
     check_module(model, "model")
     check_images(images)
     single = isinstance(method, str)
-    names = [method] if single else list(method)
+    names = [method] if isinstance(method, str) else list(method)
     if not names:
         raise InvalidValueError(
             f"method: empty list; valid names: {', '.join(available_methods())}"

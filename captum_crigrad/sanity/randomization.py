@@ -199,7 +199,8 @@ def _randomize_block(
             torch.manual_seed(seed)
             for sub in block.modules():
                 if _has_parameters(sub, recurse=False):
-                    sub.reset_parameters()
+                    # nn.Module.__getattr__ is typed as returning a Tensor
+                    sub.reset_parameters()  # type: ignore[operator]
     if batchnorm_stats == "keep":
         _restore_norm_buffers(block, saved)
     else:
