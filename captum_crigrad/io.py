@@ -166,6 +166,12 @@ def read_checkpoint(path: PathLike, *, argument: str = "weights") -> dict:
         raise InvalidValueError(
             f"{argument}: {path} does not hold a state dict of tensors"
         )
+    nan = [k for k, v in ckpt.items() if v.is_floating_point() and v.isnan().any()]
+    if nan:
+        raise InvalidValueError(
+            f"{argument}: {path} holds NaN values ({len(nan)} tensor(s), e.g. "
+            f"{nan[0]}); a model with them gives no meaningful explanation"
+        )
     return {re.sub(r"^module\.", "", k): v for k, v in ckpt.items()}
 
 
@@ -865,6 +871,12 @@ def load_inputs(
         raise InvalidValueError(
             f"{m_arg}: expected logits of shape (N, classes), got "
             f"{tuple(getattr(probe, 'shape', ()))}"
+        )
+    if not bool(torch.isfinite(probe).all()):
+        raise InvalidValueError(
+            f"{m_arg}: its outputs on {files[0]} are not finite (NaN or inf); "
+            "check the weights and the preprocessing "
+            f"({_arg(names, 'mean')}/{_arg(names, 'std')})"
         )
     return Inputs(
         loaded, net, batch, raw, files, dev, size, mean_, std_, int(probe.shape[1])
