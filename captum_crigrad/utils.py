@@ -1,14 +1,18 @@
 """Small helpers shared across the package (bottom floor, torch only):
-the device a model lives on, its predicted classes and its output size.
+the device a model lives on, its predicted classes and its output size, and
+the one upsampling of maps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["model_device", "num_classes", "predict", "predicted_class"]
+__all__ = ["model_device", "num_classes", "predict", "predicted_class", "upsample"]
 
 
 def model_device(
@@ -47,3 +51,13 @@ def num_classes(model: nn.Module, images: Tensor) -> int:
     """The size of the model's class dimension, from one forward pass of the
     first image."""
     return int(model(images[:1]).shape[1])
+
+
+def upsample(maps: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinear upsampling of ``(N, C, h, w)`` maps to ``(N, C, *size)``
+    (``align_corners=False``, as Captum's ``LayerAttribution.interpolate``);
+    maps already of that size are returned as they are."""
+    size = tuple(int(s) for s in size)
+    if tuple(maps.shape[-2:]) == size:
+        return maps
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)

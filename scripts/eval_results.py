@@ -25,8 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captum_crigrad.cli.eval import resnet_blocks, write_atomic
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
+from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
 from captum_crigrad.metrics.roar import attribute_dataset, roar
-from captum_crigrad.metrics.suite import evaluate, format_markdown, parse_method
+from captum_crigrad.metrics.suite import evaluate, format_markdown
 from captum_crigrad.models import SmallCNN, normalize
 from captum_crigrad.training import accuracy, train_classifier
 
@@ -54,15 +55,16 @@ def log(msg):
 
 
 def run_metrics(model, images, layers, args, extra=None):
-    methods = [
-        parse_method(m, model, keep=0.3, layers=layers, seed=args.seed)
-        for m in method_names()
-    ]
+    methods = method_names()
+    options = ExplainOptions(
+        keep=0.3, crigrad_layers=layers, seed=args.seed, internal_batch_size=64
+    )
     rows = evaluate(
         model,
         images,
         methods,
         METRICS,
+        options=options,
         k=args.k,
         n_steps=args.steps,
         sens_n=args.sens_n,
@@ -72,7 +74,13 @@ def run_metrics(model, images, layers, args, extra=None):
     )
     # second pixel-perturbation point, the range FullGrad reports
     extra_rows = evaluate(
-        model, images, methods, ["pixel_perturbation"], k=0.1, seed=args.seed
+        model,
+        images,
+        methods,
+        ["pixel_perturbation"],
+        options=options,
+        k=0.1,
+        seed=args.seed,
     )
     for r in extra_rows:
         r["metric_label"] = "pixel_perturbation@k=0.1"
@@ -140,11 +148,12 @@ def main() -> int:
             return SmallCNN(in_channels=1)
 
         for name in ("saliency", "crigrad-saliency@0.3", "ixg", "crigrad-ixg@0.3"):
-            method = parse_method(name, model, keep=0.3, layers=None, seed=args.seed)
-            a_tr = attribute_dataset(
-                method.attribute, xtr[:n_tr], ytr[:n_tr], batch_size=250
+            (request,) = parse_methods(name)
+            (attribute,) = build_methods(
+                [request], model, xtr[:1], ExplainOptions(keep=0.3, seed=args.seed)
             )
-            a_te = attribute_dataset(method.attribute, xte, yte, batch_size=250)
+            a_tr = attribute_dataset(attribute, xtr[:n_tr], ytr[:n_tr], batch_size=250)
+            a_te = attribute_dataset(attribute, xte, yte, batch_size=250)
             res = roar(
                 xtr[:n_tr],
                 ytr[:n_tr],
@@ -154,6 +163,7 @@ def main() -> int:
                 a_te,
                 fractions=(0.1, 0.3, 0.5),
                 seeds=(0, 1),
+                channel_reduction=request.channel_reduction,
                 model_fn=model_fn,
                 train_kwargs=dict(epochs=args.roar_epochs),
                 random_control=first,

@@ -42,12 +42,12 @@ FORGRAD_SIGMAS = {  # default: 15/224 x 28 = 1.875
     "FORGrad sigma=1.875 (default)": (None, None),
     "FORGrad sigma=3.5": (3.5, None),
     "FORGrad sigma=7": (7.0, None),
-    "CriGrad signed=False + FORGrad sigma=7": (7.0, dict(signed=False)),
+    "CriGrad signed=False and FORGrad sigma=7": (7.0, dict(signed=False)),
 }
 
 
 def forgrad_factory(sigma, crigrad_options):
-    def make(model, *, layer=None, layers=None):
+    def make(ctx):
         from captum.attr import Saliency
 
         from captum_crigrad.crigrad.transform import CriGrad
@@ -55,9 +55,9 @@ def forgrad_factory(sigma, crigrad_options):
 
         transform = None
         if crigrad_options is not None:
-            transform = CriGrad(layers=layers, **crigrad_options)
+            transform = CriGrad(layers=ctx.options.crigrad_layers, **crigrad_options)
         explainer = with_forgrad(
-            Saliency(model), sigma, transform=transform, model=model
+            Saliency(ctx.model), sigma, transform=transform, model=ctx.model
         )
         return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
@@ -65,8 +65,10 @@ def forgrad_factory(sigma, crigrad_options):
 
 
 def factory(**options):
-    def make(model, *, layer=None, layers=None):
-        explainer = CriGradSaliency(model, layers=layers, **options)
+    def make(ctx):
+        explainer = CriGradSaliency(
+            ctx.model, layers=ctx.options.crigrad_layers, **options
+        )
         return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
     return make
@@ -111,10 +113,12 @@ def main():
 
     names = []
     for label, options in VARIANTS.items():
-        register_method(label, factory(**options), replace=True)
+        register_method(label, label, factory(**options), replace=True)
         names.append(label)
     for label, (sigma, crigrad_options) in FORGRAD_SIGMAS.items():
-        register_method(label, forgrad_factory(sigma, crigrad_options), replace=True)
+        register_method(
+            label, label, forgrad_factory(sigma, crigrad_options), replace=True
+        )
         names.append(label)
     maps = attribution_maps(model, images[:20], ["GuidedBackprop"] + names)
     result = sanity_check(

@@ -120,7 +120,9 @@ def test_to_map():
 def test_bad_names_and_options(data):
     images, _ = data
     model = load_default_model()
-    assert parse_methods(" Saliency, crigrad ,saliency") == ["saliency", "crigrad"]
+    parsed = parse_methods(" Saliency, crigrad ,saliency")
+    assert [r.name for r in parsed] == ["Saliency", "crigrad"]
+    assert [r.canonical for r in parsed] == ["saliency", "crigrad-saliency"]
     for bad in ["nope", "crigrad-nope", "foo-saliency", "crigrad-crigrad-saliency", ""]:
         with pytest.raises(ValueError, match="methods"):
             parse_methods(bad)
@@ -139,10 +141,10 @@ def test_bad_names_and_options(data):
     with pytest.raises(ValueError, match="images"):
         explain(model, images[0], "saliency")
     assert "saliency" in available_methods()
-    assert parse_methods("ig,crigrad-ixg") == [
-        "ig",
-        "crigrad-ixg",
-    ]  # eval's short names
+    assert [r.canonical for r in parse_methods("ig,crigrad-ixg@0.3")] == [
+        "integratedgradients",
+        "crigrad-inputxgradient@keep=0.3",
+    ]  # eval's short names and keep option
 
 
 def test_forgrad_modifier_filters_the_final_map(data):
@@ -182,10 +184,9 @@ def test_forgrad_modifier_filters_the_final_map(data):
             explain(model, images, "forgrad", options=ExplainOptions(forgrad_sigma=bad))
     with pytest.raises(ValueError, match="forgrad_post"):
         explain(model, images, "forgrad", options=ExplainOptions(forgrad_post="square"))
-    assert parse_methods("crigrad-forgrad,forgrad-crigrad-saliency") == [
-        "crigrad-forgrad",
-        "forgrad-crigrad-saliency",
-    ]
+    assert {r.canonical for r in parse_methods("crigrad-forgrad,forgrad-crigrad")} == {
+        "crigrad-forgrad-saliency"
+    }
 
 
 def test_expected_gradcam_by_name(data):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from captum_crigrad.io import load_mnist
+from captum_crigrad.methods import register_method, unregister_method
 from captum_crigrad.models import SmallCNN
 from captum_crigrad.sanity.check import plot_sanity_curves, sanity_check
-from captum_crigrad.sanity.gradient_maps import register_method, unregister_method
 from captum_crigrad.sanity.randomization import default_blocks
 from captum_crigrad.training import accuracy, train_classifier
 
@@ -105,10 +105,10 @@ def test_weight_independent_method_stays_at_one():
     """A 'method' that ignores the weights (the image itself) is identical at
     every step: the check must report similarity 1, i.e. a failure."""
 
-    def image_itself(model, *, layer=None, layers=None):
+    def image_itself(ctx):
         return lambda x, t: x.detach().clone()
 
-    register_method("ImageItselfTest", image_itself)
+    register_method("ImageItselfTest", "the image itself", image_itself)
     try:
         torch.manual_seed(0)
         model = SmallCNN(width=4).eval()
@@ -128,7 +128,7 @@ def test_weight_independent_method_stays_at_one():
     [
         (dict(blocks=["features.42"]), "no submodule 'features.42'"),
         (dict(blocks=[]), "blocks: empty list"),
-        (dict(methods=["SmoothGrad"]), "valid names"),
+        (dict(methods=["Occlusion"]), "valid names"),
         (dict(measures=["psnr"]), "measures"),
         (dict(mode="backwards"), "mode"),
     ],

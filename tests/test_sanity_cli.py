@@ -81,7 +81,7 @@ def test_cli_sanity_bad_input_one_line_error(setup, capsys):
     )
     assert rc == 2
     err = capsys.readouterr().err
-    assert "unknown method 'Occlusion'; valid names: GradientExplanation" in err
+    assert "unknown method 'Occlusion'; valid names: saliency" in err
     assert not out.exists()
     rc = main(
         [

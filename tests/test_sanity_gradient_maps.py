@@ -4,16 +4,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from captum_crigrad.cam.layers import default_cam_layer
-from captum_crigrad.models import SmallCNN, resnet20
-from captum_crigrad.sanity.gradient_maps import (
-    ModifiedReluBackward,
-    attribution_maps,
+from captum_crigrad.methods import (
     available_methods,
-    count_relu_calls,
-    gradient_map,
     register_method,
-    to_single_channel,
     unregister_method,
+)
+from captum_crigrad.models import SmallCNN, resnet20
+from captum_crigrad.relu_rules import ModifiedReluBackward, count_relu_calls
+from captum_crigrad.sanity.gradient_maps import (
+    attribution_maps,
+    gradient_map,
+    to_single_channel,
 )
 
 MATLAB = ["GradientExplanation", "GuidedBackprop", "ZeilerFergus"]
@@ -180,9 +181,9 @@ def test_model_untouched_after_every_method(cnn, images):
         (
             dict(method="Occlusion"),
             ValueError,
-            "valid names: GradientExplanation, GuidedBackprop",
+            "valid names: saliency, inputxgradient",
         ),
-        (dict(method=[]), ValueError, "method: empty list"),
+        (dict(method=[]), ValueError, "methods: empty list"),
         (dict(score="loss"), ValueError, "score: expected one of"),
         (dict(functional_relu="ignore"), ValueError, "functional_relu"),
         (dict(target=torch.zeros(2, dtype=torch.long)), ValueError, "target: expected"),
@@ -217,25 +218,25 @@ def test_bad_images(cnn, bad, match):
 def test_register_method_by_name(cnn, images):
     calls = []
 
-    def input_times_gradient(model, *, layer=None, layers=None):
+    def input_times_gradient(ctx):
         from captum.attr import InputXGradient
 
-        explainer = InputXGradient(model)
-        calls.append(layers)
+        explainer = InputXGradient(ctx.model)
+        calls.append(ctx.options.crigrad_layers)
         return lambda x, t: explainer.attribute(x, target=t)
 
-    register_method("InputXGradientTest", input_times_gradient)
+    register_method("InputXGradientTest", "x * grad", input_times_gradient)
     try:
-        with pytest.raises(ValueError, match="already registered"):
-            register_method("InputXGradientTest", input_times_gradient)
-        assert "InputXGradientTest" in available_methods()
+        with pytest.raises(ValueError, match="already names method"):
+            register_method("InputXGradientTest", "again", input_times_gradient)
+        assert "inputxgradienttest" in available_methods()
         raw = attribution_maps(cnn, images, "InputXGradientTest", layers=["features.1"])
         plain = attribution_maps(cnn, images, "GradientExplanation")
         torch.testing.assert_close(raw, plain * images)
         assert calls == [[cnn.features[1]]]
     finally:
         unregister_method("InputXGradientTest")
-    assert "InputXGradientTest" not in available_methods()
+    assert "inputxgradienttest" not in available_methods()
 
 
 def test_to_single_channel_zero_map_stays_zero():

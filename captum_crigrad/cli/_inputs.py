@@ -165,14 +165,29 @@ def add_model_arguments(parser) -> None:
     g.add_argument("--std", type=_floats, default=None, help="per-channel std")
 
 
-def add_method_arguments(parser, *, default: str, names: str):
-    """``--methods`` (comma-separated) and ``--seed`` in a "methods" group,
-    returned so a command can add its own method options to it."""
+def methods_help() -> str:
+    """What ``--methods`` accepts, from the one registry
+    (:mod:`captum_crigrad.methods`): the same names in every command."""
+    from captum_crigrad.methods import available_methods, method_names
+
+    aliases = [n for n in method_names() if n not in available_methods()]
+    return (
+        f"{', '.join(available_methods())} (aliases: {', '.join(aliases)}; any "
+        "case); prefix crigrad- for critical gradients, forgrad- for low-pass "
+        "filtered maps (crigrad = crigrad-saliency, forgrad = forgrad-saliency); "
+        "options @KEEP (crigrad keep, e.g. crigrad-ig@0.3) and @sigma=S"
+    )
+
+
+def add_method_arguments(parser, *, default: str):
+    """``--methods`` (comma-separated), ``--seed``, ``--layer`` and
+    ``--crigrad-layers`` in a "methods" group, returned so a command can add
+    its own method options to it."""
     g = parser.add_argument_group("methods")
     g.add_argument(
         "--methods",
         default=default,
-        help=f"comma-separated: {names} (default: {default})",
+        help=f"comma-separated: {methods_help()} (default: {default})",
     )
     g.add_argument(
         "--seed", type=int, default=0, help="seed for every random draw (default: 0)"
@@ -184,7 +199,19 @@ def add_method_arguments(parser, *, default: str, names: str):
         "nn.ReLU module; resnet20: its 9 BasicBlocks, which apply ReLU as a "
         "function)",
     )
+    g.add_argument(
+        "--layer",
+        default=None,
+        help="module name of the CAM layer (default: the model's own, else the "
+        "last module with a 4-D output)",
+    )
     return g
+
+
+def cam_layer_name(args, loaded: io.LoadedModel) -> str | None:
+    """``--layer``, or the model's own CAM layer (None: found from a forward
+    pass, the last module with a 4-D output)."""
+    return args.layer or loaded.gradcam_layer
 
 
 def crigrad_layer_names(args, loaded: io.LoadedModel) -> list[str] | None:

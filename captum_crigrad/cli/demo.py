@@ -9,10 +9,11 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 * ``maps/METHOD.pt``: raw attributions (N, C, H, W) and single-channel maps
   (N, 1, H, W) (``torch.load(..., weights_only=True)``);
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
-* ``metrics.csv`` / ``metrics.json``: deletion AUC (lower is better) and
-  insertion AUC (higher is better) per method
-  (:mod:`captum_crigrad.forgrad.select`'s Petsiuk et al. 2018 scores, mean
-  over the digits, with a random-map control row; the table is printed too;
+* ``metrics.csv`` / ``metrics.json``: deletion AUC and pixel perturbation
+  (lower is better), insertion AUC and ROAD (higher is better) per method
+  (:mod:`captum_crigrad.metrics`, mean over the digits, each map read as its
+  method's meaning says, :mod:`captum_crigrad.methods`), with a random-map
+  control row; the table is printed too;
 * ``run.json``: the options and versions used.
 """
 
@@ -42,7 +43,7 @@ DEFAULT_OUT = "crigrad-demo-out"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from captum_crigrad.explain import available_methods
+    from captum_crigrad.cli._inputs import methods_help
 
     parser.add_argument(
         "--out",
@@ -52,8 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods",
         default=DEFAULT_METHODS,
-        help=f"comma-separated methods (default: {DEFAULT_METHODS}); "
-        f"available: {', '.join(available_methods())}",
+        help=f"comma-separated: {methods_help()} (default: {DEFAULT_METHODS})",
     )
     parser.add_argument(
         "--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)"
@@ -128,13 +128,16 @@ def _run(args: argparse.Namespace) -> int:
     from captum_crigrad import __version__, metrics
     from captum_crigrad import default as dflt
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.explain import ExplainOptions, explain, parse_methods, to_map
+    from captum_crigrad.explain import ExplainOptions, explain, to_map
+    from captum_crigrad.methods import parse_methods
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
     from captum_crigrad.utils import predict
     from captum_crigrad.validation import check_device
 
     # validate everything before any work
-    methods = parse_methods(args.methods)
+    requests = parse_methods(args.methods)
+    methods = [r.name.lower() for r in requests]
+    reduction = {r.name.lower(): r.channel_reduction for r in requests}
     device = check_device(args.device, argument="--device")
     if args.steps < 1:
         raise CLIError(f"--steps: expected a positive int, got {args.steps}")
@@ -165,28 +168,36 @@ def _run(args: argparse.Namespace) -> int:
         "random (control)": torch.rand(images.shape[0], 1, 28, 28, generator=gen)
     }
     rows = []
-    for name, m in list(maps.items()) + list(controls.items()):
-        m = m.to(device)
+    scored = dict(attributions) | controls
+    for name, a in scored.items():
+        # each method's map read as its meaning says (signed or magnitude);
+        # pixel perturbation removes the least salient pixels by magnitude
+        a = a.to(device)
         common: dict[str, Any] = dict(target=predicted)
+        signed: dict[str, Any] = dict(
+            common, channel_reduction=reduction.get(name, "abs")
+        )
         deletion = metrics.deletion(
-            model, images, m, n_steps=args.steps, **common
+            model, images, a, n_steps=args.steps, **signed
         ).auc()
         insertion = metrics.insertion(
             model,
             images,
-            m,
+            a,
             n_steps=args.steps,
             blur_sigma=2.0,
             blur_kernel_size=9,
-            **common,
+            **signed,
         ).auc()
-        perturbation = metrics.pixel_perturbation(model, images, m, k=0.1, **common)
+        perturbation = metrics.pixel_perturbation(
+            model, images, a, k=0.1, channel_reduction="abs", **common
+        )
         road = metrics.road(
             model,
             images,
-            m,
+            a,
             generator=torch.Generator().manual_seed(args.seed),
-            **common,
+            **signed,
         ).combined
         rows.append(
             {

@@ -50,11 +50,11 @@ def add_arguments(parser) -> None:
         add_output_arguments,
         comma_separated,
     )
-    from captum_crigrad.metrics.suite import DEFAULT_METRICS, METHOD_HELP, METRICS
+    from captum_crigrad.metrics.suite import DEFAULT_METRICS, METRICS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
-    g = add_method_arguments(parser, default=DEFAULT_METHODS, names=METHOD_HELP)
+    g = add_method_arguments(parser, default=DEFAULT_METHODS)
     g.add_argument(
         "--keep",
         type=float,
@@ -168,7 +168,12 @@ def run(args) -> int:
     import captum
 
     from captum_crigrad import __version__
-    from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs, split_names
+    from captum_crigrad.cli._inputs import (
+        cam_layer_name,
+        crigrad_layer_names,
+        load_inputs,
+        split_names,
+    )
     from captum_crigrad.cli._output import (
         check_file,
         check_output_folder,
@@ -176,14 +181,10 @@ def run(args) -> int:
         write_file,
     )
     from captum_crigrad.cli._output import json_text as to_json
-    from captum_crigrad.crigrad.transform import CriGrad
-    from captum_crigrad.metrics.suite import (
-        METRICS,
-        evaluate,
-        format_table,
-        parse_method,
-    )
-    from captum_crigrad.validation import resolve_layers
+    from captum_crigrad.crigrad.transform import DEFAULT_KEEP
+    from captum_crigrad.methods import ExplainOptions, parse_methods
+    from captum_crigrad.metrics.suite import METRICS, evaluate, format_table
+    from captum_crigrad.validation import resolve_layer, resolve_layers
 
     # ---- check everything before any work
     if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
@@ -196,9 +197,10 @@ def run(args) -> int:
             )
     if any(n < 1 for n in args.sens_n):
         raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
-    methods, metrics = split_names(args.methods), split_names(args.metrics)
-    if not methods or not metrics:
-        raise CLIError("--methods, --metrics: expected at least one name each")
+    methods = [r.name for r in parse_methods(args.methods)]
+    metrics = split_names(args.metrics)
+    if not metrics:
+        raise CLIError("--metrics: expected at least one name")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise CLIError(
@@ -214,26 +216,29 @@ def run(args) -> int:
     ):
         if path:
             check_file(path, opt, ours)
-    keep = args.keep if args.keep is not None else CriGrad().keep
+    keep = args.keep if args.keep is not None else DEFAULT_KEEP
     inputs = load_inputs(args)
     model, loaded = inputs.model, inputs.loaded
-    layers = None
     names = crigrad_layer_names(args, loaded)
-    if names is not None:
-        layers = resolve_layers(model, names, argument="--crigrad-layers")
-    built = [
-        parse_method(
-            m, model, keep=keep, layers=layers, ig_steps=args.n_steps, seed=args.seed
-        )
-        for m in methods
-    ]
+    if names is not None:  # checked before any work, as every option
+        resolve_layers(model, names, argument="--crigrad-layers")
+    if args.layer is not None:
+        resolve_layer(model, args.layer, argument="--layer")
+    options = ExplainOptions(
+        layer=cam_layer_name(args, loaded),
+        n_steps=args.n_steps,
+        seed=args.seed,
+        internal_batch_size=64,
+        keep=keep,
+        crigrad_layers=names,
+    )
 
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
 
         bar = tqdm(
-            total=len(built) * len(metrics), desc="eval", unit="score", leave=False
+            total=len(methods) * len(metrics), desc="eval", unit="score", leave=False
         )
 
     def progress(row):
@@ -245,8 +250,9 @@ def run(args) -> int:
         rows = evaluate(
             model,
             inputs.images,
-            built,
+            methods,
             metrics,
+            options=options,
             k=args.k,
             n_steps=args.steps,
             sens_n=args.sens_n,

@@ -46,18 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_output_arguments,
     )
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
-    from captum_crigrad.explain import available_methods
 
     add_image_arguments(parser, required=True)
     add_model_arguments(parser)
-    g = add_method_arguments(
-        parser,
-        default="saliency,crigrad",
-        names=f"{', '.join(available_methods())}; "
-        "prefix crigrad- for critical gradients, "
-        "forgrad- for low-pass filtered maps (crigrad = crigrad-saliency, forgrad = "
-        "forgrad-saliency)",
-    )
+    g = add_method_arguments(parser, default="saliency,crigrad")
     g.add_argument(
         "--crigrad",
         action="store_true",
@@ -72,13 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--target",
         default="predicted",
-        help="class to explain: 'predicted' (default) or a class index "
-        "(negative: from the end, -1 = the last class)",
-    )
-    g.add_argument(
-        "--layer",
-        default=None,
-        help="module name for Grad-CAM (default: the model's natural layer)",
+        help="class to explain: 'predicted' (default) or a class index (negative "
+        "from the end: -1 is the last class)",
     )
     g.add_argument(
         "--n-steps",
@@ -168,27 +155,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _methods(args) -> list:
-    from captum_crigrad.explain import parse_methods, split_method
+def _methods(args) -> list[str]:
+    """The names of ``--methods``, plus their ``--crigrad``/``--forgrad``
+    versions (e.g. both switches: crigrad-, forgrad- and crigrad-forgrad-)."""
+    from captum_crigrad.methods import MODIFIERS, parse_methods
 
-    names = parse_methods(args.methods)
+    requests = parse_methods(args.methods)
     switches = [
         m for m, on in (("crigrad", args.crigrad), ("forgrad", args.forgrad)) if on
     ]
     subsets = [
         c for k in range(1, len(switches) + 1) for c in combinations(switches, k)
     ]
-    extra = []
-    for n in names:
-        spec, mods = split_method(n)
+    names = [r.name.lower() for r in requests]
+    for r in requests:
+        if not r.method.modifiers:
+            continue
         for subset in subsets:  # e.g. --crigrad --forgrad: crigrad-, forgrad-, both
-            wanted = set(mods) | set(subset)
-            extra.append(
-                "-".join(
-                    [m for m in ("crigrad", "forgrad") if m in wanted] + [spec.name]
-                )
-            )
-    return list(dict.fromkeys(names + extra))
+            wanted = {m for m in MODIFIERS if getattr(r, m)} | set(subset)
+            mods = [m for m in MODIFIERS if m in wanted]
+            options = f"@keep={r.keep:g}" if r.keep is not None else ""
+            options += f"@sigma={r.sigma:g}" if r.sigma is not None else ""
+            names.append("-".join([*mods, r.method.name]) + options)
+    return list(dict.fromkeys(names))
 
 
 def _safe(name: str) -> str:
@@ -201,7 +190,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from captum_crigrad import __version__
-    from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs
+    from captum_crigrad.cli._inputs import (
+        cam_layer_name,
+        crigrad_layer_names,
+        load_inputs,
+    )
     from captum_crigrad.cli._output import (
         check_output_folder,
         csv_text,
@@ -210,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
     from captum_crigrad.utils import predict
-    from captum_crigrad.validation import resolve_layer, target_indices
+    from captum_crigrad.validation import resolve_layer, resolve_target
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)
@@ -248,13 +241,11 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"--target: expected 'predicted' or a class index, got {args.target!r}"
             ) from None
-        # the one target rule: -1 is the last class
-        target = target_indices(
-            cls, len(predicted), n_out, device=predicted.device, argument="--target"
-        )
-    layer = args.layer or loaded.gradcam_layer
+        cls = resolve_target(cls, n_out, argument="--target")  # -1: the last
+        target = torch.full_like(predicted, cls)
+    layer = cam_layer_name(args, loaded)
     if layer is not None:
-        resolve_layer(model, layer)
+        resolve_layer(model, layer, argument="--layer")
     options = ExplainOptions(
         layer=layer,
         n_steps=args.n_steps,

@@ -47,24 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_model_arguments,
         add_output_arguments,
     )
-    from captum_crigrad.sanity import available_methods
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
-    g = add_method_arguments(
-        parser, default=DEFAULT_METHODS, names=", ".join(available_methods())
-    )
+    g = add_method_arguments(parser, default=DEFAULT_METHODS)
     g.add_argument(
         "--layers",
         nargs="+",
         default=None,
         metavar="NAME",
         help="deprecated: space-separated spelling of --crigrad-layers",
-    )
-    g.add_argument(
-        "--layer",
-        default=None,
-        help="Grad-CAM layer name (default: the last module with a 4-D output)",
     )
     g.add_argument(
         "--score",
@@ -141,22 +133,23 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from captum_crigrad import __version__
-    from captum_crigrad.cli._inputs import crigrad_layer_names, load_inputs, split_names
+    from captum_crigrad.cli._inputs import (
+        cam_layer_name,
+        crigrad_layer_names,
+        load_inputs,
+        split_names,
+    )
     from captum_crigrad.cli._output import check_output_folder, staged_output
+    from captum_crigrad.methods import parse_methods
     from captum_crigrad.sanity import (
         gradient_map,
         plot_sanity_curves,
         sanity_check,
         tile_input_and_maps,
     )
-    from captum_crigrad.sanity.gradient_maps import get_method
 
     # -- validate everything before any work -----------------------------------
-    methods = split_names(args.methods)
-    if not methods:
-        raise CLIError("--methods: expected at least one name")
-    for name in methods:
-        get_method(name)
+    methods = [r.name for r in parse_methods(args.methods)]
     if args.layers and args.crigrad_layers:
         raise CLIError(
             "--layers: give --crigrad-layers only (--layers is its old spelling)"
@@ -169,7 +162,7 @@ def run(args) -> int:
     layers = args.layers or crigrad_layer_names(args, inputs.loaded)
     options = dict(
         score=args.score,
-        layer=args.layer,
+        layer=cam_layer_name(args, inputs.loaded),
         layers=layers,
         functional_relu=args.functional_relu,
     )

@@ -18,9 +18,9 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
+from captum_crigrad._seeds import CaptumRowSeeds, ImageDraws, SeedsType
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import pixel_relevance
-from captum_crigrad.metrics._seeds import CaptumRowSeeds, ImageDraws, SeedsType
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -172,7 +172,7 @@ def infidelity(
         generator: the named perturbations draw one seed from it per call;
             each image's perturbations then come from its own generator
             (that seed, the image's content, the sample number:
-            ``metrics/_seeds.py``), so the value of an image depends neither
+            ``_seeds.py``), so the value of an image depends neither
             on ``max_examples_per_batch`` nor on the other images. A
             perturbation function of yours draws as it likes.
         seeds: instead of ``generator``, one integer seed per image ((N,)).

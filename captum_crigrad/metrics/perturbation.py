@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import ImageDraws, SeedsType, check_seeds
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
     check_score,
@@ -30,7 +31,6 @@ from captum_crigrad.metrics._common import (
     selected_scores,
     tie_broken_order,
 )
-from captum_crigrad.metrics._seeds import ImageDraws, SeedsType, check_seeds
 from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation
 from captum_crigrad.utils import model_device
 from captum_crigrad.validation import (
@@ -210,7 +210,7 @@ def perturbation_curve(
             one seed is drawn from it per call, and every image draws its
             order and its noise (per number of pixels replaced) from its own
             generator seeded by that seed and the image's content
-            (``metrics/_seeds.py``), so an image's scores do not depend on
+            (``_seeds.py``), so an image's scores do not depend on
             ``max_examples_per_batch`` or on the other images in the batch.
         seeds: instead of ``generator``, one integer seed per image ((N,)
             tensor or sequence), e.g. derived from a run seed and each
@@ -258,7 +258,7 @@ def perturbation_curve(
     counts = torch.floor(frac * pixels + 0.5).long()
     if order == "random" or (impute and road_noise > 0):
         draws = ImageDraws(inputs, generator, seeds)
-    if order == "random":  # per image, see metrics/_seeds.py
+    if order == "random":  # per image, see _seeds.py
         pixel_order = torch.stack(
             [
                 torch.rand(pixels, generator=draws.generator(i, "order"))
@@ -302,7 +302,7 @@ def perturbation_curve(
             x = inputs[img]
             if impute:
                 fill = linear_imputation(x, replace)
-                if road_noise > 0:  # per image and step, see metrics/_seeds.py
+                if road_noise > 0:  # per image and step, see _seeds.py
                     noise = torch.stack(
                         [
                             torch.randn(

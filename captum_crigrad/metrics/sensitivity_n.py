@@ -11,13 +11,13 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import ImageDraws, SeedsType
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
     check_score,
     pixel_relevance,
     selected_scores,
 )
-from captum_crigrad.metrics._seeds import ImageDraws, SeedsType
 from captum_crigrad.utils import model_device
 from captum_crigrad.validation import (
     InvalidValueError,
@@ -91,7 +91,7 @@ def sensitivity_n(
         generator: ``torch.Generator`` for the subsets: one seed is drawn
             from it per call, and each image draws its subsets of size n from
             its own generator seeded by that seed, the image's content and n
-            (``metrics/_seeds.py``), so an image's correlations depend neither
+            (``_seeds.py``), so an image's correlations depend neither
             on the other images in the batch nor on ``max_examples_per_batch``.
         seeds: instead of ``generator``, one integer seed per image ((N,)),
             as :func:`~captum_crigrad.metrics.perturbation_curve`.

@@ -1,27 +1,25 @@
 """Methods x metrics evaluation used by ``captum-crigrad eval`` and
-scripts/eval_results.py: named attribution methods (Captum's and CriGrad's
-drop-in classes, plus a random-map control) scored by named metrics, each
-with its direction.
+scripts/eval_results.py: attribution methods named as everywhere in the
+package (:mod:`captum_crigrad.methods`, computed by
+:func:`~captum_crigrad.explain.explain`) scored by named metrics, each with
+its direction. The maps are read as each method's meaning says: signed
+methods (input x gradient, integrated gradients) by their signed channel
+sum, the others by magnitude (``sum_c |a_c|``); pixel perturbation always
+ranks by magnitude (FullGrad).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
-from captum.attr import InputXGradient, IntegratedGradients, Saliency
 from torch import Tensor
 
-from captum_crigrad.crigrad.attr import (
-    CriGradInputXGradient,
-    CriGradIntegratedGradients,
-    CriGradSaliency,
-)
-from captum_crigrad.metrics._seeds import draw_generator, image_keys
+from captum_crigrad.explain import explain
+from captum_crigrad.methods import ExplainOptions, parse_methods
 from captum_crigrad.metrics.infidelity import infidelity
 from captum_crigrad.metrics.perturbation import (
     deletion,
@@ -30,15 +28,7 @@ from captum_crigrad.metrics.perturbation import (
     road,
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
-from captum_crigrad.validation import InvalidValueError, check_hookable
-
-BASE_METHODS = ("saliency", "ixg", "ig")
-METHOD_HELP = (
-    "saliency, ixg (InputXGradient), ig (IntegratedGradients), their CriGrad versions "
-    "crigrad-saliency / crigrad-ixg / crigrad-ig (optionally @KEEP, e.g. "
-    "crigrad-ig@0.3), "
-    "and random (a uniformly random map, the control)"
-)
+from captum_crigrad.validation import InvalidValueError
 
 # name -> (direction, description)
 METRICS: dict[str, tuple] = {
@@ -75,89 +65,13 @@ DEFAULT_METRICS = (
 )
 
 
-@dataclass
-class Method:
-    name: str
-    attribute: Callable[[Tensor, Tensor], Tensor]
-
-
-def parse_method(
-    name: str,
-    model: nn.Module,
-    *,
-    keep: float,
-    layers: Sequence[nn.Module] | None,
-    ig_steps: int = 32,
-    internal_batch_size: int = 64,
-    seed: int = 0,
-    crigrad_options: dict | None = None,
-) -> Method:
-    """Build a named method: ``saliency``, ``ixg``, ``ig``,
-    ``crigrad-<base>[@keep]``, ``random``."""
-    base, _, keep_text = name.partition("@")
-    if base == "random":
-
-        def random_map(x, target):
-            # per image (seed, content): independent of chunking and neighbours
-            return torch.stack(
-                [
-                    torch.rand(1, *x.shape[2:], generator=draw_generator(seed, key))
-                    for key in image_keys(x)
-                ]
-            ).to(x)
-
-        return Method(name, random_map)
-    crigrad = base.startswith("crigrad-")
-    kind = base[len("crigrad-") :] if crigrad else base
-    if crigrad:
-        check_hookable(model, "methods", [name])
-    if kind not in BASE_METHODS or (keep_text and not crigrad):
-        raise InvalidValueError(
-            f"methods: unknown method {name!r}; expected {METHOD_HELP}"
-        )
-    if crigrad:
-        try:
-            k = float(keep_text) if keep_text else keep
-        except ValueError:
-            raise InvalidValueError(
-                f"methods: {name!r}: keep after '@' must be a number in (0, 1]"
-            ) from None
-        opts = dict(keep=k, layers=layers, **(crigrad_options or {}))
-        cls = {
-            "saliency": CriGradSaliency,
-            "ixg": CriGradInputXGradient,
-            "ig": CriGradIntegratedGradients,
-        }[kind]
-        explainer = cls(model, **opts)
-    else:
-        explainer = {
-            "saliency": Saliency,
-            "ixg": InputXGradient,
-            "ig": IntegratedGradients,
-        }[kind](model)
-
-    def attribute(x, target):
-        x = x.detach().clone().requires_grad_(True)
-        if kind == "saliency":
-            return explainer.attribute(x, target=target, abs=True).detach()
-        if kind == "ig":
-            return explainer.attribute(
-                x,
-                target=target,
-                n_steps=ig_steps,
-                internal_batch_size=internal_batch_size,
-            ).detach()
-        return explainer.attribute(x, target=target).detach()
-
-    return Method(name, attribute)
-
-
 def evaluate(
     model: nn.Module,
     images: Tensor,
-    methods: Sequence[Method],
+    methods: str | Sequence[str],
     metrics: Sequence[str],
     *,
+    options: ExplainOptions | None = None,
     k: float = 0.5,
     n_steps: int = 32,
     sens_n: Sequence[int] = (1, 8, 32, 128),
@@ -168,10 +82,17 @@ def evaluate(
     progress=None,
 ) -> list[dict]:
     """Score every method on every metric; returns rows ``{method, metric,
-    direction, mean, std, n_images, forward_passes}``. The target is the
-    class predicted on ``images``. Pixel perturbation ranks pixels by the
-    absolute map (salience magnitude, as FullGrad); the other metrics by the
-    signed channel sum."""
+    direction, mean, std, n_images, forward_passes}``.
+
+    ``methods`` are names (:mod:`captum_crigrad.methods`), computed by
+    :func:`~captum_crigrad.explain.explain` with ``options`` (default:
+    ``ExplainOptions(seed=seed, internal_batch_size=64)``) in chunks of 32
+    images. The target is the class predicted on ``images``. Pixel
+    perturbation ranks pixels by the magnitude of the map (as FullGrad); the
+    other metrics read each method's map as its meaning says (signed channel
+    sum or magnitude, :attr:`~captum_crigrad.methods.MethodRequest.channel_reduction`).
+    """
+    requests = parse_methods(methods)
     for metric in metrics:
         if metric not in METRICS:
             raise InvalidValueError(
@@ -184,16 +105,24 @@ def evaluate(
         target = torch.cat(
             [model(images[s : s + 64]).argmax(1) for s in range(0, len(images), 64)]
         )
-    rows = []
-    kw: dict[str, Any] = dict(
-        target=target, max_examples_per_batch=max_examples_per_batch
+    if options is None:
+        options = ExplainOptions(seed=seed, internal_batch_size=64)
+    maps = explain(
+        model,
+        images,
+        [r.name for r in requests],
+        target=target,
+        options=options,
+        batch_size=32,
     )
-    for method in methods:
-        attributions = torch.cat(
-            [
-                method.attribute(images[s : s + 32], target[s : s + 32])
-                for s in range(0, len(images), 32)
-            ]
+    rows = []
+    for request in requests:
+        attributions = maps[request.name.lower()]
+        kw: dict[str, Any] = dict(
+            target=target, max_examples_per_batch=max_examples_per_batch
+        )
+        signed_kw: dict[str, Any] = dict(
+            kw, channel_reduction=request.channel_reduction
         )
         for metric in metrics:
             gen = torch.Generator().manual_seed(seed)
@@ -213,10 +142,14 @@ def evaluate(
                     **kw,
                 )
             elif metric == "deletion_auc":
-                curve = deletion(model, images, attributions, n_steps=n_steps, **kw)
+                curve = deletion(
+                    model, images, attributions, n_steps=n_steps, **signed_kw
+                )
                 values, passes = curve.auc(), curve.n_forward_passes
             elif metric == "insertion_auc":
-                curve = insertion(model, images, attributions, n_steps=n_steps, **kw)
+                curve = insertion(
+                    model, images, attributions, n_steps=n_steps, **signed_kw
+                )
                 values, passes = curve.auc(), curve.n_forward_passes
             elif metric == "sensitivity_n":
                 pixels = images.shape[2] * images.shape[3]
@@ -228,7 +161,7 @@ def evaluate(
                     n=grid,
                     n_subsets=n_subsets,
                     generator=gen,
-                    **kw,
+                    **signed_kw,
                 )
                 values, passes = (
                     torch.nanmean(sens.correlations, dim=1),
@@ -241,7 +174,7 @@ def evaluate(
                     attributions,
                     fractions=road_fractions,
                     generator=gen,
-                    **kw,
+                    **signed_kw,
                 )
                 values, passes = res.combined, res.n_forward_passes
             else:  # infidelity
@@ -257,7 +190,7 @@ def evaluate(
             values = values.double()
             rows.append(
                 dict(
-                    method=method.name,
+                    method=request.name,
                     metric=metric,
                     direction=METRICS[metric][0],
                     mean=float(torch.nanmean(values)),

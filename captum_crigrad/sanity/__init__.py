@@ -2,22 +2,23 @@
 checks (Adebayo et al. 2018), after MATLAB's compare-gradient-attribution-maps.
 
 Layers, bottom up: :mod:`.similarity` (pure array functions),
-:mod:`.randomization` (model copies), :mod:`.gradient_maps` (Captum methods by
-name), :mod:`.check` (the sanity check and its plot), :mod:`.visualize`
-(figures).
+:mod:`.randomization` (model copies), :mod:`.gradient_maps` (maps of the
+methods named in :mod:`captum_crigrad.methods`), :mod:`.check` (the sanity
+check and its plot), :mod:`.visualize` (figures).
 """
 
 from captum_crigrad.cam.layers import default_cam_layer
+from captum_crigrad.methods import (
+    available_methods,
+    register_method,
+    unregister_method,
+)
+from captum_crigrad.relu_rules import ModifiedReluBackward, count_relu_calls
 from captum_crigrad.sanity.check import SanityResult, plot_sanity_curves, sanity_check
 from captum_crigrad.sanity.gradient_maps import (
-    ModifiedReluBackward,
     attribution_maps,
-    available_methods,
-    count_relu_calls,
     gradient_map,
-    register_method,
     to_single_channel,
-    unregister_method,
 )
 from captum_crigrad.sanity.randomization import (
     default_blocks,

@@ -25,11 +25,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad._untouched import private_if_training
-from captum_crigrad.sanity.gradient_maps import (
-    attribution_maps,
-    get_method,
-    to_single_channel,
-)
+from captum_crigrad.methods import parse_methods
+from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
 from captum_crigrad.sanity.randomization import randomized_models
 from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
 from captum_crigrad.utils import model_device, predicted_class
@@ -131,7 +128,7 @@ def sanity_check(
             (parameters, buffers such as BatchNorm statistics, modes, hooks;
             a model with modules in training mode is run as a private copy).
         images: (N, C, H, W) float tensor, as the model expects.
-        methods: registered method names (see ``available_methods()``).
+        methods: method names (:mod:`captum_crigrad.methods`).
         mode, blocks, granularity, init, std, seed, batchnorm_stats: the
             randomisation schedule, see :func:`.randomized_models`.
         target: class per image; default the trained model's prediction,
@@ -150,8 +147,7 @@ def sanity_check(
     """
     check_images(images)
     method_names = [methods] if isinstance(methods, str) else list(methods)
-    for name in method_names:
-        get_method(name)
+    parse_methods(method_names)
     measures = list(measures)
     bad = [m for m in measures if m not in MEASURES]
     if bad or not measures:

@@ -1,7 +1,8 @@
-"""Random draws of the seeded metrics, made per image.
+"""Random draws made per image (the seeded metrics, the random control map).
 
 Every random draw for an image (a random pixel order, ROAD's imputation
-noise, sensitivity-n's subsets, infidelity's perturbations) comes from the
+noise, sensitivity-n's subsets, infidelity's perturbations, the random
+control map of :mod:`captum_crigrad.methods`) comes from the
 image's own generator, seeded by the image's *stream* and the draw's role
 (the step, the subset size, the sample number): :meth:`ImageDraws.generator`.
 An image's stream is
