@@ -30,7 +30,13 @@ from captum_crigrad.methods import (
     build_methods,
     parse_methods,
 )
-from captum_crigrad.utils import model_device, num_classes, predict, upsample
+from captum_crigrad.utils import (
+    model_device,
+    num_classes,
+    predict,
+    reduce_channels,
+    upsample,
+)
 from captum_crigrad.validation import (
     InvalidValueError,
     check_images,
@@ -121,5 +127,5 @@ def to_map(attributions: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         raise InvalidValueError(
             f"attributions: expected (N, C, H, W), got {tuple(attributions.shape)}"
         )
-    heat = attributions.detach().abs().sum(1, keepdim=True)
+    heat = reduce_channels(attributions, "abs")
     return upsample(heat, size) if size is not None else heat

@@ -44,7 +44,9 @@ unaffected. When calls nest in one thread, the innermost call's hooks act.
 Captum's own layer methods register hooks that every thread's passes go
 through; a layer call that sees another thread run the model meanwhile is
 refused with an error (its layer gradients may be wrong), see
-:class:`Hooks`.
+:class:`Hooks`. Threads a call starts itself (``nn.DataParallel`` over
+several GPUs runs its replicas in worker threads) are other threads too:
+transforms do not act there.
 
 Transforms compose with ``+``: ``CriGrad(...) + FORGrad(...)`` installs both
 sets of hooks and applies the gradient steps left to right.

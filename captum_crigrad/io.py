@@ -44,7 +44,6 @@ from typing import Union
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from captum_crigrad import default as dflt
@@ -56,6 +55,7 @@ from captum_crigrad.models import (
     resnet20,
 )
 from captum_crigrad.models import normalize as normalize_images
+from captum_crigrad.utils import upsample
 from captum_crigrad.validation import (
     InvalidValueError,
     check_choice,
@@ -686,9 +686,7 @@ def _fit(images: Tensor, channels: int, size: int) -> Tensor:
     if images.shape[1] != channels:
         images = images.expand(-1, channels, -1, -1).clone()
     if images.shape[-1] != size or images.shape[-2] != size:
-        images = F.interpolate(
-            images, size=(size, size), mode="bilinear", align_corners=False
-        ).clamp(0, 1)
+        images = upsample(images, (size, size)).clamp(0, 1)
     return images
 
 

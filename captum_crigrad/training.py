@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_crigrad.utils import model_device, predicted_class
 from captum_crigrad.validation import InvalidValueError
 
 
@@ -43,6 +44,7 @@ def train_classifier(
     weight_decay: float = 1e-4,
     seed: int = 0,
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    distributed: bool = False,
 ) -> nn.Module:
     """Train ``model`` in place on ``(images, labels)`` and return it in eval mode.
 
@@ -56,13 +58,21 @@ def train_classifier(
             ``augment``, any augmentation; parameter initialisation is the
             caller's (build the model under ``torch.manual_seed``).
         augment: optional ``f(batch, generator) -> batch``.
+        distributed: train with ``DistributedDataParallel`` across the
+            processes of the initialised ``torch.distributed`` group (under
+            ``torchrun``). Every process draws the same mini-batch order and
+            takes its share of each mini-batch; gradients are averaged so
+            each step equals the one-process step on the whole mini-batch
+            (up to float rounding; BatchNorm statistics stay per process).
+            Every process must call it with the same data and seed; each
+            gets the same trained model back.
     """
     _check_data(images, labels)
     if epochs < 1 or batch_size < 1:
         raise InvalidValueError(
             f"epochs and batch_size: expected >= 1, got {epochs} and {batch_size}"
         )
-    device = next(model.parameters()).device
+    device = model_device(model)
     gen = torch.Generator().manual_seed(seed)
     n = images.shape[0]
     steps = epochs * math.ceil(n / batch_size)
@@ -70,6 +80,20 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
+    rank, world, net = 0, 1, model
+    if distributed:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        if not dist.is_initialized():
+            raise ValueError(
+                "distributed: torch.distributed is not initialised; launch with "
+                "torchrun (or call init_process_group) first"
+            )
+        rank, world = dist.get_rank(), dist.get_world_size()
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     model.train()
     for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
@@ -78,8 +102,18 @@ def train_classifier(
             xb = images[idx]
             if augment is not None:
                 xb = augment(xb, gen)
-            xb, yb = xb.to(device), labels[idx].to(device)
-            loss = F.cross_entropy(model(xb), yb)
+            yb = labels[idx]
+            if world == 1:
+                loss = F.cross_entropy(net(xb.to(device)), yb.to(device))
+            else:
+                # this process's share, weighted so that DDP's average over the
+                # processes is the mean loss of the whole mini-batch; one
+                # smaller than the group is run whole by every process
+                share = slice(rank, None, world) if len(idx) >= world else slice(None)
+                scale = world if share.step else 1
+                out = net(xb[share].to(device))
+                loss = F.cross_entropy(out, yb[share].to(device), reduction="sum")
+                loss = loss * scale / len(idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -89,15 +123,17 @@ def train_classifier(
 
 
 @torch.no_grad()
+def correct_predictions(
+    model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256
+) -> Tensor:
+    """(N,) bool: whether ``model`` classifies each image correctly (top-1)."""
+    _check_data(images, labels)
+    return predicted_class(model, images, batch_size).cpu() == labels.cpu()
+
+
 def accuracy(
     model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256
 ) -> float:
     """Top-1 accuracy of ``model`` on ``(images, labels)``, in [0, 1]."""
-    _check_data(images, labels)
-    device = next(model.parameters()).device
-    correct = 0
-    for start in range(0, images.shape[0], batch_size):
-        xb = images[start : start + batch_size].to(device)
-        pred = model(xb).argmax(1).cpu()
-        correct += int((pred == labels[start : start + batch_size]).sum())
-    return correct / images.shape[0]
+    correct = correct_predictions(model, images, labels, batch_size)
+    return int(correct.sum()) / images.shape[0]

@@ -1,6 +1,7 @@
 """Small helpers shared across the package (bottom floor, torch only):
-the device a model lives on, its predicted classes and its output size, and
-the one upsampling of maps.
+the device a model lives on, its predicted classes and its output size; the
+one upsampling of maps and the one reduction of attributions to a
+single-channel map; plain-text and Markdown tables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["model_device", "num_classes", "predict", "predicted_class", "upsample"]
+from captum_crigrad.validation import InvalidValueError
+
+__all__ = [
+    "CHANNEL_REDUCTIONS",
+    "markdown_table",
+    "model_device",
+    "num_classes",
+    "predict",
+    "predicted_class",
+    "reduce_channels",
+    "text_table",
+    "upsample",
+]
+
+#: How :func:`reduce_channels` turns (N, C, H, W) into one value per pixel.
+CHANNEL_REDUCTIONS = ("sum", "abs", "max")
 
 
 def model_device(
@@ -31,10 +47,12 @@ def predict(
     model: nn.Module, images: Tensor, batch_size: int = 64
 ) -> tuple[Tensor, Tensor]:
     """``(predicted class (N,), softmax probability of it (N,))``, computed
-    in chunks of ``batch_size`` images (on the images' device)."""
+    in chunks of ``batch_size`` images moved to the model's device (the
+    results are on that device)."""
+    device = model_device(model, images.device)
     classes, probs = [], []
     for start in range(0, images.shape[0], batch_size):
-        logits = model(images[start : start + batch_size])
+        logits = model(images[start : start + batch_size].to(device))
         cls = logits.argmax(1)
         classes.append(cls)
         probs.append(logits.softmax(1).gather(1, cls[:, None]).squeeze(1))
@@ -61,3 +79,44 @@ def upsample(maps: Tensor, size: Sequence[int]) -> Tensor:
     if tuple(maps.shape[-2:]) == size:
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+def reduce_channels(attributions: Tensor, reduction: str = "abs") -> Tensor:
+    """One value per pixel: ``(N, C, H, W) -> (N, 1, H, W)`` by ``"sum"``
+    (signed channel sum), ``"abs"`` (``sum_c |a_c|``, the magnitude) or
+    ``"max"`` (max over channels); detached."""
+    if reduction not in CHANNEL_REDUCTIONS:
+        raise InvalidValueError(
+            f"channel_reduction: expected one of {CHANNEL_REDUCTIONS}, got "
+            f"{reduction!r}"
+        )
+    a = attributions.detach()
+    if reduction == "sum":
+        return a.sum(1, keepdim=True)
+    if reduction == "abs":
+        return a.abs().sum(1, keepdim=True)
+    return a.amax(1, keepdim=True)
+
+
+def _cells(rows: Sequence[Sequence[object]]) -> list[list[str]]:
+    return [[str(c) for c in row] for row in rows]
+
+
+def text_table(rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table: the first row is the header, columns padded to
+    their widest cell, a line of dashes under the header."""
+    cells = _cells(rows)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table; the first row is the header."""
+    cells = _cells(rows)
+    lines = ["| " + " | ".join(row) + " |" for row in cells]
+    lines.insert(1, "|---" * len(cells[0]) + "|")
+    return "\n".join(lines)

@@ -35,6 +35,7 @@ import torch.nn as nn
 from torch import Tensor
 
 __all__ = [
+    "InvalidTargetError",
     "InvalidTypeError",
     "InvalidValueError",
     "UserInputError",
@@ -72,6 +73,13 @@ class InvalidValueError(UserInputError, ValueError):
 
 class InvalidTypeError(UserInputError, TypeError):
     """An argument has a type that cannot be used."""
+
+
+class InvalidTargetError(InvalidValueError, AssertionError):
+    """A target that does not fit the batch or the model's output (out of
+    range, wrong length). Also an ``AssertionError``, which is how Captum
+    signals a bad target: code written for Captum that catches it keeps
+    working with the drop-in classes."""
 
 
 def _is_int(value: Any) -> bool:
@@ -310,12 +318,12 @@ def check_target(
     if form == "tensor":
         if target.numel() == 1 or (target.dim() == 1 and len(target) == batch_size):
             return
-        raise InvalidValueError(
+        raise InvalidTargetError(
             f"{argument}: expected one class index or {batch_size} (one per "
             f"example), got a tensor of shape {tuple(target.shape)}"
         )
     if form.startswith("list") and len(target) != batch_size:
-        raise InvalidValueError(
+        raise InvalidTargetError(
             f"{argument}: a list target needs one entry per example ({batch_size}), "
             f"got {len(target)}; pass an int for one class shared by all"
         )
@@ -336,7 +344,7 @@ def has_negative_target(target: Any) -> bool:
 
 def _resolve_index(index: int, size: int, argument: str) -> int:
     if not -size <= index < size:
-        raise InvalidValueError(
+        raise InvalidTargetError(
             f"{argument}: class index {index} is out of range for a model with "
             f"{size} outputs; expected {-size} to {size - 1} (negative indices "
             "count from the end)"
@@ -366,7 +374,7 @@ def resolve_target(
     if form == "none":
         return None
     if not dims:
-        raise InvalidValueError(
+        raise InvalidTargetError(
             f"{argument}: the model's output has no class dimension (shape "
             "(N,)); pass target=None"
         )
@@ -377,7 +385,7 @@ def resolve_target(
         out = []
         for tup in tuples:
             if len(tup) > len(dims):
-                raise InvalidValueError(
+                raise InvalidTargetError(
                     f"{argument}: {tup!r} has {len(tup)} indices for an output "
                     f"with {len(dims)} dimension(s) after the batch"
                 )

@@ -200,7 +200,16 @@ def test_eval_without_model_arguments_scores_the_embedded_default(files, capsys)
     )
     assert code == 0, err
     folder = files / "crigrad-eval-out"  # the default --out, in the working directory
-    assert sorted(os.listdir(folder)) == ["results.csv", "results.json", "run.json"]
+    assert sorted(os.listdir(folder)) == [
+        "comparisons.csv",
+        "figures",
+        "report.md",
+        "results.csv",
+        "results.json",
+        "results.parquet",
+        "run.json",
+        "shards",
+    ]
     rows = list(csv.DictReader(open(folder / "results.csv")))
     assert sorted((r["method"], r["metric"]) for r in rows) == sorted(
         (m, k) for m in methods for k in metrics
@@ -217,7 +226,7 @@ def test_eval_without_model_arguments_scores_the_embedded_default(files, capsys)
     assert mean[("saliency", "insertion_auc")] > mean[("random", "insertion_auc")]
     assert mean[("saliency", "road_combined")] > mean[("random", "road_combined")]
     run = json.loads((folder / "run.json").read_text())
-    assert run["model"].startswith("embedded default") and len(run["images"]) == 3
+    assert run["model"].startswith("embedded default") and run["images"] == 3
     assert run["preprocessing"]["mean"] == [0.1307]  # the model's own normalisation
     assert "insertion_auc (higher better)" in out and "crigrad-saliency" in out
 

@@ -82,11 +82,34 @@ def test_eval_bad_inputs_exit_2_and_write_nothing(setup, capsys):
     assert main(_args(weights, empty, "--csv", str(csv_path))) == 2
     assert "holds no image files" in capsys.readouterr().err
     (folder / "broken.png").write_bytes(b"not an image")
-    assert main(_args(weights, folder, "--csv", str(csv_path))) == 2
-    assert "is not an image" in capsys.readouterr().err
+    assert main(_args(weights, folder, "--strict", "--csv", str(csv_path))) == 2
+    err = capsys.readouterr().err
+    assert "broken.png cannot be read" in err and "--strict" in err
+    assert len(err.strip().splitlines()) == 1
     (folder / "broken.png").unlink()
     assert main(_args(weights, folder, "--k", "1.5", "--csv", str(csv_path))) == 2
     assert "--k" in capsys.readouterr().err
     assert main(_args(weights, folder, "--methods", "gradcam++")) == 2
     assert "unknown method" in capsys.readouterr().err
     assert not csv_path.exists()
+    assert main(_args(weights, tmp / "nowhere", "--csv", str(csv_path))) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_eval_unreadable_image_is_a_failed_row_and_the_run_goes_on(setup, capsys):
+    import pyarrow.parquet as pq
+
+    tmp, weights, folder = setup
+    (folder / "broken.png").write_bytes(b"not an image")
+    out = tmp / "out"
+    assert main(_args(weights, folder, "--workers", "0", "--out", str(out))) == 0
+    assert "(1 failed)" in capsys.readouterr().out
+    table = pq.read_table(out / "results.parquet").to_pylist()
+    failed = [r for r in table if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["image_id"].endswith("broken.png")
+    assert failed[0]["error"] and failed[0]["method"] == ""
+    assert len(table) == 1 + 3 * 3 * 3  # 3 good images x 3 methods x 3 metrics
+    report = (out / "report.md").read_text()
+    assert "## Failed images (1)" in report and "broken.png" in report
+    run = json.loads((out / "run.json").read_text())
+    assert run["images_failed"] == 1 and run["images_evaluated"] == 3

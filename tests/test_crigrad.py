@@ -465,6 +465,8 @@ def test_model_without_activations_warns_and_gives_the_plain_gradient():
     with pytest.warns(UserWarning, match="no activation call.*layers="):
         ours = CriGradSaliency(model, keep=0.3).attribute(x, target=1)
     torch.testing.assert_close(ours, Saliency(model).attribute(x, target=1))
+    same = CriGradSaliency(model, keep=1.0).attribute(x, target=1)  # no warning
+    torch.testing.assert_close(same, Saliency(model).attribute(x, target=1))
 
 
 def test_no_hook_after_exception_inside_forward():

@@ -182,13 +182,21 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
     GuidedGradCam build IntegratedGradients / LayerGradCam themselves."""
     import captum.attr._core.guided_grad_cam as ggc
     import captum.attr._core.layer.layer_integrated_gradients as lig
+    import captum.attr._core.neuron.neuron_integrated_gradients as nig
+    from captum.attr import NeuronIntegratedGradients
 
     net = _Nets.relu6_modules()
     ref_lig = LayerIntegratedGradients(net, net[2]).attribute(X, target=1, n_steps=4)
     ref_ggc = GuidedGradCam(net, net[2]).attribute(X, target=1)
+    ref_nig = NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
     for keep in (1.0, 0.5):
         monkeypatch.setattr(
             lig,
+            "IntegratedGradients",
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
+        )
+        monkeypatch.setattr(
+            nig,
             "IntegratedGradients",
             lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
         )
@@ -201,12 +209,17 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
             X, target=1, n_steps=4
         )
         ours_ggc = GuidedGradCam(net, net[2]).attribute(X, target=1)
+        ours_nig = NeuronIntegratedGradients(net, net[2]).attribute(
+            X, (1, 3, 3), n_steps=4
+        )
         if keep == 1.0:
             torch.testing.assert_close(ours_lig, ref_lig, atol=1e-6, rtol=0)
             torch.testing.assert_close(ours_ggc, ref_ggc, atol=1e-6, rtol=0)
+            torch.testing.assert_close(ours_nig, ref_nig, atol=1e-6, rtol=0)
         else:
             assert not torch.allclose(ours_lig, ref_lig)
             assert ours_ggc.shape == ref_ggc.shape
+            assert not torch.allclose(ours_nig, ref_nig)
     assert hook_count(net) == 0
 
 
@@ -297,3 +310,21 @@ def test_layer_methods_are_transformed_above_their_layer_everywhere():
     )
     torch.testing.assert_close(both, post, atol=1e-6, rtol=0)
     assert not torch.allclose(cam, LayerGradCam(net, layer).attribute(X, target=1))
+
+
+def test_bad_target_is_a_value_error_and_captums_assertion_error():
+    """Captum signals a bad target with AssertionError (its hook-removal
+    tests expect it); ours is an InvalidValueError that is one too."""
+    net = _Nets.relu6_modules()
+    for make in (
+        lambda: CriGradSaliency(net, keep=1.0),
+        lambda: CriGradSaliency(net, keep=0.3),
+        lambda: CriGradLayerGradCam(net, net[2], keep=0.3),
+        lambda: NoiseTunnel(CriGradIntegratedGradients(net, keep=0.3)),
+    ):
+        for target in ((9999,) * 20, 5, [0, 1, 9], -6):
+            with pytest.raises(AssertionError, match="target"):
+                make().attribute(X, target=target)
+            with pytest.raises(ValueError, match="target"):
+                make().attribute(X, target=target)
+    assert hook_count(net) == 0

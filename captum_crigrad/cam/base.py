@@ -44,7 +44,6 @@ from captum_crigrad.cam.layout import (
 )
 from captum_crigrad.cam.ops import (
     gradcam_weights,
-    upsample_maps,
     weighted_channel_sum,
 )
 from captum_crigrad.hooks import (
@@ -53,6 +52,7 @@ from captum_crigrad.hooks import (
     layer_call_context,
     target_selecting_forward,
 )
+from captum_crigrad.utils import upsample
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -344,7 +344,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         if relu_attributions:
             cam = torch.relu(cam)
         if upsample_size is not None:
-            cam = upsample_maps(cam, upsample_size)
+            cam = upsample(cam, upsample_size)
         return cam
 
     def _reference_term(

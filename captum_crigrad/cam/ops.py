@@ -6,8 +6,6 @@ channels); channel weights are ``(N, K)``; maps are ``(N, 1, h, w)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -57,16 +55,6 @@ def weighted_channel_sum(weights: Tensor, layer_acts: Tensor) -> Tensor:
     over dim 1), so identical weights give identical maps."""
     _check_4d(layer_acts, "layer_acts")
     return torch.sum(weights[:, :, None, None] * layer_acts, dim=1, keepdim=True)
-
-
-def upsample_maps(maps: Tensor, size: Sequence[int]) -> Tensor:
-    """Bilinear upsampling of ``(N, 1, h, w)`` maps to ``(N, 1, *size)``
-    (``align_corners=False``, as Captum's ``LayerAttribution.interpolate``)."""
-    _check_4d(maps, "maps")
-    size = tuple(int(s) for s in size)
-    if maps.shape[-2:] == size:
-        return maps
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
 def _check_4d(tensor: Tensor, name: str) -> None:

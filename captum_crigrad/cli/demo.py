@@ -87,16 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_table(rows, columns) -> str:
     """Plain-text table of dict rows (floats with 4 decimals)."""
-    cells = [[str(c) for c in columns]] + [
-        [f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns]
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = [
-        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from captum_crigrad.utils import text_table
+
+    return text_table(
+        [columns]
+        + [
+            [f"{r[c]:.4f}" if isinstance(r[c], float) else r[c] for c in columns]
+            for r in rows
+        ]
+    )
 
 
 def write_table(folder: str, rows, columns, extra: dict) -> None:

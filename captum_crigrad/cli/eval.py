@@ -1,18 +1,26 @@
 """``captum-crigrad eval``: score attribution methods x metrics on a model and
-images, print a table with each metric's direction, and write
-``results.csv`` / ``results.json`` into ``--out`` (all at once, with
-``run.json``).
+a dataset of any size, print a table with each metric's direction and 95 %
+bootstrap intervals, and write into ``--out`` the per-image table
+(``results.parquet``), the summary (``results.csv``/``results.json``), the
+paired comparisons (``comparisons.csv``), ``report.md`` with figures and
+``run.json``.
 
 Same model, image and output options as ``captum-crigrad saliency``; with no
 model and no images it scores the embedded default model on its 20 MNIST
-digits. The CriGrad paper's ``python eval.py --k 0.5``::
+digits. Images are streamed (``--batch-size``, ``--workers``); results are
+written batch by batch to ``--out/shards/`` so ``--resume`` completes a
+killed run; ``torchrun --nproc_per_node=N -m captum_crigrad eval ...``
+splits the batches across processes (:mod:`captum_crigrad.evaluation`). The
+CriGrad paper's ``python eval.py --k 0.5``::
 
     captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th \\
         --k 0.5 --out eval-out
 
-Errors (missing or unreadable image, corrupt checkpoint, checkpoint of another
-architecture, unknown method or metric, unwritable output folder, ...) print
-one line and exit with code 2; nothing is written then.
+Errors in the options or the dataset (missing path, empty folder, a mask of
+the wrong size, corrupt checkpoint, unknown method or metric, unwritable
+output folder, resuming with other settings, ...) print one line and exit
+with code 2 before any work. An image that cannot be decoded is a failed row
+of the table (``--strict``: an error instead).
 
 Compatibility with earlier versions: images are positional (``--images
 FOLDER`` and ``--mnist FOLDER`` still work, deprecated); normalisation is the
@@ -20,14 +28,17 @@ model's (``--normalize model``): smallcnn on 1-channel images now uses the MNIST
 statistics, as ``saliency`` does; add ``--normalize none`` for a model trained
 on raw [0, 1] pixels (the SmallCNN of ``scripts/eval_results.py``); an MNIST
 folder gives its held-out test images from index 8000 on (previously the last
-``--n-images``). ``--csv``/``--json`` files are still written when asked for.
+``--n-images``; ``--mnist-images all`` gives all). ``--csv``/``--json``
+files are still written when asked for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import tempfile
 
 import torch
 
@@ -110,10 +121,71 @@ def add_arguments(parser) -> None:
         default=64,
         help="perturbed images per forward call (default: 64)",
     )
+    g = parser.add_argument_group("dataset scale (streaming, resuming, torchrun)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="images per batch: the unit of work, of resuming and of the shards "
+        "(default: 64)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="DataLoader processes decoding images (default: 2; 0 decodes in the "
+        "main process)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="complete the unfinished (or killed) run in --out, skipping the batches "
+        "already written; refused if any setting differs",
+    )
+    g.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unreadable image (default: record it as a failed "
+        "row and go on)",
+    )
+    g.add_argument(
+        "--save-maps",
+        action="store_true",
+        help="also save every map, float16, one file per batch under maps/ (off by "
+        "default: large)",
+    )
+    g.add_argument(
+        "--mnist-images",
+        choices=("heldout", "all"),
+        default="heldout",
+        help="an MNIST folder gives its held-out test images (8000 on, default) or "
+        "all 10,000",
+    )
+    g = parser.add_argument_group("statistics")
+    g.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        help="bootstrap resamples for the 95 %% intervals (default: 2000)",
+    )
+    g.add_argument(
+        "--test",
+        choices=("wilcoxon", "bootstrap"),
+        default="wilcoxon",
+        help="paired test between methods, Holm-corrected (default: wilcoxon)",
+    )
+    g.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="level below which a corrected p-value is a difference, not a tie "
+        "(default: 0.05)",
+    )
     g = add_output_arguments(
         parser,
         default=None,
-        writes="results.csv, results.json",
+        writes="results.csv, results.json, results.parquet (one row per image, "
+        "method and metric), comparisons.csv, report.md, figures/, shards/",
         shown=f"./{DEFAULT_OUT}; none when only --csv/--json are given",
     )
     g.add_argument(
@@ -134,8 +206,30 @@ def add_arguments(parser) -> None:
         "Example (the CriGrad paper's eval.py --k 0.5, ResNet-20 on CIFAR-10 images):\n"
         "  captum-crigrad eval cifar10_images/ --model resnet20 --weights resnet20.th "
         "--k 0.5 --out eval-out\n"
-        "Errors print one line and exit with code 2; nothing is written then."
+        "Example (all 10,000 MNIST test digits on 2 processes, resumable):\n"
+        "  torchrun --nproc_per_node=2 -m captum_crigrad eval mnist/ \\\n"
+        "      --mnist-images all --out eval-mnist\n"
+        "  (after a crash or kill: the same command with --resume)\n"
+        "Errors in the options or the dataset print one line and exit with code 2 "
+        "before any work."
     )
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal file's mode
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _our_csv(text: str) -> bool:
@@ -164,40 +258,139 @@ def resnet_blocks(model) -> list:
     ]
 
 
-def run(args) -> int:
-    import captum
+def _probe(model, dataset, device) -> None:
+    """One forward pass on the first readable image: a wrong model, size or
+    channel count is a one-line error before any work."""
+    for i in range(min(len(dataset), 8)):
+        sample = dataset[i]
+        if sample["image"] is None:
+            continue
+        x = sample["image"][None].to(device)
+        try:
+            with torch.no_grad():
+                probe = model(x)
+        except RuntimeError as exc:
+            raise CLIError(
+                f"--model: forward pass failed on images of shape {tuple(x.shape)} "
+                f"({str(exc).splitlines()[0][:160]}); check --input-size/--channels"
+            ) from None
+        if not isinstance(probe, torch.Tensor) or probe.dim() != 2:
+            raise CLIError(
+                "--model: expected logits of shape (N, classes), got "
+                f"{tuple(getattr(probe, 'shape', ()))}"
+            )
+        return
 
-    from captum_crigrad import __version__
+
+def _dataset(args, loaded, size, mean, std):
+    from captum_crigrad.evaluation.datasets import Entry, EvalDataset, find_entries
+
+    if args.n_images is not None and args.n_images < 1:
+        raise CLIError(f"--n-images: expected a positive int, got {args.n_images}")
+    sources = list(args.images) + list(getattr(args, "image_folders", None) or [])
+    if not sources:
+        if args.model != "default":
+            raise CLIError(
+                "images: give image files, folders, lists or patterns; only --model "
+                "default has built-in images"
+            )
+        from captum_crigrad.default import load_default_images
+
+        digits, labels = load_default_images(normalized=False)
+        n = len(digits) if args.n_images is None else min(args.n_images, len(digits))
+        entries = [
+            Entry(f"default-digit-{i:02d}-label-{int(labels[i])}", None, int(labels[i]))
+            for i in range(n)
+        ]
+        tensors = digits[:n]
+    else:
+        entries, _ = find_entries(sources, mnist_images=args.mnist_images)
+        entries, tensors = entries[: args.n_images], None
+    sources_abs = [os.path.abspath(s) for s in sources] or ["default digits"]
+    dataset = EvalDataset(
+        entries,
+        channels=loaded.channels,
+        size=size,
+        mean=mean,
+        std=std,
+        tensors=tensors,
+    )
+    return dataset, sources_abs
+
+
+def _summary_csv(rows: list[dict]) -> str:
+    columns = [
+        "method",
+        "metric",
+        "direction",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "std",
+        "n_images",
+    ]
+    return rows_to_csv([{c: r[c] for c in columns} for r in rows])
+
+
+def run(args) -> int:
+    import shutil
+
+    from captum_crigrad import io
     from captum_crigrad.cli._inputs import (
+        OPTION_NAMES,
         cam_layer_name,
         crigrad_layer_names,
-        load_inputs,
         split_names,
     )
     from captum_crigrad.cli._output import (
         check_file,
         check_output_folder,
-        staged_output,
+        json_text,
         write_file,
     )
-    from captum_crigrad.cli._output import json_text as to_json
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
+    from captum_crigrad.evaluation import distributed
+    from captum_crigrad.evaluation.report import (
+        format_summary,
+        json_safe,
+        summarize,
+        write_report,
+    )
+    from captum_crigrad.evaluation.runner import RESULTS, Method, evaluate_dataset
+    from captum_crigrad.explain import explain
     from captum_crigrad.methods import ExplainOptions, parse_methods
-    from captum_crigrad.metrics.suite import METRICS, evaluate, format_table
-    from captum_crigrad.validation import resolve_layer, resolve_layers
+    from captum_crigrad.metrics.suite import METRICS
+    from captum_crigrad.validation import (
+        check_device,
+        check_positive_int,
+        resolve_layer,
+        resolve_layers,
+    )
 
     # ---- check everything before any work
     if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
         raise CLIError(f"--k: expected a fraction in [0, 1], got {args.k}")
-    for flag in ("steps", "n_steps", "n_subsets", "max_examples_per_batch"):
+    for flag in (
+        "steps",
+        "n_steps",
+        "n_subsets",
+        "max_examples_per_batch",
+        "batch_size",
+        "bootstrap",
+    ):
         if getattr(args, flag) < 1:
             raise CLIError(
                 f"--{flag.replace('_', '-')}: expected an integer >= 1, got "
                 f"{getattr(args, flag)}"
             )
+    if args.workers < 0:
+        raise CLIError(f"--workers: expected an integer >= 0, got {args.workers}")
+    if not 0 < args.alpha < 1:
+        raise CLIError(f"--alpha: expected a level in (0, 1), got {args.alpha}")
     if any(n < 1 for n in args.sens_n):
         raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
-    methods = [r.name for r in parse_methods(args.methods)]
+    requests = parse_methods(args.methods)
+    methods = [r.name for r in requests]
     metrics = split_names(args.metrics)
     if not metrics:
         raise CLIError("--metrics: expected at least one name")
@@ -207,8 +400,12 @@ def run(args) -> int:
             f"--metrics: unknown metric {unknown[0]!r}; expected some of "
             f"{', '.join(METRICS)}"
         )
+    if len(set(methods)) != len(methods) or len(set(metrics)) != len(metrics):
+        raise CLIError("--methods, --metrics: a name is given twice")
     out = args.out or (None if args.csv or args.json else DEFAULT_OUT)
-    if out is not None:
+    if args.resume and out is None:
+        raise CLIError("--resume: give the --out folder of the run to complete")
+    if out is not None and not args.resume:
         check_output_folder(out)
     for opt, path, ours in (
         ("--csv", args.csv, _our_csv),
@@ -217,88 +414,188 @@ def run(args) -> int:
         if path:
             check_file(path, opt, ours)
     keep = args.keep if args.keep is not None else DEFAULT_KEEP
-    inputs = load_inputs(args)
-    model, loaded = inputs.model, inputs.loaded
-    names = crigrad_layer_names(args, loaded)
-    if names is not None:  # checked before any work, as every option
-        resolve_layers(model, names, argument="--crigrad-layers")
-    if args.layer is not None:
-        resolve_layer(model, args.layer, argument="--layer")
-    options = ExplainOptions(
-        layer=cam_layer_name(args, loaded),
-        n_steps=args.n_steps,
-        seed=args.seed,
-        internal_batch_size=64,
-        keep=keep,
-        crigrad_layers=names,
+    device = check_device(args.device, argument="--device")
+    if args.input_size is not None:
+        check_positive_int(args.input_size, "--input-size", minimum=8)
+        if args.input_size > io.MAX_INPUT_SIZE:
+            raise CLIError(
+                f"--input-size: at most {io.MAX_INPUT_SIZE} pixels a side, got "
+                f"{args.input_size}"
+            )
+    loaded = io.load_model(
+        args.model, args.weights, args.num_classes, names=OPTION_NAMES
     )
-
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(methods) * len(metrics), desc="eval", unit="score", leave=False
-        )
-
-    def progress(row):
-        if bar is not None:
-            bar.set_postfix_str(f"{row['method']} {row['metric']}")
-            bar.update(1)
-
+    size = args.input_size or loaded.size
+    mean, std = io.preprocessing(
+        loaded,
+        channels=args.channels,
+        normalize=args.normalize,
+        mean=args.mean,
+        std=args.std,
+        names=OPTION_NAMES,
+    )
+    dataset, sources = _dataset(args, loaded, size, mean, std)
+    ctx = distributed.setup(device)
     try:
-        rows = evaluate(
-            model,
-            inputs.images,
-            methods,
-            metrics,
-            options=options,
-            k=args.k,
-            n_steps=args.steps,
-            sens_n=args.sens_n,
-            n_subsets=args.n_subsets,
+        if out is None and ctx.world > 1:
+            raise CLIError("--out: a run of several processes needs an --out folder")
+        model = loaded.model.to(ctx.device)
+        if isinstance(model, torch.jit.ScriptModule):  # found by the fuzz test
+            raise CLIError(
+                "--model: eval counts forward passes with a module hook, which "
+                "TorchScript models do not support; use saliency or sanity with "
+                "it, or give the architecture and its state dict"
+            )
+        _probe(model, dataset, ctx.device)
+        names = crigrad_layer_names(args, loaded)
+        if names is not None:  # checked before any work, as every option
+            resolve_layers(model, names, argument="--crigrad-layers")
+        if args.layer is not None:
+            resolve_layer(model, args.layer, argument="--layer")
+        options = ExplainOptions(
+            layer=cam_layer_name(args, loaded),
+            n_steps=args.n_steps,
             seed=args.seed,
-            max_examples_per_batch=args.max_examples_per_batch,
-            progress=progress,
+            internal_batch_size=64,
+            keep=keep,
+            crigrad_layers=names,
         )
-    finally:
-        if bar is not None:
-            bar.close()
-    settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    settings["keep"] = keep
-    csv_text = rows_to_csv(rows)
-    json_text = to_json({"settings": settings, "results": rows})
-    if out is not None:
-        run_info = {
-            "command": "captum-crigrad eval",
+
+        def build(name: str, seed: int) -> Method:
+            request = next(r for r in requests if r.name == name)
+            opts = dataclasses.replace(options, seed=seed)
+
+            def attribute(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                maps = explain(
+                    model, x, [name], target=target, options=opts, batch_size=len(x)
+                )
+                return maps[name.lower()].detach()
+
+            return Method(name, attribute, request.channel_reduction)
+
+        built = [build(m, args.seed) for m in methods]
+        # maps drawn at random (the control) are drawn per image
+        seeded = frozenset(m for m in methods if m.split("@")[0] == "random")
+        workdir = out
+        if workdir is None:
+            workdir = tempfile.mkdtemp(prefix="captum-crigrad-eval-")
+        settings = {
             "model": loaded.description,
-            "images": inputs.files,
-            "methods": methods,
-            "metrics": metrics,
-            "crigrad_layers": names,
-            "options": settings,
-            "preprocessing": inputs.preprocessing(),
-            "versions": {
-                "captum_crigrad": __version__,
-                "torch": torch.__version__,
-                "captum": captum.__version__,
+            "weights": os.path.abspath(args.weights) if args.weights else None,
+            "images": sources,
+            "mnist_images": args.mnist_images,
+            "preprocessing": {
+                "size": size,
+                "mean": list(mean),
+                "std": list(std),
+                "channels": loaded.channels,
             },
+            "keep": keep,
+            "ig_steps": args.n_steps,
+            "crigrad_layers": names,
         }
-        with staged_output(out, run_info) as folder:
-            for name, text in (("results.csv", csv_text), ("results.json", json_text)):
-                with open(
-                    os.path.join(folder, name), "w", encoding="utf-8", newline=""
-                ) as fh:
-                    fh.write(text)
+        summary: dict = {}
+
+        def on_merged(record: dict) -> None:
+            summary.update(
+                summarize(
+                    os.path.join(workdir, RESULTS),
+                    methods=methods,
+                    metrics=metrics,
+                    n_images=len(dataset),
+                    n_resamples=args.bootstrap,
+                    seed=args.seed,
+                    test=args.test,
+                    alpha=args.alpha,
+                )
+            )
+            if out is None:
+                return
+            write_atomic(
+                os.path.join(out, "results.csv"), _summary_csv(summary["rows"])
+            )
+            write_atomic(
+                os.path.join(out, "comparisons.csv"),
+                rows_to_csv(summary["comparisons"])
+                if summary["comparisons"]
+                else "metric,a,b\n",
+            )
+            write_atomic(
+                os.path.join(out, "results.json"),
+                json.dumps(
+                    json_safe(
+                        {
+                            "settings": record["settings"],
+                            "results": summary["rows"],
+                            "comparisons": summary["comparisons"],
+                            "ranks": summary["ranks"],
+                            "failed": summary["failed"],
+                            "missing": summary["missing"],
+                        }
+                    ),
+                    indent=2,
+                )
+                + "\n",
+            )
+            write_report(
+                summary,
+                out,
+                title=f"Evaluation of {loaded.description}",
+                run=record,
+            )
+
+        try:
+            record = evaluate_dataset(
+                model,
+                dataset,
+                built,
+                metrics,
+                workdir,
+                ctx=ctx,
+                seeded_method=build,
+                seeded_methods=seeded,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                seed=args.seed,
+                resume=args.resume,
+                strict=args.strict,
+                save_maps=args.save_maps,
+                settings=settings,
+                metric_options=dict(
+                    k=args.k,
+                    n_steps=args.steps,
+                    sens_n=tuple(args.sens_n),
+                    n_subsets=args.n_subsets,
+                    max_examples_per_batch=args.max_examples_per_batch,
+                ),
+                progress=not args.no_progress,
+                on_merged=on_merged,
+            )
+        finally:
+            if out is None and ctx.is_main:
+                shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        distributed.teardown(ctx)
+    if not ctx.is_main:
+        return 0
+    legacy = {
+        "settings": {**vars_settings(args), "keep": keep},
+        "results": summary["rows"],
+    }
     if args.csv:
-        write_file(args.csv, csv_text, "--csv", _our_csv)
+        write_file(args.csv, _summary_csv(summary["rows"]), "--csv", _our_csv)
     if args.json:
-        write_file(args.json, json_text, "--json", _our_json)
-    print(format_table(rows))
+        write_file(args.json, json_text(legacy), "--json", _our_json)
+    print(format_summary(summary))
     written = [p for p in (out, args.csv, args.json) if p]
     print(
-        f"{len(inputs.files)} image(s) x {len(methods)} method(s) x {len(metrics)} "
-        "metric(s) "
-        f"with {loaded.description}: wrote {', '.join(map(str, written))}"
+        f"{record['images_evaluated']} image(s) ({record['images_failed']} failed) x "
+        f"{len(methods)} method(s) x {len(metrics)} metric(s) with "
+        f"{loaded.description} on {ctx.world} process(es): wrote "
+        f"{', '.join(map(str, written))}"
     )
     return 0
+
+
+def vars_settings(args) -> dict:
+    return {k: v for k, v in vars(args).items() if not k.startswith("_")}

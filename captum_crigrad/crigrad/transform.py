@@ -144,6 +144,15 @@ class CriGrad(GradientTransform):
         )
 
     def validate(self, model: nn.Module | None) -> None:
+        if (
+            isinstance(model, nn.DataParallel)
+            and len(model.device_ids or ()) > 1
+            and self.keep < 1.0
+        ):
+            raise InvalidValueError(
+                "model: nn.DataParallel runs its replicas in worker threads, where "
+                "CriGrad's hooks do not act; explain model.module on one device"
+            )
         if self.layers is not None and model is not None:
             layer_names(model, self.layers)
         if self.mode == "two_pass" and model is None and self.keep < 1.0:

@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
-import torch.nn.functional as F
 from captum.attr import (
     Attribution,
     InputXGradient,
@@ -60,6 +59,7 @@ from captum_crigrad.hooks import (
     check_layer_transform,
     transformed_attribute,
 )
+from captum_crigrad.utils import upsample
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -249,7 +249,7 @@ class _PostHoc:
                 # a layer map (e.g. Grad-CAM's (B, 1, h, w)): to the image size
                 squeeze = m.dim() == 3
                 m4 = m.unsqueeze(1) if squeeze else m
-                m4 = F.interpolate(m4, size=size, mode="bilinear", align_corners=False)
+                m4 = upsample(m4, size)
                 m = m4.squeeze(1) if squeeze else m4
             out.append(self.forgrad_post_hoc(m))
         return tuple(out) if is_tuple else out[0]

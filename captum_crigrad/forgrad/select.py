@@ -8,7 +8,8 @@ refilters them (two FFTs, cheap), and a metric scores every filtered batch.
 The metric is any callable ``metric(model, inputs, attributions, target) ->
 per-image scores`` (a (N,) tensor) with a ``higher_is_better`` flag, so the
 metrics of the evaluation engine plug in directly. A small built-in default
-is shipped: deletion / insertion AUCs (Petsiuk et al. 2018, RISE), batched.
+is built in: deletion / insertion AUCs (Petsiuk et al. 2018, RISE) computed
+by the evaluation engine, :mod:`captum_crigrad.metrics.perturbation`.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from captum_crigrad.forgrad.filter import POST_STEPS, forgrad, sigma_keeping_all
+from captum_crigrad.metrics.perturbation import (
+    PerturbationCurve,
+    deletion,
+    insertion,
+)
 from captum_crigrad.utils import num_classes, predicted_class
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_choice,
+    check_finite_float,
     check_images,
     check_module,
     target_indices,
@@ -48,98 +54,35 @@ Metric = Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
 
 
 # --------------------------------------------------------------------------
-# Built-in metric: batched deletion / insertion (RISE).
+# Built-in metric: deletion / insertion (RISE) of the evaluation engine.
 # --------------------------------------------------------------------------
 
 
-def _gaussian_blur(images: Tensor, blur_sigma: float) -> Tensor:
-    radius = max(1, int(math.ceil(3 * blur_sigma)))
-    coords = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (coords / blur_sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = images.shape[1]
-    out = images
-    # reflect padding needs pad < size; replicate works for any size
-    out = F.pad(out, (radius, radius, 0, 0), mode="replicate")
-    out = F.conv2d(
-        out, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels
-    )
-    out = F.pad(out, (0, 0, radius, radius), mode="replicate")
-    out = F.conv2d(
-        out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels
-    )
-    return out
-
-
-def _pixel_ranks(attributions: Tensor, height: int, width: int) -> Tensor:
-    """(N, H*W) rank of each pixel, 0 = most salient; ties by pixel index."""
-    n = attributions.shape[0]
-    saliency = attributions
-    if saliency.dim() == 4:
-        saliency = saliency.sum(dim=1)  # signed sum over channels
-    if saliency.shape[-2:] != (height, width):
-        raise InvalidValueError(
-            f"attributions: spatial size {tuple(saliency.shape[-2:])} does not match "
-            f"the inputs' ({height}, {width})"
-        )
-    flat = saliency.reshape(n, height * width)
-    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order)
-    positions = torch.arange(height * width, device=flat.device).expand(n, -1)
-    ranks.scatter_(1, order, positions)
-    return ranks
-
-
-def _perturbation_auc(
+def _auc(
+    curve_fn: Callable[..., PerturbationCurve],
     model: nn.Module,
     inputs: Tensor,
     attributions: Tensor,
-    target: Tensor,
-    *,
-    insert: bool,
+    target: int | Tensor | None,
     n_steps: int,
-    substrate: Tensor,
     batch_size: int,
+    **kwargs: Any,
 ) -> Tensor:
-    n, _, height, width = inputs.shape
-    ranks = _pixel_ranks(attributions.detach().to(inputs.device), height, width)
-    n_pixels = height * width
-    counts = [round(k * n_pixels / n_steps) for k in range(n_steps + 1)]
-    target = target.to(inputs.device)
-    probs = torch.empty(n_steps + 1, n, device=inputs.device)
-    with torch.no_grad():
-        flat_jobs = [(k, i) for k in range(n_steps + 1) for i in range(n)]
-        for start in range(0, len(flat_jobs), batch_size):
-            jobs = flat_jobs[start : start + batch_size]
-            ks = torch.tensor([k for k, _ in jobs], device=inputs.device)
-            idx = torch.tensor([i for _, i in jobs], device=inputs.device)
-            counts_t = torch.tensor(counts, device=inputs.device)[ks]
-            # pixels already moved: insertion takes them from the image,
-            # deletion from the substrate
-            moved = (ranks[idx] < counts_t[:, None]).view(-1, 1, height, width)
-            if insert:
-                batch = torch.where(moved, inputs[idx], substrate[idx])
-            else:
-                batch = torch.where(moved, substrate[idx], inputs[idx])
-            p = torch.softmax(model(batch).float(), dim=1)
-            probs[ks, idx] = p.gather(1, target[idx][:, None]).squeeze(1)
-    # trapezoid rule on x in [0, 1]
-    return ((probs[1:] + probs[:-1]) / 2).sum(dim=0) / n_steps
-
-
-def _check_metric_args(model, inputs, attributions, target) -> Tensor:
+    """AUC per image of one curve of :mod:`captum_crigrad.metrics.perturbation`
+    (pixels ranked by the signed channel sum, softmax probability of
+    ``target``, default the predicted class)."""
     check_module(model, "model")
     check_images(inputs, argument="inputs")
-    if not isinstance(attributions, Tensor) or attributions.shape[0] != inputs.shape[0]:
-        raise InvalidValueError(
-            "attributions: expected a tensor with one map per input, got shape "
-            f"{getattr(attributions, 'shape', None)} for {inputs.shape[0]} inputs"
-        )
-    n = inputs.shape[0]
-    target_indices(target, n)  # the form, before any work
-    if target is None:
-        return predicted_class(model, inputs)
-    return target_indices(target, n, num_classes(model, inputs), device=inputs.device)
+    return curve_fn(
+        model,
+        inputs,
+        attributions,
+        n_steps=n_steps,
+        target=target,
+        score="prob",
+        max_examples_per_batch=batch_size,
+        **kwargs,
+    ).auc()
 
 
 def deletion_auc(
@@ -157,24 +100,15 @@ def deletion_auc(
     normalised space) in decreasing order of ``attributions`` (summed over
     channels; ties by pixel index), ``n_steps`` equal steps; the score is the
     softmax probability of ``target``; the curve includes the unperturbed
-    start; AUC by the trapezoid rule on [0, 1]. ``n_steps + 1`` forward passes
-    per image, in batches of ``batch_size``. Returns a (N,) tensor.
+    start; AUC by the trapezoid rule on [0, 1]. One forward pass per image
+    and step (:func:`captum_crigrad.metrics.deletion`, the evaluation
+    engine), in batches of ``batch_size``. ``target``: int or (N,) class
+    indices, None: the predicted class. Returns a (N,) tensor.
 
     Beware: on 32 x 32 images deletion rewards scattered maps; read it next
     to :func:`insertion_auc` and a random-map control.
     """
-    target = _check_metric_args(model, inputs, attributions, target)
-    substrate = torch.zeros_like(inputs)
-    return _perturbation_auc(
-        model,
-        inputs,
-        attributions,
-        target,
-        insert=False,
-        n_steps=n_steps,
-        substrate=substrate,
-        batch_size=batch_size,
-    )
+    return _auc(deletion, model, inputs, attributions, target, n_steps, batch_size)
 
 
 def insertion_auc(
@@ -190,27 +124,26 @@ def insertion_auc(
     """Insertion AUC per image (Petsiuk et al. 2018). **Higher is better.**
 
     Starts from a Gaussian-blurred copy of the image (``blur_sigma`` pixels,
-    default ``min(H, W) / 16``) and puts the original pixels back in
-    decreasing order of ``attributions``; otherwise as :func:`deletion_auc`.
-    Returns a (N,) tensor.
+    default ``min(H, W) / 16``, truncated at 3 sigma, reflect padding:
+    :func:`captum_crigrad.metrics.gaussian_blur`) and puts the original pixels
+    back in decreasing order of ``attributions``; otherwise as
+    :func:`deletion_auc`. Returns a (N,) tensor.
     """
-    target = _check_metric_args(model, inputs, attributions, target)
+    check_images(inputs, argument="inputs")
     if blur_sigma is None:
         blur_sigma = min(inputs.shape[-2:]) / 16
-    if not blur_sigma > 0:
-        raise InvalidValueError(
-            f"blur_sigma: expected a positive number, got {blur_sigma!r}"
-        )
-    substrate = _gaussian_blur(inputs, float(blur_sigma))
-    return _perturbation_auc(
+    sigma = check_finite_float(blur_sigma, "blur_sigma", minimum=0, strict=True)
+    return _auc(
+        insertion,
         model,
         inputs,
         attributions,
         target,
-        insert=True,
-        n_steps=n_steps,
-        substrate=substrate,
-        batch_size=batch_size,
+        n_steps,
+        batch_size,
+        replacement="blur",
+        blur_sigma=sigma,
+        blur_kernel_size=2 * max(1, math.ceil(3 * sigma)) + 1,
     )
 
 

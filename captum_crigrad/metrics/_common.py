@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from captum_crigrad.utils import reduce_channels
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -54,15 +55,7 @@ def pixel_relevance(
         )
     if attributions.dim() == 3:
         return attributions
-    if reduction == "sum":
-        return attributions.sum(1)
-    if reduction == "abs":
-        return attributions.abs().sum(1)
-    if reduction == "max":
-        return attributions.amax(1)
-    raise InvalidValueError(
-        f"channel_reduction: expected 'sum', 'abs' or 'max', got {reduction!r}"
-    )
+    return reduce_channels(attributions, reduction)[:, 0]
 
 
 def tie_broken_order(relevance: Tensor, descending: bool) -> Tensor:

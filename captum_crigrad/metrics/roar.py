@@ -16,7 +16,7 @@ from captum_crigrad.metrics._common import (
     ranks_from_order,
     tie_broken_order,
 )
-from captum_crigrad.training import accuracy, train_classifier
+from captum_crigrad.training import correct_predictions, train_classifier
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -37,6 +37,56 @@ class RoarResult:
     accuracy: Tensor
     random_accuracy: Tensor | None
     extras: dict[str, object] = field(default_factory=dict)
+    #: (F, S, N_test) bool: which test images each retrained model got right
+    #: (and for random removal); the intervals of :meth:`summary` use them.
+    correct: Tensor | None = None
+    random_correct: Tensor | None = None
+
+    def summary(self, n_resamples: int = 2000, seed: int = 0) -> list[dict]:
+        """Accuracies with 95 % bootstrap intervals: per fraction, kind
+        ("attribution" or "random") and seed, over the test images; and per
+        fraction and kind the mean over seeds (``seed=None``), with its
+        interval over the seeds (a zero-width interval for a single seed)."""
+        from captum_crigrad.evaluation.stats import bootstrap_ci
+
+        rows = []
+        kinds = [("attribution", self.accuracy, self.correct)]
+        if self.random_accuracy is not None:
+            kinds.append(("random", self.random_accuracy, self.random_correct))
+        for i, f in enumerate(self.fractions.tolist()):
+            for kind, acc, correct in kinds:
+                for j, s in enumerate(self.seeds):
+                    low = high = float("nan")
+                    if correct is not None:
+                        _, low, high = bootstrap_ci(
+                            correct[i, j].double().numpy(),
+                            n_resamples=n_resamples,
+                            seed=seed,
+                        )
+                    rows.append(
+                        dict(
+                            fraction=f,
+                            kind=kind,
+                            seed=s,
+                            accuracy=float(acc[i, j]),
+                            low=low,
+                            high=high,
+                        )
+                    )
+                mean, low, high = bootstrap_ci(
+                    acc[i].numpy(), n_resamples=n_resamples, seed=seed
+                )
+                rows.append(
+                    dict(
+                        fraction=f,
+                        kind=kind,
+                        seed=None,
+                        accuracy=mean,
+                        low=low,
+                        high=high,
+                    )
+                )
+        return rows
 
     def rows(self):
         """[(fraction, mean accuracy, std, random mean, random std)] for tables."""
@@ -105,6 +155,7 @@ def roar(
     include_unmodified: bool = True,
     channel_reduction: str = "sum",
     progress: Callable[[str], None] | None = None,
+    distributed: bool | None = None,
 ) -> RoarResult:
     """Remove the top-t salient pixels of every train and test image (filled
     with the per-channel mean of the training set), retrain from scratch, and
@@ -130,6 +181,15 @@ def roar(
         random_control: also remove uniformly random pixels (seeded per seed).
         include_unmodified: add t = 0 (the unmodified data) as the first row.
         progress: optional callback receiving a line per trained model.
+        distributed: retrain with ``DistributedDataParallel`` across the
+            processes of the ``torch.distributed`` group (launch the script
+            with ``torchrun``; every process calls ``roar`` with the same
+            data and gets the same result). Default (None): when a group of
+            more than one process is initialised. The default trainer splits
+            each mini-batch across the processes (see
+            :func:`~captum_crigrad.training.train_classifier`); a ``train_fn``
+            then gets a loader over this process's share of the training set
+            (``DistributedSampler``, seeded) and must wrap its model in DDP.
 
     Returns:
         :class:`RoarResult`.
@@ -166,20 +226,40 @@ def roar(
         )
     fill = train_images.mean(dim=(0, 2, 3))
 
+    if distributed is None:
+        import torch.distributed as dist
+
+        distributed = dist.is_initialized() and dist.get_world_size() > 1
+
     def train(images: Tensor, labels: Tensor, seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if train_fn is None:
                 assert model_fn is not None  # checked above
                 return train_classifier(
-                    model_fn(), images, labels, seed=seed, **(train_kwargs or {})
+                    model_fn(),
+                    images,
+                    labels,
+                    seed=seed,
+                    distributed=distributed,
+                    **(train_kwargs or {}),
                 )
-            loader = DataLoader(
-                TensorDataset(images, labels),
-                batch_size=batch_size,
-                shuffle=True,
-                generator=torch.Generator().manual_seed(seed),
-            )
+            dataset = TensorDataset(images, labels)
+            if distributed:
+                from torch.utils.data.distributed import DistributedSampler
+
+                loader = DataLoader(
+                    dataset,
+                    batch_size=batch_size,
+                    sampler=DistributedSampler(dataset, shuffle=True, seed=seed),
+                )
+            else:
+                loader = DataLoader(
+                    dataset,
+                    batch_size=batch_size,
+                    shuffle=True,
+                    generator=torch.Generator().manual_seed(seed),
+                )
             model = train_fn(loader)
         if not isinstance(model, nn.Module):
             raise InvalidTypeError(
@@ -190,16 +270,25 @@ def roar(
 
     acc = torch.empty(len(frac), len(seeds), dtype=torch.float64)
     rand_acc = torch.empty_like(acc) if random_control else None
+    n_test = test_images.shape[0]
+    correct = torch.zeros(len(frac), len(seeds), n_test, dtype=torch.bool)
+    rand_correct = torch.zeros_like(correct) if random_control else None
+
+    def score(model: nn.Module, images: Tensor) -> tuple[Tensor, float]:
+        hits = correct_predictions(model, images, test_labels)
+        return hits, int(hits.sum()) / n_test
+
     for i, t in enumerate(frac.tolist()):
         for j, seed in enumerate(seeds):
             tr = remove_top_pixels(train_images, train_rel, t, fill)
             te = remove_top_pixels(test_images, test_rel, t, fill)
-            acc[i, j] = accuracy(train(tr, train_labels, seed), te, test_labels)
+            correct[i, j], acc[i, j] = score(train(tr, train_labels, seed), te)
             if progress:
                 progress(f"roar t={t:.2f} seed={seed} accuracy={acc[i, j]:.4f}")
-            if rand_acc is not None:
+            if rand_acc is not None and rand_correct is not None:
                 if t == 0 and include_unmodified:
                     rand_acc[i, j] = acc[i, j]  # identical data, identical model
+                    rand_correct[i, j] = correct[i, j]
                     continue
                 g = torch.Generator().manual_seed(10_000 + seed)
                 tr_r = remove_top_pixels(
@@ -208,12 +297,19 @@ def roar(
                 te_r = remove_top_pixels(
                     test_images, torch.rand(test_rel.shape, generator=g), t, fill
                 )
-                rand_acc[i, j] = accuracy(
-                    train(tr_r, train_labels, seed), te_r, test_labels
+                rand_correct[i, j], rand_acc[i, j] = score(
+                    train(tr_r, train_labels, seed), te_r
                 )
                 if progress:
                     progress(
                         f"roar random t={t:.2f} seed={seed} "
                         f"accuracy={rand_acc[i, j]:.4f}"
                     )
-    return RoarResult(frac, list(seeds), acc, rand_acc)
+    return RoarResult(
+        frac,
+        list(seeds),
+        acc,
+        rand_acc,
+        correct=correct,
+        random_correct=rand_correct,
+    )

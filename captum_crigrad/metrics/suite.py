@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from captum_crigrad.explain import explain
 from captum_crigrad.methods import ExplainOptions, parse_methods
+from captum_crigrad.metrics import localisation
 from captum_crigrad.metrics.infidelity import infidelity
 from captum_crigrad.metrics.perturbation import (
     deletion,
@@ -28,6 +30,7 @@ from captum_crigrad.metrics.perturbation import (
     road,
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
+from captum_crigrad.utils import markdown_table, predicted_class, text_table
 from captum_crigrad.validation import InvalidValueError
 
 # name -> (direction, description)
@@ -54,7 +57,39 @@ METRICS: dict[str, tuple] = {
         "ROAD mean over fractions of (LeRF - MoRF)/2, softmax probability",
     ),
     "infidelity": ("lower", "Yeh et al. infidelity, square removal, normalised"),
+    "pointing_game": (
+        "higher",
+        "hit when the map's maximum lies inside the object mask (needs masks)",
+    ),
+    "energy_pointing_game": (
+        "higher",
+        "share of the positive map mass inside the object mask (needs masks)",
+    ),
+    "relevance_mass_accuracy": (
+        "higher",
+        "share of the positive relevance inside the object mask (needs masks)",
+    ),
+    "relevance_rank_accuracy": (
+        "higher",
+        "share of the mask's size of top-ranked pixels inside the mask (needs masks)",
+    ),
 }
+#: Metrics that draw random numbers: their per-image value depends on the
+#: generator they are given (give one per image for batch-independent values).
+SEEDED_METRICS = frozenset(
+    ("pixel_perturbation_random_order", "sensitivity_n", "road_combined", "infidelity")
+)
+#: Metrics that need a ground-truth object mask per image.
+MASK_METRICS = frozenset(
+    (
+        "pointing_game",
+        "energy_pointing_game",
+        "relevance_mass_accuracy",
+        "relevance_rank_accuracy",
+    )
+)
+#: Metrics whose per-image value comes with a curve (``MetricScores.curve``).
+CURVE_METRICS = frozenset(("deletion_auc", "insertion_auc"))
 DEFAULT_METRICS = (
     "pixel_perturbation",
     "pixel_perturbation_random_order",
@@ -63,6 +98,124 @@ DEFAULT_METRICS = (
     "sensitivity_n",
     "road_combined",
 )
+
+
+@dataclass
+class MetricScores:
+    """One metric on a batch: ``values`` (N,) float64 per image;
+    ``forward_passes`` the model evaluations it made (None where the metric
+    does not count them); ``curve`` (N, S) per-image scores along
+    ``fractions`` (S,) for the curve metrics (deletion, insertion)."""
+
+    values: Tensor
+    forward_passes: int | None = None
+    curve: Tensor | None = None
+    fractions: Tensor | None = None
+
+
+def score_metric(
+    model: nn.Module,
+    images: Tensor,
+    attributions: Tensor,
+    metric: str,
+    *,
+    target: Tensor,
+    k: float = 0.5,
+    n_steps: int = 32,
+    sens_n: Sequence[int] = (1, 8, 32, 128),
+    n_subsets: int = 50,
+    road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
+    generator: torch.Generator | None = None,
+    max_examples_per_batch: int = 64,
+    masks: Tensor | None = None,
+    channel_reduction: str = "sum",
+) -> MetricScores:
+    """Score ``attributions`` of ``images`` for ``target`` on one named metric
+    (a key of :data:`METRICS`), per image. The metrics of
+    :data:`SEEDED_METRICS` draw from ``generator``; those of
+    :data:`MASK_METRICS` need ``masks`` (N, H, W) bool. Pixel perturbation
+    ranks pixels by the map's magnitude; deletion, insertion, sensitivity-n
+    and ROAD read the map by ``channel_reduction`` (the method's meaning:
+    ``MethodRequest.channel_reduction``)."""
+    if metric not in METRICS:
+        raise ValueError(
+            f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
+        )
+    kw: dict[str, Any] = dict(
+        target=target, max_examples_per_batch=max_examples_per_batch
+    )
+    signed_kw: dict[str, Any] = dict(kw, channel_reduction=channel_reduction)
+    gen = generator
+    if metric == "pixel_perturbation":
+        values = pixel_perturbation(
+            model, images, attributions, k=k, channel_reduction="abs", **kw
+        )
+        return MetricScores(values.double())
+    if metric == "pixel_perturbation_random_order":
+        values = pixel_perturbation(
+            model, images, attributions, k=k, order="random", generator=gen, **kw
+        )
+        return MetricScores(values.double())
+    if metric in ("deletion_auc", "insertion_auc"):
+        fn = deletion if metric == "deletion_auc" else insertion
+        curve = fn(model, images, attributions, n_steps=n_steps, **signed_kw)
+        return MetricScores(
+            curve.auc().double(),
+            curve.n_forward_passes,
+            curve.scores.double(),
+            curve.fractions,
+        )
+    if metric == "sensitivity_n":
+        pixels = images.shape[2] * images.shape[3]
+        grid = [n for n in sens_n if n < pixels]
+        sens = sensitivity_n(
+            model,
+            images,
+            attributions,
+            n=grid,
+            n_subsets=n_subsets,
+            generator=gen,
+            **signed_kw,
+        )
+        return MetricScores(
+            torch.nanmean(sens.correlations, dim=1).double(), sens.n_forward_passes
+        )
+    if metric == "road_combined":
+        res = road(
+            model,
+            images,
+            attributions,
+            fractions=road_fractions,
+            generator=gen,
+            **signed_kw,
+        )
+        return MetricScores(res.combined.double(), res.n_forward_passes)
+    if metric == "infidelity":
+        values = infidelity(
+            model,
+            images,
+            attributions,
+            perturbation="square",
+            size=max(1, images.shape[-1] // 4),
+            generator=gen,
+            target=target,
+        )
+        return MetricScores(values.double())
+    if masks is None:
+        raise ValueError(
+            f"metrics: {metric} needs an object mask per image (a dataset list "
+            "with a mask or box column)"
+        )
+    attributions = attributions.to(masks.device)
+    if metric == "pointing_game":
+        values = localisation.pointing_game(attributions, masks)
+    elif metric == "energy_pointing_game":
+        values = localisation.energy_pointing_game(attributions, masks)
+    elif metric == "relevance_mass_accuracy":
+        values = localisation.relevance_mass_accuracy(attributions, masks)
+    else:
+        values = localisation.relevance_rank_accuracy(attributions, masks)
+    return MetricScores(values.double())
 
 
 def evaluate(
@@ -101,10 +254,7 @@ def evaluate(
             )
     if not 0.0 <= k <= 1.0 or not math.isfinite(k):
         raise InvalidValueError(f"k: expected a fraction in [0, 1], got {k}")
-    with torch.no_grad():
-        target = torch.cat(
-            [model(images[s : s + 64]).argmax(1) for s in range(0, len(images), 64)]
-        )
+    target = predicted_class(model, images)
     if options is None:
         options = ExplainOptions(seed=seed, internal_batch_size=64)
     maps = explain(
@@ -118,75 +268,23 @@ def evaluate(
     rows = []
     for request in requests:
         attributions = maps[request.name.lower()]
-        kw: dict[str, Any] = dict(
-            target=target, max_examples_per_batch=max_examples_per_batch
-        )
-        signed_kw: dict[str, Any] = dict(
-            kw, channel_reduction=request.channel_reduction
-        )
         for metric in metrics:
-            gen = torch.Generator().manual_seed(seed)
-            passes = None
-            if metric == "pixel_perturbation":
-                values = pixel_perturbation(
-                    model, images, attributions, k=k, channel_reduction="abs", **kw
-                )
-            elif metric == "pixel_perturbation_random_order":
-                values = pixel_perturbation(
-                    model,
-                    images,
-                    attributions,
-                    k=k,
-                    order="random",
-                    generator=gen,
-                    **kw,
-                )
-            elif metric == "deletion_auc":
-                curve = deletion(
-                    model, images, attributions, n_steps=n_steps, **signed_kw
-                )
-                values, passes = curve.auc(), curve.n_forward_passes
-            elif metric == "insertion_auc":
-                curve = insertion(
-                    model, images, attributions, n_steps=n_steps, **signed_kw
-                )
-                values, passes = curve.auc(), curve.n_forward_passes
-            elif metric == "sensitivity_n":
-                pixels = images.shape[2] * images.shape[3]
-                grid = [n for n in sens_n if n < pixels]
-                sens = sensitivity_n(
-                    model,
-                    images,
-                    attributions,
-                    n=grid,
-                    n_subsets=n_subsets,
-                    generator=gen,
-                    **signed_kw,
-                )
-                values, passes = (
-                    torch.nanmean(sens.correlations, dim=1),
-                    sens.n_forward_passes,
-                )
-            elif metric == "road_combined":
-                res = road(
-                    model,
-                    images,
-                    attributions,
-                    fractions=road_fractions,
-                    generator=gen,
-                    **signed_kw,
-                )
-                values, passes = res.combined, res.n_forward_passes
-            else:  # infidelity
-                values = infidelity(
-                    model,
-                    images,
-                    attributions,
-                    perturbation="square",
-                    size=max(1, images.shape[-1] // 4),
-                    generator=gen,
-                    target=target,
-                )
+            scores = score_metric(
+                model,
+                images,
+                attributions,
+                metric,
+                target=target,
+                k=k,
+                n_steps=n_steps,
+                sens_n=sens_n,
+                n_subsets=n_subsets,
+                road_fractions=road_fractions,
+                generator=torch.Generator().manual_seed(seed),
+                max_examples_per_batch=max_examples_per_batch,
+                channel_reduction=request.channel_reduction,
+            )
+            values, passes = scores.values, scores.forward_passes
             values = values.double()
             rows.append(
                 dict(
@@ -206,51 +304,35 @@ def evaluate(
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    """Methods as rows, metrics as columns, each header with its direction."""
+def _cells(rows: list[dict], digits: int) -> tuple[list[str], list[list[str]]]:
+    """Metric names and one row of "mean ± std" cells per method."""
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["metric"]): r for r in rows}
+    body = [
+        [meth]
+        + [
+            f"{cell[(meth, m)]['mean']:.4f} ± {cell[(meth, m)]['std']:.{digits}f}"
+            if (meth, m) in cell
+            else ""
+            for m in metrics
+        ]
+        for meth in methods
+    ]
+    return metrics, body
+
+
+def format_table(rows: list[dict]) -> str:
+    """Methods as rows, metrics as columns, each header with its direction."""
+    metrics, body = _cells(rows, 4)
     arrow = {"lower": "(lower better)", "higher": "(higher better)"}
     header = ["method"] + [f"{m} {arrow[METRICS[m][0]]}" for m in metrics]
-    lines = [header]
-    for meth in methods:
-        lines.append(
-            [meth]
-            + [
-                f"{cell[(meth, m)]['mean']:.4f} ± {cell[(meth, m)]['std']:.4f}"
-                if (meth, m) in cell
-                else ""
-                for m in metrics
-            ]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
-        for line in lines
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return text_table([header, *body])
 
 
 def format_markdown(rows: list[dict]) -> str:
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    cell = {(r["method"], r["metric"]): r for r in rows}
+    """The same table in Markdown, directions as arrows."""
+    metrics, body = _cells(rows, 3)
     sym = {"lower": "↓", "higher": "↑"}
-    out = [
-        "| method | " + " | ".join(f"{m} {sym[METRICS[m][0]]}" for m in metrics) + " |",
-        "|---" * (len(metrics) + 1) + "|",
-    ]
-    for meth in methods:
-        out.append(
-            f"| {meth} | "
-            + " | ".join(
-                f"{cell[(meth, m)]['mean']:.4f} ± {cell[(meth, m)]['std']:.3f}"
-                if (meth, m) in cell
-                else ""
-                for m in metrics
-            )
-            + " |"
-        )
-    return "\n".join(out)
+    header = ["method"] + [f"{m} {sym[METRICS[m][0]]}" for m in metrics]
+    return markdown_table([header, *body])

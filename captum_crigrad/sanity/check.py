@@ -29,7 +29,7 @@ from captum_crigrad.methods import parse_methods
 from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
 from captum_crigrad.sanity.randomization import randomized_models
 from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
-from captum_crigrad.utils import model_device, predicted_class
+from captum_crigrad.utils import markdown_table, model_device, predicted_class
 from captum_crigrad.validation import InvalidValueError, check_images
 
 
@@ -85,17 +85,17 @@ class SanityResult:
         model's map (a faithful method goes down)."""
         blocks = []
         for m in [measure] if measure else self.measures:
-            head = f"| {m} ({self.mode}), step | " + " | ".join(self.methods) + " |"
-            rule = "|---" * (len(self.methods) + 1) + "|"
-            lines = [head, rule]
+            rows = [[f"{m} ({self.mode}), step", *self.methods]]
             for i, step in enumerate(self.steps):
-                cells = [
-                    f"{self.mean(meth, m)[i]:.{digits}f} ± "
-                    f"{self.std(meth, m)[i]:.{digits}f}"
-                    for meth in self.methods
-                ]
-                lines.append(f"| {step} | " + " | ".join(cells) + " |")
-            blocks.append("\n".join(lines))
+                rows.append(
+                    [step]
+                    + [
+                        f"{self.mean(meth, m)[i]:.{digits}f} ± "
+                        f"{self.std(meth, m)[i]:.{digits}f}"
+                        for meth in self.methods
+                    ]
+                )
+            blocks.append(markdown_table(rows))
         return "\n\n".join(blocks)
 
 

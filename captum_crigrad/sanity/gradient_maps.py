@@ -33,7 +33,12 @@ from torch import Tensor
 
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
-from captum_crigrad.utils import model_device, num_classes, predicted_class
+from captum_crigrad.utils import (
+    model_device,
+    num_classes,
+    predicted_class,
+    reduce_channels,
+)
 from captum_crigrad.validation import (
     check_choice,
     check_images,
@@ -60,7 +65,7 @@ def to_single_channel(attributions: Tensor) -> Tensor:
     """MATLAB's map: ``sum_c |a_c|``, divided by its per-image maximum.
 
     (N, C, H, W) -> (N, 1, H, W) in [0, 1]; an all-zero map stays zero."""
-    summed = attributions.detach().abs().sum(dim=1, keepdim=True)
+    summed = reduce_channels(attributions, "abs")
     peak = summed.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
     return torch.where(peak > 0, summed / torch.where(peak > 0, peak, 1), 0.0)
 
