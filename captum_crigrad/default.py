@@ -60,7 +60,8 @@ TRAIN_EPOCHS = 6
 #: scores 0.758, the unfiltered signed map 0.832); CriGrad-Saliency: best 2.625
 #: (0.822, unfiltered 0.684), 0.807 at sigma 7.
 DEFAULT_FORGRAD_SIGMA = 7.0
-#: Natural Grad-CAM layer of the default model (the last convolution).
+#: Natural Grad-CAM layer of the default model (the last convolution), as
+#: :func:`captum_crigrad.cam.layers.default_cam_layer` finds it.
 GRADCAM_LAYER = "features.5"
 
 

@@ -266,7 +266,6 @@ class LoadedModel:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: Sequence[str] | None = None
-    gradcam_layer: str | None = None
     channels_known: bool = True
     forgrad_sigma: float | None = None
     #: CriGrad layers on models without ``nn.ReLU`` modules (ResNet-20's
@@ -313,7 +312,6 @@ def load_model(
             dflt.MNIST_MEAN,
             dflt.MNIST_STD,
             dflt.MNIST_CLASSES,
-            dflt.GRADCAM_LAYER,
             forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA,
         )
     if _is_model_file(model):
@@ -383,7 +381,6 @@ def load_model(
             size,
             mean,
             std,
-            gradcam_layer=dflt.GRADCAM_LAYER,
         )
     elif arch == "resnet20":
         net = resnet20(num_classes=n_classes)
@@ -399,7 +396,6 @@ def load_model(
             32,
             IMAGENET_MEAN,
             IMAGENET_STD,
-            gradcam_layer="layer3",
             crigrad_layers=blocks,
         )
     else:

@@ -115,8 +115,8 @@ FUNCTIONAL_RELU = ("error", "wrap")
 class ExplainOptions:
     """Options shared by the methods (each method reads the ones it needs).
 
-    layer: module name (``named_modules()`` path) for CAM methods; None: the
-        last module with a 4-D output, global pooling excluded.
+    layer: module name (``named_modules()`` path) for CAM methods; None:
+        :func:`~captum_crigrad.cam.layers.default_cam_layer`.
     n_steps: integrated-gradients steps (default 32).
     n_samples, stdev: SmoothGrad / Expected Grad-CAM samples and noise std
         (in the model's input units); None: each method's default

@@ -235,6 +235,45 @@ def test_tokens_without_class_token_on_a_non_square_image(patchify):
     assert torch.equal(cam, manual)
 
 
+class _TimmStyleViT(nn.Module):
+    """timm's layout: patch_embed.proj, class and distillation tokens first,
+    blocks[i].norm1."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(3, 8, 4, stride=4)
+        self.tokens = nn.Parameter(torch.randn(1, 2, 8))  # class, distillation
+        self.blocks = nn.Sequential(*[nn.Module() for _ in range(2)])
+        for block in self.blocks:
+            block.norm1 = nn.LayerNorm(8)
+            block.mlp = nn.Sequential(nn.Linear(8, 8), nn.GELU())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        t = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.tokens.expand(x.shape[0], -1, -1), t], 1)
+        for block in self.blocks:
+            t = t + block.mlp(block.norm1(t)).mean(1, keepdim=True)
+        return self.head(t[:, 0])
+
+
+def test_timm_style_transformer_with_two_prefix_tokens():
+    torch.manual_seed(0)
+    model = _TimmStyleViT().eval()
+    x = torch.randn(2, 3, 16, 24)  # a 4 x 6 patch grid, 2 + 24 tokens
+    assert default_cam_layer(model, x) == "blocks.1.norm1"
+    layer = model.blocks[1].norm1
+    cam = GradCAM(model, layer).attribute(x, 1)
+    assert cam.shape == (2, 1, 4, 6)
+    manual = GradCAM(
+        model,
+        layer,
+        reshape_transform=lambda t: t[:, 2:].reshape(2, 4, 6, 8).permute(0, 3, 1, 2),
+    ).attribute(x, 1)
+    assert torch.equal(cam, manual)
+
+
 def test_unreadable_layouts_raise_errors_naming_reshape_transform():
     swin = _swin()
     x = torch.randn(1, 3, 64, 64)

@@ -79,7 +79,7 @@ def test_gradcam_upsampled_and_default_target_is_prediction(data):
     )
     # upsampling then area-downsampling keeps the coarse structure
     assert torch.corrcoef(torch.stack([small.flatten(), cam.flatten()]))[0, 1] > 0.9
-    assert default_cam_layer(model, images) == "features"
+    assert default_cam_layer(model, images) == GRADCAM_LAYER  # one rule everywhere
 
 
 def test_batch_independent_and_model_untouched(data):

@@ -13,6 +13,9 @@ and the sanity check use:
   norm of the last encoder block (``encoder.layers[-1].ln_1``, or timm's
   ``blocks[-1].norm1``), whose token output
   :mod:`~captum_crigrad.cam.layout` turns into a map on the patch grid;
+* the package's :class:`~captum_crigrad.models.SmallCNN` (the embedded
+  default): its last convolution (``features.5``, 14 x 14 on MNIST; the
+  pooled ``features`` output is 7 x 7);
 * any other model: the last module, in execution order, whose output is a
   4-D map, before the last global pooling module (``AdaptiveAvgPool2d(1)``,
   ``AdaptiveMaxPool2d(1)``) when there is one; found with one forward pass
@@ -74,6 +77,11 @@ def _torchvision_table() -> list[tuple[type, Callable[[nn.Module], nn.Module]]]:
 
 
 def _known_layer(model: nn.Module) -> nn.Module | None:
+    from captum_crigrad.models import SmallCNN
+
+    if isinstance(model, SmallCNN):  # its last convolution, at twice the
+        convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+        return convs[-1]  # resolution of the pooled output
     for cls, layer_of in _torchvision_table():
         if isinstance(model, cls):
             return layer_of(model)

@@ -202,16 +202,10 @@ def add_method_arguments(parser, *, default: str):
     g.add_argument(
         "--layer",
         default=None,
-        help="module name of the CAM layer (default: the model's own, else the "
-        "last module with a 4-D output)",
+        help="module name of the CAM layer (default: the architecture's usual "
+        "layer, captum_crigrad.default_cam_layer)",
     )
     return g
-
-
-def cam_layer_name(args, loaded: io.LoadedModel) -> str | None:
-    """``--layer``, or the model's own CAM layer (None: found from a forward
-    pass, the last module with a 4-D output)."""
-    return args.layer or loaded.gradcam_layer
 
 
 def crigrad_layer_names(args, loaded: io.LoadedModel) -> list[str] | None:

@@ -338,7 +338,6 @@ def run(args) -> int:
     from captum_crigrad import io
     from captum_crigrad.cli._inputs import (
         OPTION_NAMES,
-        cam_layer_name,
         crigrad_layer_names,
         split_names,
     )
@@ -453,7 +452,7 @@ def run(args) -> int:
         if args.layer is not None:
             resolve_layer(model, args.layer, argument="--layer")
         options = ExplainOptions(
-            layer=cam_layer_name(args, loaded),
+            layer=args.layer,
             n_steps=args.n_steps,
             seed=args.seed,
             internal_batch_size=64,

@@ -191,7 +191,6 @@ def run(args: argparse.Namespace) -> int:
 
     from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import (
-        cam_layer_name,
         crigrad_layer_names,
         load_inputs,
     )
@@ -243,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         cls = resolve_target(cls, n_out, argument="--target")  # -1: the last
         target = torch.full_like(predicted, cls)
-    layer = cam_layer_name(args, loaded)
+    layer = args.layer  # None: captum_crigrad.default_cam_layer
     if layer is not None:
         resolve_layer(model, layer, argument="--layer")
     options = ExplainOptions(

@@ -134,7 +134,6 @@ def run(args) -> int:
 
     from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import (
-        cam_layer_name,
         crigrad_layer_names,
         load_inputs,
         split_names,
@@ -162,7 +161,7 @@ def run(args) -> int:
     layers = args.layers or crigrad_layer_names(args, inputs.loaded)
     options = dict(
         score=args.score,
-        layer=cam_layer_name(args, inputs.loaded),
+        layer=args.layer,
         layers=layers,
         functional_relu=args.functional_relu,
     )
