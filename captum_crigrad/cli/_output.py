@@ -24,22 +24,39 @@ user's files.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
-import math
 import os
 import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
+from captum_crigrad._files import (
+    FILES_KEY,
+    MARKER,
+    check_replaceable,
+    csv_cell,
+    csv_text,
+    json_text,
+    listing,
+)
 from captum_crigrad.cli import CLIError
 
-MARKER = "run.json"
-#: run.json key listing every file of the folder (paths relative to it, "/"-separated)
-FILES_KEY = "files"
+__all__ = [
+    "MARKER",
+    "FILES_KEY",
+    "Terminated",
+    "check_file",
+    "check_output_folder",
+    "csv_cell",
+    "csv_text",
+    "json_text",
+    "signals_as_exceptions",
+    "signals_deferred",
+    "staged_output",
+    "write_file",
+]
+
 _TAG = "captum-crigrad-tmp"
 #: bytes of an existing file read to recognise it as ours (eval --csv/--json)
 _MAX_RECOGNISED = 64 * 2**20
@@ -155,62 +172,6 @@ def _remove_stale_temporaries(path: str) -> None:
                 pass  # alive (EPERM: another user's process)
 
 
-def _listing(folder: str) -> tuple[list[str], list[str]]:
-    """(regular files, everything else) below ``folder``, relative, "/"-separated;
-    symlinks are "everything else", folders are not listed."""
-    files, other = [], []
-    for root, dirs, names in os.walk(folder):
-        rel = os.path.relpath(root, folder)
-        for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            full = os.path.join(root, name)
-            item = name if rel == "." else f"{rel}/{name}".replace(os.sep, "/")
-            if os.path.isfile(full) and not os.path.islink(full):
-                files.append(item)
-            else:
-                other.append(item)
-    return sorted(files), sorted(other)
-
-
-def _check_ours(path: str, out: str) -> None:
-    """Raise unless the non-empty folder ``path`` was written by this package
-    and holds exactly the files its run.json lists."""
-    marker = os.path.join(path, MARKER)
-    listed = None
-    if os.path.isfile(marker) and not os.path.islink(marker):
-        try:
-            with open(marker, encoding="utf-8") as fh:
-                info = json.load(fh)
-        except (OSError, ValueError):
-            info = None
-        if (
-            isinstance(info, dict)
-            and str(info.get("command", "")).startswith("captum-crigrad ")
-            and isinstance(info.get(FILES_KEY), list)
-            and all(isinstance(f, str) for f in info[FILES_KEY])
-        ):
-            listed = set(info[FILES_KEY]) | {MARKER}
-    if listed is None:
-        raise CLIError(
-            f"--out: {out} is a non-empty folder not written by captum-crigrad "
-            "(no run.json of ours listing its files); choose a new folder or "
-            "remove it"
-        )
-    files, other = _listing(path)
-    foreign = [f for f in files if f not in listed] + other
-    if foreign:
-        shown = ", ".join(repr(f) for f in foreign[:3])
-        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise CLIError(
-            f"--out: {out} holds files captum-crigrad did not write ({shown}{more}); "
-            "it is not replaced: choose a new folder or move them away"
-        )
-    for root, _, _ in os.walk(path):
-        if not os.access(root, os.W_OK | os.X_OK):
-            raise CLIError(
-                f"--out: cannot replace {out}: {root} is read-only (permission denied)"
-            )
-
-
 def check_output_folder(out: str) -> None:
     """Fail early (before any work) if ``out`` cannot become our output folder:
     it is a file, a folder with files this package did not write, or in a
@@ -219,7 +180,7 @@ def check_output_folder(out: str) -> None:
     if os.path.lexists(path) and not os.path.isdir(path):
         raise CLIError(f"--out: {out} exists and is not a folder")
     if os.path.isdir(path) and os.listdir(path):
-        _check_ours(path, out)
+        check_replaceable(path, out)
     parent = os.path.dirname(path)
     probe = parent
     while not os.path.lexists(probe):
@@ -269,7 +230,7 @@ def staged_output(out: str, run_info: dict) -> Iterator[str]:
                     f"--out: cannot write to {out}: {exc.strerror or exc}"
                 ) from None
         yield tmp
-        files, other = _listing(tmp)
+        files, other = listing(tmp)
         if other:  # pragma: no cover - the commands write regular files only
             raise RuntimeError(f"staged_output: not regular files: {other}")
         info = dict(run_info)
@@ -295,7 +256,7 @@ def staged_output(out: str, run_info: dict) -> Iterator[str]:
         try:
             if os.path.isdir(path):
                 if os.listdir(path):
-                    _check_ours(path, out)  # again: it may have changed meanwhile
+                    check_replaceable(path, out)  # again: it may have changed meanwhile
                 old = tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(path, "old"))
                 os.rmdir(old)
                 os.replace(path, old)
@@ -371,53 +332,3 @@ def write_file(path: str, text: str, option: str, ours: Callable[[str], bool]) -
                 f"{option}: cannot write {path}: {exc.strerror or exc}"
             ) from None
         raise
-
-
-#: First characters that make a spreadsheet read a cell as a formula
-#: (OWASP "CSV injection"): such text cells get a leading apostrophe.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
-
-
-def csv_cell(value) -> str:
-    """``value`` as a CSV cell that no spreadsheet runs as a formula: text
-    starting with ``= + - @``, a tab, a line break, ``|`` or ``%`` is prefixed
-    with ``'``; numbers (``-0.5``, ``-inf``) are left as they are."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    if text.startswith(_FORMULA_START) and not isinstance(value, int):
-        try:
-            float(text)
-        except ValueError:
-            return "'" + text
-    return text
-
-
-def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-    """A CSV table (``\\n`` line ends), every cell through :func:`csv_cell`."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([csv_cell(h) for h in header])
-    for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
-    return buf.getvalue()
-
-
-def _strict(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj
-
-
-def json_text(obj) -> str:
-    """Strict JSON (indent 2, final newline): NaN and infinities, which JSON
-    cannot hold, are written as ``null``."""
-    return json.dumps(_strict(obj), indent=2, allow_nan=False) + "\n"

@@ -215,23 +215,6 @@ def add_arguments(parser) -> None:
     )
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _our_csv(text: str) -> bool:
     """An earlier ``--csv`` file of ours (replaced without asking)."""
     return text.startswith("method,metric,direction,")
@@ -244,7 +227,7 @@ def _our_json(text: str) -> bool:
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    from captum_crigrad.cli._output import csv_text
+    from captum_crigrad._files import csv_text
 
     header = list(rows[0])
     return csv_text(header, [[r[c] for c in header] for r in rows])
@@ -336,17 +319,14 @@ def run(args) -> int:
     import shutil
 
     from captum_crigrad import io
+    from captum_crigrad._files import json_text
+    from captum_crigrad._files import write_text_atomic as write_atomic
     from captum_crigrad.cli._inputs import (
         OPTION_NAMES,
         crigrad_layer_names,
         split_names,
     )
-    from captum_crigrad.cli._output import (
-        check_file,
-        check_output_folder,
-        json_text,
-        write_file,
-    )
+    from captum_crigrad.cli._output import check_file, check_output_folder, write_file
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.evaluation import distributed
     from captum_crigrad.evaluation.report import (
