@@ -235,6 +235,10 @@ FAST = {
         "2",
         "--n-images",
         "1",
+        "--workers",
+        "0",
+        "--bootstrap",
+        "50",
     ],
     "sanity": [
         "--methods",
@@ -246,6 +250,24 @@ FAST = {
     ],
     "demo": ["--methods", "saliency", "--steps", "2", "--quiet"],
 }
+
+#: existing --out folders (see _prepare) and the outcome each must have
+OUT_KINDS = (
+    ("foreign", "error"),
+    ("foreign_run_json", "error"),
+    ("ours", "success"),
+    ("ours_plus_file", "error"),
+    ("file", "error"),
+    ("link_to_folder", "success"),
+    ("dangling_link", "success"),
+    ("link_to_file", "error"),
+    ("deep_new", "success"),
+    ("read_only_parent", "either"),
+    ("images_folder", "error"),
+    ("cwd", "error"),
+    ("legacy_ours", "error"),
+    ("newline", "success"),
+)
 
 IMAGE_FILES = (
     [
@@ -452,27 +474,20 @@ def _cases() -> list[Case]:
             "name-missing", ["saliency", "nope.png", *FAST["saliency"]], expect="error"
         )
     )
-    # output folders
-    for kind, expect in (
-        ("foreign", "error"),
-        ("foreign_run_json", "error"),
-        ("ours", "success"),
-        ("ours_plus_file", "error"),
-        ("file", "error"),
-        ("link_to_folder", "success"),
-        ("dangling_link", "success"),
-        ("link_to_file", "error"),
-        ("deep_new", "success"),
-        ("read_only_parent", "either"),
-        ("images_folder", "error"),
-        ("cwd", "error"),
-        ("legacy_ours", "error"),
-        ("newline", "success"),
-    ):
+    # output folders: the staged folders of saliency/sanity/demo and eval's
+    # resumable folder (evaluation.runner) are two code paths
+    for command, kind, expect in [
+        (command, kind, expect)
+        for command in ("saliency", "eval")
+        for kind, expect in OUT_KINDS
+    ] + [
+        ("eval", "eval_claims_ours", "error"),
+        ("eval", "eval_unfinished", "error"),
+    ]:
         add(
             Case(
-                f"out-{kind}",
-                ["saliency", "{d}/imgs", *FAST["saliency"]],
+                f"out-{kind}" if command == "saliency" else f"{command}-out-{kind}",
+                [command, "{d}/imgs", *FAST[command]],
                 prepare="out:" + kind,
                 expect=expect,
             )
@@ -691,6 +706,13 @@ def _prepare(case: Case, d: Path, lib: Path) -> tuple[str, set[str]]:
             (d / "out" / "run.json").write_text('{"lr": 0.1}')
     elif kind == "ours_plus_file":
         (d / "out" / "notes.txt").write_text("mine")
+    elif kind in ("eval_claims_ours", "eval_unfinished"):
+        (d / "out").mkdir()
+        status = "complete" if kind == "eval_claims_ours" else "running"
+        (d / "out" / "run.json").write_text(
+            f'{{"command": "captum-crigrad eval", "status": "{status}"}}'
+        )
+        (d / "out" / "thesis.tex").write_text("precious")
     elif kind == "legacy_ours":
         (d / "out").mkdir()
         (d / "out" / "run.json").write_text('{"command": "captum-crigrad saliency"}')
@@ -754,16 +776,18 @@ def test_hostile_case(case, library, tmp_path, capfd, monkeypatch):
         argv[at:at] = ["--out", out]
     if argv[0] != "demo":
         argv.insert(1, "--no-progress")
-    if case.signal is not None:  # once every file is in the temporary folder
+    if case.signal is not None:  # once every file is written, before the end
         import captum_crigrad.cli._output as output
+        import captum_crigrad.evaluation.runner as runner
 
-        real_listing = output._listing
+        for module in (output, runner):
+            real = module.listing
 
-        def listing_then_signal(folder):
-            os.kill(os.getpid(), case.signal)
-            return real_listing(folder)
+            def listing_then_signal(folder, real=real):
+                os.kill(os.getpid(), case.signal)
+                return real(folder)
 
-        monkeypatch.setattr(output, "_listing", listing_then_signal)
+            monkeypatch.setattr(module, "listing", listing_then_signal)
     capfd.readouterr()
     before = _tree(d)
     lib_before = _tree(lib)
@@ -777,7 +801,7 @@ def test_hostile_case(case, library, tmp_path, capfd, monkeypatch):
     _, err = capfd.readouterr()
     lines = err.strip().splitlines()
     after = _tree(d)
-    leftovers = [p for p in after if "captum-crigrad-tmp" in p]
+    leftovers = [p for p in after if "captum-crigrad-tmp" in p or ".tmp-" in p]
     assert not leftovers, f"temporary files left: {leftovers}"
     assert _tree(lib) == lib_before, "the library of user files changed"
     assert not (lib.parent / "PWNED").exists(), "a pickle ran code"
@@ -786,6 +810,8 @@ def test_hostile_case(case, library, tmp_path, capfd, monkeypatch):
         expected = 130 if case.signal == signal.SIGINT else 128 + case.signal
         outcome = "signal" if code == expected and len(lines) == 1 else "other"
         assert outcome == "signal", (code, err)
+        if argv[0] == "eval":  # a resumable run: its folder stays, unfinished
+            changed = {p for p in changed if not (p == "out" or p.startswith("out/"))}
         assert not changed, f"an interrupted run changed {sorted(changed)}"
     elif code == 2 and len(lines) == 1 and lines[0].startswith("captum-crigrad"):
         outcome = "error"

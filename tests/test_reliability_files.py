@@ -294,3 +294,76 @@ def test_eval_csv_and_json_never_replace_a_users_file(tmp_path, capsys):
         "results.csv",
         "results.json",
     ]
+
+
+# -- defect 1, the same cause in eval's own output folder (evaluation.runner) --
+
+EVAL = [
+    "eval",
+    "--n-images",
+    "2",
+    "--methods",
+    "saliency",
+    "--metrics",
+    "deletion_auc",
+    "--steps",
+    "2",
+    "--workers",
+    "0",
+    "--bootstrap",
+    "50",
+    "--no-progress",
+]
+
+
+def test_eval_never_deletes_a_folder_whose_run_json_only_claims_to_be_ours(
+    tmp_path, capsys
+):
+    """A finished eval's run.json copied (or written) into a user's folder:
+    the folder still holds files no run wrote, so it is not replaced."""
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / "run.json").write_text(
+        json.dumps({"command": "captum-crigrad eval", "status": "complete"})
+    )
+    (folder / "weights.pt").write_bytes(b"a week of training")
+    before = _tree(tmp_path)
+    code, _, err = _run(capsys, *EVAL, "--out", folder)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert _tree(tmp_path) == before
+
+
+def test_eval_resume_never_claims_a_users_file(tmp_path, capsys):
+    """A file the user puts into a finished eval folder stays the user's
+    after a --resume: run.json lists only what the runs wrote, so a later
+    run refuses the folder instead of deleting the file."""
+    out = tmp_path / "ev"
+    assert _run(capsys, *EVAL, "--out", out)[0] == 0
+    listed = json.loads((out / "run.json").read_text())["files"]
+    assert "results.parquet" in listed and "report.md" in listed
+    assert any(f.startswith("shards/") for f in listed)
+    (out / "figures" / "my-plot.png").write_bytes(b"the user's figure")
+    (out / "notes.md").write_text("what I saw")
+    assert _run(capsys, *EVAL, "--out", out, "--resume")[0] == 0
+    listed = json.loads((out / "run.json").read_text())["files"]
+    assert "notes.md" not in listed and "figures/my-plot.png" not in listed
+    before = _tree(tmp_path)
+    code, _, err = _run(capsys, *EVAL, "--out", out)
+    assert code == 2 and "notes.md" in err and len(err.splitlines()) == 1, err
+    assert _tree(tmp_path) == before
+    # once the user's files are moved away the folder is ours and replaced
+    (out / "notes.md").unlink()
+    (out / "figures" / "my-plot.png").unlink()
+    assert _run(capsys, *EVAL, "--out", out)[0] == 0
+
+
+def test_eval_symlinked_out_is_written_through(tmp_path, capsys):
+    target = tmp_path / "real"
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)  # dangling at first
+    for _ in range(2):  # a new folder, then our earlier one replaced
+        code, _, err = _run(capsys, *EVAL, "--out", link)
+        assert code == 0, err
+        assert link.is_symlink() and os.readlink(link) == str(target)
+        assert (target / "results.parquet").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["link", "real"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,14 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._files import (
+    FILES_KEY,
+    check_replaceable,
+    json_text,
+    listing,
+    write_atomic,
+    write_text_atomic,
+)
 from captum_crigrad.evaluation import distributed, shards
 from captum_crigrad.evaluation.datasets import EvalDataset, collate
 from captum_crigrad.metrics.suite import (
@@ -103,6 +112,22 @@ def dataset_fingerprint(dataset: EvalDataset) -> str:
     return h.hexdigest()
 
 
+#: Every file an evaluation writes into its folder (besides run.json), as
+#: "/"-separated paths relative to it.
+_WRITTEN = re.compile(
+    r"^(results\.parquet|results\.csv|results\.json|comparisons\.csv|report\.md"
+    r"|figures/(curves_[a-z_]+|means|ranking)\.png"
+    r"|shards/rank-\d{5}/chunk-\d{6}\.parquet|maps/rank-\d{5}/chunk-\d{6}\.pt)$"
+)
+
+
+def written_files(out: str) -> list[str]:
+    """The files of the folder ``out`` an evaluation writes: only these are
+    listed in its run.json as ours, so a file the user put into the folder
+    (before a ``--resume``, say) is never replaced or deleted by a later run."""
+    return [f for f in listing(out)[0] if _WRITTEN.match(f)]
+
+
 def _read_run(out: str) -> dict | None:
     path = os.path.join(out, RUN_FILE)
     if not os.path.isfile(path):
@@ -116,12 +141,9 @@ def _read_run(out: str) -> dict | None:
 
 
 def write_json(path: str, data: dict) -> None:
-    """Write ``data`` as JSON through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    """Write ``data`` as strict JSON through a temporary file and a rename
+    (the temporary file is removed on any error or signal)."""
+    write_text_atomic(path, json_text(data))
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
@@ -139,7 +161,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
     refused); without it an empty folder or a *finished* run of
     captum-crigrad, which is replaced. An unfinished run is never replaced:
     that needs ``resume`` or removing the folder by hand."""
-    path = os.path.abspath(out)
+    path = os.path.realpath(out)  # a symlinked folder is written through
     if os.path.exists(path) and not os.path.isdir(path):
         raise InvalidValueError(f"--out: {out} exists and is not a folder")
     info = _read_run(path) if os.path.isdir(path) else None
@@ -172,6 +194,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
                 f"--out: {out} holds an unfinished evaluation; add --resume to "
                 "complete it, or remove the folder to start again"
             )
+        check_replaceable(path, out)  # only the files it lists: never a user's
         shutil.rmtree(path)
     os.makedirs(path, exist_ok=True)
     write_json(
@@ -187,9 +210,11 @@ def _maps_file(out: str, rank: int, chunk: int) -> str:
 
 
 def _save_maps(path: str, indices: list[int], maps: dict[str, Tensor]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save({"image_index": indices, "maps": maps}, tmp)
-    os.replace(tmp, path)
+    write_atomic(
+        path,
+        lambda fh: torch.save({"image_index": indices, "maps": maps}, fh),
+        binary=True,
+    )
 
 
 class _Progress:
@@ -446,6 +471,9 @@ def evaluate_dataset(
         if on_merged is not None:
             on_merged(record)
         record["wall_seconds"] = time.time() - start_wall
+        # the files the run wrote, so that a later run may replace the folder
+        # knowing it holds nothing else (_files.check_replaceable)
+        record[FILES_KEY] = written_files(out)
         write_json(os.path.join(out, RUN_FILE), record)
     distributed.barrier(ctx)
     return record
