@@ -12,11 +12,12 @@ in the output folder are skipped; rank 0 then merges the shards into
 ``results.parquet`` and writes the statistics and the report.
 
 Seeds are per image, not per process: everything random about image ``i``
-(a random map, a random removal order, sensitivity-n subsets, ROAD noise)
-comes from a generator seeded with :func:`image_seed` ``(seed, i, what)``,
-and the seeded metrics and methods run one image at a time. Deterministic
-metrics run on the whole chunk, and a chunk holds the same images whatever
-the number of processes, so the merged table does not depend on it.
+(a random map, a random removal order, sensitivity-n subsets, ROAD noise,
+infidelity's perturbations) comes from :func:`image_seed` ``(seed, i,
+what)``. The seeded metrics score the whole chunk at once with one such seed
+per image (``score_metric(..., seeds=...)``, :mod:`captum_crigrad._seeds`);
+the random control map is rebuilt per image. So an image's values do not
+depend on the chunk size, on its neighbours or on the number of processes.
 """
 
 from __future__ import annotations
@@ -77,10 +78,6 @@ def image_seed(seed: int, index: int, what: str) -> int:
     of a run seeded with ``seed``; independent of batches and processes."""
     digest = hashlib.blake2b(f"{seed}/{index}/{what}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
-
-
-def image_generator(seed: int, index: int, what: str) -> torch.Generator:
-    return torch.Generator().manual_seed(image_seed(seed, index, what))
 
 
 class PassCounter:
@@ -552,35 +549,26 @@ def _score_chunk(
             if save_maps:
                 maps[method.name] = attributions.detach().to("cpu", torch.float16)
             for metric in metrics:
-                if metric in SEEDED_METRICS:
-                    parts = [
-                        score_metric(
-                            model,
-                            x[i : i + 1],
-                            attributions[i : i + 1],
-                            metric,
-                            target=target[i : i + 1],
-                            generator=image_generator(seed, idx, metric),
-                            masks=masks[i : i + 1] if masks is not None else None,
-                            channel_reduction=method.channel_reduction,
-                            **metric_options,
-                        )
-                        for i, idx in enumerate(batch.ok)
-                    ]
-                    values = torch.cat([p.values for p in parts])
-                    curves = None
-                else:
-                    scores = score_metric(
-                        model,
-                        x,
-                        attributions,
-                        metric,
-                        target=target,
-                        masks=masks,
-                        channel_reduction=method.channel_reduction,
-                        **metric_options,
-                    )
-                    values, curves = scores.values, scores.curve
+                # seeded metrics: one seed per image from (run seed, image
+                # index, metric), so the whole chunk is scored at once and an
+                # image's value does not depend on the chunk or the process
+                seeds = (
+                    [image_seed(seed, idx, metric) for idx in batch.ok]
+                    if metric in SEEDED_METRICS
+                    else None
+                )
+                scores = score_metric(
+                    model,
+                    x,
+                    attributions,
+                    metric,
+                    target=target,
+                    seeds=seeds,
+                    masks=masks,
+                    channel_reduction=method.channel_reduction,
+                    **metric_options,
+                )
+                values, curves = scores.values, scores.curve
                 results[(method.name, metric)] = (
                     values.tolist(),
                     curves.tolist()
