@@ -189,6 +189,49 @@ def test_per_image_seeds_argument():
         metrics.deletion(model, x, a, seeds=torch.ones(4))
 
 
+def test_mean_replacement_is_each_images_own_mean():
+    """replacement="mean" (the lead's addition to defect 12) fills an image
+    with its own per-channel mean, not the batch's: its curve is the same
+    alone, in any batch, and a data-set statistic is given as a tensor."""
+    model = BNNet().eval()
+    x, a = _images(5), _map(5)
+    x[0] += 3.0  # a bright neighbour would move a batch mean
+    kw = dict(n_steps=4, replacement="mean")
+    whole = metrics.deletion(model, x, a, **kw).scores
+    for i in range(5):
+        alone = metrics.deletion(model, x[i : i + 1], a[i : i + 1], **kw).scores
+        assert torch.allclose(alone[0], whole[i], atol=1e-6), i
+    own = x[1].mean(dim=(1, 2), keepdim=True)
+    given = metrics.deletion(model, x[1:2], a[1:2], n_steps=4, replacement=own)
+    assert torch.allclose(given.scores[0], whole[1], atol=1e-6)
+
+
+def test_random_control_map_is_drawn_per_image():
+    """The registry's "random" control map (the lead's addition to defect 12):
+    each image's map comes from the seed and the image alone, whatever the
+    batch or chunk; another seed gives another map."""
+    from captum_crigrad.explain import explain
+    from captum_crigrad.methods import ExplainOptions
+
+    model = BNNet().eval()
+    x = _images(5)
+    opts = ExplainOptions(seed=3)
+
+    def maps(images, batch_size=16, options=opts):
+        out = explain(model, images, ["random"], options=options, batch_size=batch_size)
+        return out["random"]
+
+    whole = maps(x)
+    assert whole.shape == (5, 1, 8, 8)
+    for chunk in (1, 2):
+        assert torch.equal(maps(x, batch_size=chunk), whole), chunk
+    for i in range(5):
+        assert torch.equal(maps(x[i : i + 1])[0], whole[i]), i
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    assert torch.equal(maps(x[perm]), whole[perm])
+    assert not torch.equal(maps(x, options=ExplainOptions(seed=4)), whole)
+
+
 # -- defect 9: a map with no information never scores a hit ---------------------
 
 

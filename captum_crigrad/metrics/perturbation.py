@@ -110,7 +110,10 @@ def _replacement_source(
             raise InvalidValueError("replacement: contains NaN or infinite values")
         return rep, False
     if replacement == "mean":
-        return inputs.mean(dim=(0, 2, 3), keepdim=True).expand_as(inputs), False
+        # each image's own per-channel mean, never the batch's: an image's
+        # score must not depend on the images scored with it (a data-set
+        # statistic is a tensor: replacement=mean.view(C, 1, 1))
+        return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs), False
     if replacement == "blur":
         return gaussian_blur(inputs, blur_sigma, blur_kernel_size), False
     if replacement in ("road", "linear_imputation"):
@@ -197,8 +200,9 @@ def perturbation_curve(
             Ties are broken by raster order, so orders are deterministic.
         mode: "delete" or "insert".
         replacement: the value of removed pixels, in the model's input space:
-            a number, a tensor broadcastable to (N, C, H, W), "mean" (per-channel
-            mean of ``inputs``), "blur" (Gaussian blur, ``blur_sigma``,
+            a number, a tensor broadcastable to (N, C, H, W), "mean" (each
+            image's own per-channel mean; for a data-set statistic give a
+            (C, 1, 1) tensor), "blur" (Gaussian blur, ``blur_sigma``,
             ``blur_kernel_size``) or "road" (ROAD's noisy linear imputation,
             noise std ``road_noise``, from ``generator``).
         score: "prob" (softmax probability) or "logit" of ``target``.
