@@ -36,6 +36,11 @@ MODELS = ("resnet50", "mobilenet_v2", "convnext_tiny", "vit_b_16")
 def bench(name: str, args) -> None:
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None).eval()
+    for module in model.modules():
+        # torchvision initialises some classifier heads (ViT's) to zeros: every
+        # input gradient would be zero and the filter would rank only ties.
+        if isinstance(module, torch.nn.Linear) and not module.weight.any():
+            torch.nn.init.normal_(module.weight, std=0.01)
     x = torch.randn(args.batch, 3, args.size, args.size)
     target = list(range(args.batch))
     methods = {
