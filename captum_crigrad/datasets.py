@@ -6,7 +6,7 @@ colours, position, size and rotation are random and independent of the
 class, and the clutter (strokes and blobs) never forms a class shape. A
 classifier that solves the task must therefore use pixels inside the mask,
 which is what the pointing game, energy-based pointing game and relevance
-mass/rank accuracy (docs/METRICS.md) measure.
+mass/rank accuracy (:mod:`captum_crigrad.metrics.localisation`) measure.
 
 Everything random comes from one ``torch.Generator``: the same seed gives the
 same images on any device.

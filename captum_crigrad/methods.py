@@ -61,7 +61,15 @@ from torch import Tensor
 from captum_crigrad._seeds import draw_generator, image_keys
 from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
-from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
+from captum_crigrad.crigrad.transform import (
+    DEFAULT_GRANULARITY,
+    DEFAULT_IMPORTANCE,
+    DEFAULT_KEEP,
+    DEFAULT_MODE,
+    DEFAULT_SIGNED,
+    DEFAULT_THRESHOLD,
+    CriGrad,
+)
 from captum_crigrad.forgrad.filter import (
     DEFAULT_RELATIVE_CUTOFF,
     POST_STEPS,
@@ -124,8 +132,9 @@ class ExplainOptions:
     seed: seeds every random draw (one ``torch.Generator`` per method).
     internal_batch_size: bound on the rows of one forward/backward pass of
         integrated gradients and the CAMs (None: Captum's default).
-    keep, importance, signed, granularity, crigrad_mode: CriGrad's options
-        (``mode`` there); crigrad_layers: module names or modules (default:
+    keep, importance, signed, granularity, crigrad_mode, crigrad_threshold:
+        CriGrad's options (``mode`` and ``threshold`` there; defaults
+        CriGrad's); crigrad_layers: module names or modules (default:
         CriGrad's). A ``@keep=`` in a method's name overrides ``keep``.
     forgrad_sigma: FORGrad's cutoff in cycles per image (default None:
         15/224 of the image size, the paper's ImageNet optimum; ``@sigma=``
@@ -143,10 +152,11 @@ class ExplainOptions:
     seed: int = 0
     internal_batch_size: int | None = None
     keep: float = DEFAULT_KEEP
-    importance: str = "gxi"
-    signed: bool = True
-    granularity: str = "element"
-    crigrad_mode: str = "online"
+    importance: str = DEFAULT_IMPORTANCE
+    signed: bool = DEFAULT_SIGNED
+    granularity: str = DEFAULT_GRANULARITY
+    crigrad_mode: str = DEFAULT_MODE
+    crigrad_threshold: str = DEFAULT_THRESHOLD
     crigrad_layers: Sequence[str | nn.Module] | None = None
     forgrad_sigma: float | None = None
     forgrad_post: str = "abs"
@@ -167,6 +177,7 @@ class ExplainOptions:
             granularity=self.granularity,
             mode=self.crigrad_mode,
             layers=layers,
+            threshold=self.crigrad_threshold,
         )
         crigrad.validate(model)
         return crigrad

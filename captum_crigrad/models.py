@@ -6,6 +6,8 @@
   hook-based methods must be given ``layers`` on it.
 * :class:`SmallCNN` is a small classifier with ``nn.ReLU`` modules, for
   MNIST-sized (1x28x28) or CIFAR-sized (3x32x32) inputs.
+* :class:`CifarCNN` is a VGG-like CIFAR-10 network with BatchNorm and
+  ``nn.ReLU`` modules (trained by ``scripts/train_cifar_cnn.py``).
 
 Loading checkpoints and images (``load_resnet20``, ``load_cifar_images``,
 ``load_mnist``) is :mod:`captum_crigrad.io`'s.
@@ -123,6 +125,60 @@ class SmallCNN(nn.Module):
             nn.Linear(2 * w * 16, 64),
             nn.ReLU(),
             nn.Linear(64, num_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+class CifarCNN(nn.Module):
+    """A VGG-like CIFAR-10 classifier with BatchNorm and ``nn.ReLU`` modules.
+
+    Three stages of two conv-BN-ReLU blocks (``width``, ``2 width``, ``4 width``
+    channels; 3x3 convolutions, padding 1, no conv bias), each stage ending in
+    a 2x2 max-pool (32 -> 16 -> 8 -> 4), then ``Flatten``, a hidden linear
+    layer of ``hidden`` units with ReLU and dropout, and the linear
+    classifier. With the defaults (``width=16``, ``hidden=128``) it has
+    204,794 parameters (0.8 MB of float32 weights).
+
+    ``features`` holds the stages (``features[i]`` is stage ``i``, an
+    ``nn.Sequential`` of conv, bn, relu, conv, bn, relu, pool); the natural
+    Grad-CAM layer is ``features[2][5]``, the last ReLU (4 width x 8 x 8,
+    before the last pool). Unlike a global-average-pooling head, the head
+    here is not linear in that layer, so gradient-weighted CAMs differ from
+    CAM on it.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        width: int = 16,
+        hidden: int = 128,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        stages, c_in = [], in_channels
+        for c in (width, 2 * width, 4 * width):
+            stages.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.Conv2d(c, c, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.MaxPool2d(2),
+                )
+            )
+            c_in = c
+        self.features = nn.Sequential(*stages)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(4 * width * 4 * 4, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:

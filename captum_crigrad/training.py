@@ -44,6 +44,7 @@ def train_classifier(
     weight_decay: float = 1e-4,
     seed: int = 0,
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    progress: Callable[[int, float], None] | None = None,
     distributed: bool = False,
 ) -> nn.Module:
     """Train ``model`` in place on ``(images, labels)`` and return it in eval mode.
@@ -58,6 +59,8 @@ def train_classifier(
             ``augment``, any augmentation; parameter initialisation is the
             caller's (build the model under ``torch.manual_seed``).
         augment: optional ``f(batch, generator) -> batch``.
+        progress: optional ``f(epoch, mean_loss)``, called after each epoch
+            (epochs count from 1).
         distributed: train with ``DistributedDataParallel`` across the
             processes of the initialised ``torch.distributed`` group (under
             ``torchrun``). Every process draws the same mini-batch order and
@@ -95,8 +98,9 @@ def train_classifier(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=gen)
+        total = 0.0
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             xb = images[idx]
@@ -118,6 +122,9 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
+            total += float(loss.detach()) * idx.numel()
+        if progress is not None:
+            progress(epoch + 1, total / n)
     opt.zero_grad(set_to_none=True)  # hand back a model without stale .grad
     return model.eval()
 

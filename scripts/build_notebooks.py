@@ -282,13 +282,30 @@ egc = ExpectedGradCAM(model, layer).attribute(images, target=predicted, generato
 print(gradcam.shape, egc.shape)   # (20, 1, 14, 14): layer resolution, as LayerGradCam
 """),
     md("""
-With the reference distribution D = {x} and no noise, every sample is the
-image itself, so Expected Grad-CAM *is* Grad-CAM:
+Expected Grad-CAM is *complete* (Buono et al., TMLR 2026): before the final
+ReLU its map sums to y(x) - E[y(x')], the change of the target's logit from
+the reference (here the all-zero image, the dataset mean) to the image. That
+holds exactly when the CAM layer is followed by global average pooling and a
+linear layer, where the layer gradient is the same at every position. This
+CNN's `features.5` is followed by a ReLU, max-pooling and a hidden layer:
+there the gradient is zero at most positions, its spatial average (Grad-CAM's
+channel weight) no longer describes it, and the sums below are far from
+y(x) - y(0) (docs/expected_gradcam.md measures this on three models).
+Without completeness, with the reference distribution D = {x} and no noise,
+every sample is the image itself and the method *is* Grad-CAM:
 """),
     code("""
+raw = ExpectedGradCAM(model, layer).attribute(
+    images, target=predicted, relu_attributions=False, generator=0)
+with torch.no_grad():
+    gain = (model(images) - model(torch.zeros_like(images))).gather(1, predicted[:, None])[:, 0]
+print("map sums:        ", raw.sum(dim=(1, 2, 3))[:5].detach().numpy().round(2))
+print("y(x) - y(0):     ", gain[:5].numpy().round(2))
 same = ExpectedGradCAM(model, layer).attribute(
-    images, target=predicted, baselines=images.unsqueeze(1), stdevs=0.0, n_samples=4, generator=0)
-print("D = {x}, stdev 0 equals Grad-CAM:", torch.allclose(same, gradcam, atol=1e-6))
+    images, target=predicted, baselines=images.unsqueeze(1), stdevs=0.0, n_samples=4,
+    completeness=False, generator=0)
+print("D = {x}, stdev 0, completeness=False equals Grad-CAM:",
+      torch.allclose(same, gradcam, atol=1e-6))
 """),
     code("""
 def hwc(t):
@@ -401,7 +418,7 @@ EVALUATION = [
     md("""
 # Evaluation: are the maps faithful to the model?
 
-No single metric is enough (docs/METRICS.md): on small images deletion into a
+No single metric is enough (docs/evaluation.md): on small images deletion into a
 zero substrate rewards scattered maps, so read it next to insertion, pixel
 perturbation, ROAD and sensitivity-n, and always next to a random map.
 Offline, on the embedded MNIST CNN and its 20 shipped digits; every random

@@ -181,9 +181,10 @@ def test_every_cam_uses_the_same_conversion():
         align_corners=False,
     )
     assert torch.allclose(forgrad_cam, forgrad(up, post="relu"))
-    # Expected Grad-CAM with D = {x} and no noise is Grad-CAM
+    # Expected Grad-CAM without completeness, with D = {x} and no noise, is
+    # Grad-CAM
     egc = ExpectedGradCAM(model, layer).attribute(
-        x, target, baselines=x, n_samples=2, stdevs=0.0
+        x, target, baselines=x, n_samples=2, stdevs=0.0, completeness=False
     )
     assert torch.allclose(egc, gradcam, atol=1e-6)
     for cls, kwargs in (

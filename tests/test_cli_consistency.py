@@ -245,7 +245,13 @@ def test_sanity_without_model_arguments_checks_the_embedded_default(files, capsy
         "--no-progress",
     )
     assert code == 0, err
-    assert sorted(os.listdir(out)) == ["curves.png", "maps.png", "run.json", "table.md"]
+    assert sorted(os.listdir(out)) == [
+        "class_sensitivity.md",
+        "curves.png",
+        "maps.png",
+        "run.json",
+        "table.md",
+    ]
     for name in ("curves.png", "maps.png"):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 300

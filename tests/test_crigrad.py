@@ -118,11 +118,16 @@ class _OneLayer(nn.Module):
 def test_hand_computed_masks(options, expected):
     model = _OneLayer()
     x = torch.tensor([[1.0, 2.0, 3.0, -1.0]])
-    for mode in ("online", "two_pass"):  # one layer: the modes agree
-        grad = CriGradSaliency(model, mode=mode, **options).attribute(
-            x, target=0, abs=False
-        )
-        assert grad.tolist() == [expected], (mode, options)
+    # one layer: the modes and the per-layer and global thresholds agree
+    for mode, threshold in (
+        ("online", "layer"),
+        ("two_pass", "layer"),
+        ("two_pass", "global"),
+    ):
+        grad = CriGradSaliency(
+            model, mode=mode, threshold=threshold, **options
+        ).attribute(x, target=0, abs=False)
+        assert grad.tolist() == [expected], (mode, threshold, options)
 
 
 def _reference_crigrad(model: MLP, x, target, keep, mode):
@@ -160,7 +165,13 @@ def _reference_crigrad(model: MLP, x, target, keep, mode):
         z, a = acts[i]
         plain[i] = g
         g = (g * (z > 0)) @ lins[i].weight
-    return backward([keep_mask(acts[i][1] * plain[i]) for i in range(len(acts))])
+    scores = [acts[i][1] * plain[i] for i in range(len(acts))]
+    if mode == "global":  # one threshold over the units of every layer
+        pooled = torch.cat(scores)
+        k = min(pooled.numel(), max(1, int(torch.tensor(keep * pooled.numel()).ceil())))
+        thr = pooled.sort(descending=True).values[k - 1]
+        return backward([s >= thr for s in scores])
+    return backward([keep_mask(s) for s in scores])
 
 
 def test_online_and_two_pass_match_reference_and_differ():
@@ -185,12 +196,39 @@ def test_online_and_two_pass_match_reference_and_differ():
     assert differ > 0, "online and two_pass never differed on 3-layer MLPs"
 
 
+def test_global_threshold_matches_reference_and_differs_from_per_layer():
+    differ = 0
+    for seed in range(6):
+        # layers of different widths: a global threshold keeps a different
+        # share of each layer's units
+        model = _seeded(lambda: MLP(6, (16, 8, 4), 3), seed)
+        x = torch.randn(1, 6, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            ref = _reference_crigrad(model, x[0], 1, 0.2, "global")
+        cg = CriGradSaliency(model, keep=0.2, mode="two_pass", threshold="global")
+        got = cg.attribute(x, target=1, abs=False)[0]
+        torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-5)
+        per_layer = CriGradSaliency(model, keep=0.2, mode="two_pass").attribute(
+            x, target=1, abs=False
+        )[0]
+        differ += not torch.allclose(got, per_layer)
+    assert differ > 0, "global and per-layer thresholds never differed"
+    with pytest.raises(ValueError, match="two_pass"):
+        CriGrad(threshold="global")  # online
+    with pytest.raises(ValueError, match="threshold"):
+        CriGrad(threshold="pathway", mode="two_pass")
+    assert "threshold='global'" in repr(CriGrad(mode="two_pass", threshold="global"))
+
+
 # --- per-sample maps, shapes, models ----------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["online", "two_pass"])
-def test_map_does_not_depend_on_batch_neighbours(resnet18, x64, mode):
-    cg = CriGradSaliency(resnet18, keep=0.3, mode=mode)
+@pytest.mark.parametrize(
+    "mode, threshold",
+    [("online", "layer"), ("two_pass", "layer"), ("two_pass", "global")],
+)
+def test_map_does_not_depend_on_batch_neighbours(resnet18, x64, mode, threshold):
+    cg = CriGradSaliency(resnet18, keep=0.3, mode=mode, threshold=threshold)
     full = cg.attribute(x64, target=[1, 2, 3])
     alone = cg.attribute(x64[1:2], target=2)
     torch.testing.assert_close(alone, full[1:2], atol=1e-6, rtol=1e-4)

@@ -61,8 +61,19 @@ def test_reference_equal_to_input_without_noise_is_exactly_gradcam(model, images
         images, TARGETS, relu_attributions=True
     )
     egc = ExpectedGradCAM(model, layer)
-    exact = egc.attribute(
+    # D = {x}: the complete form (the default) weights by A(x) - A(x) = 0,
+    # the form without completeness is Grad-CAM
+    zero = egc.attribute(
         images, TARGETS, baselines=images.unsqueeze(1), stdevs=0.0, n_samples=1
+    )
+    assert float(zero.abs().max()) < 1e-6 * float(gradcam.detach().abs().max())
+    exact = egc.attribute(
+        images,
+        TARGETS,
+        baselines=images.unsqueeze(1),
+        stdevs=0.0,
+        n_samples=1,
+        completeness=False,
     )
     assert torch.equal(exact, gradcam.detach())
     # more samples of the same point: the same map up to float summation
@@ -77,7 +88,14 @@ def test_reference_equal_to_input_without_noise_is_exactly_gradcam(model, images
     )
     _close(many, gradcam.detach())
     # one example, D = {x} as a shared (M=1) distribution
-    one = egc.attribute(images[:1], 2, baselines=images[:1], stdevs=0.0, n_samples=1)
+    one = egc.attribute(
+        images[:1],
+        2,
+        baselines=images[:1],
+        stdevs=0.0,
+        n_samples=1,
+        completeness=False,
+    )
     assert torch.equal(
         one, LayerGradCam(model, layer).attribute(images[:1], 2, relu_attributions=True)
     )
@@ -177,6 +195,7 @@ def test_tuple_inputs_list_targets_and_forward_args():
         baselines=(x.unsqueeze(1), y.unsqueeze(1)),
         stdevs=0.0,
         n_samples=1,
+        completeness=False,
     )
     gradcam = LayerGradCam(net, net.a).attribute(
         (x, y), [0, 4, 2], additional_forward_args=(scale,), relu_attributions=True
@@ -243,6 +262,69 @@ def test_completeness_weights_by_activation_difference():
     a = egc.attribute(x, baselines=shared, completeness=True, **kwargs)
     b = egc.attribute(x, baselines=shared, completeness=False, **kwargs)
     _close(a, b)  # A(0) = 0 for this model
+
+
+class GapLinear(nn.Module):
+    """conv - ReLU - conv - ReLU (the CAM layer) - global average pooling -
+    linear: the head every ResNet, DenseNet, MobileNet and ConvNeXt ends in."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("reference", [0.0, 0.7])
+def test_default_is_complete_on_a_gap_linear_head(reference):
+    """Buono et al. (TMLR 2026): before the ReLU the map sums to
+    y_c(x) - E[y_c(x')]; exact when the CAM layer is followed by global
+    average pooling and a linear layer (the layer gradient is constant)."""
+    torch.manual_seed(0)
+    net = GapLinear().eval()
+    x = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(2))
+    const = torch.full((1, 3, 1, 1), reference)
+    egc = ExpectedGradCAM(net, net.features)
+    maps = egc.attribute(
+        x, [0, 2, 4], baselines=const, relu_attributions=False, generator=0
+    )  # default n_samples, stdevs and completeness
+    assert maps.shape == (3, 1, 6, 6)
+    with torch.no_grad():
+        y = net(x)[torch.arange(3), torch.tensor([0, 2, 4])]
+        y_ref = net(const.expand(1, 3, 12, 12))[0, [0, 2, 4]]
+    torch.testing.assert_close(maps.sum(dim=(1, 2, 3)), y - y_ref, rtol=1e-5, atol=1e-5)
+    # the form without completeness does not sum to it
+    plain = egc.attribute(
+        x,
+        [0, 2, 4],
+        baselines=const,
+        relu_attributions=False,
+        completeness=False,
+        generator=0,
+    )
+    assert (plain.sum(dim=(1, 2, 3)) - (y - y_ref)).abs().max() > 1e-2
+
+
+def test_default_differs_from_gradcam_on_a_gap_linear_head():
+    """On such a head SmoothGrad-CAM (completeness=False) is Grad-CAM; the
+    complete default is not."""
+    torch.manual_seed(0)
+    net = GapLinear().eval()
+    x = torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(3))
+    gradcam = LayerGradCam(net, net.features).attribute(x, [1, 3, 0, 4])
+    egc = ExpectedGradCAM(net, net.features)
+    plain = egc.attribute(x, [1, 3, 0, 4], completeness=False, generator=0)
+    _close(plain, F.relu(gradcam).detach(), rel=1e-5)
+    default = egc.attribute(x, [1, 3, 0, 4], generator=0)
+    scale = float(default.abs().max())
+    assert float((default - plain).abs().max()) > 0.05 * scale
 
 
 # ------------------------------------------------------------ the variants
@@ -357,7 +439,14 @@ def test_resnet20_functional_relu(assets):
     target = labels[:4]
     gradcam = LayerGradCam(net, net.layer3).attribute(x, target, relu_attributions=True)
     egc = ExpectedGradCAM(net, net.layer3)
-    exact = egc.attribute(x, target, baselines=x.unsqueeze(1), stdevs=0.0, n_samples=1)
+    exact = egc.attribute(
+        x,
+        target,
+        baselines=x.unsqueeze(1),
+        stdevs=0.0,
+        n_samples=1,
+        completeness=False,
+    )
     assert torch.equal(exact, gradcam)
     maps = egc.attribute(x, target, n_samples=8, generator=0, upsample=True)
     assert maps.shape == (4, 1, 32, 32) and (maps.sum((1, 2, 3)) > 0).all()
@@ -403,5 +492,6 @@ def test_attribute_to_layer_input_matches_gradcam(model, images):
         stdevs=0.0,
         n_samples=1,
         attribute_to_layer_input=True,
+        completeness=False,
     )
     assert torch.equal(exact, gradcam)

@@ -4,6 +4,7 @@ import torch
 from captum_crigrad.crigrad import masks
 from captum_crigrad.crigrad.masks import (
     critical_mask,
+    global_critical_masks,
     kept_count,
     top_fraction_threshold,
 )
@@ -76,3 +77,28 @@ def test_bad_arguments():
         critical_mask(torch.randn(3), 0.5)
     with pytest.raises(ValueError, match="importance"):
         masks.importance(torch.ones(1), torch.ones(1), "gradxinput")
+
+
+def test_global_masks_pool_every_layer_per_sample():
+    gen = torch.Generator().manual_seed(0)
+    small = torch.randn(3, 4, 2, 2, generator=gen) * 10  # 16 large units
+    large = torch.randn(3, 48, generator=gen)  # 48 small units
+    masks = global_critical_masks([small, large], keep=0.25, signed=False)
+    assert [m.shape for m in masks] == [small.shape, large.shape]
+    for b in range(3):
+        pooled = torch.cat([small[b].abs().flatten(), large[b].abs()])
+        kept = torch.cat([masks[0][b].flatten(), masks[1][b]])
+        assert int(kept.sum()) == 16  # a quarter of 64 units, no ties
+        assert float(pooled[kept.bool()].min()) > float(pooled[~kept.bool()].max())
+    # the large-valued layer takes most of the budget
+    assert masks[0].sum() > masks[1].sum()
+    # per sample: a row's masks do not depend on the other rows
+    alone = global_critical_masks([small[1:2], large[1:2]], keep=0.25, signed=False)
+    assert torch.equal(alone[0], masks[0][1:2]) and torch.equal(alone[1], masks[1][1:2])
+    # one layer: the same mask as the per-layer rule
+    one = global_critical_masks([small], keep=0.3, granularity="channel")[0]
+    assert torch.equal(one, critical_mask(small, 0.3, "channel"))
+    with pytest.raises(ValueError, match="scores"):
+        global_critical_masks([small, large[:2]], keep=0.5)
+    with pytest.raises(ValueError, match="scores"):
+        global_critical_masks([], keep=0.5)

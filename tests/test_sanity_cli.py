@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -54,11 +56,36 @@ def test_cli_sanity_writes_table_and_figures(setup, capsys):
         assert (out / name).stat().st_size > 5_000
     assert not list(out.glob("*.tmp*"))
     assert sorted(p.name for p in out.iterdir()) == [
+        "class_sensitivity.md",
         "curves.png",
         "maps.png",
         "run.json",
         "table.md",
     ]
+    classes = (out / "class_sensitivity.md").read_text()
+    assert "lower is better" in classes and "| GuidedBackprop |" in classes
+
+
+def test_cli_sanity_class_sensitivity_only(setup, capsys):
+    tmp_path, weights, folder = setup
+    out = tmp_path / "out"
+    args = ["sanity", str(folder), "--model", "smallcnn", "--weights", str(weights)]
+    args += ["--normalize", "none", "--methods", "GradientExplanation,GradCAM"]
+    rc = main(args + ["--test", "class-sensitivity", "--out", str(out)])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "class_sensitivity.md",
+        "maps.png",
+        "run.json",
+    ]
+    printed = capsys.readouterr().out
+    assert "| GradCAM |" in printed and "class_sensitivity.md" in printed
+    run = json.loads((out / "run.json").read_text())
+    other, target = (
+        run["class_sensitivity"]["other"],
+        run["class_sensitivity"]["target"],
+    )
+    assert len(other) == 3 and all(o != t for o, t in zip(other, target, strict=True))
 
 
 def test_cli_sanity_bad_input_one_line_error(setup, capsys):

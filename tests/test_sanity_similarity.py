@@ -103,3 +103,23 @@ def test_bad_inputs():
         hog_pearson(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8))
     with pytest.raises(ValueError, match="measures"):
         similarity_scores(a, a, measures=["psnr"])
+
+
+@pytest.mark.parametrize("shape", [(5, 28, 28), (3, 1, 32, 20), (2, 5, 9)])
+def test_batched_ssim_equals_skimage_per_image(shape):
+    from skimage.metrics import structural_similarity
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(shape, generator=gen) ** 3
+    b = (a + 0.3 * torch.rand(shape, generator=gen)).clamp(0, 1)
+    b[0] = torch.rand(shape[1:], generator=gen)  # an unrelated pair too
+    ours = ssim(a, b)
+    flat_a = a.reshape(shape[0], *shape[-2:]).double().numpy()
+    flat_b = b.reshape(shape[0], *shape[-2:]).double().numpy()
+    win = min(7, *shape[-2:])
+    win = win if win % 2 else win - 1
+    for i in range(shape[0]):
+        x, y = (m[i] - m[i].min() for m in (flat_a, flat_b))
+        x, y = x / x.max(), y / y.max()
+        ref = structural_similarity(x, y, data_range=1.0, win_size=win)
+        assert abs(ours[i] - ref) < 1e-10

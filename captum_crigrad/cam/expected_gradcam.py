@@ -1,14 +1,25 @@
-"""Expected Grad-CAM (Buono et al. 2024, arXiv 2406.01274).
+"""Expected Grad-CAM (Buono et al., TMLR 2026, "Not All CAMs Are Complete:
+Completeness as the Key to Faithfulness"; first version arXiv 2406.01274).
 
 Grad-CAM's channel weights use the plain gradient at ``x``, which saturates.
 Expected Grad-CAM takes them from the smoothed expectation of perturbed
-integrated gradients instead:
+integrated gradients instead, and weights them by the activation difference
+to the reference, so that the map is *complete*:
 
-    alpha_k = E_{x'~D, beta~U(0,1), eps~N(0, stdev^2)} [ mean_ij dy_c/dA_kij (x~) ],
-    x~ = x' + beta (x - x') + eps,
-    map = ReLU( sum_k alpha_k A_k(x) )          (completeness=False)
-    map = ReLU( sum_k E[ mean_ij dy_c/dA_k(x~) (A_k(x) - A_k(x')) ] )
-                                                (completeness=True)
+    x~ = x' + beta (x - x') + eps,  x'~D, beta~U(0,1), eps~N(0, stdev^2),
+    map = ReLU( sum_k E[ mean_ij dy_c/dA_kij(x~) (A_k(x) - A_k(x')) ] )
+                                                (completeness=True, default)
+    map = ReLU( sum_k E[ mean_ij dy_c/dA_kij(x~) ] A_k(x) )
+                                                (completeness=False)
+
+The journal version proves that the infidelity-optimal CAM weights are those
+that satisfy completeness, sum_ij map = y_c(x) - E[y_c(x')] before the ReLU,
+and that Expected Grad-CAM is that optimum; the form without (A(x) - A(x'))
+is SmoothGrad-CAM with baselines. On a layer followed by global average
+pooling and a linear layer the layer gradient is the constant W_c / (h w):
+there ``completeness=False`` *is* Grad-CAM (CAM), and the default form is
+exactly complete (tested). On other layers the spatially averaged gradient
+makes completeness approximate (docs/expected_gradcam.md measures the gap).
 
 It is built from Captum's parts: GradientShap's sampling (a reference
 distribution D and a random interpolation point per sample), NoiseTunnel's
@@ -44,24 +55,30 @@ from captum_crigrad.validation import (
 
 BaselinesType = None | Tensor | tuple[Tensor, ...] | Callable[..., Any]
 
-#: Defaults chosen by the sweep in docs/expected_gradcam.md (pretrained CIFAR-10
-#: ResNet-20, layer3[1], 20 test images; best mean rank over infidelity,
-#: deletion, insertion and max-sensitivity among n_samples in {4, 16, 32},
-#: stdevs in {0, 0.1, 0.3}, completeness in {False, True}: 3.0, next 5.5).
+#: n_samples and stdevs: chosen by the sweep in docs/expected_gradcam.md
+#: (pretrained CIFAR-10 ResNet-20, layer3[1], 20 test images; best mean rank
+#: over infidelity, deletion, insertion and max-sensitivity among n_samples in
+#: {4, 16, 32}, stdevs in {0, 0.1, 0.3}), measured by
+#: scripts/expected_gradcam_results.py.
 DEFAULT_N_SAMPLES = 32
 DEFAULT_STDEVS = 0.1
-DEFAULT_COMPLETENESS = False
+#: The complete form is the method as its authors define it (TMLR 2026). The
+#: earlier default (False) is SmoothGrad-CAM with baselines, i.e. Grad-CAM on
+#: a global-average-pooling + linear head; why the first sweep measured a
+#: higher infidelity for the complete form: docs/expected_gradcam.md.
+DEFAULT_COMPLETENESS = True
 
 
 class ExpectedGradCAM(SampledLayerCAM):
     r"""Expected Grad-CAM: Grad-CAM whose channel weights are the expected layer
     gradient over a reference distribution, a random interpolation point and
-    Gaussian noise (Buono et al. 2024).
+    Gaussian noise, weighted by the activation difference to the reference
+    (complete; Buono et al., TMLR 2026).
 
     ``ExpectedGradCAM(model, model.layer4).attribute(x, target=c)`` is a
     drop-in for ``LayerGradCam(model, model.layer4).attribute(x, c,
-    relu_attributions=True)``; with ``baselines`` equal to each input and
-    ``stdevs=0`` it returns exactly Grad-CAM.
+    relu_attributions=True)``; with ``completeness=False``, ``baselines``
+    equal to each input and ``stdevs=0`` it returns exactly Grad-CAM.
 
     Args:
         forward_func: the model (``nn.Module``) or a function of the inputs.
@@ -112,20 +129,22 @@ class ExpectedGradCAM(SampledLayerCAM):
                 For tuple inputs pass a tuple with one entry per input, all
                 with the same M.
             n_samples: number of samples (x', beta, eps) per example, >= 1.
-                Default ``DEFAULT_N_SAMPLES`` (32): in the sweep of
-                docs/expected_gradcam.md 32 samples ranked first, and max-
-                sensitivity (Monte Carlo noise) fell from 0.44 (4) and 0.21
-                (16) to 0.16 (32) at stdevs 0.1.
+                Default ``DEFAULT_N_SAMPLES`` (32), chosen by the sweep of
+                docs/expected_gradcam.md (more samples, less Monte Carlo
+                noise in the map).
             stdevs: standard deviation of the Gaussian noise added to each
                 sample, in input units (NoiseTunnel's ``stdevs``), >= 0;
                 one float or one per input. Default ``DEFAULT_STDEVS`` (0.1,
-                for inputs normalised to unit variance; best mean rank in the
-                sweep, ahead of 0 and 0.3).
+                for inputs normalised to unit variance), chosen by the same
+                sweep.
             completeness: weight each sample's channel weights by
-                ``A(x) - A(x')`` (integrated-gradients style) instead of
-                ``A(x)``. Default ``DEFAULT_COMPLETENESS`` (False): in the
-                sweep it raised infidelity at every (n_samples, stdevs), e.g.
-                18.91 -> 19.96 at (32, 0.1).
+                ``A(x) - A(x')`` (integrated-gradients style; default True,
+                the method as defined by its authors: before the ReLU the map
+                sums to ``y(x) - E[y(x')]``, exactly on a global-average-
+                pooling + linear head) instead of ``A(x)`` (False:
+                SmoothGrad-CAM with baselines, which is Grad-CAM on such a
+                head). With ``baselines`` equal to the inputs the complete
+                form is 0; Grad-CAM is then ``completeness=False``.
             relu_attributions: apply the final ReLU (Grad-CAM). Default True.
             attribute_to_layer_input: explain the layer's input instead of its
                 output. Default False.

@@ -9,11 +9,18 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 * ``maps/METHOD.pt``: raw attributions (N, C, H, W) and single-channel maps
   (N, 1, H, W) (``torch.load(..., weights_only=True)``);
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
-* ``metrics.csv`` / ``metrics.json``: deletion AUC and pixel perturbation
-  (lower is better), insertion AUC and ROAD (higher is better) per method
-  (:mod:`captum_crigrad.metrics`, mean over the digits, each map read as its
-  method's meaning says, :mod:`captum_crigrad.methods`), with a random-map
-  control row; the table is printed too;
+* ``metrics.csv`` / ``metrics.json``: one row per method and one for a
+  random-map control, each score the mean over the digits for their
+  predicted classes, from :mod:`captum_crigrad.metrics`, each map read as its
+  method's meaning says (signed or magnitude, :mod:`captum_crigrad.methods`):
+  ``deletion_auc`` (:func:`~captum_crigrad.metrics.deletion` into 0,
+  ``--steps`` steps; lower is better), ``insertion_auc``
+  (:func:`~captum_crigrad.metrics.insertion` from a Gaussian blur, sigma 2,
+  9x9 kernel; higher is better), ``pixel_perturbation``
+  (:func:`~captum_crigrad.metrics.pixel_perturbation`, the 10 % of the
+  pixels least relevant by magnitude removed; lower is better) and ``road``
+  (:func:`~captum_crigrad.metrics.road`, combined score; higher is better);
+  the table is printed too, unless ``--quiet``;
 * ``run.json``: the options and versions used.
 """
 
@@ -79,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="torch CPU threads during the run (default 1: the 28x28 batches are too "
-        "small to gain from more; measured on a busy 2-core machine, 8.7 s with 1 "
-        "thread vs 30-87 s with torch's default); 0 keeps torch's setting",
+        "small to gain from more, as measured in docs/first-hour.md); 0 keeps "
+        "torch's setting",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 

@@ -45,7 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_model_arguments,
         add_output_arguments,
     )
-    from captum_crigrad.crigrad.transform import DEFAULT_KEEP
+    from captum_crigrad.crigrad.transform import (
+        DEFAULT_GRANULARITY,
+        DEFAULT_IMPORTANCE,
+        DEFAULT_KEEP,
+        DEFAULT_MODE,
+        DEFAULT_SIGNED,
+        DEFAULT_THRESHOLD,
+    )
 
     add_image_arguments(parser, required=True)
     add_model_arguments(parser)
@@ -97,22 +104,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--importance",
-        default="gxi",
+        default=DEFAULT_IMPORTANCE,
         choices=("gxi", "grad", "activation"),
-        help="neuron importance: activation x gradient (default), gradient, activation",
+        help="neuron importance: activation x gradient (gxi), gradient, activation "
+        f"(default: {DEFAULT_IMPORTANCE})",
     )
-    g.add_argument("--unsigned", action="store_true", help="rank by |importance|")
+    g.add_argument(
+        "--unsigned",
+        dest="signed",
+        action="store_false",
+        default=DEFAULT_SIGNED,
+        help="rank by |importance|"
+        + (" (default)" if not DEFAULT_SIGNED else " (default: signed)"),
+    )
+    g.add_argument(
+        "--signed",
+        dest="signed",
+        action="store_true",
+        help="rank by the signed importance (keeps positive evidence)"
+        + (" (default)" if DEFAULT_SIGNED else ""),
+    )
     g.add_argument(
         "--granularity",
-        default="element",
+        default=DEFAULT_GRANULARITY,
         choices=("element", "channel", "location"),
-        help="rank single units (default), whole channels or whole positions",
+        help="rank single units (element), whole channels or whole positions "
+        f"(default: {DEFAULT_GRANULARITY})",
     )
     g.add_argument(
         "--crigrad-mode",
-        default="online",
+        default=DEFAULT_MODE,
         choices=("online", "two_pass"),
-        help="online: one backward (default); two_pass: rank plain gradients first",
+        help="online: one backward; two_pass: rank plain gradients first "
+        f"(default: {DEFAULT_MODE})",
+    )
+    g.add_argument(
+        "--crigrad-threshold",
+        default=DEFAULT_THRESHOLD,
+        choices=("layer", "global"),
+        help="layer: each layer keeps its top --keep; global: one threshold over "
+        f"all layers (PathwayGrad; two_pass only) (default: {DEFAULT_THRESHOLD})",
     )
     g = parser.add_argument_group("FORGrad options")
     g.add_argument(
@@ -120,7 +151,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="cutoff in cycles per image (default: 15/224 of the image size, the "
-        "paper's ImageNet optimum; 7 for the embedded default model, measured)",
+        "paper's ImageNet optimum; for the embedded default model its measured "
+        "best, captum_crigrad.default.DEFAULT_FORGRAD_SIGMA)",
     )
     g.add_argument(
         "--forgrad-post",
@@ -253,9 +285,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         keep=args.keep,
         importance=args.importance,
-        signed=not args.unsigned,
+        signed=args.signed,
         granularity=args.granularity,
         crigrad_mode=args.crigrad_mode,
+        crigrad_threshold=args.crigrad_threshold,
         crigrad_layers=crigrad_layer_names(args, loaded),
         forgrad_sigma=args.sigma if args.sigma is not None else loaded.forgrad_sigma,
         forgrad_post=args.forgrad_post,

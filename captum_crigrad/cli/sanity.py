@@ -1,5 +1,6 @@
-"""``captum-crigrad sanity``: gradient maps side by side and the
-model-randomisation sanity check (Adebayo et al. 2018) from the shell.
+"""``captum-crigrad sanity``: gradient maps side by side and the two sanity
+checks from the shell: model randomisation (Adebayo et al. 2018) and class
+sensitivity (the random-logit test, Sixt et al. 2020).
 
 Same model, image and output options as ``captum-crigrad saliency``; with no
 model and no images it checks the embedded default model on its 20 MNIST
@@ -10,8 +11,11 @@ digits. ResNet-20 and the CIFAR images of the shared assets::
         --methods GradientExplanation,GradCAM,CriGrad --out sanity_out
 
 writes, all at once, ``sanity_out/table.md`` (mean ± std over images per step
-and measure), ``sanity_out/curves.png``, ``sanity_out/maps.png`` (the first
-image and its maps) and ``sanity_out/run.json``. On ResNet-20 CriGrad filters
+and measure), ``sanity_out/curves.png``, ``sanity_out/class_sensitivity.md``
+(similarity of each image's map for the predicted class to its map for a
+random other class, seeded by ``--seed``), ``sanity_out/maps.png`` (the first
+image and its maps) and ``sanity_out/run.json``. ``--test randomization`` or
+``--test class-sensitivity`` runs one check only. On ResNet-20 CriGrad filters
 the 9 BasicBlocks (``--crigrad-layers`` to choose).
 
 Errors (missing or unreadable image, corrupt checkpoint, checkpoint of another
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 import torch
 
@@ -38,6 +43,7 @@ NAME = "sanity"
 HELP = "gradient maps side by side and model-randomisation sanity checks"
 DEFAULT_OUT = "crigrad-sanity-out"
 DEFAULT_METHODS = "GradientExplanation,GuidedBackprop,ZeilerFergus"
+TESTS = ("both", "randomization", "class-sensitivity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="models applying ReLU as a function: refuse Guided Backprop/"
         "deconvnet (error, default) or apply their rule to every ReLU call "
         "(wrap)",
+    )
+    g.add_argument(
+        "--test",
+        choices=TESTS,
+        default="both",
+        help="randomization: cascading/independent model randomisation "
+        "(Adebayo et al. 2018); class-sensitivity: the map of the predicted "
+        "class against the map of a random other class (random-logit test, "
+        "Sixt et al. 2020; lower similarity is better); both (default)",
     )
     g = parser.add_argument_group("randomisation")
     g.add_argument(
@@ -111,7 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default) or reset to mean 0, variance 1",
     )
     add_output_arguments(
-        parser, default=DEFAULT_OUT, writes="table.md, curves.png, maps.png"
+        parser,
+        default=DEFAULT_OUT,
+        writes="table.md, curves.png, class_sensitivity.md, maps.png",
     )
     parser.epilog = (
         "Example (embedded default model and its digits, 4 of them):\n"
@@ -141,6 +158,7 @@ def run(args) -> int:
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.methods import parse_methods
     from captum_crigrad.sanity import (
+        class_sensitivity,
         gradient_map,
         plot_sanity_curves,
         sanity_check,
@@ -170,30 +188,45 @@ def run(args) -> int:
     try:
         # checks every name and option on one image before the long run
         maps = gradient_map(inputs.model, inputs.images[:1], methods, **options)
-        with tqdm(
-            desc="sanity", unit="step", disable=args.no_progress or None, leave=False
-        ) as bar:
-            result = sanity_check(
-                inputs.model,
-                inputs.images,
-                methods,
-                args.mode,
-                blocks=blocks,
-                granularity=args.granularity,
-                init=args.init,
-                seed=args.seed,
-                batchnorm_stats=args.batchnorm_stats,
-                progress=lambda step: bar.update(1),
-                **options,
+        result = classes = None
+        if args.test in ("both", "randomization"):
+            with tqdm(
+                desc="sanity",
+                unit="step",
+                disable=args.no_progress or None,
+                leave=False,
+            ) as bar:
+                result = sanity_check(
+                    inputs.model,
+                    inputs.images,
+                    methods,
+                    args.mode,
+                    blocks=blocks,
+                    granularity=args.granularity,
+                    init=args.init,
+                    seed=args.seed,
+                    batchnorm_stats=args.batchnorm_stats,
+                    progress=lambda step: bar.update(1),
+                    **options,
+                )
+        if args.test in ("both", "class-sensitivity"):
+            classes = class_sensitivity(
+                inputs.model, inputs.images, methods, seed=args.seed, **options
             )
     finally:
         torch.set_num_threads(old_threads)
     model_name = inputs.loaded.description  # e.g. "embedded default (MNIST SmallCNN)"
-    table = result.to_markdown() + "\n"
-    curves = plot_sanity_curves(
-        result, title=f"{model_name}, {args.mode} randomisation"
+    outputs: dict[str, Any] = {}
+    if result is not None:
+        outputs["table.md"] = result.to_markdown() + "\n"
+        outputs["curves.png"] = plot_sanity_curves(
+            result, title=f"{model_name}, {args.mode} randomisation"
+        )
+    if classes is not None:
+        outputs["class_sensitivity.md"] = classes.to_markdown() + "\n"
+    outputs["maps.png"] = tile_input_and_maps(
+        inputs.raw[0], [m[0].cpu() for m in maps], methods
     )
-    tile = tile_input_and_maps(inputs.raw[0], [m[0].cpu() for m in maps], methods)
     run_info = {
         "command": "captum-crigrad sanity",
         "model": inputs.loaded.description,
@@ -208,15 +241,25 @@ def run(args) -> int:
             "captum": captum.__version__,
         },
     }
+    if classes is not None:
+        run_info["class_sensitivity"] = {
+            "target": classes.target.tolist(),
+            "other": classes.other.tolist(),
+            "seed": args.seed,
+        }
     with staged_output(args.out, run_info) as folder:
-        with open(os.path.join(folder, "table.md"), "w", encoding="utf-8") as fh:
-            fh.write(table)
-        curves.savefig(os.path.join(folder, "curves.png"), dpi=110)
-        tile.savefig(os.path.join(folder, "maps.png"), dpi=110)
-    print(table)
+        for name, content in outputs.items():
+            path = os.path.join(folder, name)
+            if isinstance(content, str):
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(content)
+            else:
+                content.savefig(path, dpi=110)
+    for content in outputs.values():
+        if isinstance(content, str):
+            print(content)
     print(
         f"{len(inputs.files)} image(s) x {len(methods)} method(s) with "
-        f"{inputs.loaded.description}: wrote {args.out} (table.md, curves.png, "
-        "maps.png)"
+        f"{inputs.loaded.description}: wrote {args.out} ({', '.join(outputs)})"
     )
     return 0

@@ -11,9 +11,9 @@ upstream gradient G_l, only the *critical* neurons pass gradient on:
 through the masks above it (one forward, one backward; RectGrad-like);
 ``mode="two_pass"`` ranks the plain gradients of every layer, obtained by an
 extra backward pass that starts when the backward reaches the model's output
-(PathwayGrad-like). ``keep=1.0`` is exactly the unfiltered gradient. The math
-is in METHODS.md section 1; :mod:`captum_crigrad.crigrad.masks` holds the tensor
-functions.
+(PathwayGrad-like). ``keep=1.0`` is exactly the unfiltered gradient.
+:mod:`captum_crigrad.crigrad.masks` holds the tensor functions (importance,
+thresholds, masks); the options are listed in the README's CriGrad section.
 
 **Default layers: every activation call.** Without ``layers=``, CriGrad
 filters the output of every call of an activation function made by the
@@ -51,7 +51,9 @@ from captum_crigrad.activations import ACTIVATION_FUNCTIONS
 from captum_crigrad.crigrad.masks import (
     GRANULARITIES,
     IMPORTANCES,
+    THRESHOLDS,
     critical_mask,
+    global_critical_masks,
     importance,
 )
 from captum_crigrad.hooks import GradientTransform, Hooks
@@ -68,10 +70,15 @@ from captum_crigrad.validation import (
 
 MODES = ("online", "two_pass")
 
-#: Default fraction of units kept per layer call and sample. Chosen by the
-#: results run of docs/evaluation.md (scripts/eval_results.py), where the
-#: numbers are.
+#: CriGrad's defaults, in one place (the drop-ins, the method registry and
+#: the command line read them): chosen by the defaults study of
+#: docs/defaults_study.md under the pass rules of docs/sanity.md.
 DEFAULT_KEEP = 0.1
+DEFAULT_IMPORTANCE = "gxi"
+DEFAULT_SIGNED = True
+DEFAULT_GRANULARITY = "element"
+DEFAULT_MODE = "online"
+DEFAULT_THRESHOLD = "layer"
 
 
 class CriGrad(GradientTransform):
@@ -93,6 +100,13 @@ class CriGrad(GradientTransform):
         granularity: ``"element"`` (default), ``"channel"`` or ``"location"``.
         mode: ``"online"`` (default; one backward) or ``"two_pass"`` (needs
             the model: ``forward_func`` an ``nn.Module`` or ``model=``).
+        threshold: ``"layer"`` (default): each layer call keeps its own top
+            ``keep`` fraction; ``"global"``: one threshold per sample over
+            the units of all hooked layer calls together, so ``keep`` is the
+            fraction of all units kept (PathwayGrad, Khakzar et al. 2021;
+            a layer may keep few or none of its units). Needs
+            ``mode="two_pass"`` (the plain gradients of every layer must be
+            known before any is masked).
         layers: modules whose outputs are filtered, each call separately.
             Default: every activation call (modules and functions, see the
             module docstring).
@@ -102,17 +116,24 @@ class CriGrad(GradientTransform):
     def __init__(
         self,
         keep: float = DEFAULT_KEEP,
-        importance: str = "gxi",
-        signed: bool = True,
-        granularity: str = "element",
-        mode: str = "online",
+        importance: str = DEFAULT_IMPORTANCE,
+        signed: bool = DEFAULT_SIGNED,
+        granularity: str = DEFAULT_GRANULARITY,
+        mode: str = DEFAULT_MODE,
         layers: Sequence[nn.Module] | None = None,
         exact: bool = False,
+        threshold: str = DEFAULT_THRESHOLD,
     ) -> None:
         keep = check_fraction(keep, "keep", include_zero=False)
         check_choice(importance, IMPORTANCES, "importance")
         check_choice(granularity, GRANULARITIES, "granularity")
         check_choice(mode, MODES, "mode")
+        check_choice(threshold, THRESHOLDS, "threshold")
+        if threshold == "global" and mode != "two_pass":
+            raise InvalidValueError(
+                "threshold: 'global' ranks every layer's plain gradient against one "
+                "threshold, which needs mode='two_pass'; got mode='online'"
+            )
         if not isinstance(signed, bool):
             raise InvalidTypeError(
                 f"signed: expected a bool, got {type(signed).__name__}"
@@ -135,12 +156,14 @@ class CriGrad(GradientTransform):
         self.mode = mode
         self.layers = layers
         self.exact = bool(exact)
+        self.threshold = threshold
 
     def __repr__(self) -> str:
+        extra = "" if self.threshold == "layer" else f", threshold={self.threshold!r}"
         return (
             f"CriGrad(keep={self.keep}, importance={self.importance!r}, "
             f"signed={self.signed}, granularity={self.granularity!r}, "
-            f"mode={self.mode!r})"
+            f"mode={self.mode!r}{extra})"
         )
 
     def validate(self, model: nn.Module | None) -> None:
@@ -173,11 +196,39 @@ class CriGrad(GradientTransform):
             mode=self.mode,
             layers=self.layers,
             exact=self.exact,
+            threshold=self.threshold,
         )
         opts.update(changes)
         return CriGrad(**opts)
 
     # -- hooks ------------------------------------------------------------
+    def masks(
+        self, activations: Sequence[Tensor], gradients: Sequence[Tensor | None]
+    ) -> list[Tensor | None]:
+        """Masks of every hooked layer call of one pass, from the plain
+        gradients (``mode="two_pass"``): per layer, or against one threshold
+        (``threshold="global"``). A call without gradient gets None."""
+        if self.threshold == "layer":
+            return [
+                None if g is None else self.mask(a, g)
+                for a, g in zip(activations, gradients, strict=True)
+            ]
+        used = [i for i, g in enumerate(gradients) if g is not None]
+        out: list[Tensor | None] = [None] * len(gradients)
+        if not used:
+            return out
+        scores = []
+        for i in used:
+            grad = gradients[i]
+            assert grad is not None  # used holds the calls with a gradient
+            scores.append(importance(activations[i], grad, self.importance))
+        kept = global_critical_masks(
+            scores, self.keep, self.granularity, signed=self.signed, exact=self.exact
+        )
+        for i, m in zip(used, kept, strict=True):
+            out[i] = m
+        return out
+
     def mask(self, activation: Tensor, gradient: Tensor) -> Tensor:
         """The critical 0/1 mask of one layer call, broadcastable to G.
 
@@ -366,10 +417,7 @@ class _Session:
             )
         finally:
             p.plain = False
-        p.masks = [
-            None if g is None else self.crigrad.mask(a.detach(), g)
-            for a, g in zip(acts, plain, strict=True)
-        ]
+        p.masks = self.crigrad.masks([a.detach() for a in acts], plain)
         p.clear()
         return None
 

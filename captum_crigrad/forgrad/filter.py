@@ -207,14 +207,11 @@ def forgrad(
 
             Default-sigma rule, ``sigma = 15/224 x min(H, W)``: the paper's
             ImageNet optimum, kept relative to the size because that is what
-            transferred in our measurement (docs/forgrad.md, results table,
-            ``scripts/forgrad_results.py``, insertion - deletion AUC): on the
-            pretrained CIFAR-10 ResNet-20 the best sigma was 2 for Saliency,
-            InputXGradient and IntegratedGradients, the same mask as the
-            default 15/224 x 32 = 2.14 (Saliency 0.237 raw -> 0.406). It is
-            not universal: on the MNIST SmallCNN the best sigma was 3.5-7
-            (1/8-1/4 of the size) and the default scored below the raw map
-            for Saliency (0.680 vs 0.734). Choose sigma for your model with
+            transferred in our measurement on the pretrained CIFAR-10
+            ResNet-20; it is not universal (too strong on the MNIST
+            SmallCNN). The numbers are in docs/forgrad.md, "Results on real
+            models", measured by ``scripts/forgrad_results.py``. Choose sigma
+            for your model with
             :func:`captum_crigrad.forgrad.select.select_sigma`.
         post: pointwise step on the filtered map.
 

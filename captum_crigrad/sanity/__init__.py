@@ -1,10 +1,12 @@
-"""Gradient attribution maps side by side and model-randomisation sanity
-checks (Adebayo et al. 2018), after MATLAB's compare-gradient-attribution-maps.
+"""Gradient attribution maps side by side and two sanity checks: model
+randomisation (Adebayo et al. 2018) and class sensitivity (the random-logit
+test, Sixt et al. 2020), after MATLAB's compare-gradient-attribution-maps.
 
 Layers, bottom up: :mod:`.similarity` (pure array functions),
 :mod:`.randomization` (model copies), :mod:`.gradient_maps` (maps of the
-methods named in :mod:`captum_crigrad.methods`), :mod:`.check` (the sanity
-check and its plot), :mod:`.visualize` (figures).
+methods named in :mod:`captum_crigrad.methods`), :mod:`.check` (the
+randomisation check and its plot), :mod:`.class_sensitivity` (the
+random-logit test), :mod:`.visualize` (figures).
 """
 
 from captum_crigrad.cam.layers import default_cam_layer
@@ -15,6 +17,11 @@ from captum_crigrad.methods import (
 )
 from captum_crigrad.relu_rules import ModifiedReluBackward, count_relu_calls
 from captum_crigrad.sanity.check import SanityResult, plot_sanity_curves, sanity_check
+from captum_crigrad.sanity.class_sensitivity import (
+    ClassSensitivityResult,
+    class_sensitivity,
+    random_other_class,
+)
 from captum_crigrad.sanity.gradient_maps import (
     attribution_maps,
     gradient_map,
@@ -40,17 +47,20 @@ from captum_crigrad.sanity.visualize import (
 )
 
 __all__ = [
+    "ClassSensitivityResult",
     "MEASURES",
     "ModifiedReluBackward",
     "SanityResult",
     "attribution_maps",
     "available_methods",
+    "class_sensitivity",
     "count_relu_calls",
     "default_blocks",
     "default_cam_layer",
     "gradient_map",
     "hog_pearson",
     "plot_sanity_curves",
+    "random_other_class",
     "randomize_model_parameters",
     "randomized_models",
     "register_method",
