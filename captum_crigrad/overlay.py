@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_crigrad.utils import atomic_file
+from captum_crigrad._files import write_atomic
 from captum_crigrad.validation import InvalidValueError
 
 
@@ -77,8 +77,7 @@ def save_png(path: str, rgb: np.ndarray, scale: int = 1) -> None:
     im = Image.fromarray(rgb)
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
-    with atomic_file(path) as tmp:
-        im.save(tmp, format="PNG")
+    write_atomic(path, lambda fh: im.save(fh, format="PNG"), binary=True)
 
 
 def plot_grid(
@@ -123,8 +122,9 @@ def plot_grid(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (cell * n + 0.4)) if title else None)
     try:
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+        write_atomic(
+            path, lambda fh: fig.savefig(fh, format="png", dpi=100), binary=True
+        )
     finally:
         plt.close(fig)
 

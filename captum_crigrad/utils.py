@@ -2,16 +2,13 @@
 the device a model lives on, its predicted classes and its output size; the
 one upsampling of maps, the one fitting of single-channel images to a
 model's channels and size, and the one reduction of attributions to a
-single-channel map; plain-text and Markdown tables; the one way to write a
-file atomically (:func:`atomic_file`, :func:`write_atomic`).
+single-channel map; plain-text and Markdown tables; the versions recorded
+with results. (Files are written by :mod:`captum_crigrad._files`.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -22,7 +19,6 @@ from captum_crigrad.validation import InvalidValueError
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
-    "atomic_file",
     "fit_images",
     "markdown_table",
     "model_device",
@@ -33,7 +29,6 @@ __all__ = [
     "text_table",
     "upsample",
     "versions",
-    "write_atomic",
 ]
 
 #: How :func:`reduce_channels` turns (N, C, H, W) into one value per pixel.
@@ -141,36 +136,6 @@ def markdown_table(rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(row) + " |" for row in cells]
     lines.insert(1, "|---" * len(cells[0]) + "|")
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[str]:
-    """A temporary path beside ``path`` (``.<name>.tmp-XXXX`` in its folder)
-    to write to; when the block ends without an exception the file gets a new
-    file's usual mode (``0o666`` minus the umask) and is renamed onto
-    ``path`` (atomic: readers see the old file or the whole new one), else it
-    is removed. The temporary file exists (empty) when the block starts."""
-    target = os.path.abspath(os.fspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target)
-    )
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) to ``path`` through
-    :func:`atomic_file`."""
-    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
 
 
 def versions() -> dict[str, str]:

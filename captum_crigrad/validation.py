@@ -790,3 +790,22 @@ def format_baseline_distribution(
         )
     kind, m = kinds.pop()
     return tuple(refs), kind == "per_example", m
+
+
+def check_hookable(model: nn.Module, argument: str, methods: Sequence[str]) -> None:
+    """Refuse ``methods`` (names, for the message) on a model holding
+    TorchScript modules: they need module hooks, which TorchScript does not
+    support (PyTorch raises a RuntimeError when one is registered)."""
+    scripted = [
+        name or "<model>"
+        for name, m in model.named_modules()
+        if isinstance(m, torch.jit.ScriptModule)
+    ]
+    if scripted and methods:
+        raise InvalidValueError(
+            f"{argument}: {', '.join(methods)} need(s) module hooks, which "
+            f"TorchScript modules ({', '.join(scripted[:3])}) do not support; use "
+            "gradient methods (saliency, inputxgradient, integratedgradients, "
+            "smoothgrad, forgrad-*) with a TorchScript model, or load the "
+            "architecture and its state dict"
+        )

@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from captum_crigrad._files import write_text_atomic as write_atomic
 from captum_crigrad.cli.eval import resnet_blocks
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
 from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
@@ -30,7 +31,6 @@ from captum_crigrad.metrics.roar import attribute_dataset, roar
 from captum_crigrad.metrics.suite import evaluate, format_markdown
 from captum_crigrad.models import SmallCNN, normalize
 from captum_crigrad.training import accuracy, train_classifier
-from captum_crigrad.utils import write_atomic
 
 KEEPS = (0.1, 0.3, 0.5, 0.7)
 METRICS = (

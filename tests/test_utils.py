@@ -1,12 +1,8 @@
-"""The bottom floor's shared helpers: fitting images, atomic writes."""
+"""The bottom floor's shared helpers."""
 
-import os
-import stat
-
-import pytest
 import torch
 
-from captum_crigrad.utils import atomic_file, fit_images, upsample, write_atomic
+from captum_crigrad.utils import fit_images, upsample, versions
 
 
 def test_fit_images():
@@ -21,22 +17,13 @@ def test_fit_images():
     assert torch.equal(big, upsample(rgb, (16, 16)).clamp(0, 1))
 
 
-def test_atomic_file_replaces_whole_or_not_at_all(tmp_path):
-    path = tmp_path / "out.txt"
-    write_atomic(path, "old\n")
-    with pytest.raises(RuntimeError, match="half way"):
-        with atomic_file(path) as tmp:
-            with open(tmp, "w") as fh:
-                fh.write("new, half")
-            raise RuntimeError("half way")
-    assert path.read_text() == "old\n"
-    assert os.listdir(tmp_path) == ["out.txt"]
-    write_atomic(str(path), "new\r\n")
-    assert path.read_bytes() == b"new\r\n"
-    assert os.listdir(tmp_path) == ["out.txt"]
-    umask = os.umask(0o022)
-    try:
-        write_atomic(path, "x")
-    finally:
-        os.umask(umask)
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+def test_versions():
+    import captum
+
+    from captum_crigrad import __version__
+
+    assert versions() == {
+        "captum_crigrad": __version__,
+        "torch": str(torch.__version__),
+        "captum": captum.__version__,
+    }

@@ -27,9 +27,6 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import os
 import sys
 import time
@@ -107,18 +104,16 @@ def format_table(rows, columns) -> str:
 
 
 def write_table(folder: str, rows, columns, extra: dict) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(
-            {c: (f"{r[c]:.6f}" if isinstance(r[c], float) else r[c]) for c in columns}
-        )
+    from captum_crigrad.cli._output import csv_text, json_text
+
+    table = [
+        [f"{r[c]:.6f}" if isinstance(r[c], float) else r[c] for c in columns]
+        for r in rows
+    ]
     with open(os.path.join(folder, "metrics.csv"), "w", encoding="utf-8") as fh:
-        fh.write(buf.getvalue())
+        fh.write(csv_text(columns, table))
     with open(os.path.join(folder, "metrics.json"), "w", encoding="utf-8") as fh:
-        json.dump(dict(extra, rows=rows), fh, indent=2)
-        fh.write("\n")
+        fh.write(json_text(dict(extra, rows=rows)))
 
 
 def run(args: argparse.Namespace) -> int:

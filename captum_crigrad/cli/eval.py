@@ -34,9 +34,7 @@ files are still written when asked for.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import os
 import tempfile
@@ -44,7 +42,6 @@ import tempfile
 import torch
 
 from captum_crigrad.cli import CLIError
-from captum_crigrad.utils import write_atomic
 
 NAME = "eval"
 HELP = (
@@ -218,12 +215,22 @@ def add_arguments(parser) -> None:
     )
 
 
+def _our_csv(text: str) -> bool:
+    """An earlier ``--csv`` file of ours (replaced without asking)."""
+    return text.startswith("method,metric,direction,")
+
+
+def _our_json(text: str) -> bool:
+    """An earlier ``--json`` file of ours (replaced without asking)."""
+    data = json.loads(text)
+    return isinstance(data, dict) and set(data) == {"settings", "results"}
+
+
 def rows_to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    from captum_crigrad._files import csv_text
+
+    header = list(rows[0])
+    return csv_text(header, [[r[c] for c in header] for r in rows])
 
 
 def resnet_blocks(model) -> list:
@@ -312,12 +319,14 @@ def run(args) -> int:
     import shutil
 
     from captum_crigrad import io
+    from captum_crigrad._files import json_text
+    from captum_crigrad._files import write_text_atomic as write_atomic
     from captum_crigrad.cli._inputs import (
         OPTION_NAMES,
         crigrad_layer_names,
         split_names,
     )
-    from captum_crigrad.cli._output import check_output_folder
+    from captum_crigrad.cli._output import check_file, check_output_folder, write_file
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.evaluation import distributed
     from captum_crigrad.evaluation.report import (
@@ -366,15 +375,21 @@ def run(args) -> int:
         raise CLIError("--resume: give the --out folder of the run to complete")
     if out is not None and not args.resume:
         check_output_folder(out)
-    for opt, path in (("--csv", args.csv), ("--json", args.json)):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise CLIError(f"{opt}: the folder of {path} does not exist")
-        if path and os.path.isdir(path):
-            raise CLIError(f"{opt}: {path} is a folder")
+    for opt, path, ours in (
+        ("--csv", args.csv, _our_csv),
+        ("--json", args.json, _our_json),
+    ):
+        if path:
+            check_file(path, opt, ours)
     keep = args.keep if args.keep is not None else DEFAULT_KEEP
     device = check_device(args.device, argument="--device")
     if args.input_size is not None:
         check_positive_int(args.input_size, "--input-size", minimum=8)
+        if args.input_size > io.MAX_INPUT_SIZE:
+            raise CLIError(
+                f"--input-size: at most {io.MAX_INPUT_SIZE} pixels a side, got "
+                f"{args.input_size}"
+            )
     loaded = io.load_model(
         args.model, args.weights, args.num_classes, names=OPTION_NAMES
     )
@@ -393,6 +408,12 @@ def run(args) -> int:
         if out is None and ctx.world > 1:
             raise CLIError("--out: a run of several processes needs an --out folder")
         model = loaded.model.to(ctx.device)
+        if isinstance(model, torch.jit.ScriptModule):  # found by the fuzz test
+            raise CLIError(
+                "--model: eval counts forward passes with a module hook, which "
+                "TorchScript models do not support; use saliency or sanity with "
+                "it, or give the architecture and its state dict"
+            )
         _probe(model, dataset, ctx.device)
         names = crigrad_layer_names(args, loaded)
         if names is not None:  # checked before any work, as every option
@@ -530,9 +551,9 @@ def run(args) -> int:
         "results": summary["rows"],
     }
     if args.csv:
-        write_atomic(args.csv, _summary_csv(summary["rows"]))
+        write_file(args.csv, _summary_csv(summary["rows"]), "--csv", _our_csv)
     if args.json:
-        write_atomic(args.json, json.dumps(json_safe(legacy), indent=2) + "\n")
+        write_file(args.json, json_text(legacy), "--json", _our_json)
     print(format_summary(summary))
     written = [p for p in (out, args.csv, args.json) if p]
     print(

@@ -23,8 +23,6 @@ and exit with code 2; the output folder is then left as it was.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 from itertools import combinations
 
@@ -229,7 +227,11 @@ def run(args: argparse.Namespace) -> int:
         crigrad_layer_names,
         load_inputs,
     )
-    from captum_crigrad.cli._output import check_output_folder, staged_output
+    from captum_crigrad.cli._output import (
+        check_output_folder,
+        csv_text,
+        staged_output,
+    )
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
     from captum_crigrad.utils import predict, versions
@@ -356,18 +358,19 @@ def run(args: argparse.Namespace) -> int:
                 )
             else:
                 np.save(base + ".npy", attributions[name].numpy())
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(
-            ["file", "target", "predicted", "predicted_name", "probability"]
-        )
+        table = []
         for f, t, p, c in zip(
             files, target.tolist(), predicted.tolist(), confidence.tolist(), strict=True
         ):
             name = classes[p] if classes is not None and p < len(classes) else ""
-            writer.writerow([f, t, p, name, f"{c:.6f}"])
+            table.append([f, t, p, name, f"{c:.6f}"])
         with open(os.path.join(folder, "predictions.csv"), "w", encoding="utf-8") as fh:
-            fh.write(buf.getvalue())
+            fh.write(
+                csv_text(
+                    ["file", "target", "predicted", "predicted_name", "probability"],
+                    table,
+                )
+            )
     print(
         f"{len(files)} image(s) x {len(methods)} method(s) ({', '.join(methods)}) "
         f"with {loaded.description}: wrote {args.out}"

@@ -18,9 +18,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from captum_crigrad._files import write_atomic, write_text_atomic
 from captum_crigrad.evaluation import stats
 from captum_crigrad.metrics.suite import CURVE_METRICS, METRICS
-from captum_crigrad.utils import markdown_table, text_table, write_atomic
+from captum_crigrad.utils import markdown_table, text_table
 
 FIGURES = "figures"
 
@@ -182,6 +183,12 @@ def _fmt(x: float, digits: int = 4) -> str:
     return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def _save(fig, path: str) -> None:
+    """Save ``fig`` as PNG through a temporary file and a rename (removed on
+    any error or signal: no half-written figure)."""
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"), binary=True)
+
+
 def _figures(summary: dict, folder: str) -> list[str]:
     import matplotlib
 
@@ -205,7 +212,7 @@ def _figures(summary: dict, folder: str) -> list[str]:
         ax.legend(fontsize=7)
         name = f"curves_{metric.replace('_auc', '')}.png"
         fig.tight_layout()
-        fig.savefig(os.path.join(folder, name), dpi=110)
+        _save(fig, os.path.join(folder, name))
         plt.close(fig)
         written.append(name)
     metrics = list(dict.fromkeys(r["metric"] for r in summary["rows"]))
@@ -231,7 +238,7 @@ def _figures(summary: dict, folder: str) -> list[str]:
         ax.set_title(f"{metric} {arrow}", fontsize=8)
     fig.suptitle("means with 95 % bootstrap intervals", fontsize=9)
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "means.png"), dpi=110)
+    _save(fig, os.path.join(folder, "means.png"))
     plt.close(fig)
     written.append("means.png")
     ranked = sorted(summary["ranks"].items(), key=lambda kv: kv[1]["mean_rank"])
@@ -242,7 +249,7 @@ def _figures(summary: dict, folder: str) -> list[str]:
     ax.invert_yaxis()
     ax.set_xlabel("mean rank across metrics (1 = best)")
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "ranking.png"), dpi=110)
+    _save(fig, os.path.join(folder, "ranking.png"))
     plt.close(fig)
     written.append("ranking.png")
     return written
@@ -345,5 +352,5 @@ def write_report(summary: dict, out: str, *, title: str, run: dict) -> str:
             + ", ".join(map(str, summary["missing"][:200])),
         ]
     path = os.path.join(out, "report.md")
-    write_atomic(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -15,19 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import ImageDraws, SeedsType, check_seeds
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
     pixel_relevance,
     ranks_from_order,
     selected_scores,
     tie_broken_order,
 )
-from captum_crigrad.metrics.imputation import gaussian_blur, noisy_linear_imputation
+from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation
 from captum_crigrad.utils import model_device
 from captum_crigrad.validation import (
     InvalidTypeError,
@@ -35,6 +37,7 @@ from captum_crigrad.validation import (
     TargetType,
     check_choice,
     check_finite_float,
+    check_fraction,
     check_images,
     check_positive_int,
     check_score,
@@ -105,7 +108,10 @@ def _replacement_source(
             raise InvalidValueError("replacement: contains NaN or infinite values")
         return rep, False
     if replacement == "mean":
-        return inputs.mean(dim=(0, 2, 3), keepdim=True).expand_as(inputs), False
+        # each image's own per-channel mean, never the batch's: an image's
+        # score must not depend on the images scored with it (a data-set
+        # statistic is a tensor: replacement=mean.view(C, 1, 1))
+        return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs), False
     if replacement == "blur":
         return gaussian_blur(inputs, blur_sigma, blur_kernel_size), False
     if replacement in ("road", "linear_imputation"):
@@ -116,24 +122,32 @@ def _replacement_source(
     )
 
 
-def _check_fractions(fractions, n_steps) -> Tensor:
+def _check_fractions(fractions, n_steps, argument: str = "fractions") -> Tensor:
     if fractions is None:
         n_steps = check_positive_int(n_steps, "n_steps")
         return torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
-    frac = torch.as_tensor(fractions, dtype=torch.float64).flatten()
-    if frac.numel() == 0:
-        raise InvalidValueError("fractions: expected at least one fraction")
-    if (
-        not bool(torch.isfinite(frac).all())
-        or bool((frac < 0).any())
-        or bool((frac > 1).any())
-    ):
-        raise InvalidValueError(
-            f"fractions: every fraction must lie in [0, 1], got {frac.tolist()}"
+    if isinstance(fractions, Tensor):
+        if fractions.is_complex() or fractions.dtype == torch.bool:
+            raise InvalidTypeError(
+                f"{argument}: expected fractions in [0, 1], got a {fractions.dtype} "
+                "tensor"
+            )
+        values = fractions.detach().double().flatten().tolist()
+    elif isinstance(fractions, Sequence) and not isinstance(fractions, (str, bytes)):
+        values = list(fractions)
+    else:
+        raise InvalidTypeError(
+            f"{argument}: expected a sequence of fractions in [0, 1], got "
+            f"{type(fractions).__name__}"
         )
+    if not values:
+        raise InvalidValueError(f"{argument}: expected at least one fraction")
+    frac = torch.tensor(
+        [check_fraction(v, argument) for v in values], dtype=torch.float64
+    )
     if frac.numel() > 1 and bool((frac[1:] < frac[:-1]).any()):
         raise InvalidValueError(
-            f"fractions: expected a non-decreasing schedule, got {frac.tolist()}"
+            f"{argument}: expected a non-decreasing schedule, got {frac.tolist()}"
         )
     return frac
 
@@ -153,6 +167,7 @@ def perturbation_curve(
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     channel_reduction: str = "sum",
     blur_sigma: float = 5.0,
     blur_kernel_size: int = 11,
@@ -167,8 +182,11 @@ def perturbation_curve(
     (``mode="insert"``).
 
     Args:
-        model: classifier returning (N, classes) logits; left untouched
-            (mode, hooks, parameters), run under ``torch.no_grad``.
+        model: classifier returning (N, classes) logits, run under
+            ``torch.no_grad`` in its own train/eval mode; left untouched
+            (parameters, buffers, modes, hooks; a model with modules in
+            training mode is run as a private copy, so BatchNorm statistics
+            do not move).
         inputs: (N, C, H, W) images as the model takes them.
         attributions: (N, C, H, W), (N, 1, H, W) or (N, H, W); reduced to one
             relevance per pixel by ``channel_reduction`` ("sum", "abs", "max").
@@ -180,8 +198,9 @@ def perturbation_curve(
             Ties are broken by raster order, so orders are deterministic.
         mode: "delete" or "insert".
         replacement: the value of removed pixels, in the model's input space:
-            a number, a tensor broadcastable to (N, C, H, W), "mean" (per-channel
-            mean of ``inputs``), "blur" (Gaussian blur, ``blur_sigma``,
+            a number, a tensor broadcastable to (N, C, H, W), "mean" (each
+            image's own per-channel mean; for a data-set statistic give a
+            (C, 1, 1) tensor), "blur" (Gaussian blur, ``blur_sigma``,
             ``blur_kernel_size``) or "road" (ROAD's noisy linear imputation,
             noise std ``road_noise``, from ``generator``).
         score: "probability" (softmax probability; "prob" also accepted) or
@@ -190,7 +209,16 @@ def perturbation_curve(
         additional_forward_args: extra model arguments; tensors whose first
             dimension is N are indexed per image, anything else is passed as is.
         max_examples_per_batch: perturbed images per forward call.
-        generator: ``torch.Generator`` for "random" orders and ROAD noise.
+        generator: ``torch.Generator`` for "random" orders and ROAD noise:
+            one seed is drawn from it per call, and every image draws its
+            order and its noise (per number of pixels replaced) from its own
+            generator seeded by that seed and the image's content
+            (``_seeds.py``), so an image's scores do not depend on
+            ``max_examples_per_batch`` or on the other images in the batch.
+        seeds: instead of ``generator``, one integer seed per image ((N,)
+            tensor or sequence), e.g. derived from a run seed and each
+            image's index in a data set; the image's draws then depend on
+            its seed alone.
 
     Returns:
         :class:`PerturbationCurve` with (N, S) scores and forward-pass counts.
@@ -202,6 +230,7 @@ def perturbation_curve(
     check_choice(mode, ("delete", "insert"), "mode")
     score = check_score(score)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
+    check_seeds(seeds, inputs.shape[0])
     n, c, h, w = inputs.shape
     target_indices(target, n)  # the form, before any work
     device = model_device(model, inputs.device)
@@ -220,17 +249,21 @@ def perturbation_curve(
 
     pixels = h * w
     counts = torch.floor(frac * pixels + 0.5).long()
-    if order == "random":
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        pixel_order = torch.rand(
-            n, pixels, generator=generator, device=gen_device
+    if order == "random" or (impute and road_noise > 0):
+        draws = ImageDraws(inputs, generator, seeds)
+    if order == "random":  # per image, see _seeds.py
+        pixel_order = torch.stack(
+            [
+                torch.rand(pixels, generator=draws.generator(i, "order"))
+                for i in range(n)
+            ]
         ).argsort(dim=1)
     else:
         pixel_order = tie_broken_order(relevance, descending=(order == "morf"))
     ranks = ranks_from_order(pixel_order.to(device)).view(n, h, w)
 
     n_passes = n_calls = 0
-    with torch.no_grad():
+    with torch.no_grad(), private_if_training(model) as model:
         original = []
         for start in range(0, n, batch):
             idx = torch.arange(start, min(n, start + batch), device=device)
@@ -261,9 +294,21 @@ def perturbation_curve(
             replace = selected if mode == "delete" else ~selected
             x = inputs[img]
             if impute:
-                fill = noisy_linear_imputation(
-                    x, replace, noise_std=road_noise, generator=generator
-                )
+                fill = linear_imputation(x, replace)
+                if road_noise > 0:  # per image and step, see _seeds.py
+                    noise = torch.stack(
+                        [
+                            torch.randn(
+                                x.shape[1:],
+                                generator=draws.generator(i, "road", k),
+                                dtype=x.dtype,
+                            )
+                            for i, k in zip(
+                                img.tolist(), counts[step.cpu()].tolist(), strict=True
+                            )
+                        ]
+                    ).to(device)
+                    fill = fill + road_noise * noise
             else:
                 fill = repl[img]
             x = torch.where(replace.unsqueeze(1), fill, x)
@@ -363,11 +408,10 @@ def pixel_perturbation(
     Returns:
         (N,) for a scalar ``k``, else (N, len(k)).
     """
-    scalar = isinstance(k, (int, float)) and not isinstance(k, bool)
-    if isinstance(k, (int, float)) and scalar:
-        ks = [float(k)]
-    else:  # a sequence of fractions
-        ks = list(cast(Sequence[float], k))
+    if isinstance(k, Tensor) and k.dim() == 0:
+        k = k.item()
+    scalar = not isinstance(k, (Sequence, Tensor)) or isinstance(k, str)
+    ks = _check_fractions([k] if scalar else k, None, "k").tolist()
     curve = perturbation_curve(
         model,
         inputs,

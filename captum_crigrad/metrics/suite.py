@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import SeedsType
 from captum_crigrad.explain import explain
 from captum_crigrad.methods import ExplainOptions, parse_methods
 from captum_crigrad.metrics import localisation
@@ -137,13 +138,19 @@ def score_metric(
     n_subsets: int = 50,
     road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     max_examples_per_batch: int = 64,
     masks: Tensor | None = None,
     channel_reduction: str = "sum",
 ) -> MetricScores:
     """Score ``attributions`` of ``images`` for ``target`` on one named metric
     (a key of :data:`METRICS`), per image. The metrics of
-    :data:`SEEDED_METRICS` draw from ``generator``; those of
+    :data:`SEEDED_METRICS` draw per image, from ``seeds`` (one integer per
+    image, e.g. :func:`captum_crigrad.evaluation.runner.image_seed`) or from
+    ``generator`` mixed with each image's content (not both; see
+    :mod:`captum_crigrad._seeds`): an image's value does not depend on the
+    other images scored with it. The other metrics draw nothing and ignore
+    ``seeds``. The metrics of
     :data:`MASK_METRICS` need ``masks`` (N, H, W) bool. Pixel perturbation
     ranks pixels by the map's magnitude; deletion, insertion, sensitivity-n
     and ROAD read the map by ``channel_reduction`` (the method's meaning:
@@ -153,7 +160,8 @@ def score_metric(
         target=target, max_examples_per_batch=max_examples_per_batch
     )
     signed_kw: dict[str, Any] = dict(kw, channel_reduction=channel_reduction)
-    gen = generator
+    # the per-image draws of the seeded metrics (check_seeds: one per image)
+    draws: dict[str, Any] = dict(generator=generator, seeds=seeds)
     if metric == "pixel_perturbation":
         values = pixel_perturbation(
             model, images, attributions, k=k, channel_reduction="abs", **kw
@@ -161,7 +169,7 @@ def score_metric(
         return MetricScores(values.double())
     if metric == "pixel_perturbation_random_order":
         values = pixel_perturbation(
-            model, images, attributions, k=k, order="random", generator=gen, **kw
+            model, images, attributions, k=k, order="random", **draws, **kw
         )
         return MetricScores(values.double())
     if metric in ("deletion_auc", "insertion_auc"):
@@ -182,7 +190,7 @@ def score_metric(
             attributions,
             n=grid,
             n_subsets=n_subsets,
-            generator=gen,
+            **draws,
             **signed_kw,
         )
         return MetricScores(
@@ -194,7 +202,7 @@ def score_metric(
             images,
             attributions,
             fractions=road_fractions,
-            generator=gen,
+            **draws,
             **signed_kw,
         )
         return MetricScores(res.combined.double(), res.n_forward_passes)
@@ -205,7 +213,7 @@ def score_metric(
             attributions,
             perturbation="square",
             size=max(1, images.shape[-1] // 4),
-            generator=gen,
+            **draws,
             target=target,
         )
         return MetricScores(values.double())
