@@ -9,13 +9,14 @@ this package on something real:
   :func:`captum_crigrad.training.train_classifier` on 8,000 images of the
   official MNIST *test* set (the only MNIST part available offline here);
   the other 2,000 images (a seeded split, :func:`mnist_split`) are held out.
-  **Measured held-out accuracy: 97.65 % (1,953 / 2,000)**
-  (:data:`DEFAULT_HELDOUT_ACCURACY`; ``tests/test_default.py`` recomputes it
-  when the MNIST files are present).
+  Its held-out accuracy is :data:`DEFAULT_HELDOUT_ACCURACY`, measured by the
+  training script and recorded with the recipe in
+  ``data/default_mnist_smallcnn.json`` (:func:`default_model_info`);
+  ``tests/test_default.py`` recomputes it when the MNIST files are present.
 * :func:`load_default_images` returns 20 held-out digits (the first two of
   each class in held-out order, chosen before looking at the model's
-  predictions) with their labels, normalised as the model expects; the
-  model classifies 19 of the 20 correctly.
+  predictions) with their labels, normalised as the model expects (the
+  model's accuracy on them is in the same JSON file).
 
 Both files ship as package data (``captum_crigrad/data/``): the weights are a
 plain state dict loaded with ``torch.load(..., weights_only=True)``, so
@@ -53,12 +54,10 @@ SPLIT_SEED = 0
 N_TRAIN = 8000
 TRAIN_SEED = 0
 TRAIN_EPOCHS = 6
-#: FORGrad cutoff (cycles per image) for the default model, measured by
-#: ``scripts/select_default_sigma.py``: ``select_sigma`` (insertion - deletion
-#: AUC, higher is better) on 200 held-out digits other than the shipped ones.
-#: Saliency: best sigma 7 (0.809; the package default 15/224 x 28 = 1.75
-#: scores 0.758, the unfiltered signed map 0.832); CriGrad-Saliency: best 2.625
-#: (0.822, unfiltered 0.684), 0.807 at sigma 7.
+#: FORGrad cutoff (cycles per image) for the default model: Saliency's best
+#: sigma in ``scripts/select_default_sigma.py`` (``select_sigma`` on held-out
+#: digits other than the shipped ones); the numbers are in docs/forgrad.md,
+#: "The embedded default model".
 DEFAULT_FORGRAD_SIGMA = 7.0
 #: Natural Grad-CAM layer of the default model (the last convolution), as
 #: :func:`captum_crigrad.cam.layers.default_cam_layer` finds it.
@@ -111,7 +110,7 @@ def pick_examples(labels: Tensor, per_class: int = 2, num_classes: int = 10) -> 
 def load_default_model(device: str | torch.device = "cpu") -> SmallCNN:
     """The shipped MNIST :class:`SmallCNN`, in eval mode on ``device``.
 
-    Held-out accuracy 97.65 % (:data:`DEFAULT_HELDOUT_ACCURACY`). Expects
+    Held-out accuracy: :data:`DEFAULT_HELDOUT_ACCURACY`. Expects
     inputs normalised by :func:`normalize_mnist`, shape (N, 1, 28, 28);
     returns logits (N, 10). Each call returns a fresh model (safe to modify).
     """

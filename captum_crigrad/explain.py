@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._untouched import eval_mode
 from captum_crigrad.methods import (
     ExplainOptions,
     available_methods,
@@ -67,8 +68,9 @@ def explain(
     """Raw attributions of each method for ``images``.
 
     Args:
-        model: a classifier returning logits (N, K); left unchanged (no hook
-            survives, train/eval mode and parameters untouched).
+        model: a classifier returning logits (N, K), run in eval mode for
+            the call; left unchanged (no hook survives, parameters, buffers
+            and every module's train/eval flag as they were).
         images: (N, C, H, W) float, normalised as the model expects.
         methods: names or a comma-separated string
             (:func:`captum_crigrad.methods.parse_methods`).
@@ -82,6 +84,14 @@ def explain(
         gradient methods, (N, 1, H, W) for CAM methods.
     """
     check_module(model, "model")
+    # every pass in inference mode (dropout off, BatchNorm on its running
+    # statistics), the prediction and the CAM-layer probe included; each
+    # module's own train/eval flag is restored afterwards
+    with eval_mode(model):
+        return _explain(model, images, methods, target, options, batch_size, progress)
+
+
+def _explain(model, images, methods, target, options, batch_size, progress):
     check_images(images)
     requests = parse_methods(methods)
     names = [r.name.lower() for r in requests]
@@ -99,21 +109,14 @@ def explain(
         )
     fns = build_methods(requests, model, images, options)
 
-    was_training = model.training
-    model.eval()
-    try:
-        chunks: dict[str, list[Tensor]] = {n: [] for n in names}
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start : start + batch_size]
-            t = target[start : start + batch_size]
-            for name, fn in zip(names, fns, strict=True):
-                chunks[name].append(
-                    fn(x.clone().requires_grad_(True), t).detach().cpu()
-                )
-            if progress is not None:
-                progress(x.shape[0])
-    finally:
-        model.train(was_training)
+    chunks: dict[str, list[Tensor]] = {n: [] for n in names}
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size]
+        t = target[start : start + batch_size]
+        for name, fn in zip(names, fns, strict=True):
+            chunks[name].append(fn(x.clone().requires_grad_(True), t).detach().cpu())
+        if progress is not None:
+            progress(x.shape[0])
     return {n: torch.cat(c) for n, c in chunks.items()}
 
 

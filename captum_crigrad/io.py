@@ -57,17 +57,19 @@ from captum_crigrad.models import (
     resnet20,
 )
 from captum_crigrad.models import normalize as normalize_images
-from captum_crigrad.utils import upsample
+from captum_crigrad.utils import fit_images
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_choice,
     check_device,
+    check_finite_float,
     check_positive_int,
 )
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_INPUT_SIZE",
     "MNIST_HELDOUT_START",
     "MNIST_IMAGES",
     "NORMALIZATIONS",
@@ -110,6 +112,10 @@ MNIST_IMAGES = "t10k-images-idx3-ubyte.gz"
 #: An MNIST folder given as images contributes the test images from this index
 #: on: the 2,000 that ``scripts/eval_results.py`` holds out from its training.
 MNIST_HELDOUT_START = 8000
+#: Largest side images are resized to (``input_size``): beyond every
+#: classifier's input (ViT-H takes 518, EfficientNet-B7 600) and small enough
+#: that one image (4096^2 x 3 floats = 192 MiB) is not a memory error.
+MAX_INPUT_SIZE = 4096
 #: Named input normalisations of :func:`preprocessing`.
 NORMALIZATIONS = ("model", "imagenet", "mnist", "none")
 _LOCAL_ARCHITECTURES = ("smallcnn", "resnet20")
@@ -136,16 +142,20 @@ def read_checkpoint(path: PathLike, *, argument: str = "weights") -> dict:
     if not os.path.isfile(path):
         raise InvalidValueError(f"{argument}: no such file: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol before refusing a file:
+            # the one-line error below says all there is to say
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, not a checkpoint, or needs pickled code
-        text = str(exc)
-        if "Unsupported global" in text or "can still be loaded" in text:
+        text = str(exc).lower()
+        if "unsupported global" in text or "can still be loaded" in text:
             raise InvalidValueError(
                 f"{argument}: {path} needs pickled Python code to load (e.g. a "
                 "whole saved nn.Module); for safety only plain state dicts are "
                 "read: save model.state_dict() or a TorchScript file instead"
             ) from None
-        reason = "" if "Weights only load failed" in text else f": {_first_line(exc)}"
+        reason = "" if "weights only load failed" in text else f": {_first_line(exc)}"
         raise InvalidValueError(
             f"{argument}: cannot read {path}: corrupt or not a PyTorch "
             f"checkpoint{reason}"
@@ -160,6 +170,12 @@ def read_checkpoint(path: PathLike, *, argument: str = "weights") -> dict:
     ):
         raise InvalidValueError(
             f"{argument}: {path} does not hold a state dict of tensors"
+        )
+    nan = [k for k, v in ckpt.items() if v.is_floating_point() and v.isnan().any()]
+    if nan:
+        raise InvalidValueError(
+            f"{argument}: {path} holds NaN values ({len(nan)} tensor(s), e.g. "
+            f"{nan[0]}); a model with them gives no meaningful explanation"
         )
     return {re.sub(r"^module\.", "", k): v for k, v in ckpt.items()}
 
@@ -312,7 +328,7 @@ def load_model(
             raise InvalidValueError(f"{m_arg}: no such file: {model}")
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # jit.load deprecation
+                warnings.simplefilter("ignore")  # deprecation; a failure is one line
                 scripted = torch.jit.load(model, map_location="cpu")
         except Exception:
             raise InvalidValueError(
@@ -454,27 +470,127 @@ def find_images(paths: Sequence[PathLike], *, argument: str = "images") -> list[
     return found
 
 
+#: Modes that hold more than 8 bits per pixel: read at their own range (16-bit
+#: integers over 0..65535, float over 0..1), not squeezed into 8 bits.
+_DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+#: 8-bit modes PIL converts faithfully to grey and RGB. Others (LAB, HSV, ...)
+#: would be converted channel by channel without a colour model: refused.
+_BYTE_MODES = (
+    "1",
+    "L",
+    "LA",
+    "La",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBX",
+    "RGBa",
+    "CMYK",
+    "YCbCr",
+)
+
+
+def _deep_grey(im, path: str, argument: str) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float image as (H, W) float32 in [0, 1], at
+    its true range; refused (one line) when that range is unknown."""
+    arr = np.asarray(im)
+    if im.mode == "F":
+        arr = arr.astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise InvalidValueError(
+                f"{argument}: {path} is a floating-point image with NaN or "
+                "infinite pixels"
+            )
+        low, high = float(arr.min()), float(arr.max())
+        if low < 0 or high > 1:
+            raise InvalidValueError(
+                f"{argument}: {path} is a floating-point image with values in "
+                f"[{low:g}, {high:g}]; pixel values must lie in [0, 1] (rescale "
+                "it, or save it as an 8- or 16-bit image)"
+            )
+        return arr.astype(np.float32)
+    arr = arr.astype(np.int64)
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0 or high > 65535:  # 32-bit integers: no range to read them in
+        raise InvalidValueError(
+            f"{argument}: {path} is a 32-bit integer image with values in "
+            f"[{low}, {high}], which have no defined range; save it as an 8- or "
+            "16-bit image"
+        )
+    return (arr / 65535.0).astype(np.float32)  # 16-bit data (PNG, TIFF, PGM)
+
+
+def _resize_float(arr: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop an (H, W) float image to a square and resize it to ``size``
+    with PIL's bilinear filter, in floating point (no 8-bit rounding)."""
+    from PIL import Image
+
+    h, w = arr.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = np.ascontiguousarray(arr[top : top + side, left : left + side])
+    im = Image.fromarray(crop.astype(np.float32), mode="F")
+    out = np.asarray(
+        im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32
+    )
+    return np.clip(out, 0.0, 1.0)
+
+
 def read_images(
     files: Sequence[PathLike], channels: int, size: int, *, argument: str = "images"
 ) -> Tensor:
     """Read, centre-crop to a square, resize to ``size``:
-    (N, ``channels``, size, size) in [0, 1]."""
+    (N, ``channels``, size, size) in [0, 1].
+
+    Every mode PIL reads is taken at its true range: 8-bit modes (grey,
+    palette, RGB(A), CMYK, YCbCr, ...) over 0..255 through PIL's conversion;
+    16-bit grey (PNG, TIFF, PGM) over 0..65535; floating-point grey (TIFF,
+    PFM) as values in [0, 1], refused otherwise; 32-bit integer images only
+    when their values fit 16 bits; other colour spaces (LAB, HSV) are
+    refused. Deep grey images are given to an RGB
+    model as three equal channels. Images above PIL's decompression-bomb
+    limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused before decoding.
+    """
     from PIL import Image, UnidentifiedImageError
 
     out = []
     for f in files:
+        path = os.fspath(f)
         try:
-            with Image.open(f) as opened:
-                im = opened.convert("L" if channels == 1 else "RGB")
-                w, h = im.size
-                side = min(w, h)
-                left, top = (w - side) // 2, (h - side) // 2
-                im = im.crop((left, top, left + side, top + side))
-                im = im.resize((size, size), Image.Resampling.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            with warnings.catch_warnings():
+                # above MAX_IMAGE_PIXELS PIL only warns: refuse it instead
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as opened:
+                    if opened.mode in _DEEP_MODES:
+                        deep = _deep_grey(opened, path, argument)
+                        grey = _resize_float(deep, size)
+                        arr = grey if channels == 1 else np.stack([grey] * 3, -1)
+                    elif opened.mode not in _BYTE_MODES:
+                        raise InvalidValueError(
+                            f"{argument}: {path} is in PIL mode {opened.mode}, which "
+                            "cannot be converted to grey or RGB faithfully; save "
+                            "it as an RGB or grey image"
+                        )
+                    else:
+                        im = opened.convert("L" if channels == 1 else "RGB")
+                        w, h = im.size
+                        side = min(w, h)
+                        left, top = (w - side) // 2, (h - side) // 2
+                        im = im.crop((left, top, left + side, top + side))
+                        im = im.resize((size, size), Image.Resampling.BILINEAR)
+                        arr = np.asarray(im, dtype=np.float32) / 255.0
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InvalidValueError(
-                f"{argument}: {os.fspath(f)} is not an image that can be read "
+                f"{argument}: {path} declares more pixels than the "
+                f"{Image.MAX_IMAGE_PIXELS:,} allowed (a possible decompression "
+                f"bomb; {_first_line(exc)})"
+            ) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            if isinstance(exc, InvalidValueError):
+                raise
+            raise InvalidValueError(
+                f"{argument}: {path} is not an image that can be read "
                 f"({_first_line(exc)})"
             ) from None
         t = torch.from_numpy(arr.copy())
@@ -649,15 +765,6 @@ def image_sources(
     return entries
 
 
-def _fit(images: Tensor, channels: int, size: int) -> Tensor:
-    """(N, 1, H, W) in [0, 1] -> ``channels`` channels, ``size`` x ``size``."""
-    if images.shape[1] != channels:
-        images = images.expand(-1, channels, -1, -1).clone()
-    if images.shape[-1] != size or images.shape[-2] != size:
-        images = upsample(images, (size, size)).clamp(0, 1)
-    return images
-
-
 def read_sources(
     entries: Sequence[Source], channels: int, size: int, *, argument: str = "images"
 ) -> Tensor:
@@ -678,7 +785,7 @@ def read_sources(
                     f"{argument}: cannot read the MNIST files of {folder} "
                     f"({_first_line(exc)})"
                 ) from None
-        out.append(_fit(mnist[folder][i : i + 1], channels, size))
+        out.append(fit_images(mnist[folder][i : i + 1], channels, size))
     return torch.cat(out)
 
 
@@ -726,10 +833,11 @@ def preprocessing(
                 f"{loaded.channels} channel(s), got {len(out_mean)} mean and "
                 f"{len(out_std)} std values"
             )
-    if any(s <= 0 for s in out_std):
-        raise InvalidValueError(
-            f"{_arg(names, 'std')}: expected positive values, got {out_std}"
-        )
+    out_mean = tuple(check_finite_float(v, _arg(names, "mean")) for v in out_mean)
+    out_std = tuple(
+        check_finite_float(v, _arg(names, "std"), minimum=0, strict=True)
+        for v in out_std
+    )
     return out_mean, out_std
 
 
@@ -788,6 +896,13 @@ def load_inputs(
         check_positive_int(n_images, _arg(names, "n_images"))
     if input_size is not None:
         check_positive_int(input_size, _arg(names, "input_size"), minimum=8)
+        if input_size > MAX_INPUT_SIZE:
+            raise InvalidValueError(
+                f"{_arg(names, 'input_size')}: at most {MAX_INPUT_SIZE} pixels a "
+                f"side (a {input_size}x{input_size} image would need "
+                f"{3 * 4 * input_size**2 / 2**30:.1f} GiB per RGB image before "
+                f"the model runs), got {input_size}"
+            )
     sources = list(images)
     if not sources and model != "default":
         raise InvalidValueError(
@@ -806,7 +921,7 @@ def load_inputs(
         digits, labels = dflt.load_default_images(normalized=False)
         n = len(digits) if n_images is None else min(n_images, len(digits))
         files = [f"default-digit-{i:02d}-label-{int(labels[i])}" for i in range(n)]
-        raw = _fit(digits[:n], loaded.channels, size)
+        raw = fit_images(digits[:n], loaded.channels, size)
     else:
         entries = entries[:n_images]
         files = [e if isinstance(e, str) else f"{e[0]}#{e[1]}" for e in entries]
@@ -829,6 +944,12 @@ def load_inputs(
         raise InvalidValueError(
             f"{m_arg}: expected logits of shape (N, classes), got "
             f"{tuple(getattr(probe, 'shape', ()))}"
+        )
+    if not bool(torch.isfinite(probe).all()):
+        raise InvalidValueError(
+            f"{m_arg}: its outputs on {files[0]} are not finite (NaN or inf); "
+            "check the weights and the preprocessing "
+            f"({_arg(names, 'mean')}/{_arg(names, 'std')})"
         )
     return Inputs(
         loaded, net, batch, raw, files, dev, size, mean_, std_, int(probe.shape[1])

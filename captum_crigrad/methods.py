@@ -58,6 +58,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import draw_generator, image_keys
 from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad.transform import (
@@ -83,6 +84,8 @@ from captum_crigrad.validation import (
     check_choice,
     check_finite_float,
     check_fraction,
+    check_hookable,
+    check_int,
     check_positive_int,
     resolve_layer,
     resolve_layers,
@@ -192,8 +195,7 @@ class ExplainOptions:
         )
         if self.stdev is not None:
             check_finite_float(self.stdev, "stdev", minimum=0)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InvalidTypeError(f"seed: expected an int, got {self.seed!r}")
+        check_int(self.seed, "seed")
         if self.forgrad_sigma is not None:
             check_finite_float(
                 self.forgrad_sigma,
@@ -511,6 +513,15 @@ def build_methods(
     ``score_model`` is what is differentiated (default ``model``).
     """
     options.validate()
+    check_hookable(  # TorchScript: no module hooks for these
+        model,
+        "methods",
+        [
+            r.name
+            for r in requests
+            if r.kind == "cam" or r.crigrad or r.method.relu_rule
+        ],
+    )
     scored = model if score_model is None else score_model
     if options.crigrad_layers is not None:  # names are the classifier's
         options = dataclasses.replace(
@@ -796,9 +807,16 @@ def _integrated_gradcam(ctx):
     modifiers=False,
 )
 def _random(ctx):
-    gen = torch.Generator().manual_seed(ctx.options.seed)
+    seed = ctx.options.seed
 
     def attribute(x, t):
-        return torch.rand(x.shape[0], 1, *x.shape[2:], generator=gen).to(x)
+        # per image, from (seed, the image's content): a control map that does
+        # not depend on the chunking or on the other images (_seeds.py)
+        return torch.stack(
+            [
+                torch.rand(1, *x.shape[2:], generator=draw_generator(seed, key))
+                for key in image_keys(x)
+            ]
+        ).to(x)
 
     return attribute

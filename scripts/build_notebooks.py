@@ -421,7 +421,7 @@ EVALUATION = [
     md("""
 # Evaluation: are the maps faithful to the model?
 
-No single metric is enough (docs/METRICS.md): on small images deletion into a
+No single metric is enough (docs/evaluation.md): on small images deletion into a
 zero substrate rewards scattered maps, so read it next to insertion, pixel
 perturbation, ROAD and sensitivity-n, and always next to a random map.
 Offline, on the embedded MNIST CNN and its 20 shipped digits; every random

@@ -26,7 +26,9 @@ Metrics (direction in brackets):
 Run from the repository root (about 5-10 minutes on one CPU thread):
 
     python scripts/expected_gradcam_results.py --assets ../shared/assets \
-        --out docs/expected_gradcam_results.md
+        --layer layer3.1 --out docs/expected_gradcam_results_layer3.1.md
+
+(docs/expected_gradcam.md lists the runs behind its tables.)
 """
 
 from __future__ import annotations

@@ -3,6 +3,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles (tests/test_properties.py): "ci" (default) runs a few
+# examples per property, derandomised so every run is the same; "nightly"
+# runs many, randomly: HYPOTHESIS_PROFILE=nightly python -m pytest -q
+# tests/test_properties.py. No example database is written (nothing is left
+# in the working tree); a failure prints its example and a reproduce blob.
+_COMMON = dict(
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("ci", max_examples=8, derandomize=True, **_COMMON)
+settings.register_profile("nightly", max_examples=400, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ASSETS = Path(
     os.environ.get(

@@ -136,7 +136,7 @@ def test_preprocessing():
     for kwargs, message in [
         (dict(channels=3), "--channels: embedded default .* takes 1 channel"),
         (dict(mean=[0.1, 0.2], std=[1, 1]), "--mean/--std: the model takes 1"),
-        (dict(std=[0.0]), "--std: expected positive values"),
+        (dict(std=[0.0]), "--std: expected a finite number > 0"),
         (dict(normalize="zscore"), "normalize: expected one of"),
     ]:
         with pytest.raises(InvalidValueError, match=message):

@@ -163,11 +163,9 @@ def test_bad_inputs_give_clear_errors(linear_case):
     inf_map[1, 1, 1, 1] = float("inf")
     with pytest.raises(ValueError, match="NaN or infinite"):
         insertion(model, x, inf_map)
-    with pytest.raises(
-        ValueError, match=r"fractions: every fraction must lie in \[0, 1\]"
-    ):
+    with pytest.raises(ValueError, match=r"fractions: expected a fraction in \[0, 1\]"):
         perturbation_curve(model, x, contribution, fractions=[0.0, 1.5])
-    with pytest.raises(ValueError, match="fractions"):
+    with pytest.raises(ValueError, match=r"k: expected a fraction in \[0, 1\]"):
         pixel_perturbation(model, x, contribution, k=-0.1)
     with pytest.raises(ValueError, match="order"):
         perturbation_curve(model, x, contribution, order="best")

@@ -47,6 +47,7 @@ class _Parser(argparse.ArgumentParser):
     usage block first)."""
 
     def error(self, message: str):
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -71,10 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from captum_crigrad.cli._output import Terminated, signals_as_exceptions
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with signals_as_exceptions(), warnings.catch_warnings():
             # Captum warns on every Guided Backprop / Deconvolution call that it
             # hooks ReLUs (and removes the hooks): nothing a shell user can act on
             warnings.filterwarnings(
@@ -82,11 +85,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             return int(args._run(args) or 0)
     except UserInputError as exc:
-        print(f"captum-crigrad {args.command}: error: {exc}", file=sys.stderr)
+        # one line, whatever the message holds (a file name with a line break)
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"captum-crigrad {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("captum-crigrad: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:  # SIGTERM/SIGHUP: temporary files already removed
+        print(f"captum-crigrad: terminated ({exc})", file=sys.stderr)
+        return 128 + exc.signum
     except Exception:
         traceback.print_exc()
         print(

@@ -1,46 +1,197 @@
-"""Output folders written all at once: files go to a hidden temporary folder
-next to the target, which is renamed into place only when everything is
-written. On any error the temporary folder is removed and an existing output
-folder is left as it was."""
+"""Everything the command line writes, written all at once and never over a
+user's files.
+
+* An output folder (``--out``) is filled in a hidden temporary folder next to
+  it, which is renamed into place only when everything is written; its
+  ``run.json`` lists every file written. An existing ``--out`` is replaced
+  only when it is a folder this package wrote and holds nothing else (every
+  file listed in its ``run.json``); any other non-empty folder is refused,
+  before any work.
+* A symlinked ``--out`` is followed: the folder it points to is written and
+  the link stays valid.
+* Single files (``eval --csv/--json``) go through a temporary file and a
+  rename, and replace only a file of the same kind written before.
+* SIGINT, SIGTERM and SIGHUP become exceptions (:func:`signals_as_exceptions`,
+  installed by the command line's ``main``), so the temporary files are
+  removed on the way out; the renames and the clean-up themselves run with
+  those signals held back (:func:`signals_deferred`). A run killed with
+  SIGKILL leaves its temporary folder, which the next run into the same
+  parent folder removes (its name holds the host and the dead process id).
+* CSV cells are neutralised against formula injection (:func:`csv_text`) and
+  JSON is strict (no ``NaN``/``Infinity``: :func:`json_text`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
+import signal
+import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from captum_crigrad._files import (
+    FILES_KEY,
+    MARKER,
+    check_replaceable,
+    csv_cell,
+    csv_text,
+    json_text,
+    listing,
+)
 from captum_crigrad.cli import CLIError
 
-MARKER = "run.json"
+__all__ = [
+    "MARKER",
+    "FILES_KEY",
+    "Terminated",
+    "check_file",
+    "check_output_folder",
+    "csv_cell",
+    "csv_text",
+    "json_text",
+    "signals_as_exceptions",
+    "signals_deferred",
+    "staged_output",
+    "write_file",
+]
+
+_TAG = "captum-crigrad-tmp"
+#: bytes of an existing file read to recognise it as ours (eval --csv/--json)
+_MAX_RECOGNISED = 64 * 2**20
+_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP")
+    if hasattr(signal, name)
+)
+
+
+# -- signals -----------------------------------------------------------------
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP received (SIGINT stays KeyboardInterrupt). A
+    BaseException, like KeyboardInterrupt, so ``except Exception`` does not
+    swallow it and every ``finally`` on the way out runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise :class:`Terminated` inside the block (SIGINT already
+    raises KeyboardInterrupt); the previous handlers come back after it. A
+    no-op outside the main thread, where Python cannot handle signals."""
+    if not _in_main_thread():
+        yield
+        return
+    names = ("SIGTERM", "SIGHUP")
+    old = {}
+    for name in names:
+        if hasattr(signal, name):
+            sig = getattr(signal, name)
+            old[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back inside the block (renames and clean-up
+    that must not stop half-way) and deliver them, to the handlers that were
+    in place, as soon as it ends. A no-op outside the main thread."""
+    if not _in_main_thread():
+        yield
+        return
+    received: list[int] = []
+    old = {}
+    for sig in _SIGNALS:
+        old[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(received):
+            signal.raise_signal(sig)
+
+
+# -- the output folder ---------------------------------------------------------
+
+
+def _target(out: str) -> str:
+    """The folder ``out`` names, symlinks followed (dangling: where it points)."""
+    return os.path.realpath(os.path.abspath(out))
+
+
+def _temp_prefix(path: str, kind: str) -> str:
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname()) or "host"
+    return f".{os.path.basename(path)}.{_TAG}-{kind}.{host}.{os.getpid()}."
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Temporary folders of ``path`` left by a killed run of this host (its
+    process no longer exists) are removed; anything else is left alone."""
+    parent, base = os.path.split(path)
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname()) or "host"
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        for kind in ("new", "old"):
+            head = f".{base}.{_TAG}-{kind}.{host}."
+            if not name.startswith(head):
+                continue
+            pid, _, _rest = name[len(head) :].partition(".")
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                full = os.path.join(parent, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+            except OSError:
+                pass  # alive (EPERM: another user's process)
 
 
 def check_output_folder(out: str) -> None:
-    """Fail early (before any work) if ``out`` cannot become our output folder."""
-    path = os.path.abspath(out)
-    if os.path.exists(path) and not os.path.isdir(path):
+    """Fail early (before any work) if ``out`` cannot become our output folder:
+    it is a file, a folder with files this package did not write, or in a
+    place that cannot be written."""
+    path = _target(out)
+    if os.path.lexists(path) and not os.path.isdir(path):
         raise CLIError(f"--out: {out} exists and is not a folder")
-    if (
-        os.path.isdir(path)
-        and os.listdir(path)
-        and not os.path.isfile(os.path.join(path, MARKER))
-    ):
-        raise CLIError(
-            f"--out: {out} is a non-empty folder not written by captum-crigrad; "
-            "choose a new folder or remove it"
-        )
+    if os.path.isdir(path) and os.listdir(path):
+        check_replaceable(path, out)
     parent = os.path.dirname(path)
     probe = parent
-    while not os.path.exists(probe):
+    while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
         raise CLIError(f"--out: cannot create {out}: {probe} is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise CLIError(f"--out: cannot write to {probe} (permission denied)")
     try:  # a real try: read-only mounts and /proc pass os.access for root
-        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".captum-crigrad-probe-"))
+        with signals_deferred():
+            os.rmdir(tempfile.mkdtemp(dir=probe, prefix=_temp_prefix(path, "new")))
     except OSError as exc:
         raise CLIError(
             f"--out: cannot write to {probe}: {exc.strerror or exc}"
@@ -50,47 +201,134 @@ def check_output_folder(out: str) -> None:
 @contextlib.contextmanager
 def staged_output(out: str, run_info: dict) -> Iterator[str]:
     """Yield a temporary folder; on success it replaces ``out`` (with
-    ``run.json`` = ``run_info`` inside). Nothing is left behind on error."""
+    ``run.json`` = ``run_info`` plus the list of files written). Nothing is
+    left behind on an error or a signal, and an existing ``out`` is then as
+    it was."""
     check_output_folder(out)
-    path = os.path.abspath(out)
+    path = _target(out)
     parent = os.path.dirname(path)
+    _remove_stale_temporaries(path)
     created: list[str] = []
     probe = parent
-    while not os.path.exists(probe):
+    while not os.path.lexists(probe):
         created.append(probe)
         probe = os.path.dirname(probe)
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.tmp-")
-    except OSError as exc:
+
+    def remove_created() -> None:
         for d in created:
             with contextlib.suppress(OSError):
                 os.rmdir(d)
-        raise CLIError(f"--out: cannot write to {out}: {exc.strerror or exc}") from None
-    old = None
+
+    tmp = None
     try:
+        with signals_deferred():
+            try:
+                os.makedirs(parent, exist_ok=True)
+                tmp = tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(path, "new"))
+            except OSError as exc:
+                raise CLIError(
+                    f"--out: cannot write to {out}: {exc.strerror or exc}"
+                ) from None
         yield tmp
+        files, other = listing(tmp)
+        if other:  # pragma: no cover - the commands write regular files only
+            raise RuntimeError(f"staged_output: not regular files: {other}")
+        info = dict(run_info)
+        info[FILES_KEY] = [f for f in files if f != MARKER]
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as fh:
-            json.dump(run_info, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o755)
-        if os.path.isdir(path):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.old-")
-            os.rmdir(old)
-            os.replace(path, old)
-        os.replace(tmp, path)
+            fh.write(json_text(info))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and os.path.isdir(old) and not os.path.exists(path):
-            os.replace(old, path)
-        for d in created:
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
+        with signals_deferred():
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            remove_created()
         if isinstance(exc, OSError):  # disk full, quota, removed folder, ...
             raise CLIError(
                 f"--out: writing {out} failed, nothing was written: "
                 f"{exc.strerror or exc}"
             ) from exc
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with signals_deferred():
+        old = None
+        try:
+            if os.path.isdir(path):
+                if os.listdir(path):
+                    check_replaceable(path, out)  # again: it may have changed meanwhile
+                old = tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(path, "old"))
+                os.rmdir(old)
+                os.replace(path, old)
+            os.replace(tmp, path)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None and os.path.isdir(old):
+                if not os.path.lexists(path):
+                    os.replace(old, path)
+                else:  # another run put its folder there meanwhile: ours is stale
+                    shutil.rmtree(old, ignore_errors=True)
+            remove_created()
+            if isinstance(exc, OSError):
+                raise CLIError(
+                    f"--out: cannot write {out}: {exc.strerror or exc}"
+                ) from None
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# -- single files, CSV and JSON ------------------------------------------------
+
+
+def check_file(path: str, option: str, ours: Callable[[str], bool]) -> None:
+    """Fail early unless ``path`` (the value of ``option``) can be written: its
+    folder exists and it is absent, or a file whose text ``ours`` recognises
+    as written by this package before (any other file is never replaced)."""
+    full = _target(path)
+    if not os.path.isdir(os.path.dirname(full)):
+        raise CLIError(f"{option}: the folder of {path} does not exist")
+    if not os.path.lexists(full):
+        return
+    if not os.path.isfile(full):
+        raise CLIError(f"{option}: {path} exists and is not a regular file")
+    try:
+        with open(full, encoding="utf-8", newline="") as fh:
+            text = fh.read(_MAX_RECOGNISED)
+        recognised = ours(text)
+    except (OSError, UnicodeDecodeError, ValueError):
+        recognised = False
+    if not recognised:
+        raise CLIError(
+            f"{option}: {path} exists and was not written by captum-crigrad; "
+            "it is not replaced: choose another file name or remove it"
+        )
+
+
+def write_file(path: str, text: str, option: str, ours: Callable[[str], bool]) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, after
+    :func:`check_file` (so a user's file is never replaced)."""
+    check_file(path, option, ours)
+    full = _target(path)
+    folder = os.path.dirname(full)
+    tmp = None
+    try:
+        with signals_deferred():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(full, "new"))
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
+        with signals_deferred():
+            os.replace(tmp, full)
+            tmp = None
+    except BaseException as exc:
+        if tmp is not None:
+            with signals_deferred(), contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise CLIError(
+                f"{option}: cannot write {path}: {exc.strerror or exc}"
+            ) from None
+        raise

@@ -9,28 +9,30 @@ Explains the 20 shipped held-out MNIST digits with the embedded default model
 * ``maps/METHOD.pt``: raw attributions (N, C, H, W) and single-channel maps
   (N, 1, H, W) (``torch.load(..., weights_only=True)``);
 * ``inputs.pt``: the digits in [0, 1], labels, predicted classes;
-* ``metrics.csv`` / ``metrics.json``: deletion AUC and pixel perturbation
-  (lower is better), insertion AUC and ROAD (higher is better) per method
-  (:mod:`captum_crigrad.metrics`, mean over the digits, each map read as its
-  method's meaning says, :mod:`captum_crigrad.methods`), with a random-map
-  control row; the table is printed too;
+* ``metrics.csv`` / ``metrics.json``: one row per method and one for a
+  random-map control, each score the mean over the digits for their
+  predicted classes, from :mod:`captum_crigrad.metrics`, each map read as its
+  method's meaning says (signed or magnitude, :mod:`captum_crigrad.methods`):
+  ``deletion_auc`` (:func:`~captum_crigrad.metrics.deletion` into 0,
+  ``--steps`` steps; lower is better), ``insertion_auc``
+  (:func:`~captum_crigrad.metrics.insertion` from a Gaussian blur, sigma 2,
+  9x9 kernel; higher is better), ``pixel_perturbation``
+  (:func:`~captum_crigrad.metrics.pixel_perturbation`, the 10 % of the
+  pixels least relevant by magnitude removed; lower is better) and ``road``
+  (:func:`~captum_crigrad.metrics.road`, combined score; higher is better);
+  the table is printed too, unless ``--quiet``;
 * ``run.json``: the options and versions used.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import os
 import sys
 import time
 from typing import Any
 
 import torch
-
-from captum_crigrad.cli import CLIError
 
 NAME = "demo"
 HELP = (
@@ -82,8 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="torch CPU threads during the run (default 1: the 28x28 batches are too "
-        "small to gain from more; measured on a busy 2-core machine, 8.7 s with 1 "
-        "thread vs 30-87 s with torch's default); 0 keeps torch's setting",
+        "small to gain from more, as measured in docs/first-hour.md); 0 keeps "
+        "torch's setting",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 
@@ -102,18 +104,16 @@ def format_table(rows, columns) -> str:
 
 
 def write_table(folder: str, rows, columns, extra: dict) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(
-            {c: (f"{r[c]:.6f}" if isinstance(r[c], float) else r[c]) for c in columns}
-        )
+    from captum_crigrad.cli._output import csv_text, json_text
+
+    table = [
+        [f"{r[c]:.6f}" if isinstance(r[c], float) else r[c] for c in columns]
+        for r in rows
+    ]
     with open(os.path.join(folder, "metrics.csv"), "w", encoding="utf-8") as fh:
-        fh.write(buf.getvalue())
+        fh.write(csv_text(columns, table))
     with open(os.path.join(folder, "metrics.json"), "w", encoding="utf-8") as fh:
-        json.dump(dict(extra, rows=rows), fh, indent=2)
-        fh.write("\n")
+        fh.write(json_text(dict(extra, rows=rows)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,30 +127,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import captum
 
-    from captum_crigrad import __version__, metrics
     from captum_crigrad import default as dflt
+    from captum_crigrad import metrics
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.methods import parse_methods
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
-    from captum_crigrad.utils import predict
-    from captum_crigrad.validation import check_device
+    from captum_crigrad.utils import predict, versions
+    from captum_crigrad.validation import check_device, check_positive_int
 
     # validate everything before any work
     requests = parse_methods(args.methods)
     methods = [r.name.lower() for r in requests]
     reduction = {r.name.lower(): r.channel_reduction for r in requests}
     device = check_device(args.device, argument="--device")
-    if args.steps < 1:
-        raise CLIError(f"--steps: expected a positive int, got {args.steps}")
+    check_positive_int(args.steps, "--steps")
     check_output_folder(args.out)
-    if args.threads < 0:
-        raise CLIError(
-            "--threads: expected 0 (torch's default) or a positive int, got "
-            f"{args.threads}"
-        )
+    check_positive_int(args.threads, "--threads", minimum=0)  # 0: torch's default
     if args.sigma is None:
         args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
 
@@ -222,11 +216,7 @@ def _run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "forgrad_sigma": args.sigma,
         "model": "embedded default (captum_crigrad.default.load_default_model)",
-        "versions": {
-            "captum_crigrad": __version__,
-            "torch": torch.__version__,
-            "captum": captum.__version__,
-        },
+        "versions": versions(),
     }
     with staged_output(args.out, run_info) as folder:
         os.makedirs(os.path.join(folder, "overlays"))

@@ -34,11 +34,8 @@ files are still written when asked for.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
-import math
 import os
 import tempfile
 
@@ -63,6 +60,7 @@ def add_arguments(parser) -> None:
         add_output_arguments,
         comma_separated,
     )
+    from captum_crigrad.evaluation.stats import TESTS
     from captum_crigrad.metrics.suite import DEFAULT_METRICS, METRICS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
@@ -172,7 +170,7 @@ def add_arguments(parser) -> None:
     )
     g.add_argument(
         "--test",
-        choices=("wilcoxon", "bootstrap"),
+        choices=TESTS,
         default="wilcoxon",
         help="paired test between methods, Holm-corrected (default: wilcoxon)",
     )
@@ -217,29 +215,22 @@ def add_arguments(parser) -> None:
     )
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _our_csv(text: str) -> bool:
+    """An earlier ``--csv`` file of ours (replaced without asking)."""
+    return text.startswith("method,metric,direction,")
+
+
+def _our_json(text: str) -> bool:
+    """An earlier ``--json`` file of ours (replaced without asking)."""
+    data = json.loads(text)
+    return isinstance(data, dict) and set(data) == {"settings", "results"}
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    from captum_crigrad._files import csv_text
+
+    header = list(rows[0])
+    return csv_text(header, [[r[c] for c in header] for r in rows])
 
 
 def resnet_blocks(model) -> list:
@@ -328,12 +319,14 @@ def run(args) -> int:
     import shutil
 
     from captum_crigrad import io
+    from captum_crigrad._files import json_text
+    from captum_crigrad._files import write_text_atomic as write_atomic
     from captum_crigrad.cli._inputs import (
         OPTION_NAMES,
         crigrad_layer_names,
         split_names,
     )
-    from captum_crigrad.cli._output import check_output_folder
+    from captum_crigrad.cli._output import check_file, check_output_folder, write_file
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.evaluation import distributed
     from captum_crigrad.evaluation.report import (
@@ -345,17 +338,17 @@ def run(args) -> int:
     from captum_crigrad.evaluation.runner import RESULTS, Method, evaluate_dataset
     from captum_crigrad.explain import explain
     from captum_crigrad.methods import ExplainOptions, parse_methods
-    from captum_crigrad.metrics.suite import METRICS
+    from captum_crigrad.metrics.suite import check_metric_names
     from captum_crigrad.validation import (
         check_device,
+        check_fraction,
         check_positive_int,
         resolve_layer,
         resolve_layers,
     )
 
     # ---- check everything before any work
-    if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
-        raise CLIError(f"--k: expected a fraction in [0, 1], got {args.k}")
+    check_fraction(args.k, "--k")
     for flag in (
         "steps",
         "n_steps",
@@ -364,28 +357,17 @@ def run(args) -> int:
         "batch_size",
         "bootstrap",
     ):
-        if getattr(args, flag) < 1:
-            raise CLIError(
-                f"--{flag.replace('_', '-')}: expected an integer >= 1, got "
-                f"{getattr(args, flag)}"
-            )
-    if args.workers < 0:
-        raise CLIError(f"--workers: expected an integer >= 0, got {args.workers}")
-    if not 0 < args.alpha < 1:
-        raise CLIError(f"--alpha: expected a level in (0, 1), got {args.alpha}")
-    if any(n < 1 for n in args.sens_n):
-        raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
+        check_positive_int(getattr(args, flag), "--" + flag.replace("_", "-"))
+    check_positive_int(args.workers, "--workers", minimum=0)
+    check_fraction(args.alpha, "--alpha", include_zero=False, include_one=False)
+    for n in args.sens_n:
+        check_positive_int(n, "--sens-n")
     requests = parse_methods(args.methods)
     methods = [r.name for r in requests]
     metrics = split_names(args.metrics)
     if not metrics:
         raise CLIError("--metrics: expected at least one name")
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise CLIError(
-            f"--metrics: unknown metric {unknown[0]!r}; expected some of "
-            f"{', '.join(METRICS)}"
-        )
+    check_metric_names(metrics, "--metrics")
     if len(set(methods)) != len(methods) or len(set(metrics)) != len(metrics):
         raise CLIError("--methods, --metrics: a name is given twice")
     out = args.out or (None if args.csv or args.json else DEFAULT_OUT)
@@ -393,15 +375,21 @@ def run(args) -> int:
         raise CLIError("--resume: give the --out folder of the run to complete")
     if out is not None and not args.resume:
         check_output_folder(out)
-    for opt, path in (("--csv", args.csv), ("--json", args.json)):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise CLIError(f"{opt}: the folder of {path} does not exist")
-        if path and os.path.isdir(path):
-            raise CLIError(f"{opt}: {path} is a folder")
+    for opt, path, ours in (
+        ("--csv", args.csv, _our_csv),
+        ("--json", args.json, _our_json),
+    ):
+        if path:
+            check_file(path, opt, ours)
     keep = args.keep if args.keep is not None else DEFAULT_KEEP
     device = check_device(args.device, argument="--device")
     if args.input_size is not None:
         check_positive_int(args.input_size, "--input-size", minimum=8)
+        if args.input_size > io.MAX_INPUT_SIZE:
+            raise CLIError(
+                f"--input-size: at most {io.MAX_INPUT_SIZE} pixels a side, got "
+                f"{args.input_size}"
+            )
     loaded = io.load_model(
         args.model, args.weights, args.num_classes, names=OPTION_NAMES
     )
@@ -420,6 +408,12 @@ def run(args) -> int:
         if out is None and ctx.world > 1:
             raise CLIError("--out: a run of several processes needs an --out folder")
         model = loaded.model.to(ctx.device)
+        if isinstance(model, torch.jit.ScriptModule):  # found by the fuzz test
+            raise CLIError(
+                "--model: eval counts forward passes with a module hook, which "
+                "TorchScript models do not support; use saliency or sanity with "
+                "it, or give the architecture and its state dict"
+            )
         _probe(model, dataset, ctx.device)
         names = crigrad_layer_names(args, loaded)
         if names is not None:  # checked before any work, as every option
@@ -449,7 +443,7 @@ def run(args) -> int:
 
         built = [build(m, args.seed) for m in methods]
         # maps drawn at random (the control) are drawn per image
-        seeded = frozenset(m for m in methods if m.split("@")[0] == "random")
+        seeded = frozenset(r.name for r in requests if r.kind == "control")
         workdir = out
         if workdir is None:
             workdir = tempfile.mkdtemp(prefix="captum-crigrad-eval-")
@@ -557,9 +551,9 @@ def run(args) -> int:
         "results": summary["rows"],
     }
     if args.csv:
-        write_atomic(args.csv, _summary_csv(summary["rows"]))
+        write_file(args.csv, _summary_csv(summary["rows"]), "--csv", _our_csv)
     if args.json:
-        write_atomic(args.json, json.dumps(json_safe(legacy), indent=2) + "\n")
+        write_file(args.json, json_text(legacy), "--json", _our_json)
     print(format_summary(summary))
     written = [p for p in (out, args.csv, args.json) if p]
     print(

@@ -11,9 +11,9 @@ upstream gradient G_l, only the *critical* neurons pass gradient on:
 through the masks above it (one forward, one backward; RectGrad-like);
 ``mode="two_pass"`` ranks the plain gradients of every layer, obtained by an
 extra backward pass that starts when the backward reaches the model's output
-(PathwayGrad-like). ``keep=1.0`` is exactly the unfiltered gradient. The math
-is in METHODS.md section 1; :mod:`captum_crigrad.crigrad.masks` holds the tensor
-functions.
+(PathwayGrad-like). ``keep=1.0`` is exactly the unfiltered gradient.
+:mod:`captum_crigrad.crigrad.masks` holds the tensor functions (importance,
+thresholds, masks); the options are listed in the README's CriGrad section.
 
 **Default layers: every activation call.** Without ``layers=``, CriGrad
 filters the output of every call of an activation function made by the
@@ -60,6 +60,7 @@ from captum_crigrad.hooks import GradientTransform, Hooks
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
+    check_bool,
     check_choice,
     check_fraction,
     check_inputs,
@@ -161,10 +162,7 @@ class CriGrad(GradientTransform):
                 "threshold: 'global' ranks every layer's plain gradient against one "
                 "threshold, which needs mode='two_pass'; got mode='online'"
             )
-        if not isinstance(signed, bool):
-            raise InvalidTypeError(
-                f"signed: expected a bool, got {type(signed).__name__}"
-            )
+        check_bool(signed, "signed")
         if layers is not None:
             if isinstance(layers, nn.Module):
                 layers = [layers]

@@ -18,8 +18,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from captum_crigrad._files import write_atomic, write_text_atomic
 from captum_crigrad.evaluation import stats
 from captum_crigrad.metrics.suite import CURVE_METRICS, METRICS
+from captum_crigrad.utils import markdown_table, text_table
 
 FIGURES = "figures"
 
@@ -169,21 +171,22 @@ def format_summary(summary: dict) -> str:
             )
         line.append(_fmt(summary["ranks"][meth]["mean_rank"], 2))
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
-        for line in lines
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    out.append(
-        f"(mean over images [95 % bootstrap interval]; {len(summary['failed'])} failed "
-        f"and {len(summary['missing'])} missing image(s); paired tests in report.md)"
+    return (
+        text_table(lines)
+        + f"\n(mean over images [95 % bootstrap interval]; {len(summary['failed'])} "
+        f"failed and {len(summary['missing'])} missing image(s); paired tests in "
+        "report.md)"
     )
-    return "\n".join(out)
 
 
 def _fmt(x: float, digits: int = 4) -> str:
     return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _save(fig, path: str) -> None:
+    """Save ``fig`` as PNG through a temporary file and a rename (removed on
+    any error or signal: no half-written figure)."""
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"), binary=True)
 
 
 def _figures(summary: dict, folder: str) -> list[str]:
@@ -209,7 +212,7 @@ def _figures(summary: dict, folder: str) -> list[str]:
         ax.legend(fontsize=7)
         name = f"curves_{metric.replace('_auc', '')}.png"
         fig.tight_layout()
-        fig.savefig(os.path.join(folder, name), dpi=110)
+        _save(fig, os.path.join(folder, name))
         plt.close(fig)
         written.append(name)
     metrics = list(dict.fromkeys(r["metric"] for r in summary["rows"]))
@@ -235,7 +238,7 @@ def _figures(summary: dict, folder: str) -> list[str]:
         ax.set_title(f"{metric} {arrow}", fontsize=8)
     fig.suptitle("means with 95 % bootstrap intervals", fontsize=9)
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "means.png"), dpi=110)
+    _save(fig, os.path.join(folder, "means.png"))
     plt.close(fig)
     written.append("means.png")
     ranked = sorted(summary["ranks"].items(), key=lambda kv: kv[1]["mean_rank"])
@@ -246,7 +249,7 @@ def _figures(summary: dict, folder: str) -> list[str]:
     ax.invert_yaxis()
     ax.set_xlabel("mean rank across metrics (1 = best)")
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "ranking.png"), dpi=110)
+    _save(fig, os.path.join(folder, "ranking.png"))
     plt.close(fig)
     written.append("ranking.png")
     return written
@@ -272,19 +275,22 @@ def write_report(summary: dict, out: str, *, title: str, run: dict) -> str:
         f"Over images, {summary['n_resamples']} seeded resamples; ↓ lower is better, "
         "↑ higher is better.",
         "",
-        "| method | " + " | ".join(f"{m} {sym[METRICS[m][0]]}" for m in metrics) + " |",
-        "|---" * (len(metrics) + 1) + "|",
+        markdown_table(
+            [
+                ["method"] + [f"{m} {sym[METRICS[m][0]]}" for m in metrics],
+                *(
+                    [meth]
+                    + [
+                        f"{_fmt(cell[(meth, m)]['mean'])} "
+                        f"[{_fmt(cell[(meth, m)]['ci_low'])}, "
+                        f"{_fmt(cell[(meth, m)]['ci_high'])}]"
+                        for m in metrics
+                    ]
+                    for meth in methods
+                ),
+            ]
+        ),
     ]
-    for meth in methods:
-        lines.append(
-            f"| {meth} | "
-            + " | ".join(
-                f"{_fmt(cell[(meth, m)]['mean'])} [{_fmt(cell[(meth, m)]['ci_low'])}, "
-                f"{_fmt(cell[(meth, m)]['ci_high'])}]"
-                for m in metrics
-            )
-            + " |"
-        )
     lines += [
         "",
         "## Ranking",
@@ -292,15 +298,19 @@ def write_report(summary: dict, out: str, *, title: str, run: dict) -> str:
         "Rank per metric by the mean (1 = best, tied means share the average rank), "
         "averaged over the metrics.",
         "",
-        "| method | mean rank | " + " | ".join(metrics) + " |",
-        "|---" * (len(metrics) + 2) + "|",
+        markdown_table(
+            [
+                ["method", "mean rank", *metrics],
+                *(
+                    [meth, _fmt(r["mean_rank"], 2)]
+                    + [_fmt(r["ranks"].get(m, math.nan), 1) for m in metrics]
+                    for meth, r in sorted(
+                        summary["ranks"].items(), key=lambda kv: kv[1]["mean_rank"]
+                    )
+                ),
+            ]
+        ),
     ]
-    for meth, r in sorted(summary["ranks"].items(), key=lambda kv: kv[1]["mean_rank"]):
-        lines.append(
-            f"| {meth} | {_fmt(r['mean_rank'], 2)} | "
-            + " | ".join(_fmt(r["ranks"].get(m, math.nan), 1) for m in metrics)
-            + " |"
-        )
     test = (
         "Wilcoxon signed-rank" if summary["test"] == "wilcoxon" else "paired bootstrap"
     )
@@ -342,8 +352,5 @@ def write_report(summary: dict, out: str, *, title: str, run: dict) -> str:
             + ", ".join(map(str, summary["missing"][:200])),
         ]
     path = os.path.join(out, "report.md")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path

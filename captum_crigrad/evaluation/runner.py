@@ -12,11 +12,12 @@ in the output folder are skipped; rank 0 then merges the shards into
 ``results.parquet`` and writes the statistics and the report.
 
 Seeds are per image, not per process: everything random about image ``i``
-(a random map, a random removal order, sensitivity-n subsets, ROAD noise)
-comes from a generator seeded with :func:`image_seed` ``(seed, i, what)``,
-and the seeded metrics and methods run one image at a time. Deterministic
-metrics run on the whole chunk, and a chunk holds the same images whatever
-the number of processes, so the merged table does not depend on it.
+(a random map, a random removal order, sensitivity-n subsets, ROAD noise,
+infidelity's perturbations) comes from :func:`image_seed` ``(seed, i,
+what)``. The seeded metrics score the whole chunk at once with one such seed
+per image (``score_metric(..., seeds=...)``, :mod:`captum_crigrad._seeds`);
+the random control map is rebuilt per image. So an image's values do not
+depend on the chunk size, on its neighbours or on the number of processes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -34,16 +36,25 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._files import (
+    FILES_KEY,
+    check_replaceable,
+    json_text,
+    listing,
+    write_atomic,
+    write_text_atomic,
+)
 from captum_crigrad.evaluation import distributed, shards
 from captum_crigrad.evaluation.datasets import EvalDataset, collate
 from captum_crigrad.metrics.suite import (
     CURVE_METRICS,
     MASK_METRICS,
-    METRICS,
     SEEDED_METRICS,
+    check_metric_names,
     score_metric,
 )
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.utils import predicted_class, versions
+from captum_crigrad.validation import InvalidValueError, check_positive_int
 
 RUN_FILE = "run.json"
 
@@ -68,10 +79,6 @@ def image_seed(seed: int, index: int, what: str) -> int:
     of a run seeded with ``seed``; independent of batches and processes."""
     digest = hashlib.blake2b(f"{seed}/{index}/{what}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
-
-
-def image_generator(seed: int, index: int, what: str) -> torch.Generator:
-    return torch.Generator().manual_seed(image_seed(seed, index, what))
 
 
 class PassCounter:
@@ -103,6 +110,22 @@ def dataset_fingerprint(dataset: EvalDataset) -> str:
     return h.hexdigest()
 
 
+#: Every file an evaluation writes into its folder (besides run.json), as
+#: "/"-separated paths relative to it.
+_WRITTEN = re.compile(
+    r"^(results\.parquet|results\.csv|results\.json|comparisons\.csv|report\.md"
+    r"|figures/(curves_[a-z_]+|means|ranking)\.png"
+    r"|shards/rank-\d{5}/chunk-\d{6}\.parquet|maps/rank-\d{5}/chunk-\d{6}\.pt)$"
+)
+
+
+def written_files(out: str) -> list[str]:
+    """The files of the folder ``out`` an evaluation writes: only these are
+    listed in its run.json as ours, so a file the user put into the folder
+    (before a ``--resume``, say) is never replaced or deleted by a later run."""
+    return [f for f in listing(out)[0] if _WRITTEN.match(f)]
+
+
 def _read_run(out: str) -> dict | None:
     path = os.path.join(out, RUN_FILE)
     if not os.path.isfile(path):
@@ -116,12 +139,9 @@ def _read_run(out: str) -> dict | None:
 
 
 def write_json(path: str, data: dict) -> None:
-    """Write ``data`` as JSON through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    """Write ``data`` as strict JSON through a temporary file and a rename
+    (the temporary file is removed on any error or signal)."""
+    write_text_atomic(path, json_text(data))
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
@@ -139,7 +159,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
     refused); without it an empty folder or a *finished* run of
     captum-crigrad, which is replaced. An unfinished run is never replaced:
     that needs ``resume`` or removing the folder by hand."""
-    path = os.path.abspath(out)
+    path = os.path.realpath(out)  # a symlinked folder is written through
     if os.path.exists(path) and not os.path.isdir(path):
         raise InvalidValueError(f"--out: {out} exists and is not a folder")
     info = _read_run(path) if os.path.isdir(path) else None
@@ -172,6 +192,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
                 f"--out: {out} holds an unfinished evaluation; add --resume to "
                 "complete it, or remove the folder to start again"
             )
+        check_replaceable(path, out)  # only the files it lists: never a user's
         shutil.rmtree(path)
     os.makedirs(path, exist_ok=True)
     write_json(
@@ -187,9 +208,11 @@ def _maps_file(out: str, rank: int, chunk: int) -> str:
 
 
 def _save_maps(path: str, indices: list[int], maps: dict[str, Tensor]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save({"image_index": indices, "maps": maps}, tmp)
-    os.replace(tmp, path)
+    write_atomic(
+        path,
+        lambda fh: torch.save({"image_index": indices, "maps": maps}, fh),
+        binary=True,
+    )
 
 
 class _Progress:
@@ -294,16 +317,10 @@ def evaluate_dataset(
     """
     ctx = ctx or distributed.Context()
     metric_options = dict(metric_options or {})
-    if batch_size < 1 or workers < 0:
-        raise InvalidValueError(
-            f"batch_size, workers: expected >= 1 and >= 0, got {batch_size}, {workers}"
-        )
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(workers, "workers", minimum=0)
+    check_metric_names(metrics)
     for metric in metrics:
-        if metric not in METRICS:
-            raise InvalidValueError(
-                f"metrics: unknown metric {metric!r}; expected some of "
-                f"{', '.join(METRICS)}"
-            )
         if metric in MASK_METRICS and not dataset.has_masks:
             raise InvalidValueError(
                 f"metrics: {metric} needs object masks; give a .csv list with a mask "
@@ -441,26 +458,17 @@ def evaluate_dataset(
             "chunks_this_run": len(mine),
             "resumed": resume,
             "rows": merged["rows"],
-            "versions": _versions(),
+            "versions": versions(),
         }
         if on_merged is not None:
             on_merged(record)
         record["wall_seconds"] = time.time() - start_wall
+        # the files the run wrote, so that a later run may replace the folder
+        # knowing it holds nothing else (_files.check_replaceable)
+        record[FILES_KEY] = written_files(out)
         write_json(os.path.join(out, RUN_FILE), record)
     distributed.barrier(ctx)
     return record
-
-
-def _versions() -> dict:
-    import captum
-
-    from captum_crigrad import __version__
-
-    return {
-        "captum_crigrad": __version__,
-        "torch": torch.__version__,
-        "captum": captum.__version__,
-    }
 
 
 def _score_chunk(
@@ -506,8 +514,7 @@ def _score_chunk(
     if batch.images is not None:
         x = batch.images.to(device)
         masks = batch.masks.to(device) if batch.masks is not None else None
-        with torch.no_grad():
-            target = model(x).argmax(1)
+        target = predicted_class(model, x, batch_size=x.shape[0])
         predictions = target.tolist()
         for method in methods:
             if method.name in seeded_methods:
@@ -524,35 +531,26 @@ def _score_chunk(
             if save_maps:
                 maps[method.name] = attributions.detach().to("cpu", torch.float16)
             for metric in metrics:
-                if metric in SEEDED_METRICS:
-                    parts = [
-                        score_metric(
-                            model,
-                            x[i : i + 1],
-                            attributions[i : i + 1],
-                            metric,
-                            target=target[i : i + 1],
-                            generator=image_generator(seed, idx, metric),
-                            masks=masks[i : i + 1] if masks is not None else None,
-                            channel_reduction=method.channel_reduction,
-                            **metric_options,
-                        )
-                        for i, idx in enumerate(batch.ok)
-                    ]
-                    values = torch.cat([p.values for p in parts])
-                    curves = None
-                else:
-                    scores = score_metric(
-                        model,
-                        x,
-                        attributions,
-                        metric,
-                        target=target,
-                        masks=masks,
-                        channel_reduction=method.channel_reduction,
-                        **metric_options,
-                    )
-                    values, curves = scores.values, scores.curve
+                # seeded metrics: one seed per image from (run seed, image
+                # index, metric), so the whole chunk is scored at once and an
+                # image's value does not depend on the chunk or the process
+                seeds = (
+                    [image_seed(seed, idx, metric) for idx in batch.ok]
+                    if metric in SEEDED_METRICS
+                    else None
+                )
+                scores = score_metric(
+                    model,
+                    x,
+                    attributions,
+                    metric,
+                    target=target,
+                    seeds=seeds,
+                    masks=masks,
+                    channel_reduction=method.channel_reduction,
+                    **metric_options,
+                )
+                values, curves = scores.values, scores.curve
                 results[(method.name, metric)] = (
                     values.tolist(),
                     curves.tolist()

@@ -7,14 +7,14 @@ knowledge of models or attributions; the perturbation engine sits on top.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.utils import upsample
+from captum_crigrad.validation import InvalidValueError, check_finite_float
 
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8
 # neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones
@@ -93,7 +93,7 @@ class _Level:
         # the high frequencies, so omega = 1 smooths best (factor 1/3; 0.47
         # at omega = 0.8) and 2D - (D - W) = D + W stays positive definite
         # (diagonally dominant), so the V-cycle stays an SPD preconditioner.
-        # Bench masks: 196 instead of 205 V-cycles for 32 solves.
+        # Measured effect: docs/road.md (benchmarks/bench_road.py).
         self.step = unknown / self.diag
         # a sweep u + step * (rhs - (D - W) u) as keep * u + step * rhs + step_12 * S(u)
         self.keep = 1 - self.step * self.centre
@@ -122,8 +122,8 @@ class _Level:
 
 # A coarse level with at most this many unknown cells (all images of a chunk
 # together) is solved exactly by a dense Cholesky factorisation instead of
-# being coarsened further (see _DenseSolve). Float64 Cholesky, 1 thread:
-# 0.16 ms at 200 unknowns, 0.9 ms at 400, 3.7 ms at 512.
+# being coarsened further (see _DenseSolve). The factor's cost against the
+# number of unknowns: docs/road.md (benchmarks/bench_road.py).
 _DIRECT_MAX = 256
 
 # ROAD's 8 neighbour offsets and weights
@@ -140,8 +140,8 @@ class _DenseSolve:
     unknown cells by a dense Cholesky factor: the bottom of the V-cycle.
 
     Replaces the levels below it (on a 224x224 image the grids of 28x28 and
-    smaller cost ~0.7 ms per V-cycle in per-operation overhead; the
-    factorisation of a few hundred unknowns costs less than one cycle). The
+    smaller cost more per V-cycle in per-operation overhead than the
+    factorisation of a few hundred unknowns; measured in docs/road.md). The
     images of a chunk give one block-diagonal matrix. Only an image with no
     kept pixel at all has a singular (Neumann) block, and its right-hand
     sides are exactly 0; ``ok`` is False when the factorisation fails
@@ -187,7 +187,8 @@ def _coarsen(unknown: Tensor) -> Tensor:
 
 def _restrict(r: Tensor) -> Tensor:
     """Sum over 2x2 blocks (the transpose of nearest-neighbour prolongation),
-    as strided slices: 72 vs 520 us for avg_pool2d on a 224x224 RGB image."""
+    as strided slices, several times faster than ``avg_pool2d`` on CPU
+    (docs/road.md)."""
     h, w = r.shape[-2:]
     if h % 2 or w % 2:
         r = F.pad(r, (0, w % 2, 0, h % 2))
@@ -249,9 +250,7 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
     guess: Tensor | None = None
     for depth, (total, weight) in enumerate(reversed(pyramid)):
         if guess is not None and depth == len(pyramid) - 1:
-            upsampled = F.interpolate(
-                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
-            )
+            upsampled = upsample(guess, weight.shape[-2:])
             # full resolution: only the unknown pixels are used
             return upsampled.mul_(unknown)
         kept = weight > 0
@@ -262,9 +261,7 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
             ).clamp_min(tiny)
             guess = torch.where(kept, value, mean)
         else:
-            upsampled = F.interpolate(
-                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
-            )
+            upsampled = upsample(guess, weight.shape[-2:])
             guess = torch.where(kept, value, upsampled)
         if depth < len(pyramid) - 1:
             ones = torch.ones(
@@ -325,11 +322,9 @@ def linear_imputation(
             f"removed: expected shape ({b}, {h}, {w}) or ({b}, 1, {h}, {w}), "
             f"got {tuple(removed.shape)}"
         )
-    # Solved in chunks of images whose working set stays in cache: one
-    # 224x224 RGB solve took 47, 48, 51, 57, 65, 70 ms per image at 1, 2, 4,
-    # 8, 16, 32 images per chunk (1 thread; 40 ms at 1 after the stencil
-    # change, 40/42/45 at 2^17/2^19/2^20 elements); a chunk also stops as soon as
-    # its own systems have converged.
+    # Solved in chunks of images whose working set stays in cache (the chunk
+    # size was measured: docs/road.md); a chunk also stops as soon as its own
+    # systems have converged.
     per_chunk = max(1, _CHUNK_ELEMENTS // (c * h * w))
     if b <= per_chunk:
         return _solve(images, removed, tol, max_iter)
@@ -414,10 +409,7 @@ def noisy_linear_imputation(
     code adds ``0.01 * randn``). Noise is drawn from ``generator`` (on its own
     device, then moved to the images'); shapes as in :func:`linear_imputation`.
     """
-    if not (noise_std >= 0 and math.isfinite(noise_std)):
-        raise InvalidValueError(
-            f"noise_std: expected a finite value >= 0, got {noise_std}"
-        )
+    check_finite_float(noise_std, "noise_std", minimum=0)
     out = linear_imputation(images, removed, tol=tol, max_iter=max_iter)
     if noise_std > 0:
         gen_device = generator.device if generator is not None else out.device

@@ -18,22 +18,62 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
+from captum_crigrad._seeds import CaptumRowSeeds, ImageDraws, SeedsType
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import pixel_relevance
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
     TargetType,
+    check_finite_float,
     check_images,
     check_positive_int,
     target_indices,
 )
 
 
-def _gen_randn(shape, like: Tensor, generator):
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(
-        shape, generator=generator, device=gen_device, dtype=like.dtype
-    ).to(like.device)
+def _device_of(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _randn_rows(like: Tensor, generators) -> Tensor:
+    """One standard normal draw of ``like[0]``'s shape per row, row ``r`` from
+    ``generators[r]``; dtype and device of ``like``."""
+    return torch.stack(
+        [
+            torch.randn(
+                like.shape[1:], generator=g, device=_device_of(g), dtype=like.dtype
+            ).to(like.device)
+            for g in generators
+        ]
+    )
+
+
+def _randint(high: int, generator, device) -> Tensor:
+    return torch.randint(
+        0, high, (1,), generator=generator, device=_device_of(generator)
+    ).to(device)[0]
+
+
+def _captum_chunk(max_examples: int | None, n: int, samples: int) -> int | None:
+    """``max_examples_per_batch`` in the range Captum accepts without a
+    warning: at least one sample of every image per forward call (what Captum
+    does anyway below it), at most all of them."""
+    if max_examples is None:
+        return None
+    check_positive_int(max_examples, "max_examples_per_batch")
+    return min(max(max_examples, n), n * samples)
+
+
+def _seeded(draw: Callable, generator: torch.Generator | None) -> Callable:
+    """Captum's ``perturb_func(inputs)``: ``draw`` with every row drawn in turn
+    from ``generator``; ``.draw`` keeps the row-wise form for :func:`infidelity`."""
+
+    def perturb(inputs: Tensor):
+        return draw(inputs, [generator] * inputs.shape[0])
+
+    perturb.draw = draw  # type: ignore[attr-defined]
+    return perturb
 
 
 def square_removal_perturbation(
@@ -42,20 +82,19 @@ def square_removal_perturbation(
     """Perturbation that sets one random ``size`` x ``size`` square (all
     channels) to ``baseline``: ``I = (x - baseline) * square``."""
     check_positive_int(size, "size")
+    check_finite_float(baseline, "baseline")
 
-    def perturb(inputs: Tensor):
+    def draw(inputs: Tensor, generators):
         n, _, h, w = inputs.shape
         if size > min(h, w):
             raise InvalidValueError(
                 f"size: the square ({size}) is larger than the image ({h}x{w})"
             )
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        top = torch.randint(
-            0, h - size + 1, (n,), generator=generator, device=gen_device
-        ).to(inputs.device)
-        left = torch.randint(
-            0, w - size + 1, (n,), generator=generator, device=gen_device
-        ).to(inputs.device)
+        top = torch.empty(n, dtype=torch.long, device=inputs.device)
+        left = torch.empty(n, dtype=torch.long, device=inputs.device)
+        for r, g in enumerate(generators):  # top then left, row by row
+            top[r] = _randint(h - size + 1, g, inputs.device)
+            left[r] = _randint(w - size + 1, g, inputs.device)
         yy = torch.arange(h, device=inputs.device).view(1, h, 1)
         xx = torch.arange(w, device=inputs.device).view(1, 1, w)
         square = (
@@ -67,21 +106,20 @@ def square_removal_perturbation(
         pert = (inputs - baseline) * square.unsqueeze(1)
         return pert, inputs - pert
 
-    return perturb
+    return _seeded(draw, generator)
 
 
 def gaussian_noise_perturbation(
     std: float = 0.1, generator: torch.Generator | None = None
 ) -> Callable:
     """Perturbation ``I ~ N(0, std^2)`` per element: ``x~ = x - I``."""
-    if not std > 0:
-        raise InvalidValueError(f"std: expected > 0, got {std}")
+    check_finite_float(std, "std", minimum=0, strict=True)
 
-    def perturb(inputs: Tensor):
-        pert = std * _gen_randn(inputs.shape, inputs, generator)
+    def draw(inputs: Tensor, generators):
+        pert = std * _randn_rows(inputs, generators)
         return pert, inputs - pert
 
-    return perturb
+    return _seeded(draw, generator)
 
 
 def noisy_baseline_perturbation(
@@ -89,17 +127,17 @@ def noisy_baseline_perturbation(
 ) -> Callable:
     """Yeh et al.'s noisy baseline: ``x~ = baseline + eps``, eps ~ N(0, std^2),
     so ``I = x - baseline - eps``."""
-    if not std >= 0:
-        raise InvalidValueError(f"std: expected >= 0, got {std}")
+    check_finite_float(std, "std", minimum=0)
+    check_finite_float(baseline, "baseline")
 
-    def perturb(inputs: Tensor):
-        perturbed = baseline + std * _gen_randn(inputs.shape, inputs, generator)
+    def draw(inputs: Tensor, generators):
+        perturbed = baseline + std * _randn_rows(inputs, generators)
         return inputs - perturbed, perturbed
 
-    return perturb
+    return _seeded(draw, generator)
 
 
-_PERTURBATIONS: dict[str, Callable[..., Callable[[Tensor], Any]]] = {
+_PERTURBATIONS: dict[str, Callable[..., Any]] = {
     "square": square_removal_perturbation,
     "gaussian": gaussian_noise_perturbation,
     "noisy_baseline": noisy_baseline_perturbation,
@@ -118,6 +156,7 @@ def infidelity(
     normalize: bool = True,
     max_examples_per_batch: int | None = 64,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     **perturbation_kwargs,
 ) -> Tensor:
     """Infidelity (Yeh et al. 2019), ``E_I[(I . attr - (f(x) - f(x - I)))^2]``,
@@ -130,6 +169,15 @@ def infidelity(
         normalize: rescale the attribution by the optimal scalar (Captum's
             ``normalize``), as Yeh et al. do.
         target: class per image; default the predicted class.
+        generator: the named perturbations draw one seed from it per call;
+            each image's perturbations then come from its own generator
+            (that seed, the image's content, the sample number:
+            ``_seeds.py``), so the value of an image depends neither
+            on ``max_examples_per_batch`` nor on the other images. A
+            perturbation function of yours draws as it likes.
+        seeds: instead of ``generator``, one integer seed per image ((N,)).
+        model: run in its own mode and left untouched (as
+            :func:`~captum_crigrad.metrics.perturbation_curve`).
     Returns:
         (N,) infidelity per image.
     """
@@ -146,9 +194,12 @@ def infidelity(
                 f"perturbation: expected one of {sorted(_PERTURBATIONS)} or a "
                 f"function, got {perturbation!r}"
             )
-        perturb_func = _PERTURBATIONS[perturbation](
-            generator=generator, **perturbation_kwargs
-        )
+        draw = _PERTURBATIONS[perturbation](**perturbation_kwargs).draw
+        rows = CaptumRowSeeds(ImageDraws(inputs, generator, seeds), "infidelity")
+
+        def perturb_func(x: Tensor):
+            return draw(x, rows.generators(x.shape[0]))
+
     elif callable(perturbation):
         perturb_func = perturbation
     else:
@@ -160,24 +211,27 @@ def infidelity(
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
-    with torch.no_grad():
-        logits = model(inputs, *(extra or ()))
-    target = target_indices(
-        target, inputs.shape[0], logits.shape[1], device=logits.device
-    )
-    if target is None:
-        target = logits.argmax(1)
-    return _captum_infidelity(
-        model,
-        perturb_func,
-        inputs,
-        attributions.to(inputs),
-        additional_forward_args=additional_forward_args,
-        target=target,
-        n_perturb_samples=n_perturb_samples,
-        max_examples_per_batch=max_examples_per_batch,
-        normalize=normalize,
-    )
+    with private_if_training(model) as model:
+        with torch.no_grad():
+            logits = model(inputs, *(extra or ()))
+        target = target_indices(
+            target, inputs.shape[0], logits.shape[1], device=logits.device
+        )
+        if target is None:
+            target = logits.argmax(1)
+        return _captum_infidelity(
+            model,
+            perturb_func,
+            inputs,
+            attributions.to(inputs),
+            additional_forward_args=additional_forward_args,
+            target=target,
+            n_perturb_samples=n_perturb_samples,
+            max_examples_per_batch=_captum_chunk(
+                max_examples_per_batch, inputs.shape[0], n_perturb_samples
+            ),
+            normalize=normalize,
+        )
 
 
 def max_sensitivity(
@@ -187,6 +241,7 @@ def max_sensitivity(
     perturb_radius: float = 0.02,
     n_perturb_samples: int = 10,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     max_examples_per_batch: int | None = None,
     **kwargs,
 ) -> Tensor:
@@ -194,15 +249,18 @@ def max_sensitivity(
     explanation under uniform input noise in ``[-perturb_radius, perturb_radius]``,
     via :func:`captum.metrics.sensitivity_max`, with a seeded noise function.
     ``explanation_func`` is e.g. ``saliency.attribute``; ``kwargs`` (such as
-    ``target``) go to it. **Lower is better.** Returns (N,)."""
+    ``target``) go to it. **Lower is better.** Returns (N,). The noise is
+    drawn per image, from ``generator`` or ``seeds`` as in :func:`infidelity`."""
     inputs = check_images(inputs, argument="inputs")
-    if not perturb_radius > 0:
-        raise InvalidValueError(f"perturb_radius: expected > 0, got {perturb_radius}")
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    check_finite_float(perturb_radius, "perturb_radius", minimum=0, strict=True)
+    rows = CaptumRowSeeds(ImageDraws(inputs, generator, seeds), "max_sensitivity")
 
     def perturb(x: Tensor, radius: float) -> Tensor:
-        noise = torch.rand(
-            x.shape, generator=generator, device=gen_device, dtype=x.dtype
+        noise = torch.stack(
+            [
+                torch.rand(x.shape[1:], generator=g, dtype=x.dtype)
+                for g in rows.generators(x.shape[0])
+            ]
         ).to(x.device)
         return x + (2 * noise - 1) * radius
 
@@ -212,6 +270,8 @@ def max_sensitivity(
         perturb_func=perturb,
         perturb_radius=perturb_radius,
         n_perturb_samples=n_perturb_samples,
-        max_examples_per_batch=max_examples_per_batch,
+        max_examples_per_batch=_captum_chunk(
+            max_examples_per_batch, inputs.shape[0], n_perturb_samples
+        ),
         **kwargs,
     )

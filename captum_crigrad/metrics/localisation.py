@@ -7,8 +7,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from captum_crigrad.metrics._common import tie_broken_order
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_finite_float,
+)
 
 
 def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum"):
@@ -52,23 +55,41 @@ def _maps_and_masks(attributions: Tensor, masks: Tensor, reduction: str = "sum")
 def pointing_game(
     attributions: Tensor, masks: Tensor, tolerance: float = 0.0
 ) -> Tensor:
-    """Pointing game (Zhang et al. 2018): a hit when the map's maximum (channels
-    summed; ties: first in raster order) lies inside the mask or within
-    ``tolerance`` pixels (Euclidean) of it. An empty mask is never a hit.
+    """Pointing game (Zhang et al. 2018): a hit when the map's maximum
+    (channels summed) lies inside the mask or within ``tolerance`` pixels
+    (Euclidean) of it.
+
+    A map that does not point is never a hit: when several pixels share the
+    maximum, every one of them must be within ``tolerance`` of the mask (no
+    tie-breaking rule picks one for the map), and a constant map (an all-zero
+    map, say) points nowhere. An empty mask is never a hit.
 
     Shapes: attributions (N, C, H, W) or (N, H, W); masks (N, H, W) bool.
     Returns (N,) bool hits; the hit rate is their mean (**higher is better**).
     """
-    if not tolerance >= 0:
-        raise InvalidValueError(f"tolerance: expected >= 0 pixels, got {tolerance}")
+    check_finite_float(tolerance, "tolerance", minimum=0, what="number of pixels")
     relevance, masks = _maps_and_masks(attributions, masks)
     n, h, w = masks.shape
-    top = tie_broken_order(relevance, descending=True)[:, 0]
-    row, col = (top // w).double(), (top % w).double()
-    yy = torch.arange(h, dtype=torch.float64, device=masks.device).view(1, h, 1)
-    xx = torch.arange(w, dtype=torch.float64, device=masks.device).view(1, 1, w)
-    near = (yy - row.view(n, 1, 1)) ** 2 + (xx - col.view(n, 1, 1)) ** 2 <= tolerance**2
-    return (near & masks).flatten(1).any(1)
+    flat = relevance.flatten(1)
+    peak = flat.amax(1, keepdim=True)
+    at_peak = (flat == peak).view(n, h, w)
+    constant = (flat == peak).all(1)
+    if tolerance > 0:  # pixels within tolerance (Euclidean) of the mask
+        from scipy.ndimage import distance_transform_edt
+
+        outside = (~masks).cpu().numpy()
+        near = torch.stack(
+            [
+                torch.from_numpy(distance_transform_edt(o) <= tolerance)
+                if not o.all()
+                else torch.zeros(h, w, dtype=torch.bool)
+                for o in outside
+            ]
+        ).to(masks.device)
+    else:
+        near = masks
+    inside = ~(at_peak & ~near).flatten(1).any(1)  # every peak pixel is near
+    return inside & ~constant & masks.flatten(1).any(1)
 
 
 def energy_pointing_game(attributions: Tensor, masks: Tensor) -> Tensor:
@@ -96,14 +117,23 @@ def relevance_mass_accuracy(attributions: Tensor, masks: Tensor) -> Tensor:
 
 def relevance_rank_accuracy(attributions: Tensor, masks: Tensor) -> Tensor:
     """Relevance rank accuracy (Arras et al. 2022): with K = mask size, the
-    fraction of the K highest-relevance pixels (channels summed; ties in raster
-    order) that lie inside the mask. NaN for an empty mask. Returns (N,);
-    **higher is better**."""
+    fraction of the K highest-relevance pixels (channels summed) that lie
+    inside the mask. NaN for an empty mask. Returns (N,); **higher is
+    better**.
+
+    Pixels tied at the K-th value share the places left among them at
+    random, and the expected count is taken (no raster order), so a map
+    without information (constant) scores K / (H * W), what a random ranking
+    scores on average, not 1."""
     relevance, masks = _maps_and_masks(attributions, masks)
-    order = tie_broken_order(relevance, descending=True)
+    flat = relevance.flatten(1)
     flat_masks = masks.flatten(1)
     sizes = flat_masks.sum(1)
-    in_mask_sorted = flat_masks.gather(1, order).double()
-    positions = torch.arange(order.shape[1], device=order.device).view(1, -1)
-    hits = (in_mask_sorted * (positions < sizes.view(-1, 1))).sum(1)
+    ordered = flat.sort(dim=1, descending=True).values
+    kth = ordered.gather(1, (sizes - 1).clamp_min(0).view(-1, 1))  # K-th value
+    above = flat > kth
+    tied = flat == kth
+    places = (sizes - above.sum(1)).to(torch.float64)  # left for the tied pixels
+    tied_inside = (tied & flat_masks).sum(1).to(torch.float64)
+    hits = (above & flat_masks).sum(1) + places * tied_inside / tied.sum(1).clamp_min(1)
     return torch.where(sizes > 0, hits / sizes.clamp_min(1), torch.nan)

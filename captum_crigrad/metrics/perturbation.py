@@ -13,31 +13,35 @@ clean pass per image (the step that removes nothing reuses it).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import ImageDraws, SeedsType, check_seeds
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
-    check_score,
     pixel_relevance,
     ranks_from_order,
     selected_scores,
     tie_broken_order,
 )
-from captum_crigrad.metrics.imputation import gaussian_blur, noisy_linear_imputation
+from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation
 from captum_crigrad.utils import model_device
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
     TargetType,
     check_choice,
+    check_finite_float,
+    check_fraction,
     check_images,
     check_positive_int,
+    check_score,
+    select_examples,
     target_indices,
 )
 
@@ -89,11 +93,8 @@ def _replacement_source(
             "replacement: expected a number, a string or a tensor, got a bool"
         )
     if isinstance(replacement, (int, float)):
-        if not math.isfinite(replacement):
-            raise InvalidValueError(
-                f"replacement: expected a finite number, got {replacement}"
-            )
-        return torch.full_like(inputs, float(replacement)), False
+        value = check_finite_float(replacement, "replacement")
+        return torch.full_like(inputs, value), False
     if isinstance(replacement, Tensor):
         try:
             rep = torch.broadcast_to(replacement.to(inputs), inputs.shape)
@@ -107,7 +108,10 @@ def _replacement_source(
             raise InvalidValueError("replacement: contains NaN or infinite values")
         return rep, False
     if replacement == "mean":
-        return inputs.mean(dim=(0, 2, 3), keepdim=True).expand_as(inputs), False
+        # each image's own per-channel mean, never the batch's: an image's
+        # score must not depend on the images scored with it (a data-set
+        # statistic is a tensor: replacement=mean.view(C, 1, 1))
+        return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs), False
     if replacement == "blur":
         return gaussian_blur(inputs, blur_sigma, blur_kernel_size), False
     if replacement in ("road", "linear_imputation"):
@@ -118,24 +122,32 @@ def _replacement_source(
     )
 
 
-def _check_fractions(fractions, n_steps) -> Tensor:
+def _check_fractions(fractions, n_steps, argument: str = "fractions") -> Tensor:
     if fractions is None:
         n_steps = check_positive_int(n_steps, "n_steps")
         return torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
-    frac = torch.as_tensor(fractions, dtype=torch.float64).flatten()
-    if frac.numel() == 0:
-        raise InvalidValueError("fractions: expected at least one fraction")
-    if (
-        not bool(torch.isfinite(frac).all())
-        or bool((frac < 0).any())
-        or bool((frac > 1).any())
-    ):
-        raise InvalidValueError(
-            f"fractions: every fraction must lie in [0, 1], got {frac.tolist()}"
+    if isinstance(fractions, Tensor):
+        if fractions.is_complex() or fractions.dtype == torch.bool:
+            raise InvalidTypeError(
+                f"{argument}: expected fractions in [0, 1], got a {fractions.dtype} "
+                "tensor"
+            )
+        values = fractions.detach().double().flatten().tolist()
+    elif isinstance(fractions, Sequence) and not isinstance(fractions, (str, bytes)):
+        values = list(fractions)
+    else:
+        raise InvalidTypeError(
+            f"{argument}: expected a sequence of fractions in [0, 1], got "
+            f"{type(fractions).__name__}"
         )
+    if not values:
+        raise InvalidValueError(f"{argument}: expected at least one fraction")
+    frac = torch.tensor(
+        [check_fraction(v, argument) for v in values], dtype=torch.float64
+    )
     if frac.numel() > 1 and bool((frac[1:] < frac[:-1]).any()):
         raise InvalidValueError(
-            f"fractions: expected a non-decreasing schedule, got {frac.tolist()}"
+            f"{argument}: expected a non-decreasing schedule, got {frac.tolist()}"
         )
     return frac
 
@@ -150,11 +162,12 @@ def perturbation_curve(
     order: str = "morf",
     mode: str = "delete",
     replacement: Replacement = 0.0,
-    score: str = "prob",
+    score: str = "probability",
     target: TargetType = None,
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     channel_reduction: str = "sum",
     blur_sigma: float = 5.0,
     blur_kernel_size: int = 11,
@@ -169,8 +182,11 @@ def perturbation_curve(
     (``mode="insert"``).
 
     Args:
-        model: classifier returning (N, classes) logits; left untouched
-            (mode, hooks, parameters), run under ``torch.no_grad``.
+        model: classifier returning (N, classes) logits, run under
+            ``torch.no_grad`` in its own train/eval mode; left untouched
+            (parameters, buffers, modes, hooks; a model with modules in
+            training mode is run as a private copy, so BatchNorm statistics
+            do not move).
         inputs: (N, C, H, W) images as the model takes them.
         attributions: (N, C, H, W), (N, 1, H, W) or (N, H, W); reduced to one
             relevance per pixel by ``channel_reduction`` ("sum", "abs", "max").
@@ -182,16 +198,27 @@ def perturbation_curve(
             Ties are broken by raster order, so orders are deterministic.
         mode: "delete" or "insert".
         replacement: the value of removed pixels, in the model's input space:
-            a number, a tensor broadcastable to (N, C, H, W), "mean" (per-channel
-            mean of ``inputs``), "blur" (Gaussian blur, ``blur_sigma``,
+            a number, a tensor broadcastable to (N, C, H, W), "mean" (each
+            image's own per-channel mean; for a data-set statistic give a
+            (C, 1, 1) tensor), "blur" (Gaussian blur, ``blur_sigma``,
             ``blur_kernel_size``) or "road" (ROAD's noisy linear imputation,
             noise std ``road_noise``, from ``generator``).
-        score: "prob" (softmax probability) or "logit" of ``target``.
+        score: "probability" (softmax probability; "prob" also accepted) or
+            "logit" of ``target``.
         target: class per image; default the class predicted on ``inputs``.
         additional_forward_args: extra model arguments; tensors whose first
             dimension is N are indexed per image, anything else is passed as is.
         max_examples_per_batch: perturbed images per forward call.
-        generator: ``torch.Generator`` for "random" orders and ROAD noise.
+        generator: ``torch.Generator`` for "random" orders and ROAD noise:
+            one seed is drawn from it per call, and every image draws its
+            order and its noise (per number of pixels replaced) from its own
+            generator seeded by that seed and the image's content
+            (``_seeds.py``), so an image's scores do not depend on
+            ``max_examples_per_batch`` or on the other images in the batch.
+        seeds: instead of ``generator``, one integer seed per image ((N,)
+            tensor or sequence), e.g. derived from a run seed and each
+            image's index in a data set; the image's draws then depend on
+            its seed alone.
 
     Returns:
         :class:`PerturbationCurve` with (N, S) scores and forward-pass counts.
@@ -201,8 +228,9 @@ def perturbation_curve(
     frac = _check_fractions(fractions, n_steps)
     check_choice(order, ORDERS, "order")
     check_choice(mode, ("delete", "insert"), "mode")
-    check_score(score)
+    score = check_score(score)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
+    check_seeds(seeds, inputs.shape[0])
     n, c, h, w = inputs.shape
     target_indices(target, n)  # the form, before any work
     device = model_device(model, inputs.device)
@@ -210,38 +238,32 @@ def perturbation_curve(
     repl, impute = _replacement_source(
         replacement, inputs, blur_sigma, blur_kernel_size
     )
-    if impute and not (road_noise >= 0 and math.isfinite(road_noise)):
-        raise InvalidValueError(
-            f"road_noise: expected a finite value >= 0, got {road_noise}"
-        )
+    if impute:
+        check_finite_float(road_noise, "road_noise", minimum=0)
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
 
     def forward(x: Tensor, image_idx: Tensor) -> Tensor:
-        args: tuple[Any, ...] = ()
-        if extra is not None:
-            args = tuple(
-                a[image_idx.to(a.device)]
-                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n
-                else a
-                for a in extra
-            )
-        return model(x, *args)
+        return model(x, *(select_examples(extra, n, image_idx) or ()))
 
     pixels = h * w
     counts = torch.floor(frac * pixels + 0.5).long()
-    if order == "random":
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        pixel_order = torch.rand(
-            n, pixels, generator=generator, device=gen_device
+    if order == "random" or (impute and road_noise > 0):
+        draws = ImageDraws(inputs, generator, seeds)
+    if order == "random":  # per image, see _seeds.py
+        pixel_order = torch.stack(
+            [
+                torch.rand(pixels, generator=draws.generator(i, "order"))
+                for i in range(n)
+            ]
         ).argsort(dim=1)
     else:
         pixel_order = tie_broken_order(relevance, descending=(order == "morf"))
     ranks = ranks_from_order(pixel_order.to(device)).view(n, h, w)
 
     n_passes = n_calls = 0
-    with torch.no_grad():
+    with torch.no_grad(), private_if_training(model) as model:
         original = []
         for start in range(0, n, batch):
             idx = torch.arange(start, min(n, start + batch), device=device)
@@ -272,9 +294,21 @@ def perturbation_curve(
             replace = selected if mode == "delete" else ~selected
             x = inputs[img]
             if impute:
-                fill = noisy_linear_imputation(
-                    x, replace, noise_std=road_noise, generator=generator
-                )
+                fill = linear_imputation(x, replace)
+                if road_noise > 0:  # per image and step, see _seeds.py
+                    noise = torch.stack(
+                        [
+                            torch.randn(
+                                x.shape[1:],
+                                generator=draws.generator(i, "road", k),
+                                dtype=x.dtype,
+                            )
+                            for i, k in zip(
+                                img.tolist(), counts[step.cpu()].tolist(), strict=True
+                            )
+                        ]
+                    ).to(device)
+                    fill = fill + road_noise * noise
             else:
                 fill = repl[img]
             x = torch.where(replace.unsqueeze(1), fill, x)
@@ -310,7 +344,7 @@ def deletion(
     of the class predicted on the original. ``.auc()``: **lower is better**.
     Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "prob")
+    kwargs.setdefault("score", "probability")
     return perturbation_curve(
         model,
         inputs,
@@ -336,7 +370,7 @@ def insertion(
     first; score = softmax probability of the class predicted on the original.
     ``.auc()``: **higher is better**. Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "prob")
+    kwargs.setdefault("score", "probability")
     return perturbation_curve(
         model,
         inputs,
@@ -356,7 +390,7 @@ def pixel_perturbation(
     k: float | Sequence[float] = 0.1,
     replacement: Replacement = 0.0,
     order: str = "lerf",
-    score: str = "prob",
+    score: str = "probability",
     **kwargs,
 ) -> Tensor:
     """Pixel perturbation (Srinivas & Fleuret 2019, FullGrad): remove the
@@ -368,17 +402,16 @@ def pixel_perturbation(
         k: a fraction in [0, 1] or a sequence of them.
         replacement: 0 (in the model's input space) by default; "mean", "blur"
             or a tensor as in :func:`perturbation_curve`.
-        score: "prob" (default; never near 0 for the predicted class, unlike
+        score: "probability" (default; never near 0 for the predicted class, unlike
             a logit, which makes the ratio explode) or "logit".
 
     Returns:
         (N,) for a scalar ``k``, else (N, len(k)).
     """
-    scalar = isinstance(k, (int, float)) and not isinstance(k, bool)
-    if isinstance(k, (int, float)) and scalar:
-        ks = [float(k)]
-    else:  # a sequence of fractions
-        ks = list(cast(Sequence[float], k))
+    if isinstance(k, Tensor) and k.dim() == 0:
+        k = k.item()
+    scalar = not isinstance(k, (Sequence, Tensor)) or isinstance(k, str)
+    ks = _check_fractions([k] if scalar else k, None, "k").tolist()
     curve = perturbation_curve(
         model,
         inputs,
@@ -452,7 +485,7 @@ def road(
     *,
     fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     noise: float = 0.01,
-    score: str = "prob",
+    score: str = "probability",
     generator: torch.Generator | None = None,
     **kwargs,
 ) -> RoadResult:

@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import ImageDraws, SeedsType
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
-    check_score,
     pixel_relevance,
     selected_scores,
 )
@@ -22,7 +23,9 @@ from captum_crigrad.validation import (
     TargetType,
     check_images,
     check_positive_int,
+    check_score,
     format_baselines,
+    select_examples,
     target_indices,
 )
 
@@ -63,6 +66,7 @@ def sensitivity_n(
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     channel_reduction: str = "sum",
 ) -> SensitivityNResult:
     """Sensitivity-n exactly as Ancona et al. (2018) define it.
@@ -76,25 +80,31 @@ def sensitivity_n(
     gradient x input on a linear model with a zero baseline).
 
     Args:
-        model: classifier returning logits; run under ``torch.no_grad``.
+        model: classifier returning logits; run under ``torch.no_grad``
+            in its own mode, left untouched (as :func:`perturbation_curve`).
         inputs: (N, C, H, W). attributions: (N, C, H, W), (N, 1, H, W) or (N, H, W),
             reduced per pixel by ``channel_reduction`` (default signed sum).
         n: one subset size or a grid, each in [1, H*W - 1].
         n_subsets: random subsets per image and n (Ancona et al. use 100).
         baselines: number or tensor broadcastable to (N, C, H, W).
         target: class per image, default the predicted class.
-        score: "logit" (default, the paper's output) or "prob".
-        generator: ``torch.Generator`` for the subsets.
+        score: "logit" (default, the paper's output) or "probability".
+        generator: ``torch.Generator`` for the subsets: one seed is drawn
+            from it per call, and each image draws its subsets of size n from
+            its own generator seeded by that seed, the image's content and n
+            (``_seeds.py``), so an image's correlations depend neither
+            on the other images in the batch nor on ``max_examples_per_batch``.
+        seeds: instead of ``generator``, one integer seed per image ((N,)),
+            as :func:`~captum_crigrad.metrics.perturbation_curve`.
 
     Returns:
         :class:`SensitivityNResult` with (N, K) correlations.
     """
     inputs = check_images(inputs, argument="inputs")
     relevance = pixel_relevance(attributions, inputs, channel_reduction).flatten(1)
-    check_score(score)
-    n_subsets = check_positive_int(n_subsets, "n_subsets")
-    if n_subsets < 2:
-        raise InvalidValueError("n_subsets: a correlation needs at least 2 subsets")
+    score = check_score(score)
+    # a correlation needs at least 2 subsets
+    n_subsets = check_positive_int(n_subsets, "n_subsets", minimum=2)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
     num, c, h, w = inputs.shape
     pixels = h * w
@@ -119,20 +129,12 @@ def sensitivity_n(
         extra = (extra,)
 
     def forward(x, idx):
-        args = ()
-        if extra is not None:
-            args = tuple(
-                a[idx]
-                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num
-                else a
-                for a in extra
-            )
-        return model(x, *args)
+        return model(x, *(select_examples(extra, num, idx) or ()))
 
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    streams = ImageDraws(inputs, generator, seeds)
     passes = 0
     correlations = torch.empty(num, len(sizes), dtype=torch.float64)
-    with torch.no_grad():
+    with torch.no_grad(), private_if_training(model) as model:
         logits = torch.cat(
             [
                 forward(
@@ -149,8 +151,7 @@ def sensitivity_n(
         target_dev = target_t.to(device)
         clean = selected_scores(logits, target_dev, score)
         # images are processed in groups of about max_examples_per_batch
-        # subsets, so memory stays bounded on large images; the random draws
-        # are made image by image in order, so results do not depend on it.
+        # subsets, so memory stays bounded on large images
         group = max(1, batch // n_subsets)
         for k, size in enumerate(sizes):
             for g0 in range(0, num, group):
@@ -159,9 +160,11 @@ def sensitivity_n(
                 keys = torch.stack(
                     [
                         torch.rand(
-                            n_subsets, pixels, generator=generator, device=gen_device
+                            n_subsets,
+                            pixels,
+                            generator=streams.generator(i, "subsets", size),
                         )
-                        for _ in imgs.tolist()
+                        for i in imgs.tolist()
                     ]
                 ).to(device)
                 member = keys.argsort(-1).argsort(-1) < size  # (G, M, P) bool

@@ -10,7 +10,6 @@ ranks by magnitude (FullGrad).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._seeds import SeedsType
 from captum_crigrad.explain import explain
 from captum_crigrad.methods import ExplainOptions, parse_methods
 from captum_crigrad.metrics import localisation
@@ -31,7 +31,7 @@ from captum_crigrad.metrics.perturbation import (
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
 from captum_crigrad.utils import markdown_table, predicted_class, text_table
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_fraction
 
 # name -> (direction, description)
 METRICS: dict[str, tuple] = {
@@ -113,6 +113,18 @@ class MetricScores:
     fractions: Tensor | None = None
 
 
+def check_metric_names(metrics: Sequence[str], argument: str = "metrics") -> list[str]:
+    """``metrics`` as a list if every name is a key of :data:`METRICS`."""
+    names = list(metrics)
+    for metric in names:
+        if metric not in METRICS:
+            raise InvalidValueError(
+                f"{argument}: unknown metric {metric!r}; expected some of "
+                f"{', '.join(METRICS)}"
+            )
+    return names
+
+
 def score_metric(
     model: nn.Module,
     images: Tensor,
@@ -126,26 +138,30 @@ def score_metric(
     n_subsets: int = 50,
     road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
     generator: torch.Generator | None = None,
+    seeds: SeedsType = None,
     max_examples_per_batch: int = 64,
     masks: Tensor | None = None,
     channel_reduction: str = "sum",
 ) -> MetricScores:
     """Score ``attributions`` of ``images`` for ``target`` on one named metric
     (a key of :data:`METRICS`), per image. The metrics of
-    :data:`SEEDED_METRICS` draw from ``generator``; those of
+    :data:`SEEDED_METRICS` draw per image, from ``seeds`` (one integer per
+    image, e.g. :func:`captum_crigrad.evaluation.runner.image_seed`) or from
+    ``generator`` mixed with each image's content (not both; see
+    :mod:`captum_crigrad._seeds`): an image's value does not depend on the
+    other images scored with it. The other metrics draw nothing and ignore
+    ``seeds``. The metrics of
     :data:`MASK_METRICS` need ``masks`` (N, H, W) bool. Pixel perturbation
     ranks pixels by the map's magnitude; deletion, insertion, sensitivity-n
     and ROAD read the map by ``channel_reduction`` (the method's meaning:
     ``MethodRequest.channel_reduction``)."""
-    if metric not in METRICS:
-        raise ValueError(
-            f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
-        )
+    check_metric_names([metric])
     kw: dict[str, Any] = dict(
         target=target, max_examples_per_batch=max_examples_per_batch
     )
     signed_kw: dict[str, Any] = dict(kw, channel_reduction=channel_reduction)
-    gen = generator
+    # the per-image draws of the seeded metrics (check_seeds: one per image)
+    draws: dict[str, Any] = dict(generator=generator, seeds=seeds)
     if metric == "pixel_perturbation":
         values = pixel_perturbation(
             model, images, attributions, k=k, channel_reduction="abs", **kw
@@ -153,7 +169,7 @@ def score_metric(
         return MetricScores(values.double())
     if metric == "pixel_perturbation_random_order":
         values = pixel_perturbation(
-            model, images, attributions, k=k, order="random", generator=gen, **kw
+            model, images, attributions, k=k, order="random", **draws, **kw
         )
         return MetricScores(values.double())
     if metric in ("deletion_auc", "insertion_auc"):
@@ -174,7 +190,7 @@ def score_metric(
             attributions,
             n=grid,
             n_subsets=n_subsets,
-            generator=gen,
+            **draws,
             **signed_kw,
         )
         return MetricScores(
@@ -186,7 +202,7 @@ def score_metric(
             images,
             attributions,
             fractions=road_fractions,
-            generator=gen,
+            **draws,
             **signed_kw,
         )
         return MetricScores(res.combined.double(), res.n_forward_passes)
@@ -197,12 +213,12 @@ def score_metric(
             attributions,
             perturbation="square",
             size=max(1, images.shape[-1] // 4),
-            generator=gen,
+            **draws,
             target=target,
         )
         return MetricScores(values.double())
     if masks is None:
-        raise ValueError(
+        raise InvalidValueError(
             f"metrics: {metric} needs an object mask per image (a dataset list "
             "with a mask or box column)"
         )
@@ -246,14 +262,8 @@ def evaluate(
     sum or magnitude, :attr:`~captum_crigrad.methods.MethodRequest.channel_reduction`).
     """
     requests = parse_methods(methods)
-    for metric in metrics:
-        if metric not in METRICS:
-            raise InvalidValueError(
-                f"metrics: unknown metric {metric!r}; expected some of "
-                f"{', '.join(METRICS)}"
-            )
-    if not 0.0 <= k <= 1.0 or not math.isfinite(k):
-        raise InvalidValueError(f"k: expected a fraction in [0, 1], got {k}")
+    check_metric_names(metrics)
+    check_fraction(k, "k")
     target = predicted_class(model, images)
     if options is None:
         options = ExplainOptions(seed=seed, internal_batch_size=64)

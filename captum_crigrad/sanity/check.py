@@ -24,6 +24,7 @@ import numpy as np
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.methods import parse_methods
 from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
 from captum_crigrad.sanity.randomization import randomized_models
@@ -123,7 +124,9 @@ def sanity_check(
     """Run the cascading or independent model-randomisation sanity check.
 
     Args:
-        model: trained classifier (eval mode recommended); never modified.
+        model: trained classifier (eval mode recommended); never modified
+            (parameters, buffers such as BatchNorm statistics, modes, hooks;
+            a model with modules in training mode is run as a private copy).
         images: (N, C, H, W) float tensor, as the model expects.
         methods: method names (:mod:`captum_crigrad.methods`).
         mode, blocks, granularity, init, std, seed, batchnorm_stats: the
@@ -151,58 +154,59 @@ def sanity_check(
         raise InvalidValueError(
             f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
         )
-    # validates the schedule (block names etc.) before any work
-    schedule = randomized_models(
-        model,
-        mode,
-        blocks,
-        granularity=granularity,
-        init=init,
-        std=std,
-        seed=seed,
-        batchnorm_stats=batchnorm_stats,
-    )
-    options: dict[str, Any] = dict(
-        score=score,
-        layer=layer,
-        layers=layers,
-        functional_relu=functional_relu,
-        batch_size=batch_size,
-    )
-    if target is None:
-        device = model_device(model, images.device)
-        target = predicted_class(model, images.detach().to(device), batch_size=256)
-    trained_raw = attribution_maps(model, images, method_names, target, **options)
-    trained = [(to_single_channel(r), r.sum(1)) for r in trained_raw]
-    per_step: dict[tuple[str, str], list[np.ndarray]] = {
-        (m, s): [] for m in method_names for s in measures
-    }
-    steps = []
-    for step, randomized in schedule:
-        steps.append(step)
-        raw = attribution_maps(randomized, images, method_names, target, **options)
-        for name, (ref_map, ref_signed), r in zip(
-            method_names, trained, raw, strict=True
-        ):
-            scores = similarity_scores(
-                ref_map,
-                to_single_channel(r),
-                ref_signed,
-                r.sum(1),
-                measures=measures,
-                pixels_per_cell=pixels_per_cell,
-            )
-            for measure, values in scores.items():
-                per_step[(name, measure)].append(values)
-        if progress is not None:
-            progress(step)
-    return SanityResult(
-        mode=mode,
-        steps=steps,
-        methods=method_names,
-        measures=measures,
-        scores={k: np.stack(v) for k, v in per_step.items()},
-    )
+    with private_if_training(model) as model:
+        # validates the schedule (block names etc.) before any work
+        schedule = randomized_models(
+            model,
+            mode,
+            blocks,
+            granularity=granularity,
+            init=init,
+            std=std,
+            seed=seed,
+            batchnorm_stats=batchnorm_stats,
+        )
+        options: dict[str, Any] = dict(
+            score=score,
+            layer=layer,
+            layers=layers,
+            functional_relu=functional_relu,
+            batch_size=batch_size,
+        )
+        if target is None:
+            device = model_device(model, images.device)
+            target = predicted_class(model, images.detach().to(device), batch_size=256)
+        trained_raw = attribution_maps(model, images, method_names, target, **options)
+        trained = [(to_single_channel(r), r.sum(1)) for r in trained_raw]
+        per_step: dict[tuple[str, str], list[np.ndarray]] = {
+            (m, s): [] for m in method_names for s in measures
+        }
+        steps = []
+        for step, randomized in schedule:
+            steps.append(step)
+            raw = attribution_maps(randomized, images, method_names, target, **options)
+            for name, (ref_map, ref_signed), r in zip(
+                method_names, trained, raw, strict=True
+            ):
+                scores = similarity_scores(
+                    ref_map,
+                    to_single_channel(r),
+                    ref_signed,
+                    r.sum(1),
+                    measures=measures,
+                    pixels_per_cell=pixels_per_cell,
+                )
+                for measure, values in scores.items():
+                    per_step[(name, measure)].append(values)
+            if progress is not None:
+                progress(step)
+        return SanityResult(
+            mode=mode,
+            steps=steps,
+            methods=method_names,
+            measures=measures,
+            scores={k: np.stack(v) for k, v in per_step.items()},
+        )
 
 
 _MEASURE_LABELS = {

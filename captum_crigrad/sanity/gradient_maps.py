@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad._untouched import private_if_training
 from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
 from captum_crigrad.utils import (
     model_device,
@@ -39,14 +40,12 @@ from captum_crigrad.utils import (
     reduce_channels,
 )
 from captum_crigrad.validation import (
-    check_choice,
     check_images,
     check_module,
     check_positive_int,
+    check_score,
     target_indices,
 )
-
-SCORES = ("logit", "probability")
 
 
 class _Probability(nn.Module):
@@ -95,31 +94,35 @@ def attribution_maps(
     check_images(images)
     names = [method] if isinstance(method, str) else list(method)
     requests = parse_methods(names)
-    check_choice(score, SCORES, "score")
+    score = check_score(score)
     check_positive_int(batch_size, "batch_size")
-    options = ExplainOptions(
-        layer=layer, crigrad_layers=layers, functional_relu=functional_relu, seed=seed
-    )
-    device = model_device(model, images.device)
-    images = images.detach().to(device)
-    target_indices(target, images.shape[0])  # the form, before any work
-    scored = model if score == "logit" else _Probability(model)
-    fns = build_methods(requests, model, images, options, score_model=scored)
-    if target is None:
-        target = predicted_class(model, images, batch_size=256)
-    else:
-        target = target_indices(
-            target, images.shape[0], num_classes(model, images), device=device
+    with private_if_training(model) as model:
+        options = ExplainOptions(
+            layer=layer,
+            crigrad_layers=layers,
+            functional_relu=functional_relu,
+            seed=seed,
         )
-    by_name = {}
-    for request, fn in zip(requests, fns, strict=True):
-        chunks = []
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start : start + batch_size].clone().requires_grad_(True)
-            chunks.append(fn(x, target[start : start + batch_size]).detach())
-        by_name[request.name.lower()] = torch.cat(chunks)
-    results = [by_name[n.strip().lower()] for n in names]
-    return results[0] if isinstance(method, str) else results
+        device = model_device(model, images.device)
+        images = images.detach().to(device)
+        target_indices(target, images.shape[0])  # the form, before any work
+        scored = model if score == "logit" else _Probability(model)
+        fns = build_methods(requests, model, images, options, score_model=scored)
+        if target is None:
+            target = predicted_class(model, images, batch_size=256)
+        else:
+            target = target_indices(
+                target, images.shape[0], num_classes(model, images), device=device
+            )
+        by_name = {}
+        for request, fn in zip(requests, fns, strict=True):
+            chunks = []
+            for start in range(0, images.shape[0], batch_size):
+                x = images[start : start + batch_size].clone().requires_grad_(True)
+                chunks.append(fn(x, target[start : start + batch_size]).detach())
+            by_name[request.name.lower()] = torch.cat(chunks)
+        results = [by_name[n.strip().lower()] for n in names]
+        return results[0] if isinstance(method, str) else results
 
 
 def gradient_map(
@@ -139,8 +142,10 @@ def gradient_map(
 
     Args:
         model: a classifier returning logits (N, classes); not modified (no
-            mode change, no hook left, parameter ``.grad`` untouched). Use
-            eval mode for per-image maps.
+            mode change, no hook left, parameter ``.grad`` untouched, buffers
+            such as BatchNorm statistics kept: a model with modules in
+            training mode is run as a private copy). Use eval mode for
+            per-image maps.
         images: (N, C, H, W) float tensor, as the model expects it.
         method: a method name (:mod:`captum_crigrad.methods`) or a list.
         target: class per image (int or (N,) tensor); default the predicted
