@@ -39,7 +39,7 @@ from captum.attr import (
     Saliency,
 )
 from helpers import hook_count
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import captum_crigrad as cc
@@ -179,6 +179,18 @@ def targets(n, k, none=True):
     )
 
 
+def for_captum(target, k):
+    """``target`` with negative classes counted from the end, as the package
+    reads them: Captum itself reads a negative int that way, but its
+    per-example forms (list, 1-d tensor) go through ``torch.gather``, which
+    refuses negative indices (found by the nightly run)."""
+    if isinstance(target, list):
+        return [t % k for t in target]
+    if isinstance(target, torch.Tensor):
+        return target % k
+    return target
+
+
 # -- invariants -----------------------------------------------------------------
 
 
@@ -288,9 +300,11 @@ def test_crigrad_drop_ins(case, method, keep, importance, granularity, data):
         if method == "gradientshap":
             with torch.random.fork_rng():
                 torch.manual_seed(0)
-                expected = theirs.attribute(x, target=target, **kwargs)
+                expected = theirs.attribute(x, target=for_captum(target, k), **kwargs)
         else:
-            expected = theirs.attribute(x.detach().clone(), target=target, **kwargs)
+            expected = theirs.attribute(
+                x.detach().clone(), target=for_captum(target, k), **kwargs
+            )
         assert close(got, expected, x.dtype), "keep=1.0 differs from Captum"
     if method != "gradientshap":  # random baselines per batch by design
         for i in range(x.shape[0]):
@@ -299,6 +313,22 @@ def test_crigrad_drop_ins(case, method, keep, importance, granularity, data):
                 t = t[i : i + 1]
             alone = ours.attribute(x[i : i + 1].detach().clone(), target=t, **kwargs)
             assert close(alone[0], got[i], x.dtype), f"image {i} depends on its batch"
+
+
+def test_negative_per_example_targets_equal_captum_at_keep_1():
+    """Nightly finding: with keep=1.0 and a per-example target of negative
+    classes ([-1, -1]), the drop-ins give Captum's result for the classes
+    counted from the end (Captum's own per-example forms refuse negatives)."""
+    model = build("plain", 1, 3, (5, 5), 0, torch.float32, "eval")
+    x = torch.rand(2, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    for target in ([-1, -1], torch.tensor([-1, -3])):
+        got = cc.CriGradIntegratedGradients(model, keep=1.0).attribute(
+            x, target=target, n_steps=4
+        )
+        want = IntegratedGradients(model).attribute(
+            x, target=for_captum(target, 3), n_steps=4
+        )
+        assert close(got, want, x.dtype)
 
 
 # -- FORGrad and the CAM methods ---------------------------------------------------
@@ -566,6 +596,7 @@ BAD_NUMBERS = st.sampled_from(
         ["keep", "sigma", "tolerance", "n_steps", "stdev", "fractions", "k"]
     ),
 )
+@example(value=[0.5], where="stdev")  # nightly finding: one per input is valid
 def test_bad_arguments_raise_value_or_type_errors(value, where):
     """Out-of-range, non-finite and wrongly typed values: ValueError or
     TypeError naming the argument, never another exception or a result."""
@@ -588,7 +619,11 @@ def test_bad_arguments_raise_value_or_type_errors(value, where):
         "sigma": lambda v: v is None or (isinstance(v, float) and 0 < v < math.inf),
         "tolerance": lambda v: isinstance(v, float) and 0 <= v < math.inf,
         "n_steps": lambda v: False,
-        "stdev": lambda v: isinstance(v, float) and 0 <= v < math.inf,
+        # one per input: a float or a sequence of them (NoiseTunnel's stdevs)
+        "stdev": lambda v: all(
+            isinstance(u, float) and 0 <= u < math.inf
+            for u in (v if isinstance(v, list) else [v])
+        ),
         "fractions": lambda v: isinstance(v, float) and 0 <= v <= 1,
         "k": lambda v: isinstance(v, float) and 0 <= v <= 1,
     }[where]
@@ -627,6 +662,7 @@ BAD_CALLS = {
 
 
 @given(bad=st.sampled_from(BAD_INPUTS), call=st.sampled_from(sorted(BAD_CALLS)))
+@example(bad="int_images", call="saliency")  # nightly finding: a RuntimeError
 def test_bad_inputs_raise_value_or_type_errors(bad, call):
     model = build("plain", 1, 3, (6, 6), 0, torch.float32, "eval")
     x, a, t = torch.rand(2, 1, 6, 6), torch.rand(2, 1, 6, 6), 1
