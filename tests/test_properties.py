@@ -25,8 +25,10 @@ nightly run and what it found).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -179,6 +181,21 @@ def targets(n, k, none=True):
     )
 
 
+@contextlib.contextmanager
+def seeded(seed):
+    """Torch's and numpy's global generators seeded, restored after: Captum's
+    GradientShap draws its interpolation points with ``np.random`` (a nightly
+    finding: seeding torch alone made two equal calls differ)."""
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)
+
+
 def for_captum(target, k):
     """``target`` with negative classes counted from the end, as the package
     reads them: Captum itself reads a negative int that way, but its
@@ -287,8 +304,7 @@ def test_crigrad_drop_ins(case, method, keep, importance, granularity, data):
     # promise what Captum does (no hook, modes, parameters, the input)
     watch = Watch(model, x, buffers=not model.training)
     if method == "gradientshap":
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
+        with seeded(0):
             got = ours.attribute(x, target=target, **kwargs)
     else:
         got = ours.attribute(x, target=target, **kwargs)
@@ -298,8 +314,7 @@ def test_crigrad_drop_ins(case, method, keep, importance, granularity, data):
         return
     if keep == 1.0:
         if method == "gradientshap":
-            with torch.random.fork_rng():
-                torch.manual_seed(0)
+            with seeded(0):
                 expected = theirs.attribute(x, target=for_captum(target, k), **kwargs)
         else:
             expected = theirs.attribute(
@@ -547,6 +562,11 @@ def test_metrics(case, metric, chunk, data):
     if model.training or any(m.training for m in model.modules()):
         return
     atol = 1e-4 if metric == "road" else None
+    if metric == "sensitivity_n" and x.dtype == torch.float32:
+        # a Pearson correlation over 3 subsets amplifies the float32 rounding
+        # of batched forward passes (nightly: -0.19465 alone vs -0.19454 in a
+        # batch, same draws); float64 cases keep the tight tolerance
+        atol = 2e-3
     for i in range(x.shape[0]):
         t = target
         if isinstance(t, list) or (isinstance(t, torch.Tensor) and t.dim() == 1):
@@ -596,7 +616,8 @@ BAD_NUMBERS = st.sampled_from(
         ["keep", "sigma", "tolerance", "n_steps", "stdev", "fractions", "k"]
     ),
 )
-@example(value=[0.5], where="stdev")  # nightly finding: one per input is valid
+@example(value=[0.5], where="stdev")  # nightly findings: valid (one per input,
+@example(value=[0.5], where="k")  # a sequence of fractions)
 def test_bad_arguments_raise_value_or_type_errors(value, where):
     """Out-of-range, non-finite and wrongly typed values: ValueError or
     TypeError naming the argument, never another exception or a result."""
@@ -625,7 +646,11 @@ def test_bad_arguments_raise_value_or_type_errors(value, where):
             for u in (v if isinstance(v, list) else [v])
         ),
         "fractions": lambda v: isinstance(v, float) and 0 <= v <= 1,
-        "k": lambda v: isinstance(v, float) and 0 <= v <= 1,
+        # a fraction or a sequence of them
+        "k": lambda v: all(
+            isinstance(u, float) and 0 <= u <= 1
+            for u in (v if isinstance(v, list) else [v])
+        ),
     }[where]
     if valid(value) and not isinstance(value, bool):
         calls[where]()  # a valid value works
