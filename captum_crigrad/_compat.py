@@ -5,6 +5,8 @@ releases; keeping every such import here means a Captum upgrade touches one
 file.
 """
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +43,21 @@ def undecorated(function: Callable[..., Any]) -> Callable[..., Any]:
     return getattr(function, "__wrapped__", function)
 
 
+def logged_attribute(
+    function: Callable[..., Any], inner: Callable[..., Any]
+) -> Callable[..., Any]:
+    """``function`` (built to replace Captum's undecorated ``inner``
+    attribute) decorated as Captum decorates ``attribute``: ``inner``'s name,
+    docstring and signature, ``log_usage``, and a ``__wrapped__`` that
+    reaches ``function`` and stops there (so Captum's composition, see
+    :func:`undecorated`, calls ``function``, never ``inner`` directly)."""
+    functools.update_wrapper(function, inner)
+    function.__signature__ = inspect.signature(inner)  # type: ignore[attr-defined]
+    del function.__wrapped__  # type: ignore[attr-defined]
+    logged: Callable[..., Any] = log_usage()(function)
+    return logged
+
+
 def call_unlogged(attribution: Any, *args: Any, **kwargs: Any) -> Any:
     """``attribution.attribute(*args, **kwargs)`` without Captum's usage log,
     as Captum itself calls an inner method."""
@@ -67,6 +84,7 @@ __all__ = [
     "compute_gradients",
     "compute_layer_gradients_and_eval",
     "log_usage",
+    "logged_attribute",
     "undecorated",
     "undo_gradient_requirements",
 ]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_positive_int
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
 
@@ -83,12 +83,9 @@ def make_shapes(
         in expectation (uniform over the 4 classes ``SHAPE_CLASSES``). The
         object covers about 3-15 % of the image.
     """
-    if not isinstance(n, int) or n < 1:
-        raise InvalidValueError(f"n: expected a positive int, got {n!r}")
-    if not isinstance(size, int) or size < 16:
-        raise InvalidValueError(f"size: expected an int >= 16, got {size!r}")
-    if not isinstance(clutter, int) or clutter < 0:
-        raise InvalidValueError(f"clutter: expected an int >= 0, got {clutter!r}")
+    check_positive_int(n, "n")
+    check_positive_int(size, "size", minimum=16)
+    check_positive_int(clutter, "clutter", minimum=0)
     if generator is not None and seed is not None:
         raise InvalidValueError("generator, seed: give one of them, not both")
     if generator is None:

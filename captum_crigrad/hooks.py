@@ -57,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-import functools
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -79,6 +78,7 @@ from captum_crigrad._compat import (
     _select_targets,
     compute_gradients,
     log_usage,
+    logged_attribute,
     undecorated,
 )
 from captum_crigrad.activations import InterceptCalls
@@ -89,6 +89,7 @@ from captum_crigrad.validation import (
     check_target,
     has_negative_target,
     resolve_target,
+    select_examples,
 )
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
@@ -502,13 +503,7 @@ def resolve_call_target(
         return target
     batch = inputs[0].shape[0]
     args = _format_additional_forward_args(additional_forward_args)
-    if args is not None:
-        args = tuple(
-            a[:1]
-            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
-            else a
-            for a in args
-        )
+    args = select_examples(args, batch, slice(0, 1))
     with torch.no_grad():
         output = _run_forward(forward_func, tuple(t[:1] for t in inputs), None, args)
     return resolve_target(target, output.shape[1:])
@@ -702,13 +697,10 @@ def transformed_attribute(captum_class: type[Any]) -> Callable[..., Any]:
     inner = undecorated(captum_class.attribute)
     signature = inspect.signature(inner)
 
-    @functools.wraps(inner)
     def attribute(self: TransformedMethod, *args: Any, **kwargs: Any) -> Any:
         return self._transformed_call(inner, signature, args, kwargs)
 
-    attribute.__signature__ = signature  # type: ignore[attr-defined]
-    del attribute.__wrapped__  # the signature is ours, enforced by bind
-    return log_usage()(attribute)
+    return logged_attribute(attribute, inner)  # the signature: enforced by bind
 
 
 class TransformedAttribution(GradientAttribution):

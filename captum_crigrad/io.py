@@ -57,7 +57,7 @@ from captum_crigrad.models import (
     resnet20,
 )
 from captum_crigrad.models import normalize as normalize_images
-from captum_crigrad.utils import upsample
+from captum_crigrad.utils import fit_images
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -765,15 +765,6 @@ def image_sources(
     return entries
 
 
-def _fit(images: Tensor, channels: int, size: int) -> Tensor:
-    """(N, 1, H, W) in [0, 1] -> ``channels`` channels, ``size`` x ``size``."""
-    if images.shape[1] != channels:
-        images = images.expand(-1, channels, -1, -1).clone()
-    if images.shape[-1] != size or images.shape[-2] != size:
-        images = upsample(images, (size, size)).clamp(0, 1)
-    return images
-
-
 def read_sources(
     entries: Sequence[Source], channels: int, size: int, *, argument: str = "images"
 ) -> Tensor:
@@ -794,7 +785,7 @@ def read_sources(
                     f"{argument}: cannot read the MNIST files of {folder} "
                     f"({_first_line(exc)})"
                 ) from None
-        out.append(_fit(mnist[folder][i : i + 1], channels, size))
+        out.append(fit_images(mnist[folder][i : i + 1], channels, size))
     return torch.cat(out)
 
 
@@ -930,7 +921,7 @@ def load_inputs(
         digits, labels = dflt.load_default_images(normalized=False)
         n = len(digits) if n_images is None else min(n_images, len(digits))
         files = [f"default-digit-{i:02d}-label-{int(labels[i])}" for i in range(n)]
-        raw = _fit(digits[:n], loaded.channels, size)
+        raw = fit_images(digits[:n], loaded.channels, size)
     else:
         entries = entries[:n_images]
         files = [e if isinstance(e, str) else f"{e[0]}#{e[1]}" for e in entries]

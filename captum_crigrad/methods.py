@@ -85,6 +85,7 @@ from captum_crigrad.validation import (
     check_finite_float,
     check_fraction,
     check_hookable,
+    check_int,
     check_positive_int,
     resolve_layer,
     resolve_layers,
@@ -194,8 +195,7 @@ class ExplainOptions:
         )
         if self.stdev is not None:
             check_finite_float(self.stdev, "stdev", minimum=0)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InvalidTypeError(f"seed: expected an int, got {self.seed!r}")
+        check_int(self.seed, "seed")
         if self.forgrad_sigma is not None:
             check_finite_float(
                 self.forgrad_sigma,

@@ -11,14 +11,13 @@ no model code). Used by the ``demo``/``saliency`` commands and the gallery.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from captum_crigrad._files import write_atomic
 from captum_crigrad.validation import InvalidValueError
 
 
@@ -78,16 +77,7 @@ def save_png(path: str, rgb: np.ndarray, scale: int = 1) -> None:
     im = Image.fromarray(rgb)
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            im.save(fh, format="PNG")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, lambda fh: im.save(fh, format="PNG"), binary=True)
 
 
 def plot_grid(
@@ -131,17 +121,12 @@ def plot_grid(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (cell * n + 0.4)) if title else None)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_atomic(
+            path, lambda fh: fig.savefig(fh, format="png", dpi=100), binary=True
+        )
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_mosaic(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_crigrad.utils import model_device, predicted_class
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_positive_int
 
 
 def _check_data(images: Tensor, labels: Tensor) -> None:
@@ -71,10 +71,8 @@ def train_classifier(
             gets the same trained model back.
     """
     _check_data(images, labels)
-    if epochs < 1 or batch_size < 1:
-        raise InvalidValueError(
-            f"epochs and batch_size: expected >= 1, got {epochs} and {batch_size}"
-        )
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
     device = model_device(model)
     gen = torch.Generator().manual_seed(seed)
     n = images.shape[0]
@@ -89,7 +87,7 @@ def train_classifier(
         from torch.nn.parallel import DistributedDataParallel
 
         if not dist.is_initialized():
-            raise ValueError(
+            raise InvalidValueError(
                 "distributed: torch.distributed is not initialised; launch with "
                 "torchrun (or call init_process_group) first"
             )

@@ -1,7 +1,9 @@
 """Small helpers shared across the package (bottom floor, torch only):
 the device a model lives on, its predicted classes and its output size; the
-one upsampling of maps and the one reduction of attributions to a
-single-channel map; plain-text and Markdown tables.
+one upsampling of maps, the one fitting of single-channel images to a
+model's channels and size, and the one reduction of attributions to a
+single-channel map; plain-text and Markdown tables; the versions recorded
+with results. (Files are written by :mod:`captum_crigrad._files`.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from captum_crigrad.validation import InvalidValueError
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
+    "fit_images",
     "markdown_table",
     "model_device",
     "num_classes",
@@ -25,6 +28,7 @@ __all__ = [
     "reduce_channels",
     "text_table",
     "upsample",
+    "versions",
 ]
 
 #: How :func:`reduce_channels` turns (N, C, H, W) into one value per pixel.
@@ -81,6 +85,18 @@ def upsample(maps: Tensor, size: Sequence[int]) -> Tensor:
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
+def fit_images(images: Tensor, channels: int, size: int) -> Tensor:
+    """Images ``(N, 1 or channels, H, W)`` in [0, 1] as ``(N, channels, size,
+    size)``: a single channel is repeated, and a different size is
+    :func:`upsample`-d (bilinear) and clamped to [0, 1]; images that already
+    fit are returned as they are."""
+    if images.shape[1] != channels:
+        images = images.expand(-1, channels, -1, -1).clone()
+    if images.shape[-1] != size or images.shape[-2] != size:
+        images = upsample(images, (size, size)).clamp(0, 1)
+    return images
+
+
 def reduce_channels(attributions: Tensor, reduction: str = "abs") -> Tensor:
     """One value per pixel: ``(N, C, H, W) -> (N, 1, H, W)`` by ``"sum"``
     (signed channel sum), ``"abs"`` (``sum_c |a_c|``, the magnitude) or
@@ -120,3 +136,17 @@ def markdown_table(rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(row) + " |" for row in cells]
     lines.insert(1, "|---" * len(cells[0]) + "|")
     return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    """The versions of captum-crigrad, torch and Captum, as every command and
+    the scale runner record them with their results."""
+    import captum
+
+    from captum_crigrad._version import __version__
+
+    return {
+        "captum_crigrad": __version__,
+        "torch": str(torch.__version__),
+        "captum": str(captum.__version__),
+    }

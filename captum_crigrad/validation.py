@@ -38,7 +38,9 @@ __all__ = [
     "InvalidTargetError",
     "InvalidTypeError",
     "InvalidValueError",
+    "SCORES",
     "UserInputError",
+    "as_generator",
     "check_bool",
     "check_choice",
     "check_device",
@@ -46,17 +48,21 @@ __all__ = [
     "check_fraction",
     "check_images",
     "check_inputs",
+    "check_int",
     "check_module",
     "check_positive_int",
+    "check_score",
     "check_target",
     "format_baseline_distribution",
     "format_baselines",
     "has_negative_target",
+    "is_per_example",
     "layer_names",
     "module_names",
     "resolve_layer",
     "resolve_layers",
     "resolve_target",
+    "select_examples",
     "target_indices",
 ]
 
@@ -118,6 +124,13 @@ def check_positive_int(
     return int(value)
 
 
+def check_int(value: Any, argument: str) -> int:
+    """``value`` if it is an int (a seed, an index); bools refused."""
+    if not _is_int(value):
+        raise InvalidTypeError(f"{argument}: expected an int, got {value!r}")
+    return int(value)
+
+
 def check_finite_float(
     value: Any,
     argument: str,
@@ -173,6 +186,9 @@ def check_fraction(
 
 _Choice = TypeVar("_Choice")
 
+#: What an output is scored by: the target's logit or its softmax probability.
+SCORES = ("logit", "probability")
+
 
 def check_choice(value: Any, choices: Sequence[_Choice], argument: str) -> _Choice:
     """``value`` if it is one of ``choices``."""
@@ -181,6 +197,34 @@ def check_choice(value: Any, choices: Sequence[_Choice], argument: str) -> _Choi
             f"{argument}: expected one of {tuple(choices)}, got {value!r}"
         )
     return cast(_Choice, value)
+
+
+def as_generator(
+    value: Any, argument: str, *, allow_none: bool = False
+) -> torch.Generator:
+    """The ``torch.Generator`` a seeded argument stands for: ``value`` itself,
+    a new one seeded with the int ``value``, or (``None``, when allowed) a
+    new one seeded from torch's default generator (fresh randomness that
+    ``torch.manual_seed`` reproduces)."""
+    if isinstance(value, torch.Generator):
+        return value
+    gen = torch.Generator()
+    if value is None and allow_none:
+        return gen.manual_seed(int(torch.randint(0, 2**62, ()).item()))
+    if _is_int(value):
+        return gen.manual_seed(int(value))
+    raise InvalidTypeError(
+        f"{argument}: expected {'None, ' if allow_none else ''}an int seed or a "
+        f"torch.Generator, got {type(value).__name__}"
+    )
+
+
+def check_score(score: Any, argument: str = "score") -> str:
+    """``score`` as one of :data:`SCORES`; ``"prob"`` (the metrics' earlier
+    spelling) is read as ``"probability"``."""
+    if isinstance(score, str) and score == "prob":
+        return "probability"
+    return check_choice(score, SCORES, argument)
 
 
 def check_bool(value: Any, argument: str) -> bool:
@@ -633,6 +677,29 @@ def _baseline_entries(
             )
         out.append(base.detach().to(device=inp.device, dtype=inp.dtype))
     return out
+
+
+def is_per_example(arg: Any, batch: int) -> bool:
+    """Whether an additional forward argument belongs to each example: a
+    tensor whose first dimension is the batch size (Captum's rule); any
+    other argument is shared by every example."""
+    return isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch
+
+
+def select_examples(
+    args: tuple[Any, ...] | None, batch: int, index: Tensor | slice
+) -> tuple[Any, ...] | None:
+    """The additional forward arguments of the examples ``index`` (a long
+    tensor of rows, or a slice) of a batch of ``batch``: the per-example ones
+    (:func:`is_per_example`) indexed, the others passed unchanged."""
+    if args is None:
+        return None
+    return tuple(
+        (a[index.to(a.device) if isinstance(index, Tensor) else index])
+        if is_per_example(a, batch)
+        else a
+        for a in args
+    )
 
 
 def format_baselines(

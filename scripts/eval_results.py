@@ -23,7 +23,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captum_crigrad.cli.eval import resnet_blocks, write_atomic
+from captum_crigrad._files import write_text_atomic as write_atomic
+from captum_crigrad.cli.eval import resnet_blocks
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
 from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
 from captum_crigrad.metrics.roar import attribute_dataset, roar

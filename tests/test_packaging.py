@@ -51,6 +51,28 @@ def test_public_api_is_importable():
         assert hasattr(captum_crigrad, name), name
 
 
+def test_import_leaves_optional_dependencies_unloaded():
+    """``import captum_crigrad`` and the command line's parser load no heavy
+    optional dependency: the functions needing them import them when called
+    (each torchrun worker and every command pays the import time)."""
+    import os
+    import subprocess
+    import sys
+
+    heavy = ("scipy", "skimage", "pyarrow", "torchvision", "pandas", "sklearn")
+    code = (
+        "import sys, captum_crigrad, captum_crigrad.cli; "
+        "captum_crigrad.cli.build_parser(); "
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == []
+
+
 def test_load_resnet20_errors_are_clear(tmp_path):
     import pytest
     import torch

@@ -37,14 +37,17 @@ from captum_crigrad.validation import (
     check_images,
     check_inputs,
     check_positive_int,
+    check_score,
     check_target,
     format_baseline_distribution,
     format_baselines,
     has_negative_target,
+    is_per_example,
     layer_names,
     resolve_layer,
     resolve_layers,
     resolve_target,
+    select_examples,
     target_indices,
 )
 
@@ -90,6 +93,13 @@ def test_numbers():
     assert check_choice("a", ("a", "b"), "mode") == "a"
     with pytest.raises(InvalidValueError, match=r"mode: expected one of \('a', 'b'\)"):
         check_choice("c", ("a", "b"), "mode")
+    assert [check_score(s) for s in ("logit", "probability", "prob")] == [
+        "logit",
+        "probability",
+        "probability",
+    ]
+    with pytest.raises(InvalidValueError, match=r"score: expected one of \('logit'"):
+        check_score("softmax")
     assert check_bool(False, "flag") is False
     with pytest.raises(InvalidTypeError, match="flag"):
         check_bool(1, "flag")
@@ -404,3 +414,15 @@ def test_negative_targets_in_the_drivers(setup):
         gradient_map(model, x, "GradientExplanation", target=4),
     )
     assert Saliency(model).attribute(x, target=4).shape == x.shape
+
+
+def test_per_example_forward_args():
+    per, shared, scale = torch.arange(4.0)[:, None], torch.ones(3), 2.0
+    assert [is_per_example(a, 4) for a in (per, shared, scale)] == [True, False, False]
+    rows = select_examples((per, shared, scale), 4, torch.tensor([2, 2, 0]))
+    assert rows is not None
+    assert rows[0].flatten().tolist() == [2.0, 2.0, 0.0]
+    assert rows[1] is shared and rows[2] == 2.0
+    first = select_examples((per, shared), 4, slice(0, 1))
+    assert first is not None and first[0].tolist() == [[0.0]]
+    assert select_examples(None, 4, slice(0, 1)) is None

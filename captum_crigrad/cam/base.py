@@ -39,7 +39,6 @@ from captum_crigrad.cam.layout import (
     ReshapeTransform,
     check_reshape_transform,
     input_size_of,
-    model_of,
     spatial_layout,
 )
 from captum_crigrad.cam.ops import (
@@ -56,9 +55,12 @@ from captum_crigrad.utils import upsample
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
+    as_generator,
     check_finite_float,
     check_module,
+    is_per_example,
     resolve_layer,
+    select_examples,
 )
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
@@ -191,20 +193,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
 
     @staticmethod
     def _make_generator(generator: GeneratorLike) -> torch.Generator:
-        if isinstance(generator, torch.Generator):
-            return generator
-        gen = torch.Generator()
-        if generator is None:
-            # fresh randomness, taken from torch's default generator
-            gen.manual_seed(int(torch.randint(0, 2**62, ()).item()))
-        elif isinstance(generator, int) and not isinstance(generator, bool):
-            gen.manual_seed(generator)
-        else:
-            raise InvalidTypeError(
-                "generator: expected None, an int seed or a torch.Generator, got "
-                f"{type(generator).__name__}"
-            )
-        return gen
+        return as_generator(generator, "generator", allow_none=True)
 
     # ------------------------------------------------------------- plumbing
     def _model(self) -> nn.Module | None:
@@ -227,7 +216,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         for start in range(0, batch, step):
             rows = torch.arange(start, min(batch, start + step))
             chunk_inputs = tuple(inp[start : start + step] for inp in inputs)
-            chunk_args = _rows_of_args(additional_forward_args, batch, rows)
+            chunk_args = select_examples(additional_forward_args, batch, rows)
             try:
                 evals = _forward_layer_eval(
                     self.forward_func,
@@ -263,7 +252,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
             tensor,
             self.layer,
             input_size_of(inputs),
-            model_of(self.forward_func),
+            find_model(self.forward_func),
             self.reshape_transform,
             where=where,
         )
@@ -314,7 +303,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                     self.layer,
                     row_inputs,
                     None,
-                    _rows_of_args(args, batch, image),
+                    select_examples(args, batch, image),
                     device_ids=self.device_ids,
                     attribute_to_layer_input=attribute_to_layer_input,
                 )
@@ -368,7 +357,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         assert ref_index is not None  # set together with refs
         n_refs = plan.refs[0].shape[0]
         per_example_args = args is not None and any(
-            isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch for a in args
+            is_per_example(a, batch) for a in args
         )
         key = plan.image * n_refs + ref_index if per_example_args else ref_index
         used, inverse = torch.unique(key, return_inverse=True)
@@ -379,7 +368,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
         )
         ref_rows = ref_index[first_row]
         ref_inputs = tuple(ref[ref_rows.to(ref.device)] for ref in plan.refs)
-        ref_args = _rows_of_args(args, batch, plan.image[first_row])
+        ref_args = select_examples(args, batch, plan.image[first_row])
         ref_acts = self._layer_eval(
             ref_inputs, ref_args, attribute_to_layer_input, internal_batch_size
         )
@@ -437,22 +426,6 @@ def _rows_of_target(target: Any, image: Tensor) -> Any:
     if isinstance(target, list):
         return [target[i] for i in image.tolist()]
     return target
-
-
-def _rows_of_args(args: tuple[Any, ...] | None, batch: int, image: Tensor):
-    """Additional forward args of each row: tensors whose first dimension is
-    the batch size are per-example and follow their image; others are passed
-    unchanged."""
-    if args is None:
-        return None
-    return tuple(
-        (
-            a[image.to(a.device)]
-            if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch
-            else a
-        )
-        for a in args
-    )
 
 
 __all__ = ["SampledLayerCAM", "SamplePlan"]

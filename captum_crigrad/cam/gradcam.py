@@ -28,10 +28,9 @@ from captum_crigrad._compat import (
 from captum_crigrad.cam.layout import (
     ReshapeTransform,
     check_reshape_transform,
-    model_of,
     to_spatial,
 )
-from captum_crigrad.hooks import target_selecting_forward
+from captum_crigrad.hooks import find_model, target_selecting_forward
 from captum_crigrad.validation import check_inputs, check_target
 
 
@@ -100,7 +99,7 @@ class GradCAM(LayerGradCam):
             layer_evals,
             self.layer,
             inputs,
-            model_of(self.forward_func),
+            find_model(self.forward_func),
             self.reshape_transform,
             attribute_to_layer_input,
         )

@@ -118,15 +118,6 @@ def check_reshape_transform(reshape_transform: object) -> None:
         )
 
 
-def model_of(forward_func: object) -> nn.Module | None:
-    """The ``nn.Module`` behind ``forward_func`` (itself, or the module of a
-    bound method such as ``model.forward``); None for other callables."""
-    if isinstance(forward_func, nn.Module):
-        return forward_func
-    owner = getattr(forward_func, "__self__", None)
-    return owner if isinstance(owner, nn.Module) else None
-
-
 def spatial_layout(
     tensor: Tensor,
     layer: nn.Module,
@@ -416,7 +407,6 @@ __all__ = [
     "SpatialLayout",
     "check_reshape_transform",
     "input_size_of",
-    "model_of",
     "spatial_layout",
     "to_spatial",
 ]

@@ -34,8 +34,6 @@ from typing import Any
 
 import torch
 
-from captum_crigrad.cli import CLIError
-
 NAME = "demo"
 HELP = (
     "explain the shipped MNIST digits with the embedded default model "
@@ -129,30 +127,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import captum
 
-    from captum_crigrad import __version__, metrics
     from captum_crigrad import default as dflt
+    from captum_crigrad import metrics
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.methods import parse_methods
     from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
-    from captum_crigrad.utils import predict
-    from captum_crigrad.validation import check_device
+    from captum_crigrad.utils import predict, versions
+    from captum_crigrad.validation import check_device, check_positive_int
 
     # validate everything before any work
     requests = parse_methods(args.methods)
     methods = [r.name.lower() for r in requests]
     reduction = {r.name.lower(): r.channel_reduction for r in requests}
     device = check_device(args.device, argument="--device")
-    if args.steps < 1:
-        raise CLIError(f"--steps: expected a positive int, got {args.steps}")
+    check_positive_int(args.steps, "--steps")
     check_output_folder(args.out)
-    if args.threads < 0:
-        raise CLIError(
-            "--threads: expected 0 (torch's default) or a positive int, got "
-            f"{args.threads}"
-        )
+    check_positive_int(args.threads, "--threads", minimum=0)  # 0: torch's default
     if args.sigma is None:
         args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
 
@@ -224,11 +216,7 @@ def _run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "forgrad_sigma": args.sigma,
         "model": "embedded default (captum_crigrad.default.load_default_model)",
-        "versions": {
-            "captum_crigrad": __version__,
-            "torch": torch.__version__,
-            "captum": captum.__version__,
-        },
+        "versions": versions(),
     }
     with staged_output(args.out, run_info) as folder:
         os.makedirs(os.path.join(folder, "overlays"))

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import tempfile
 
@@ -61,6 +60,7 @@ def add_arguments(parser) -> None:
         add_output_arguments,
         comma_separated,
     )
+    from captum_crigrad.evaluation.stats import TESTS
     from captum_crigrad.metrics.suite import DEFAULT_METRICS, METRICS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
@@ -170,7 +170,7 @@ def add_arguments(parser) -> None:
     )
     g.add_argument(
         "--test",
-        choices=("wilcoxon", "bootstrap"),
+        choices=TESTS,
         default="wilcoxon",
         help="paired test between methods, Holm-corrected (default: wilcoxon)",
     )
@@ -338,17 +338,17 @@ def run(args) -> int:
     from captum_crigrad.evaluation.runner import RESULTS, Method, evaluate_dataset
     from captum_crigrad.explain import explain
     from captum_crigrad.methods import ExplainOptions, parse_methods
-    from captum_crigrad.metrics.suite import METRICS
+    from captum_crigrad.metrics.suite import check_metric_names
     from captum_crigrad.validation import (
         check_device,
+        check_fraction,
         check_positive_int,
         resolve_layer,
         resolve_layers,
     )
 
     # ---- check everything before any work
-    if not 0.0 <= args.k <= 1.0 or not math.isfinite(args.k):
-        raise CLIError(f"--k: expected a fraction in [0, 1], got {args.k}")
+    check_fraction(args.k, "--k")
     for flag in (
         "steps",
         "n_steps",
@@ -357,28 +357,17 @@ def run(args) -> int:
         "batch_size",
         "bootstrap",
     ):
-        if getattr(args, flag) < 1:
-            raise CLIError(
-                f"--{flag.replace('_', '-')}: expected an integer >= 1, got "
-                f"{getattr(args, flag)}"
-            )
-    if args.workers < 0:
-        raise CLIError(f"--workers: expected an integer >= 0, got {args.workers}")
-    if not 0 < args.alpha < 1:
-        raise CLIError(f"--alpha: expected a level in (0, 1), got {args.alpha}")
-    if any(n < 1 for n in args.sens_n):
-        raise CLIError(f"--sens-n: expected integers >= 1, got {args.sens_n}")
+        check_positive_int(getattr(args, flag), "--" + flag.replace("_", "-"))
+    check_positive_int(args.workers, "--workers", minimum=0)
+    check_fraction(args.alpha, "--alpha", include_zero=False, include_one=False)
+    for n in args.sens_n:
+        check_positive_int(n, "--sens-n")
     requests = parse_methods(args.methods)
     methods = [r.name for r in requests]
     metrics = split_names(args.metrics)
     if not metrics:
         raise CLIError("--metrics: expected at least one name")
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise CLIError(
-            f"--metrics: unknown metric {unknown[0]!r}; expected some of "
-            f"{', '.join(METRICS)}"
-        )
+    check_metric_names(metrics, "--metrics")
     if len(set(methods)) != len(methods) or len(set(metrics)) != len(metrics):
         raise CLIError("--methods, --metrics: a name is given twice")
     out = args.out or (None if args.csv or args.json else DEFAULT_OUT)
@@ -454,7 +443,7 @@ def run(args) -> int:
 
         built = [build(m, args.seed) for m in methods]
         # maps drawn at random (the control) are drawn per image
-        seeded = frozenset(m for m in methods if m.split("@")[0] == "random")
+        seeded = frozenset(r.name for r in requests if r.kind == "control")
         workdir = out
         if workdir is None:
             workdir = tempfile.mkdtemp(prefix="captum-crigrad-eval-")

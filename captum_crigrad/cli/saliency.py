@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_model_arguments,
         add_output_arguments,
     )
+    from captum_crigrad.crigrad.masks import GRANULARITIES, IMPORTANCES, THRESHOLDS
     from captum_crigrad.crigrad.transform import (
         DEFAULT_GRANULARITY,
         DEFAULT_IMPORTANCE,
@@ -52,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         DEFAULT_MODE,
         DEFAULT_SIGNED,
         DEFAULT_THRESHOLD,
+        MODES,
     )
+    from captum_crigrad.forgrad.filter import POST_STEPS
 
     add_image_arguments(parser, required=True)
     add_model_arguments(parser)
@@ -105,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--importance",
         default=DEFAULT_IMPORTANCE,
-        choices=("gxi", "grad", "activation"),
+        choices=IMPORTANCES,
         help="neuron importance: activation x gradient (gxi), gradient, activation "
         f"(default: {DEFAULT_IMPORTANCE})",
     )
@@ -127,21 +130,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--granularity",
         default=DEFAULT_GRANULARITY,
-        choices=("element", "channel", "location"),
+        choices=GRANULARITIES,
         help="rank single units (element), whole channels or whole positions "
         f"(default: {DEFAULT_GRANULARITY})",
     )
     g.add_argument(
         "--crigrad-mode",
         default=DEFAULT_MODE,
-        choices=("online", "two_pass"),
+        choices=MODES,
         help="online: one backward; two_pass: rank plain gradients first "
         f"(default: {DEFAULT_MODE})",
     )
     g.add_argument(
         "--crigrad-threshold",
         default=DEFAULT_THRESHOLD,
-        choices=("layer", "global"),
+        choices=THRESHOLDS,
         help="layer: each layer keeps its top --keep; global: one threshold over "
         f"all layers (PathwayGrad; two_pass only) (default: {DEFAULT_THRESHOLD})",
     )
@@ -157,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--forgrad-post",
         default="abs",
-        choices=("abs", "relu", "none"),
+        choices=POST_STEPS,
         help="step after the filter: abs (default, Xplique's), relu, none (signed)",
     )
     g = add_output_arguments(
@@ -217,11 +220,9 @@ def _safe(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import captum
     import numpy as np
     from tqdm import tqdm
 
-    from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import (
         crigrad_layer_names,
         load_inputs,
@@ -233,17 +234,18 @@ def run(args: argparse.Namespace) -> int:
     )
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.overlay import overlay, save_png, scale_maps
-    from captum_crigrad.utils import predict
-    from captum_crigrad.validation import resolve_layer, resolve_target
+    from captum_crigrad.utils import predict, versions
+    from captum_crigrad.validation import (
+        check_positive_int,
+        resolve_layer,
+        resolve_target,
+    )
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)
     for flag in ("batch_size", "n_steps", "n_samples"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise CLIError(
-                f"--{flag.replace('_', '-')}: expected a positive int, got "
-                f"{getattr(args, flag)}"
-            )
+        option = "--" + flag.replace("_", "-")
+        check_positive_int(getattr(args, flag), option, allow_none=True)
     check_output_folder(args.out)
     inputs = load_inputs(args)
     loaded, model, images, raw, files = (
@@ -330,11 +332,7 @@ def run(args: argparse.Namespace) -> int:
         "methods": methods,
         "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "preprocessing": inputs.preprocessing(),
-        "versions": {
-            "captum_crigrad": __version__,
-            "torch": torch.__version__,
-            "captum": captum.__version__,
-        },
+        "versions": versions(),
     }
     scale = max(1, 224 // size)
     with staged_output(args.out, run_info) as folder:

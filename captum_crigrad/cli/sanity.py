@@ -53,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_model_arguments,
         add_output_arguments,
     )
+    from captum_crigrad.methods import FUNCTIONAL_RELU
+    from captum_crigrad.sanity.randomization import (
+        BATCHNORM_STATS,
+        GRANULARITIES,
+        INITS,
+        MODES,
+    )
+    from captum_crigrad.validation import SCORES
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
@@ -66,14 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--score",
-        choices=("logit", "probability"),
+        choices=SCORES,
         default="logit",
         help="score differentiated: the target's logit (default) or its "
         "softmax probability (MATLAB)",
     )
     g.add_argument(
         "--functional-relu",
-        choices=("error", "wrap"),
+        choices=FUNCTIONAL_RELU,
         default="error",
         help="models applying ReLU as a function: refuse Guided Backprop/"
         "deconvnet (error, default) or apply their rule to every ReLU call "
@@ -91,14 +99,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("randomisation")
     g.add_argument(
         "--mode",
-        choices=("cascading", "independent"),
+        choices=MODES,
         default="cascading",
         help="cascading: randomise blocks cumulatively from the output down "
         "(default); independent: one block at a time",
     )
     g.add_argument(
         "--granularity",
-        choices=("module", "block"),
+        choices=GRANULARITIES,
         default="module",
         help="randomisation step: every module with parameters (default) or "
         "every child block of the model",
@@ -113,14 +121,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--init",
-        choices=("reset", "normal"),
+        choices=INITS,
         default="reset",
         help="re-initialisation: each module's reset_parameters() (default) "
         "or N(0, 0.01^2) draws as MATLAB",
     )
     g.add_argument(
         "--batchnorm-stats",
-        choices=("keep", "reset"),
+        choices=BATCHNORM_STATS,
         default="keep",
         help="BatchNorm running statistics of randomised blocks: keep "
         "(default) or reset to mean 0, variance 1",
@@ -146,10 +154,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import captum
     from tqdm import tqdm
 
-    from captum_crigrad import __version__
     from captum_crigrad.cli._inputs import (
         crigrad_layer_names,
         load_inputs,
@@ -164,6 +170,7 @@ def run(args) -> int:
         sanity_check,
         tile_input_and_maps,
     )
+    from captum_crigrad.utils import versions
 
     # -- validate everything before any work -----------------------------------
     methods = [r.name for r in parse_methods(args.methods)]
@@ -235,11 +242,7 @@ def run(args) -> int:
         "crigrad_layers": layers,
         "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "preprocessing": inputs.preprocessing(),
-        "versions": {
-            "captum_crigrad": __version__,
-            "torch": torch.__version__,
-            "captum": captum.__version__,
-        },
+        "versions": versions(),
     }
     if classes is not None:
         run_info["class_sensitivity"] = {

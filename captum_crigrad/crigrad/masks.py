@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_choice
 
 IMPORTANCES = ("gxi", "grad", "activation")
 GRANULARITIES = ("element", "channel", "location")
@@ -84,22 +84,16 @@ def top_fraction_threshold(values: Tensor, keep: float, exact: bool = False) -> 
 
 def importance(activation: Tensor, gradient: Tensor, kind: str) -> Tensor:
     """Neuron importance: ``gxi`` = A * G, ``grad`` = G, ``activation`` = A."""
+    check_choice(kind, IMPORTANCES, "importance")
     if kind == "gxi":
         return activation * gradient
-    if kind == "grad":
-        return gradient
-    if kind == "activation":
-        return activation
-    raise InvalidValueError(f"importance: expected one of {IMPORTANCES}, got {kind!r}")
+    return gradient if kind == "grad" else activation
 
 
 def _reduce(scores: Tensor, granularity: str) -> Tensor:
     """Scores summed to the ranked units: (B, C, ...) -> element, channel
     (B, C, 1, ...) or location (B, 1, ...) shape."""
-    if granularity not in GRANULARITIES:
-        raise InvalidValueError(
-            f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
-        )
+    check_choice(granularity, GRANULARITIES, "granularity")
     if granularity == "channel" and scores.dim() > 2:
         reduced = scores.sum(dim=tuple(range(2, scores.dim())))
         return reduced.reshape(scores.shape[:2] + (1,) * (scores.dim() - 2))

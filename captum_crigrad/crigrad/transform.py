@@ -60,6 +60,7 @@ from captum_crigrad.hooks import GradientTransform, Hooks
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
+    check_bool,
     check_choice,
     check_fraction,
     check_inputs,
@@ -134,10 +135,7 @@ class CriGrad(GradientTransform):
                 "threshold: 'global' ranks every layer's plain gradient against one "
                 "threshold, which needs mode='two_pass'; got mode='online'"
             )
-        if not isinstance(signed, bool):
-            raise InvalidTypeError(
-                f"signed: expected a bool, got {type(signed).__name__}"
-            )
+        check_bool(signed, "signed")
         if layers is not None:
             if isinstance(layers, nn.Module):
                 layers = [layers]

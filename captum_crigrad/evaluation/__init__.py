@@ -13,18 +13,41 @@
 * :mod:`.report`: the summary tables, ``report.md`` and figures.
 """
 
-from captum_crigrad.evaluation.datasets import EvalDataset, find_entries
-from captum_crigrad.evaluation.distributed import Context, setup
-from captum_crigrad.evaluation.report import summarize, write_report
-from captum_crigrad.evaluation.runner import evaluate_dataset, image_seed
-from captum_crigrad.evaluation.stats import (
-    bootstrap_ci,
-    compare_methods,
-    curve_band,
-    holm,
-    mean_ranks,
-    paired_test,
-)
+import importlib
+from typing import Any
+
+# The names below load their module on first use (PEP 562), so that importing
+# one submodule (the command line's option choices come from .stats) does not
+# load pyarrow and the rest.
+_HOME = {
+    "EvalDataset": "datasets",
+    "find_entries": "datasets",
+    "Context": "distributed",
+    "setup": "distributed",
+    "summarize": "report",
+    "write_report": "report",
+    "evaluate_dataset": "runner",
+    "image_seed": "runner",
+    "bootstrap_ci": "stats",
+    "compare_methods": "stats",
+    "curve_band": "stats",
+    "holm": "stats",
+    "mean_ranks": "stats",
+    "paired_test": "stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
 
 __all__ = [
     "Context",

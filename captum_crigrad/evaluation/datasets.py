@@ -44,10 +44,10 @@ from captum_crigrad.io import (
     IMAGE_EXTENSIONS,
     MNIST_HELDOUT_START,
     MNIST_IMAGES,
-    _fit,
     read_idx,
     read_images,
 )
+from captum_crigrad.utils import fit_images
 from captum_crigrad.validation import InvalidValueError
 
 MNIST_LABELS = "t10k-labels-idx1-ubyte.gz"
@@ -385,7 +385,7 @@ class EvalDataset(torch.utils.data.Dataset):
     def _raw(self, i: int) -> Tensor:
         e = self.entries[i]
         if self.tensors is not None:
-            return _fit(self.tensors[i : i + 1], self.channels, self.size)[0]
+            return fit_images(self.tensors[i : i + 1], self.channels, self.size)[0]
         if e.source is None:
             raise InvalidValueError(f"images: {e.id} has no source")
         if isinstance(e.source, tuple):
@@ -393,7 +393,7 @@ class EvalDataset(torch.utils.data.Dataset):
             if folder not in self._mnist:
                 self._mnist[folder] = read_idx(os.path.join(folder, MNIST_IMAGES))
             pixels = torch.from_numpy(self._mnist[folder][k].astype(np.float32) / 255.0)
-            return _fit(pixels[None, None], self.channels, self.size)[0]
+            return fit_images(pixels[None, None], self.channels, self.size)[0]
         return read_images([e.source], self.channels, self.size)[0]
 
     def __getitem__(self, i: int) -> dict:

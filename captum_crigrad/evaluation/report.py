@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from captum_crigrad._files import write_atomic, write_text_atomic
 from captum_crigrad.evaluation import stats
 from captum_crigrad.metrics.suite import CURVE_METRICS, METRICS
+from captum_crigrad.utils import markdown_table, text_table
 
 FIGURES = "figures"
 
@@ -170,17 +171,12 @@ def format_summary(summary: dict) -> str:
             )
         line.append(_fmt(summary["ranks"][meth]["mean_rank"], 2))
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
-        for line in lines
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    out.append(
-        f"(mean over images [95 % bootstrap interval]; {len(summary['failed'])} failed "
-        f"and {len(summary['missing'])} missing image(s); paired tests in report.md)"
+    return (
+        text_table(lines)
+        + f"\n(mean over images [95 % bootstrap interval]; {len(summary['failed'])} "
+        f"failed and {len(summary['missing'])} missing image(s); paired tests in "
+        "report.md)"
     )
-    return "\n".join(out)
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -279,19 +275,22 @@ def write_report(summary: dict, out: str, *, title: str, run: dict) -> str:
         f"Over images, {summary['n_resamples']} seeded resamples; ↓ lower is better, "
         "↑ higher is better.",
         "",
-        "| method | " + " | ".join(f"{m} {sym[METRICS[m][0]]}" for m in metrics) + " |",
-        "|---" * (len(metrics) + 1) + "|",
+        markdown_table(
+            [
+                ["method"] + [f"{m} {sym[METRICS[m][0]]}" for m in metrics],
+                *(
+                    [meth]
+                    + [
+                        f"{_fmt(cell[(meth, m)]['mean'])} "
+                        f"[{_fmt(cell[(meth, m)]['ci_low'])}, "
+                        f"{_fmt(cell[(meth, m)]['ci_high'])}]"
+                        for m in metrics
+                    ]
+                    for meth in methods
+                ),
+            ]
+        ),
     ]
-    for meth in methods:
-        lines.append(
-            f"| {meth} | "
-            + " | ".join(
-                f"{_fmt(cell[(meth, m)]['mean'])} [{_fmt(cell[(meth, m)]['ci_low'])}, "
-                f"{_fmt(cell[(meth, m)]['ci_high'])}]"
-                for m in metrics
-            )
-            + " |"
-        )
     lines += [
         "",
         "## Ranking",
@@ -299,15 +298,19 @@ def write_report(summary: dict, out: str, *, title: str, run: dict) -> str:
         "Rank per metric by the mean (1 = best, tied means share the average rank), "
         "averaged over the metrics.",
         "",
-        "| method | mean rank | " + " | ".join(metrics) + " |",
-        "|---" * (len(metrics) + 2) + "|",
+        markdown_table(
+            [
+                ["method", "mean rank", *metrics],
+                *(
+                    [meth, _fmt(r["mean_rank"], 2)]
+                    + [_fmt(r["ranks"].get(m, math.nan), 1) for m in metrics]
+                    for meth, r in sorted(
+                        summary["ranks"].items(), key=lambda kv: kv[1]["mean_rank"]
+                    )
+                ),
+            ]
+        ),
     ]
-    for meth, r in sorted(summary["ranks"].items(), key=lambda kv: kv[1]["mean_rank"]):
-        lines.append(
-            f"| {meth} | {_fmt(r['mean_rank'], 2)} | "
-            + " | ".join(_fmt(r["ranks"].get(m, math.nan), 1) for m in metrics)
-            + " |"
-        )
     test = (
         "Wilcoxon signed-rank" if summary["test"] == "wilcoxon" else "paired bootstrap"
     )

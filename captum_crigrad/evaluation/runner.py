@@ -49,11 +49,12 @@ from captum_crigrad.evaluation.datasets import EvalDataset, collate
 from captum_crigrad.metrics.suite import (
     CURVE_METRICS,
     MASK_METRICS,
-    METRICS,
     SEEDED_METRICS,
+    check_metric_names,
     score_metric,
 )
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.utils import predicted_class, versions
+from captum_crigrad.validation import InvalidValueError, check_positive_int
 
 RUN_FILE = "run.json"
 
@@ -316,16 +317,10 @@ def evaluate_dataset(
     """
     ctx = ctx or distributed.Context()
     metric_options = dict(metric_options or {})
-    if batch_size < 1 or workers < 0:
-        raise InvalidValueError(
-            f"batch_size, workers: expected >= 1 and >= 0, got {batch_size}, {workers}"
-        )
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(workers, "workers", minimum=0)
+    check_metric_names(metrics)
     for metric in metrics:
-        if metric not in METRICS:
-            raise InvalidValueError(
-                f"metrics: unknown metric {metric!r}; expected some of "
-                f"{', '.join(METRICS)}"
-            )
         if metric in MASK_METRICS and not dataset.has_masks:
             raise InvalidValueError(
                 f"metrics: {metric} needs object masks; give a .csv list with a mask "
@@ -463,7 +458,7 @@ def evaluate_dataset(
             "chunks_this_run": len(mine),
             "resumed": resume,
             "rows": merged["rows"],
-            "versions": _versions(),
+            "versions": versions(),
         }
         if on_merged is not None:
             on_merged(record)
@@ -474,18 +469,6 @@ def evaluate_dataset(
         write_json(os.path.join(out, RUN_FILE), record)
     distributed.barrier(ctx)
     return record
-
-
-def _versions() -> dict:
-    import captum
-
-    from captum_crigrad import __version__
-
-    return {
-        "captum_crigrad": __version__,
-        "torch": torch.__version__,
-        "captum": captum.__version__,
-    }
 
 
 def _score_chunk(
@@ -531,8 +514,7 @@ def _score_chunk(
     if batch.images is not None:
         x = batch.images.to(device)
         masks = batch.masks.to(device) if batch.masks is not None else None
-        with torch.no_grad():
-            target = model(x).argmax(1)
+        target = predicted_class(model, x, batch_size=x.shape[0])
         predictions = target.tolist()
         for method in methods:
             if method.name in seeded_methods:

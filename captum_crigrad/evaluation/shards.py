@@ -17,9 +17,12 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from captum_crigrad._files import TEMP_PREFIX, write_atomic
 
 SHARDS = "shards"
 _NAME = re.compile(r"^chunk-(\d+)\.parquet$")
@@ -79,17 +82,13 @@ class ShardWriter:
             {"stats": json.dumps(stats)}
         )
         path = os.path.join(self.folder, f"chunk-{chunk:06d}.parquet")
-        tmp = os.path.join(self.folder, f".chunk-{chunk:06d}.parquet.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        def write(fh: IO) -> None:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+        write_atomic(path, write, binary=True)
         return path
 
 
@@ -102,7 +101,10 @@ def remove_partial(out: str) -> int:
         for rank_dir in os.listdir(root):
             folder = os.path.join(root, rank_dir)
             for name in os.listdir(folder) if os.path.isdir(folder) else ():
-                if name.startswith(".chunk-") and ".tmp-" in name:
+                # (".chunk-*.tmp-*": the temporary names of earlier versions)
+                if name.startswith(TEMP_PREFIX) or (
+                    name.startswith(".chunk-") and ".tmp-" in name
+                ):
                     os.unlink(os.path.join(folder, name))
                     removed += 1
     return removed
@@ -115,9 +117,9 @@ def merge(out: str, path: str, columns: list[str] | None = None) -> dict:
     Returns the summed per-batch ``stats`` and the row count."""
     files = sorted(dict(chunk_files(out)).items())
     totals: dict = {"rows": 0, "chunks": len(files)}
-    tmp = path + f".tmp-{os.getpid()}"
-    try:
-        with pq.ParquetWriter(tmp, SCHEMA) as writer:
+
+    def write(fh: IO) -> None:
+        with pq.ParquetWriter(fh, SCHEMA) as writer:
             for _, file in files:
                 table = pq.read_table(file)
                 meta = table.schema.metadata or {}
@@ -125,9 +127,6 @@ def merge(out: str, path: str, columns: list[str] | None = None) -> dict:
                     totals[key] = totals.get(key, 0) + value
                 writer.write_table(table.replace_schema_metadata(None))
                 totals["rows"] += table.num_rows
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    write_atomic(path, write, binary=True)
     return totals

@@ -22,9 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import (
+    InvalidValueError,
+    check_choice,
+    check_fraction,
+    check_positive_int,
+)
 
 DIRECTIONS = ("lower", "higher")
+#: The paired tests of :func:`paired_test`.
+TESTS = ("wilcoxon", "bootstrap")
 
 
 #: Elements of one chunk of resampled values (about 16 MB of float64), so
@@ -46,18 +53,8 @@ def _resample_means(values: np.ndarray, n_resamples: int, rng) -> np.ndarray:
 
 
 def _check(n_resamples: int, confidence: float) -> None:
-    if (
-        isinstance(n_resamples, bool)
-        or not isinstance(n_resamples, int)
-        or n_resamples < 1
-    ):
-        raise InvalidValueError(
-            f"n_resamples: expected an int >= 1, got {n_resamples!r}"
-        )
-    if not 0 < confidence < 1:
-        raise InvalidValueError(
-            f"confidence: expected a value in (0, 1), got {confidence}"
-        )
+    check_positive_int(n_resamples, "n_resamples")
+    check_fraction(confidence, "confidence", include_zero=False, include_one=False)
 
 
 def bootstrap_ci(
@@ -123,10 +120,7 @@ def paired_test(
     on either side of 0."""
     from scipy import stats
 
-    if test not in ("wilcoxon", "bootstrap"):
-        raise InvalidValueError(
-            f"test: expected 'wilcoxon' or 'bootstrap', got {test!r}"
-        )
+    check_choice(test, TESTS, "test")
     a, b = (
         np.asarray(a, dtype=np.float64).ravel(),
         np.asarray(b, dtype=np.float64).ravel(),

@@ -20,7 +20,14 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+from captum_crigrad.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_bool,
+    check_choice,
+    check_finite_float,
+    check_fraction,
+)
 
 __all__ = [
     "DEFAULT_RELATIVE_CUTOFF",
@@ -60,28 +67,14 @@ def resolve_sigma(
     """
     size = min(height, width)
     if sigma is None:
-        if isinstance(relative_cutoff, bool) or not isinstance(
-            relative_cutoff, (int, float)
-        ):
-            raise InvalidTypeError(
-                "relative_cutoff: expected a number (sigma / image size), got "
-                f"{type(relative_cutoff).__name__}"
-            )
-        if not (math.isfinite(relative_cutoff) and 0 < relative_cutoff <= 1):
-            raise InvalidValueError(
-                "relative_cutoff: expected 0 < relative_cutoff <= 1 (sigma / image "
-                f"size, default 15/224), got {relative_cutoff!r}"
-            )
-        return float(relative_cutoff) * size
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
-        raise InvalidTypeError(
-            f"sigma: expected a positive number or None, got {type(sigma).__name__}"
+        # sigma / image size, default 15/224
+        return (
+            check_fraction(relative_cutoff, "relative_cutoff", include_zero=False)
+            * size
         )
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise InvalidValueError(
-            f"sigma: expected a positive, finite cutoff (e.g. 15 for 224x224), "
-            f"got {sigma!r}"
-        )
+    sigma = check_finite_float(
+        sigma, "sigma", minimum=0, strict=True, what="cutoff (e.g. 15 for 224x224)"
+    )
     if sigma > size:
         raise InvalidValueError(
             f"sigma: {sigma!r} is larger than these {height}x{width} maps allow "
@@ -131,8 +124,7 @@ def lowpass_mask(
     the reference's mask. The zero frequency is always kept. Masks are cached
     per (height, width, sigma, device, dtype).
     """
-    if not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise InvalidValueError(f"sigma: expected a positive number, got {sigma!r}")
+    check_finite_float(sigma, "sigma", minimum=0, strict=True)
     return _cached_mask(
         int(height), int(width), float(sigma), torch.device(device), dtype
     )
@@ -244,12 +236,8 @@ def forgrad(
     every frequency returns ``|mean_c a|`` (``post="abs"``) unchanged. Masks
     are cached per (H, W, sigma, device, dtype); the cost is two FFTs.
     """
-    if post not in POST_STEPS:
-        raise InvalidValueError(f"post: expected one of {POST_STEPS}, got {post!r}")
-    if not isinstance(reduce_channels, bool):
-        raise InvalidTypeError(
-            f"reduce_channels: expected True or False, got {reduce_channels!r}"
-        )
+    check_choice(post, POST_STEPS, "post")
+    check_bool(reduce_channels, "reduce_channels")
     _check_attributions(attributions)
     height, width = attributions.shape[-2:]
     radius = resolve_sigma(height, width, sigma, relative_cutoff)

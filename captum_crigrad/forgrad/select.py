@@ -79,7 +79,7 @@ def _auc(
         attributions,
         n_steps=n_steps,
         target=target,
-        score="prob",
+        score="probability",
         max_examples_per_batch=batch_size,
         **kwargs,
     ).auc()
@@ -273,11 +273,7 @@ def select_sigma(
     # --- checks before any work
     metric_fn: Metric
     if isinstance(metric, str):
-        if metric not in _BUILTIN_METRICS:
-            raise InvalidValueError(
-                f"metric: expected one of {sorted(_BUILTIN_METRICS)} or a callable, "
-                f"got {metric!r}"
-            )
+        check_choice(metric, sorted(_BUILTIN_METRICS), "metric")
         metric_name = metric
         metric_fn, direction = _BUILTIN_METRICS[metric]
         if higher_is_better is not None and higher_is_better != direction:

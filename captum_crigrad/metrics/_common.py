@@ -10,7 +10,6 @@ from captum_crigrad.utils import reduce_channels
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
-    check_choice,
 )
 
 
@@ -75,11 +74,8 @@ def ranks_from_order(order: Tensor) -> Tensor:
 
 
 def selected_scores(logits: Tensor, target: Tensor, score: str) -> Tensor:
-    if score == "prob":
+    """The ``score`` (:func:`~captum_crigrad.validation.check_score`'d) of
+    ``target`` per row of ``logits``, (N,)."""
+    if score == "probability":
         logits = torch.softmax(logits.float(), dim=1)
     return logits.gather(1, target.view(-1, 1)).squeeze(1)
-
-
-def check_score(score: str) -> str:
-    """``score`` if it is "prob" (softmax probability) or "logit"."""
-    return check_choice(score, ("prob", "logit"), "score")

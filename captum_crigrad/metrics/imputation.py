@@ -7,14 +7,14 @@ knowledge of models or attributions; the perturbation engine sits on top.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.utils import upsample
+from captum_crigrad.validation import InvalidValueError, check_finite_float
 
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8
 # neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones
@@ -250,9 +250,7 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
     guess: Tensor | None = None
     for depth, (total, weight) in enumerate(reversed(pyramid)):
         if guess is not None and depth == len(pyramid) - 1:
-            upsampled = F.interpolate(
-                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
-            )
+            upsampled = upsample(guess, weight.shape[-2:])
             # full resolution: only the unknown pixels are used
             return upsampled.mul_(unknown)
         kept = weight > 0
@@ -263,9 +261,7 @@ def _initial_guess(images: Tensor, unknown: Tensor, sweeps: int = 1) -> Tensor:
             ).clamp_min(tiny)
             guess = torch.where(kept, value, mean)
         else:
-            upsampled = F.interpolate(
-                guess, size=weight.shape[-2:], mode="bilinear", align_corners=False
-            )
+            upsampled = upsample(guess, weight.shape[-2:])
             guess = torch.where(kept, value, upsampled)
         if depth < len(pyramid) - 1:
             ones = torch.ones(
@@ -413,10 +409,7 @@ def noisy_linear_imputation(
     code adds ``0.01 * randn``). Noise is drawn from ``generator`` (on its own
     device, then moved to the images'); shapes as in :func:`linear_imputation`.
     """
-    if not (noise_std >= 0 and math.isfinite(noise_std)):
-        raise InvalidValueError(
-            f"noise_std: expected a finite value >= 0, got {noise_std}"
-        )
+    check_finite_float(noise_std, "noise_std", minimum=0)
     out = linear_imputation(images, removed, tol=tol, max_iter=max_iter)
     if noise_std > 0:
         gen_device = generator.device if generator is not None else out.device

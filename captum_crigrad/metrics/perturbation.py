@@ -13,7 +13,6 @@ clean pass per image (the step that removes nothing reuses it).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,6 @@ from torch import Tensor
 from captum_crigrad._seeds import ImageDraws, SeedsType, check_seeds
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
-    check_score,
     pixel_relevance,
     ranks_from_order,
     selected_scores,
@@ -38,9 +36,12 @@ from captum_crigrad.validation import (
     InvalidValueError,
     TargetType,
     check_choice,
+    check_finite_float,
     check_fraction,
     check_images,
     check_positive_int,
+    check_score,
+    select_examples,
     target_indices,
 )
 
@@ -92,11 +93,8 @@ def _replacement_source(
             "replacement: expected a number, a string or a tensor, got a bool"
         )
     if isinstance(replacement, (int, float)):
-        if not math.isfinite(replacement):
-            raise InvalidValueError(
-                f"replacement: expected a finite number, got {replacement}"
-            )
-        return torch.full_like(inputs, float(replacement)), False
+        value = check_finite_float(replacement, "replacement")
+        return torch.full_like(inputs, value), False
     if isinstance(replacement, Tensor):
         try:
             rep = torch.broadcast_to(replacement.to(inputs), inputs.shape)
@@ -164,7 +162,7 @@ def perturbation_curve(
     order: str = "morf",
     mode: str = "delete",
     replacement: Replacement = 0.0,
-    score: str = "prob",
+    score: str = "probability",
     target: TargetType = None,
     additional_forward_args: Any = None,
     max_examples_per_batch: int = 64,
@@ -205,7 +203,8 @@ def perturbation_curve(
             (C, 1, 1) tensor), "blur" (Gaussian blur, ``blur_sigma``,
             ``blur_kernel_size``) or "road" (ROAD's noisy linear imputation,
             noise std ``road_noise``, from ``generator``).
-        score: "prob" (softmax probability) or "logit" of ``target``.
+        score: "probability" (softmax probability; "prob" also accepted) or
+            "logit" of ``target``.
         target: class per image; default the class predicted on ``inputs``.
         additional_forward_args: extra model arguments; tensors whose first
             dimension is N are indexed per image, anything else is passed as is.
@@ -229,7 +228,7 @@ def perturbation_curve(
     frac = _check_fractions(fractions, n_steps)
     check_choice(order, ORDERS, "order")
     check_choice(mode, ("delete", "insert"), "mode")
-    check_score(score)
+    score = check_score(score)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
     check_seeds(seeds, inputs.shape[0])
     n, c, h, w = inputs.shape
@@ -239,24 +238,14 @@ def perturbation_curve(
     repl, impute = _replacement_source(
         replacement, inputs, blur_sigma, blur_kernel_size
     )
-    if impute and not (road_noise >= 0 and math.isfinite(road_noise)):
-        raise InvalidValueError(
-            f"road_noise: expected a finite value >= 0, got {road_noise}"
-        )
+    if impute:
+        check_finite_float(road_noise, "road_noise", minimum=0)
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
 
     def forward(x: Tensor, image_idx: Tensor) -> Tensor:
-        args: tuple[Any, ...] = ()
-        if extra is not None:
-            args = tuple(
-                a[image_idx.to(a.device)]
-                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n
-                else a
-                for a in extra
-            )
-        return model(x, *args)
+        return model(x, *(select_examples(extra, n, image_idx) or ()))
 
     pixels = h * w
     counts = torch.floor(frac * pixels + 0.5).long()
@@ -355,7 +344,7 @@ def deletion(
     of the class predicted on the original. ``.auc()``: **lower is better**.
     Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "prob")
+    kwargs.setdefault("score", "probability")
     return perturbation_curve(
         model,
         inputs,
@@ -381,7 +370,7 @@ def insertion(
     first; score = softmax probability of the class predicted on the original.
     ``.auc()``: **higher is better**. Other arguments as :func:`perturbation_curve`."""
     kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "prob")
+    kwargs.setdefault("score", "probability")
     return perturbation_curve(
         model,
         inputs,
@@ -401,7 +390,7 @@ def pixel_perturbation(
     k: float | Sequence[float] = 0.1,
     replacement: Replacement = 0.0,
     order: str = "lerf",
-    score: str = "prob",
+    score: str = "probability",
     **kwargs,
 ) -> Tensor:
     """Pixel perturbation (Srinivas & Fleuret 2019, FullGrad): remove the
@@ -413,7 +402,7 @@ def pixel_perturbation(
         k: a fraction in [0, 1] or a sequence of them.
         replacement: 0 (in the model's input space) by default; "mean", "blur"
             or a tensor as in :func:`perturbation_curve`.
-        score: "prob" (default; never near 0 for the predicted class, unlike
+        score: "probability" (default; never near 0 for the predicted class, unlike
             a logit, which makes the ratio explode) or "logit".
 
     Returns:
@@ -496,7 +485,7 @@ def road(
     *,
     fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     noise: float = 0.01,
-    score: str = "prob",
+    score: str = "probability",
     generator: torch.Generator | None = None,
     **kwargs,
 ) -> RoadResult:

@@ -14,7 +14,6 @@ from torch import Tensor
 from captum_crigrad._seeds import ImageDraws, SeedsType
 from captum_crigrad._untouched import private_if_training
 from captum_crigrad.metrics._common import (
-    check_score,
     pixel_relevance,
     selected_scores,
 )
@@ -24,7 +23,9 @@ from captum_crigrad.validation import (
     TargetType,
     check_images,
     check_positive_int,
+    check_score,
     format_baselines,
+    select_examples,
     target_indices,
 )
 
@@ -87,7 +88,7 @@ def sensitivity_n(
         n_subsets: random subsets per image and n (Ancona et al. use 100).
         baselines: number or tensor broadcastable to (N, C, H, W).
         target: class per image, default the predicted class.
-        score: "logit" (default, the paper's output) or "prob".
+        score: "logit" (default, the paper's output) or "probability".
         generator: ``torch.Generator`` for the subsets: one seed is drawn
             from it per call, and each image draws its subsets of size n from
             its own generator seeded by that seed, the image's content and n
@@ -101,10 +102,9 @@ def sensitivity_n(
     """
     inputs = check_images(inputs, argument="inputs")
     relevance = pixel_relevance(attributions, inputs, channel_reduction).flatten(1)
-    check_score(score)
-    n_subsets = check_positive_int(n_subsets, "n_subsets")
-    if n_subsets < 2:
-        raise InvalidValueError("n_subsets: a correlation needs at least 2 subsets")
+    score = check_score(score)
+    # a correlation needs at least 2 subsets
+    n_subsets = check_positive_int(n_subsets, "n_subsets", minimum=2)
     batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
     num, c, h, w = inputs.shape
     pixels = h * w
@@ -129,15 +129,7 @@ def sensitivity_n(
         extra = (extra,)
 
     def forward(x, idx):
-        args = ()
-        if extra is not None:
-            args = tuple(
-                a[idx]
-                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num
-                else a
-                for a in extra
-            )
-        return model(x, *args)
+        return model(x, *(select_examples(extra, num, idx) or ()))
 
     streams = ImageDraws(inputs, generator, seeds)
     passes = 0

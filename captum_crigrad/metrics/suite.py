@@ -10,7 +10,6 @@ ranks by magnitude (FullGrad).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,7 @@ from captum_crigrad.metrics.perturbation import (
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
 from captum_crigrad.utils import markdown_table, predicted_class, text_table
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.validation import InvalidValueError, check_fraction
 
 # name -> (direction, description)
 METRICS: dict[str, tuple] = {
@@ -114,6 +113,18 @@ class MetricScores:
     fractions: Tensor | None = None
 
 
+def check_metric_names(metrics: Sequence[str], argument: str = "metrics") -> list[str]:
+    """``metrics`` as a list if every name is a key of :data:`METRICS`."""
+    names = list(metrics)
+    for metric in names:
+        if metric not in METRICS:
+            raise InvalidValueError(
+                f"{argument}: unknown metric {metric!r}; expected some of "
+                f"{', '.join(METRICS)}"
+            )
+    return names
+
+
 def score_metric(
     model: nn.Module,
     images: Tensor,
@@ -144,10 +155,7 @@ def score_metric(
     ranks pixels by the map's magnitude; deletion, insertion, sensitivity-n
     and ROAD read the map by ``channel_reduction`` (the method's meaning:
     ``MethodRequest.channel_reduction``)."""
-    if metric not in METRICS:
-        raise InvalidValueError(
-            f"metrics: unknown metric {metric!r}; expected some of {', '.join(METRICS)}"
-        )
+    check_metric_names([metric])
     kw: dict[str, Any] = dict(
         target=target, max_examples_per_batch=max_examples_per_batch
     )
@@ -254,14 +262,8 @@ def evaluate(
     sum or magnitude, :attr:`~captum_crigrad.methods.MethodRequest.channel_reduction`).
     """
     requests = parse_methods(methods)
-    for metric in metrics:
-        if metric not in METRICS:
-            raise InvalidValueError(
-                f"metrics: unknown metric {metric!r}; expected some of "
-                f"{', '.join(METRICS)}"
-            )
-    if not 0.0 <= k <= 1.0 or not math.isfinite(k):
-        raise InvalidValueError(f"k: expected a fraction in [0, 1], got {k}")
+    check_metric_names(metrics)
+    check_fraction(k, "k")
     target = predicted_class(model, images)
     if options is None:
         options = ExplainOptions(seed=seed, internal_batch_size=64)

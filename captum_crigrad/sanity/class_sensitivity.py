@@ -32,12 +32,19 @@ from torch import Tensor
 from captum_crigrad.methods import parse_methods
 from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
 from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
-from captum_crigrad.utils import model_device, num_classes, predicted_class
+from captum_crigrad.utils import (
+    markdown_table,
+    model_device,
+    num_classes,
+    predicted_class,
+)
 from captum_crigrad.validation import (
-    InvalidTypeError,
     InvalidValueError,
+    as_generator,
     check_images,
+    check_int,
     check_module,
+    check_positive_int,
     target_indices,
 )
 
@@ -86,19 +93,23 @@ class ClassSensitivityResult:
         """One table: rows = methods, columns = measures, cells = mean ± std
         over images (lower is better)."""
         head = (
-            "| class sensitivity: similarity of the predicted class's map to a "
-            "random other class's (lower is better) | "
-            + " | ".join(self.measures)
-            + " |"
+            "class sensitivity: similarity of the predicted class's map to a "
+            "random other class's (lower is better)"
         )
-        lines = [head, "|---" * (len(self.measures) + 1) + "|"]
-        for method in self.methods:
-            cells = [
-                f"{self.mean(method, m):.{digits}f} ± {self.std(method, m):.{digits}f}"
-                for m in self.measures
+        return markdown_table(
+            [
+                [head, *self.measures],
+                *(
+                    [method]
+                    + [
+                        f"{self.mean(method, m):.{digits}f} ± "
+                        f"{self.std(method, m):.{digits}f}"
+                        for m in self.measures
+                    ]
+                    for method in self.methods
+                ),
             ]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        )
 
 
 def random_other_class(
@@ -110,36 +121,14 @@ def random_other_class(
     Drawn in order from a ``torch.Generator`` (``seed`` an int or a
     generator), so entry i depends only on the seed and i.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise InvalidTypeError(
-            f"num_classes: expected an int, got {type(num_classes).__name__}"
-        )
-    if num_classes < 2:
-        raise InvalidValueError(
-            f"num_classes: a random other class needs at least 2 classes, got "
-            f"{num_classes}"
-        )
+    check_int(num_classes, "num_classes")
+    check_positive_int(num_classes, "num_classes", minimum=2)
     if not isinstance(target, Tensor) or target.dim() != 1:
         raise InvalidValueError("target: expected a (N,) tensor of class indices")
-    if target.is_floating_point():
-        raise InvalidTypeError(
-            f"target: expected an integer tensor, got {target.dtype}"
-        )
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
-        raise InvalidValueError(
-            f"target: class indices must lie in [0, {num_classes}), got "
-            f"{int(target.min())}..{int(target.max())}"
-        )
-    if isinstance(seed, torch.Generator):
-        gen = seed
-    elif isinstance(seed, int) and not isinstance(seed, bool):
-        gen = torch.Generator().manual_seed(seed)
-    else:
-        raise InvalidTypeError(
-            f"seed: expected an int or a torch.Generator, got {type(seed).__name__}"
-        )
+    target_cpu = target_indices(target, target.numel(), num_classes)
+    assert target_cpu is not None  # a tensor is never "no target"
+    gen = as_generator(seed, "seed")
     draw = torch.randint(0, num_classes - 1, (target.numel(),), generator=gen)
-    target_cpu = target.detach().cpu().long()
     other = draw + (draw >= target_cpu).long()
     return other.to(target.device)
 

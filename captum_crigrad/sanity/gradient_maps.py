@@ -40,14 +40,12 @@ from captum_crigrad.utils import (
     reduce_channels,
 )
 from captum_crigrad.validation import (
-    check_choice,
     check_images,
     check_module,
     check_positive_int,
+    check_score,
     target_indices,
 )
-
-SCORES = ("logit", "probability")
 
 
 class _Probability(nn.Module):
@@ -96,7 +94,7 @@ def attribution_maps(
     check_images(images)
     names = [method] if isinstance(method, str) else list(method)
     requests = parse_methods(names)
-    check_choice(score, SCORES, "score")
+    score = check_score(score)
     check_positive_int(batch_size, "batch_size")
     with private_if_training(model) as model:
         options = ExplainOptions(

@@ -47,6 +47,7 @@ from captum_crigrad.validation import (
     InvalidValueError,
     check_choice,
     check_finite_float,
+    check_int,
     check_module,
     resolve_layer,
 )
@@ -100,10 +101,7 @@ def default_blocks(model: nn.Module, granularity: str = "module") -> list[str]:
     the order they run (torchvision, most hand-written models) this is the
     paper's order, logits first. Pass ``blocks`` explicitly otherwise.
     """
-    if granularity not in GRANULARITIES:
-        raise InvalidValueError(
-            f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
-        )
+    check_choice(granularity, GRANULARITIES, "granularity")
     return list(reversed(_block_candidates(model, granularity)))
 
 
@@ -214,8 +212,7 @@ def _check_options(mode, init, std, batchnorm_stats, seed) -> None:
     check_choice(init, INITS, "init")
     check_finite_float(std, "std", minimum=0, strict=True)
     check_choice(batchnorm_stats, BATCHNORM_STATS, "batchnorm_stats")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InvalidTypeError(f"seed: expected an int, got {seed!r}")
+    check_int(seed, "seed")
 
 
 def _check_model(model) -> None:
@@ -300,10 +297,7 @@ def randomized_models(
     """
     _check_model(model)
     _check_options(mode, init, std, batchnorm_stats, seed)
-    if granularity not in GRANULARITIES:
-        raise InvalidValueError(
-            f"granularity: expected one of {GRANULARITIES}, got {granularity!r}"
-        )
+    check_choice(granularity, GRANULARITIES, "granularity")
     names = _resolve_blocks(model, blocks, granularity)
     if init == "reset":
         _check_reset_possible(model, names)

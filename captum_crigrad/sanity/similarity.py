@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from captum_crigrad.validation import InvalidTypeError, InvalidValueError
 
@@ -99,6 +98,8 @@ def spearman(maps_a, maps_b) -> np.ndarray:
     Same as ``scipy.stats.spearmanr(a_i.ravel(), b_i.ravel())`` per image
     (average ranks for ties), computed for the whole batch at once.
     """
+    from scipy.stats import rankdata  # imported here: ~1 s, only this metric needs it
+
     a, b = _pair(maps_a, maps_b)
     n = a.shape[0]
     ranks_a = rankdata(a.reshape(n, -1), axis=1)
