@@ -662,7 +662,9 @@ class TransformedMethod:
         bound = _bind_call(signature, self, args, kwargs)
         arguments = bound.arguments
         if "inputs" in arguments:
-            check_inputs(arguments["inputs"])
+            # gradients with respect to the inputs need floating-point inputs
+            # (a layer method may take integer inputs, e.g. token ids)
+            check_inputs(arguments["inputs"], floating=not layer_scope(self))
         target = _checked_target(self.forward_func, self.model, arguments)
         self._before_call(arguments)
         result = run_transformed(

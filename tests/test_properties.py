@@ -25,8 +25,10 @@ nightly run and what it found).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -39,7 +41,7 @@ from captum.attr import (
     Saliency,
 )
 from helpers import hook_count
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import captum_crigrad as cc
@@ -179,6 +181,33 @@ def targets(n, k, none=True):
     )
 
 
+@contextlib.contextmanager
+def seeded(seed):
+    """Torch's and numpy's global generators seeded, restored after: Captum's
+    GradientShap draws its interpolation points with ``np.random`` (a nightly
+    finding: seeding torch alone made two equal calls differ)."""
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)
+
+
+def for_captum(target, k):
+    """``target`` with negative classes counted from the end, as the package
+    reads them: Captum itself reads a negative int that way, but its
+    per-example forms (list, 1-d tensor) go through ``torch.gather``, which
+    refuses negative indices (found by the nightly run)."""
+    if isinstance(target, list):
+        return [t % k for t in target]
+    if isinstance(target, torch.Tensor):
+        return target % k
+    return target
+
+
 # -- invariants -----------------------------------------------------------------
 
 
@@ -275,8 +304,7 @@ def test_crigrad_drop_ins(case, method, keep, importance, granularity, data):
     # promise what Captum does (no hook, modes, parameters, the input)
     watch = Watch(model, x, buffers=not model.training)
     if method == "gradientshap":
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
+        with seeded(0):
             got = ours.attribute(x, target=target, **kwargs)
     else:
         got = ours.attribute(x, target=target, **kwargs)
@@ -286,11 +314,12 @@ def test_crigrad_drop_ins(case, method, keep, importance, granularity, data):
         return
     if keep == 1.0:
         if method == "gradientshap":
-            with torch.random.fork_rng():
-                torch.manual_seed(0)
-                expected = theirs.attribute(x, target=target, **kwargs)
+            with seeded(0):
+                expected = theirs.attribute(x, target=for_captum(target, k), **kwargs)
         else:
-            expected = theirs.attribute(x.detach().clone(), target=target, **kwargs)
+            expected = theirs.attribute(
+                x.detach().clone(), target=for_captum(target, k), **kwargs
+            )
         assert close(got, expected, x.dtype), "keep=1.0 differs from Captum"
     if method != "gradientshap":  # random baselines per batch by design
         for i in range(x.shape[0]):
@@ -299,6 +328,22 @@ def test_crigrad_drop_ins(case, method, keep, importance, granularity, data):
                 t = t[i : i + 1]
             alone = ours.attribute(x[i : i + 1].detach().clone(), target=t, **kwargs)
             assert close(alone[0], got[i], x.dtype), f"image {i} depends on its batch"
+
+
+def test_negative_per_example_targets_equal_captum_at_keep_1():
+    """Nightly finding: with keep=1.0 and a per-example target of negative
+    classes ([-1, -1]), the drop-ins give Captum's result for the classes
+    counted from the end (Captum's own per-example forms refuse negatives)."""
+    model = build("plain", 1, 3, (5, 5), 0, torch.float32, "eval")
+    x = torch.rand(2, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    for target in ([-1, -1], torch.tensor([-1, -3])):
+        got = cc.CriGradIntegratedGradients(model, keep=1.0).attribute(
+            x, target=target, n_steps=4
+        )
+        want = IntegratedGradients(model).attribute(
+            x, target=for_captum(target, 3), n_steps=4
+        )
+        assert close(got, want, x.dtype)
 
 
 # -- FORGrad and the CAM methods ---------------------------------------------------
@@ -517,6 +562,11 @@ def test_metrics(case, metric, chunk, data):
     if model.training or any(m.training for m in model.modules()):
         return
     atol = 1e-4 if metric == "road" else None
+    if metric == "sensitivity_n" and x.dtype == torch.float32:
+        # a Pearson correlation over 3 subsets amplifies the float32 rounding
+        # of batched forward passes (nightly: -0.19465 alone vs -0.19454 in a
+        # batch, same draws); float64 cases keep the tight tolerance
+        atol = 2e-3
     for i in range(x.shape[0]):
         t = target
         if isinstance(t, list) or (isinstance(t, torch.Tensor) and t.dim() == 1):
@@ -566,6 +616,8 @@ BAD_NUMBERS = st.sampled_from(
         ["keep", "sigma", "tolerance", "n_steps", "stdev", "fractions", "k"]
     ),
 )
+@example(value=[0.5], where="stdev")  # nightly findings: valid (one per input,
+@example(value=[0.5], where="k")  # a sequence of fractions)
 def test_bad_arguments_raise_value_or_type_errors(value, where):
     """Out-of-range, non-finite and wrongly typed values: ValueError or
     TypeError naming the argument, never another exception or a result."""
@@ -588,9 +640,17 @@ def test_bad_arguments_raise_value_or_type_errors(value, where):
         "sigma": lambda v: v is None or (isinstance(v, float) and 0 < v < math.inf),
         "tolerance": lambda v: isinstance(v, float) and 0 <= v < math.inf,
         "n_steps": lambda v: False,
-        "stdev": lambda v: isinstance(v, float) and 0 <= v < math.inf,
+        # one per input: a float or a sequence of them (NoiseTunnel's stdevs)
+        "stdev": lambda v: all(
+            isinstance(u, float) and 0 <= u < math.inf
+            for u in (v if isinstance(v, list) else [v])
+        ),
         "fractions": lambda v: isinstance(v, float) and 0 <= v <= 1,
-        "k": lambda v: isinstance(v, float) and 0 <= v <= 1,
+        # a fraction or a sequence of them
+        "k": lambda v: all(
+            isinstance(u, float) and 0 <= u <= 1
+            for u in (v if isinstance(v, list) else [v])
+        ),
     }[where]
     if valid(value) and not isinstance(value, bool):
         calls[where]()  # a valid value works
@@ -627,6 +687,7 @@ BAD_CALLS = {
 
 
 @given(bad=st.sampled_from(BAD_INPUTS), call=st.sampled_from(sorted(BAD_CALLS)))
+@example(bad="int_images", call="saliency")  # nightly finding: a RuntimeError
 def test_bad_inputs_raise_value_or_type_errors(bad, call):
     model = build("plain", 1, 3, (6, 6), 0, torch.float32, "eval")
     x, a, t = torch.rand(2, 1, 6, 6), torch.rand(2, 1, 6, 6), 1
