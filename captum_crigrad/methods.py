@@ -158,7 +158,7 @@ class ExplainOptions:
     signed: bool = DEFAULT_SIGNED
     granularity: str = DEFAULT_GRANULARITY
     crigrad_mode: str = DEFAULT_MODE
-    crigrad_threshold: str = DEFAULT_THRESHOLD
+    crigrad_threshold: str | None = DEFAULT_THRESHOLD
     crigrad_layers: Sequence[str | nn.Module] | None = None
     forgrad_sigma: float | None = None
     forgrad_post: str = "abs"

@@ -70,9 +70,11 @@ print("predicted", predicted.tolist())
 ## 1. One import
 
 `CriGradSaliency` takes `Saliency`'s arguments plus CriGrad's options
-(`keep`, default 0.1, `importance`, `granularity`, `mode`, `layers`). During
-the backward pass, at every ReLU only the top `keep` fraction of units by
-activation x gradient lets gradient through.
+(`keep`, default 0.2, `importance`, `signed`, `mode`, `threshold`,
+`layers`). By default it first computes the plain gradients (`mode="two_pass"`),
+ranks every activation unit of every layer by activation x gradient against
+one threshold, and lets gradient through only the top 20 % (PathwayGrad's
+rule; docs/defaults_study.md chose it because it passes both sanity checks).
 """),
     code("""
 from captum.attr import Saliency
@@ -242,7 +244,7 @@ From the command line, the same on image files:
 ```bash
 captum-crigrad demo                                    # embedded default, overlays + metric table
 captum-crigrad saliency my_images/ --model resnet18 --weights IMAGENET1K_V1 \\
-    --methods saliency,integratedgradients --crigrad --forgrad --keep 0.1
+    --methods saliency,integratedgradients --crigrad --forgrad --keep 0.2
 ```
 """),
 ]
@@ -404,12 +406,13 @@ Read the curves from left (trained) to right (every layer randomised): a
 method passes when its similarity drops towards zero as soon as the top
 layers are randomised. Here Grad-CAM and Expected Grad-CAM drop at once
 and the plain gradient falls steadily (they pass); Guided Backprop fails, as
-in the paper; CriGrad (default `keep=0.1`) fails too: its
-maps stay even closer to the trained model's than Guided Backprop's, because
-keeping only units with large positive activation x gradient is a sharper
-version of Guided Backprop's rule (at `keep=0.3` on this sparse small CNN it
-is almost exactly Guided Backprop: 25-50 % of the ReLU units are active).
-FORGrad's blur keeps maps similar too. The `sanity` command runs the same check on your own
+in the paper. CriGrad with its defaults (two passes, one global threshold,
+`keep=0.2`) passes: its maps lose their resemblance to the trained model's
+as the layers are randomised. The old default (`mode="online"`, `keep=0.1`)
+failed here: ranking the already filtered gradient by positive activation x
+gradient is a sharper version of Guided Backprop's rule
+(docs/defaults_study.md). FORGrad's default blur (15/224 of the size) keeps
+maps similar too: it fails this check on this CNN. The `sanity` command runs the same check on your own
 model and images (`captum-crigrad sanity --help`).
 """),
 ]

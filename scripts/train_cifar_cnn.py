@@ -1,6 +1,6 @@
 """Train the CIFAR-10 CNN of the defaults study (issue 14) and write its weights.
 
-    python scripts/train_cifar_cnn.py [--tar PATH] [--epochs 15] [--out weights/]
+    python scripts/train_cifar_cnn.py [--tar PATH] [--epochs 2] [--out weights/]
 
 Data: the CIFAR-10 training set of the shared assets
 (``cifar10_train/cifar10_train.tar.gz``, 50,000 32x32 JPEGs), read with
@@ -55,7 +55,9 @@ ASSETS = Path(
 DEFAULT_TAR = ASSETS / "cifar10_train" / "cifar10_train.tar.gz"
 HELDOUT_PER_CLASS = 500
 SPLIT_SEED = 0
-EPOCHS = 15
+# the committed weights: 2 epochs (about 8 minutes on one shared thread), the
+# budget of the defaults study; held-out accuracy 0.60 (weights/cifar10_cnn.json)
+EPOCHS = 2
 
 
 def to_inputs(images_uint8: torch.Tensor) -> torch.Tensor:

@@ -139,8 +139,19 @@ def test_any_forward_func_keep_one_is_captum_and_filters_below(
         ref = Saliency(forward_func).attribute(X, target=ref_target)
         same = CriGradSaliency(forward_func, keep=1.0).attribute(X, target=target)
         torch.testing.assert_close(same, ref, atol=0, rtol=0)
-        ours = CriGradSaliency(forward_func, keep=0.3).attribute(X, target=target)
+        # the default two_pass mode starts its plain backward at the model's
+        # output: a forward_func that is not the model (or a method of it)
+        # names the model
+        ours = CriGradSaliency(forward_func, keep=0.3, model=model).attribute(
+            X, target=target
+        )
         assert ours.shape == ref.shape and not torch.allclose(ours, ref)
+        online = CriGradSaliency(forward_func, keep=0.3, mode="online")
+        ours = online.attribute(X, target=target)
+        assert ours.shape == ref.shape and not torch.allclose(ours, ref)
+    if name in ("lambda", "closure"):
+        with pytest.raises(ValueError, match="model="):
+            CriGradSaliency(forward_func, keep=0.3)
     assert hook_count(model) == 0
 
 
@@ -193,17 +204,23 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
         monkeypatch.setattr(
             lig,
             "IntegratedGradients",
-            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(
+                *a, keep=keep, mode="online", **k
+            ),
         )
         monkeypatch.setattr(
             nig,
             "IntegratedGradients",
-            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(
+                *a, keep=keep, mode="online", **k
+            ),
         )
         monkeypatch.setattr(
             ggc,
             "LayerGradCam",
-            lambda *a, keep=keep, **k: CriGradLayerGradCam(*a, keep=keep, **k),
+            lambda *a, keep=keep, **k: CriGradLayerGradCam(
+                *a, keep=keep, mode="online", **k
+            ),
         )
         ours_lig = LayerIntegratedGradients(net, net[2]).attribute(
             X, target=1, n_steps=4

@@ -1,7 +1,10 @@
 """The CIFAR-10 training archive reader and the split of the defaults study."""
 
+import hashlib
 import io
+import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import torch
 from PIL import Image
 
 from captum_crigrad.io import cifar10_split, load_cifar10_tar
+from captum_crigrad.models import CifarCNN
 from captum_crigrad.validation import InvalidValueError
 
 
@@ -70,3 +74,21 @@ def test_split_is_stratified_disjoint_and_seeded():
     assert not torch.equal(cifar10_split(labels, 5, seed=4)[1], held)
     with pytest.raises(InvalidValueError, match="heldout_per_class"):
         cifar10_split(labels, heldout_per_class=20)
+
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "cifar10_cnn.pt"
+
+
+@pytest.mark.skipif(not WEIGHTS.exists(), reason="weights/cifar10_cnn.pt absent")
+def test_committed_cifar_cnn_weights_match_their_record():
+    """weights/cifar10_cnn.pt (scripts/train_cifar_cnn.py) loads into CifarCNN
+    with weights_only=True and is the file its JSON record describes."""
+    info = json.loads(WEIGHTS.with_suffix(".json").read_text())
+    assert hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() == info["weights_sha256"]
+    model = CifarCNN()
+    model.load_state_dict(torch.load(WEIGHTS, weights_only=True))
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    assert info["split"]["n_heldout"] == 5000 and 0.5 < info["heldout_accuracy"] < 1

@@ -222,7 +222,7 @@ def test_options_in_names_override_the_options(data):
         x,
         "crigrad-saliency@0.5,crigrad-saliency@keep=0.5,crigrad-saliency",
         target=t,
-        options=ExplainOptions(keep=0.2),
+        options=ExplainOptions(keep=0.02),
     )
     torch.testing.assert_close(
         out["crigrad-saliency@0.5"], out["crigrad-saliency@keep=0.5"]

@@ -146,7 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_THRESHOLD,
         choices=THRESHOLDS,
         help="layer: each layer keeps its top --keep; global: one threshold over "
-        f"all layers (PathwayGrad; two_pass only) (default: {DEFAULT_THRESHOLD})",
+        "all layers (PathwayGrad; two_pass only) (default: global with two_pass, "
+        "layer with online)",
     )
     g = parser.add_argument_group("FORGrad options")
     g.add_argument(

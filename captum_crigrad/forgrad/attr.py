@@ -275,6 +275,10 @@ class FORGradAttribution(_PostHoc, TransformedAttribution):
         sigma, relative_cutoff, post, reduce_channels: the filter's options,
             see :func:`~captum_crigrad.forgrad.filter.forgrad` (defaults: sigma =
             15/224 of the image size, ``post="abs"``, channels averaged).
+            The default sigma fails the sanity checks on the small images
+            of docs/defaults_study.md (randomisation on two of its three
+            models, class sensitivity on the third); choose ``sigma`` for
+            your model.
         where: ``"post_hoc"`` or ``"per_step"``.
         transform: optional :class:`~captum_crigrad.hooks.GradientTransform`
             applied per gradient evaluation *before* FORGrad, e.g.

@@ -202,8 +202,10 @@ def forgrad(
             transferred in our measurement on the pretrained CIFAR-10
             ResNet-20; it is not universal (too strong on the MNIST
             SmallCNN). The numbers are in docs/forgrad.md, "Results on real
-            models", measured by ``scripts/forgrad_results.py``. Choose sigma
-            for your model with
+            models", measured by ``scripts/forgrad_results.py``. On small
+            images it fails the sanity checks (model randomisation or class
+            sensitivity, docs/defaults_study.md). Choose sigma for your model
+            with
             :func:`captum_crigrad.forgrad.select.select_sigma`.
         post: pointwise step on the filtered map.
 
