@@ -46,6 +46,11 @@ def bench(name: str, args) -> None:
     methods = {
         "Saliency (Captum)": Saliency(model),
         "CriGradSaliency": CriGradSaliency(model, keep=args.keep),
+        # The single-backward form (the default before the defaults study):
+        # what the filter itself costs.
+        "CriGradSaliency online": CriGradSaliency(
+            model, keep=args.online_keep, mode="online", threshold="layer"
+        ),
     }
     if args.extra:
         methods["CriGradSaliency exact"] = CriGradSaliency(
@@ -84,6 +89,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", type=float, default=DEFAULT_KEEP)
+    ap.add_argument("--online-keep", type=float, default=0.1)
     ap.add_argument("--extra", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
