@@ -1,8 +1,11 @@
-"""Random draws made per image (the seeded metrics, the random control map).
+"""Random draws made per image (the seeded metrics, the random control map,
+SmoothGrad and Expected Grad-CAM).
 
 Every random draw for an image (a random pixel order, ROAD's imputation
 noise, sensitivity-n's subsets, infidelity's perturbations, the random
-control map of :mod:`captum_crigrad.methods`) comes from the
+control map of :mod:`captum_crigrad.methods`, the SmoothGrad noise of
+:mod:`captum_crigrad.methods` and Expected Grad-CAM's references,
+interpolation points and noise) comes from the
 image's own generator, seeded by the image's *stream* and the draw's role
 (the step, the subset size, the sample number): :meth:`ImageDraws.generator`.
 An image's stream is
@@ -51,14 +54,18 @@ def call_seed(generator: torch.Generator | None) -> int:
     )
 
 
-def image_keys(images: Tensor) -> list[bytes]:
-    """A digest of each image of an (N, ...) tensor: its bytes, dtype and shape."""
-    flat = images.detach().cpu().contiguous()
+def image_keys(images: Tensor | tuple[Tensor, ...]) -> list[bytes]:
+    """A digest of each image of an (N, ...) tensor, or of each example of a
+    tuple of (N, ...) tensors (a model with several inputs): its bytes, dtype
+    and shape."""
+    parts = images if isinstance(images, tuple) else (images,)
+    flat = [part.detach().cpu().contiguous() for part in parts]
     keys = []
-    for image in flat:
+    for example in zip(*flat, strict=True):
         h = hashlib.blake2b(digest_size=16)
-        h.update(f"{image.dtype}{tuple(image.shape)}".encode())
-        h.update(image.reshape(-1).view(torch.uint8).numpy().tobytes())
+        for image in example:
+            h.update(f"{image.dtype}{tuple(image.shape)}".encode())
+            h.update(image.reshape(-1).view(torch.uint8).numpy().tobytes())
         keys.append(h.digest())
     return keys
 
@@ -101,17 +108,19 @@ def draw_generator(seed: int, key: bytes, *role: object) -> torch.Generator:
 
 
 class ImageDraws:
-    """Where the random draws of each image of ``images`` come from (see the
-    module docstring): ``seeds`` when given, else ``generator`` and the
+    """Where the random draws of each image of ``images`` (a tensor, or a
+    tuple of tensors with one example per row) come from (see the module
+    docstring): ``seeds`` when given, else ``generator`` and the
     images' content. ``generator`` and ``seeds`` together are refused."""
 
     def __init__(
         self,
-        images: Tensor,
+        images: Tensor | tuple[Tensor, ...],
         generator: torch.Generator | None = None,
         seeds: SeedsType = None,
     ) -> None:
-        per_image = check_seeds(seeds, images.shape[0])
+        first = images[0] if isinstance(images, tuple) else images
+        per_image = check_seeds(seeds, first.shape[0])
         if per_image is not None:
             if generator is not None:
                 raise InvalidValueError(

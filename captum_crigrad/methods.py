@@ -58,7 +58,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._seeds import draw_generator, image_keys
+from captum_crigrad._seeds import ImageDraws, draw_generator, image_keys
 from captum_crigrad.cam.layers import default_cam_layer
 from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad.transform import (
@@ -77,7 +77,7 @@ from captum_crigrad.forgrad.filter import (
     resolve_sigma,
 )
 from captum_crigrad.relu_rules import RULES, ModifiedReluBackward, count_relu_calls
-from captum_crigrad.utils import model_device, upsample
+from captum_crigrad.utils import upsample
 from captum_crigrad.validation import (
     InvalidTypeError,
     InvalidValueError,
@@ -89,6 +89,7 @@ from captum_crigrad.validation import (
     check_positive_int,
     resolve_layer,
     resolve_layers,
+    select_targets,
 )
 
 __all__ = [
@@ -655,27 +656,33 @@ def _ig(ctx):
     "mean gradient over n_samples noisy copies of std stdev (Smilkov et al. 2017)",
 )
 def _smoothgrad(ctx):
-    from captum.attr import NoiseTunnel, Saliency
+    from captum.attr import Saliency
 
-    explainer = _with(ctx, NoiseTunnel(Saliency(ctx.model)))
+    explainer = _with(ctx, Saliency(ctx.model))
     opts = ctx.options
-    gen = torch.Generator(device=model_device(ctx.model)).manual_seed(opts.seed)
+    n_samples = 16 if opts.n_samples is None else opts.n_samples
+    stdev = 0.15 if opts.stdev is None else float(opts.stdev)
 
     def attribute(x, t):
-        # NoiseTunnel draws with the global generator: fork it and seed the
-        # fork from our own generator, so the caller's RNG state is untouched.
-        seed = int(torch.randint(2**62, (1,), generator=gen, device=gen.device))
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return explainer.attribute(
-                x,
-                target=t,
-                nt_type="smoothgrad",
-                nt_samples=16 if opts.n_samples is None else opts.n_samples,
-                stdevs=0.15 if opts.stdev is None else float(opts.stdev),
-                abs=False,
-            )
+        # Captum's NoiseTunnel(Saliency) smoothgrad: the mean over n_samples
+        # of the gradient at x + N(0, stdev^2), stdev in input units. Captum
+        # draws the noise of a whole batch from the global generator; here
+        # each image's noise comes from (seed, the image's content), so a map
+        # does not depend on the chunking or on the other images (_seeds.py),
+        # and the caller's RNG state is untouched.
+        draws = ImageDraws(x, torch.Generator().manual_seed(opts.seed))
+        shape = (n_samples, *x.shape[1:])
+        noise = torch.cat(
+            [
+                torch.randn(shape, generator=draws.generator(i, "smoothgrad"))
+                for i in range(x.shape[0])
+            ]
+        )
+        rows = x.detach().repeat_interleave(n_samples, 0)
+        rows = (rows + noise.mul_(stdev).to(rows)).requires_grad_(True)
+        image = torch.arange(x.shape[0]).repeat_interleave(n_samples)
+        grads = explainer.attribute(rows, target=select_targets(t, image), abs=False)
+        return grads.view(x.shape[0], n_samples, *x.shape[1:]).mean(1)
 
     return attribute
 
@@ -754,8 +761,10 @@ def _expected_gradcam(ctx):
     stdevs = DEFAULT_STDEVS if opts.stdev is None else float(opts.stdev)
     chunk = opts.internal_batch_size or 256
 
-    # generator=seed at every call: the same samples (x', beta, eps) for every
-    # model, so a sanity check compares weights, not Monte Carlo draws
+    # generator=seed at every call: each image gets the same samples (x', beta,
+    # eps) for every model and every chunking (drawn from the seed and the
+    # image's content), so a sanity check compares weights, not Monte Carlo
+    # draws
     return lambda x, t: explainer.attribute(
         x,
         target=t,

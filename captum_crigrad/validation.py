@@ -63,6 +63,7 @@ __all__ = [
     "resolve_layers",
     "resolve_target",
     "select_examples",
+    "select_targets",
     "target_indices",
 ]
 
@@ -700,6 +701,18 @@ def select_examples(
         else a
         for a in args
     )
+
+
+def select_targets(target: Any, index: Tensor) -> Any:
+    """Captum's ``target`` for the rows ``index`` (a long tensor of examples,
+    e.g. each example repeated once per sample): per-example targets (a
+    tensor of several values, a list) follow their example, the others are
+    shared by every row."""
+    if isinstance(target, Tensor) and target.numel() > 1:
+        return target[index.to(target.device)]
+    if isinstance(target, list):
+        return [target[i] for i in index.tolist()]
+    return target
 
 
 def format_baselines(

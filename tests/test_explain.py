@@ -248,3 +248,41 @@ def test_other_cams_by_name(data):
     torch.testing.assert_close(out["gradcampp"], pp)
     torch.testing.assert_close(out["integratedgradcam"], ig)
     assert out["crigrad-gradcampp"].shape == (6, 1, 28, 28)
+
+
+class HalfSquare(torch.nn.Module):
+    """Class 0 = sum(x^2) / 2, so its gradient at x + eps is x + eps."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        y = self.scale * x.pow(2).flatten(1).sum(1) / 2
+        return torch.stack([y, torch.zeros_like(y)], 1)
+
+
+def test_smoothgrad_noise_is_captums_in_distribution():
+    # SmoothGrad = x + the mean of n_samples draws of N(0, stdev^2): the
+    # residual has mean 0 and std stdev / sqrt(n_samples), as with Captum's
+    # NoiseTunnel(Saliency) (stdev in input units, not scaled by the range)
+    from captum.attr import NoiseTunnel
+
+    model = HalfSquare()
+    x = torch.randn(8, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 3
+    target = torch.zeros(8, dtype=torch.long)
+    ours = explain(
+        model,
+        x,
+        "smoothgrad",
+        target=target,
+        options=ExplainOptions(n_samples=4, stdev=0.5),
+    )["smoothgrad"]
+    torch.manual_seed(0)
+    captum = NoiseTunnel(Saliency(model)).attribute(
+        x, nt_type="smoothgrad", nt_samples=4, stdevs=0.5, target=0, abs=False
+    )
+    for maps in (ours, captum):
+        residual = (maps - x).flatten()
+        assert abs(residual.mean()) < 0.02
+        assert abs(residual.std() - 0.25) < 0.02

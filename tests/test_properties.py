@@ -399,8 +399,8 @@ def test_forgrad_and_cams(case, sigma, data):
     got = run(x, target)
     watch.check()
     assert got.shape[0] == x.shape[0] and torch.isfinite(got).all()
-    if any(m.training for m in model.modules()) or which == "expected":
-        return  # Expected Grad-CAM: see test_expected_gradcam_batch_independence
+    if any(m.training for m in model.modules()):
+        return
     for i in range(x.shape[0]):
         t = target
         if isinstance(t, list) or (isinstance(t, torch.Tensor) and t.dim() == 1):
@@ -409,12 +409,6 @@ def test_forgrad_and_cams(case, sigma, data):
         assert close(alone[0], got[i], x.dtype), f"{which}: image {i} depends on batch"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="property-test finding (issue 12): Expected Grad-CAM draws its "
-    "noise for the whole batch from one generator, so a seeded map depends on "
-    "the other images; owner cam/expected_gradcam.py",
-)
 def test_expected_gradcam_batch_independence():
     model = build("plain", 2, 3, (7, 7), 0, torch.float32, "eval")
     x = torch.randn(3, 2, 7, 7, generator=torch.Generator().manual_seed(0))
@@ -431,12 +425,6 @@ def test_expected_gradcam_batch_independence():
 # -- explain() ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="property-test finding (issue 12): explain's smoothgrad and "
-    "expectedgradcam draw their noise per chunk of batch_size images, so an "
-    "image's map depends on batch_size and its neighbours; owner methods.py",
-)
 @pytest.mark.parametrize("method", ["smoothgrad", "expectedgradcam"])
 def test_noise_methods_batch_independence(method):
     model = build("plain", 1, 3, (7, 7), 0, torch.float32, "eval")

@@ -61,6 +61,7 @@ from captum_crigrad.validation import (
     is_per_example,
     resolve_layer,
     select_examples,
+    select_targets,
 )
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
@@ -298,7 +299,7 @@ class SampledLayerCAM(LayerAttribution, GradientAttribution):
                 # target selected (negative indices resolved) after the forward
                 grads, evals = compute_layer_gradients_and_eval(
                     target_selecting_forward(
-                        self.forward_func, _rows_of_target(target, image)
+                        self.forward_func, select_targets(target, image)
                     ),
                     self.layer,
                     row_inputs,
@@ -417,15 +418,6 @@ def _row_inputs(
             for x, n in zip(out, noise, strict=True)
         ]
     return tuple(out)
-
-
-def _rows_of_target(target: Any, image: Tensor) -> Any:
-    """The target of each row: per-example targets follow their image."""
-    if isinstance(target, Tensor) and target.numel() > 1:
-        return target[image.to(target.device)]
-    if isinstance(target, list):
-        return [target[i] for i in image.tolist()]
-    return target
 
 
 __all__ = ["SampledLayerCAM", "SamplePlan"]

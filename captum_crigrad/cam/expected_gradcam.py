@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from captum_crigrad._compat import log_usage
+from captum_crigrad._seeds import ImageDraws
 from captum_crigrad.cam.base import (
     GeneratorLike,
     SampledLayerCAM,
@@ -156,9 +157,13 @@ class ExpectedGradCAM(SampledLayerCAM):
                 input's ``(H, W)``; or a size ``(H, W)``.
             generator: an int seed or a ``torch.Generator`` for every random
                 draw (references, interpolation points, noise); None draws a
-                seed from torch's default generator. With the same seed the
-                result does not depend on ``internal_batch_size``, and an
-                example's draws depend only on its position in the batch.
+                seed from torch's default generator. One seed is drawn from it
+                per call, and each example's draws come from that seed and the
+                example's content (``captum_crigrad._seeds``): the same seed
+                gives the same maps, different seeds different maps, and an
+                example's map does not depend on ``internal_batch_size``, on
+                its position in the batch or on the other examples (equal
+                examples get equal draws).
 
         Returns:
             ``(B, 1, h, w)`` maps (or ``(B, 1, H, W)`` when upsampled),
@@ -174,8 +179,8 @@ class ExpectedGradCAM(SampledLayerCAM):
         refs, per_example, n_refs = format_baseline_distribution(
             baselines, inputs_tuple
         )
-        gen = self._make_generator(generator)
-        plan = _draw_plan(batch, n_samples, n_refs, per_example, stdev_tuple, gen)
+        draws = ImageDraws(inputs_tuple, self._make_generator(generator))
+        plan = _draw_plan(draws, n_samples, n_refs, per_example, stdev_tuple)
         plan.refs = refs
         return self._cam(
             inputs_tuple,
@@ -195,35 +200,35 @@ class ExpectedGradCAM(SampledLayerCAM):
 
 
 def _draw_plan(
-    batch: int,
+    draws: ImageDraws,
     n_samples: int,
     n_refs: int,
     per_example: bool,
     stdevs: tuple[float, ...],
-    gen: torch.Generator,
 ) -> SamplePlan:
-    """Draw every random number up front, example by example (so an
-    example's draws do not depend on how many examples follow it)."""
+    """Draw every random number up front, each example from its own
+    generator (``draws``: the call's seed and the example's content), so an
+    example's draws depend neither on its position nor on the other
+    examples."""
     noisy = any(s > 0 for s in stdevs)
+    batch = len(draws.keys)
     betas, ref_idx, seeds = [], [], []
-    device = gen.device
     for b in range(batch):
-        betas.append(torch.rand(n_samples, generator=gen, device=device))
-        idx = torch.randint(0, n_refs, (n_samples,), generator=gen, device=device)
+        gen = draws.generator(b, "expectedgradcam")
+        betas.append(torch.rand(n_samples, generator=gen))
+        idx = torch.randint(0, n_refs, (n_samples,), generator=gen)
         ref_idx.append(idx + b * n_refs if per_example else idx)
         if noisy:
-            seeds.append(
-                torch.randint(0, 2**62, (n_samples,), generator=gen, device=device)
-            )
+            seeds.append(torch.randint(0, 2**62, (n_samples,), generator=gen))
     image = torch.arange(batch).repeat_interleave(n_samples)
     return SamplePlan(
         image=image,
-        beta=torch.cat(betas).cpu(),
+        beta=torch.cat(betas),
         row_weight=torch.full(
             (batch * n_samples,), 1.0 / n_samples, dtype=torch.float64
         ),
-        ref_index=torch.cat(ref_idx).cpu(),
-        noise_seed=torch.cat(seeds).cpu() if noisy else None,
+        ref_index=torch.cat(ref_idx),
+        noise_seed=torch.cat(seeds) if noisy else None,
         stdevs=stdevs,
     )
 
