@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,21 @@ ASSETS = Path(
         Path(__file__).resolve().parents[1].parent / "shared" / "assets",
     )
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sigint_raises_keyboard_interrupt():
+    """A run started under nohup or as a background job of a non-interactive
+    shell inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: the tests that send SIGINT (test_cli_fuzz,
+    test_reliability_files) would see nothing happen. Python's own handler is
+    restored for the run (subprocesses then start with SIGINT at its default),
+    and the inherited disposition afterwards."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(autouse=True)
