@@ -253,7 +253,12 @@ class CriGrad(GradientTransform):
             assert grad is not None  # used holds the calls with a gradient
             scores.append(importance(activations[i], grad, self.importance))
         kept = global_critical_masks(
-            scores, self.keep, self.granularity, signed=self.signed, exact=self.exact
+            scores,
+            self.keep,
+            self.granularity,
+            signed=self.signed,
+            exact=self.exact,
+            inplace=self.importance == "gxi",  # A * G is a temporary of ours
         )
         for i, m in zip(used, kept, strict=True):
             out[i] = m
