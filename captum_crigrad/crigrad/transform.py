@@ -122,9 +122,12 @@ class CriGrad(GradientTransform):
             default) or by its absolute value.
         granularity: ``"element"`` (default), ``"channel"`` or ``"location"``.
         mode: ``"two_pass"`` (default; ranks the plain gradients, one extra
-            backward pass; needs the model: ``forward_func`` an
-            ``nn.Module`` or a method of one, or ``model=``) or ``"online"``
-            (one backward; each layer ranks the already filtered gradient).
+            backward pass started at the output of each forward pass: each
+            call of ``forward_func`` in the drop-ins and
+            :func:`~captum_crigrad.hooks.with_gradient_transform`, whatever
+            it is (a module, ``model.forward``, a lambda); each call of the
+            model given to :meth:`context`) or ``"online"`` (one backward;
+            each layer ranks the already filtered gradient).
         threshold: ``"global"``: one threshold per sample over the units of
             all hooked layer calls together, so ``keep`` is the fraction of
             all units kept (PathwayGrad, Khakzar et al. 2021; a layer may
@@ -202,13 +205,6 @@ class CriGrad(GradientTransform):
             )
         if self.layers is not None and model is not None:
             layer_names(model, self.layers)
-        if self.mode == "two_pass" and model is None and self.keep < 1.0:
-            raise InvalidValueError(
-                "mode: 'two_pass' starts its plain backward pass at the model's "
-                "output, so it needs the model, but forward_func is not an "
-                "nn.Module (nor a method of one); pass model=<the nn.Module "
-                "forward_func runs>, or use mode='online'"
-            )
 
     def with_options(self, **changes: Any) -> CriGrad:
         """A copy with some options changed."""
@@ -301,12 +297,15 @@ class CriGrad(GradientTransform):
                 # Deconvolution reads grad_output from such a hook).
                 hooks.forward_hook(layer, session.on_layer_output, prepend=True)
             hooks.on_success(session.check_layers_ran)
-        if session.two_pass:
-            if hooks.model is None:
-                self.validate(None)  # raises: two_pass needs the model
-            assert hooks.model is not None
-            hooks.forward_pre_hook(hooks.model, session.on_model_start)
-            hooks.forward_hook(hooks.model, session.on_model_output)
+        if session.two_pass and not hooks.around_passes(
+            session.on_pass_start, session.on_pass_output
+        ):
+            raise InvalidValueError(
+                "mode: 'two_pass' starts its plain backward pass at the output "
+                "of each forward pass, which it cannot see here: no model and no "
+                "forward function of a Captum attribution; pass model=<the "
+                "nn.Module explained>, or use mode='online'"
+            )
         if release:
             # Passes whose backward never ran hold graph tensors: release them.
             hooks.on_exit(session.close)
@@ -378,7 +377,7 @@ class _Session:
             )
 
     # -- forward ----------------------------------------------------------------
-    def on_model_start(self, module: nn.Module, args: Any) -> None:
+    def on_pass_start(self) -> None:
         self.current = _Pass()
         self.passes.append(self.current)
 
@@ -414,9 +413,13 @@ class _Session:
                 # the backward path from the model's output, nothing to rank
                 return
             if self.two_pass:
-                raise RuntimeError(
-                    "mode='two_pass' needs the hooked model itself to be called "
-                    "(its output starts the plain backward pass)"
+                raise InvalidValueError(
+                    "mode: 'two_pass' starts its plain backward pass at the "
+                    "output of each call of the model, but an activation ran "
+                    "outside any call of it (the model's forward method called "
+                    "directly, e.g. model.forward(x) inside a function, skips "
+                    "its hooks); call model(x) there, pass the model itself as "
+                    "forward_func, or use mode='online'"
                 )
             p = _Pass()
         idx = len(p.acts)
@@ -426,13 +429,13 @@ class _Session:
         hook = functools.partial(self.on_grad, p, idx, act, act._version)
         output.register_hook(hook)
 
-    def on_model_output(self, module: nn.Module, args: Any, output: Any) -> None:
+    def on_pass_output(self, output: Any) -> None:
         p, self.current = self.current, None
         if p is None or not p.acts:
             return
         if not (isinstance(output, Tensor) and output.requires_grad):
             raise InvalidTypeError(
-                "mode='two_pass' needs a model returning one tensor; got "
+                "mode='two_pass' needs a forward function returning one tensor; got "
                 f"{type(output).__name__}"
             )
         p.output = output
@@ -470,7 +473,17 @@ class _Session:
                 "module whose output is not modified (or use non-inplace ops)"
             )
         if self.two_pass:
-            mask = p.masks[idx] if p.masks is not None else None
+            if p.masks is None:
+                # the backward reached this pass's activations without
+                # passing its output: the plain gradients to rank are unknown
+                raise InvalidValueError(
+                    "mode: 'two_pass' ranks the plain gradients of each forward "
+                    "pass's output, but this backward pass started elsewhere "
+                    "(inside the model, e.g. at a neuron of a layer, as Captum's "
+                    "Neuron* methods differentiate); use mode='online', or a "
+                    "forward_func whose output is what you differentiate"
+                )
+            mask = p.masks[idx]
             return None if mask is None else grad * mask
         mask = self.crigrad.mask(act, grad)
         # the mask is a fresh tensor: multiply into it when shapes agree
