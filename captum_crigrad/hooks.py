@@ -200,6 +200,7 @@ class Hooks:
         self._excluded = {id(m) for e in self.exclude for m in e.modules()}
         self._excluded_depth = 0
         self._handlers: dict[Callable[..., Any], list[Callable[..., Any]]] = {}
+        self._before: dict[Callable[..., Any], list[Callable[..., Any]]] = {}
         self._on_success: list[Callable[[], None]] = []
         self._thread = threading.get_ident()
         self._foreign_passes = 0
@@ -290,6 +291,15 @@ class Hooks:
         for f in functions:
             self._handlers.setdefault(f, []).append(handler)
 
+    def intercept_before(
+        self, functions: Iterable[Callable[..., Any]], handler: Callable[..., Any]
+    ) -> None:
+        """``handler(func, args, kwargs)`` before every call of one of
+        ``functions`` made by this call (in this thread), e.g. before each
+        ``torch.autograd.grad`` of the call."""
+        for f in functions:
+            self._before.setdefault(f, []).append(handler)
+
     def on_exit(self, callback: Callable[[], None]) -> None:
         """Run ``callback()`` when the call ends, exceptions included."""
         self._stack.callback(callback)
@@ -340,6 +350,11 @@ class Hooks:
         self._on_success.insert(0, check)
 
     # -- running ---------------------------------------------------------------
+    def _dispatch_before(self, func: Callable[..., Any], args, kwargs) -> None:
+        if self.owns_this_pass():
+            for handler in self._before.get(func, ()):
+                handler(func, args, kwargs)
+
     def _dispatch(self, func: Callable[..., Any], args, kwargs, output):
         if self._excluded_depth or not self.owns_this_pass():
             return output
@@ -368,8 +383,12 @@ class Hooks:
             self._track_excluded()
         token = _ACTIVE.set((*_ACTIVE.get(), self))
         try:
-            if self._handlers:
-                with InterceptCalls(self._handlers, self._dispatch):
+            if self._handlers or self._before:
+                with InterceptCalls(
+                    {*self._handlers, *self._before},
+                    self._dispatch,
+                    before=self._dispatch_before,
+                ):
                     yield self
             else:
                 yield self

@@ -257,14 +257,10 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
             "IntegratedGradients",
             lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
         )
-        # NeuronIntegratedGradients differentiates a neuron inside the model,
-        # not the output two_pass ranks from: one backward pass
         monkeypatch.setattr(
             nig,
             "IntegratedGradients",
-            lambda *a, keep=keep, **k: CriGradIntegratedGradients(
-                *a, keep=keep, mode="online", **k
-            ),
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
         )
         monkeypatch.setattr(
             ggc,
@@ -396,10 +392,10 @@ def test_bad_target_is_a_value_error_and_captums_assertion_error():
     assert hook_count(net) == 0
 
 
-def test_two_pass_refuses_a_backward_that_skips_the_output(monkeypatch):
+def test_two_pass_ranks_from_where_the_backward_starts(monkeypatch):
     """Captum's NeuronIntegratedGradients differentiates a neuron inside the
-    model: two_pass cannot know the plain gradients it ranks, so a clear
-    ValueError, not the plain gradient passed off as CriGrad."""
+    model, not the model output: two_pass ranks the plain gradients of that
+    neuron, as if forward_func returned it."""
     import captum.attr._core.neuron.neuron_integrated_gradients as nig
     from captum.attr import NeuronIntegratedGradients
 
@@ -407,8 +403,13 @@ def test_two_pass_refuses_a_backward_that_skips_the_output(monkeypatch):
     monkeypatch.setattr(
         nig,
         "IntegratedGradients",
-        lambda *a, **k: CriGradIntegratedGradients(*a, keep=0.5, **k),
+        lambda *a, **k: CriGradIntegratedGradients(*a, keep=0.3, **k),
     )
-    with pytest.raises(ValueError, match="mode='online'"):
-        NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
+    ours = NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
+    neuron = CriGradIntegratedGradients(lambda x: net[:3](x)[:, 1, 3, 3], keep=0.3)
+    expected = neuron.attribute(X, n_steps=4)
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
+    monkeypatch.undo()
+    plain = NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
+    assert not torch.allclose(ours, plain)
     assert hook_count(net) == 0
