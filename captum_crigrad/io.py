@@ -272,7 +272,6 @@ class LoadedModel:
     std: tuple[float, ...]
     classes: Sequence[str] | None = None
     channels_known: bool = True
-    forgrad_sigma: float | None = None
     #: CriGrad layers on models without ``nn.ReLU`` modules (ResNet-20's
     #: BasicBlocks, which apply ReLU as a function); None = every nn.ReLU.
     crigrad_layers: list[str] | None = None
@@ -317,7 +316,6 @@ def load_model(
             dflt.MNIST_MEAN,
             dflt.MNIST_STD,
             dflt.MNIST_CLASSES,
-            forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA,
         )
     if _is_model_file(model):
         if weights is not None:
