@@ -262,3 +262,12 @@ def test_one_cutoff_rule_at_a_time():
         ExplainOptions(forgrad_sigma=3.0, forgrad_energy=0.5).validate()
     # explicit fixed cutoffs still work, and differ from the default
     assert not torch.allclose(forgrad(x, 2.0), forgrad(x))
+
+
+def test_energy_filter_is_differentiable_and_keeps_dtype():
+    x = torch.randn(2, 3, 20, 24, dtype=torch.float64, requires_grad=True)
+    out = forgrad(x)
+    assert out.dtype == torch.float64
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert forgrad(x.detach().half()).dtype == torch.float16

@@ -234,7 +234,8 @@ def _energy_radius2(maps: Tensor, fraction: float) -> Tensor:
     order, ends, radii2, weight = _energy_layout(height, width)
     device = maps.device
     dtype = _energy_dtype(device)
-    spectrum: Tensor = torch.fft.rfft2(maps.to(dtype))
+    # the cutoff is chosen, not differentiated: no graph
+    spectrum: Tensor = torch.fft.rfft2(maps.detach().to(dtype))
     power = spectrum.abs().square().flatten(-2)[..., order.to(device)]
     cumulative = (power * weight.to(device, dtype)).cumsum(-1)[..., ends.to(device)]
     total = cumulative[..., -1:]
