@@ -273,8 +273,9 @@ class LoadedModel:
     classes: Sequence[str] | None = None
     channels_known: bool = True
     forgrad_sigma: float | None = None
-    #: CriGrad layers on models without ``nn.ReLU`` modules (ResNet-20's
-    #: BasicBlocks, which apply ReLU as a function); None = every nn.ReLU.
+    #: CriGrad layers to filter instead of its default (ResNet-20: the outputs
+    #: of its BasicBlocks); None = CriGrad's default, every call of an
+    #: activation module or function (``nn.ReLU``, ``F.relu``, ``nn.GELU``, ...).
     crigrad_layers: list[str] | None = None
 
 

@@ -3,11 +3,14 @@ per image, resuming, refusals, run.json counts and saved maps."""
 
 import json
 import os
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
 import torch
 
+from captum_crigrad import _files
 from captum_crigrad.cli import main
 
 BASE = [
@@ -99,7 +102,15 @@ def test_resume_redoes_only_missing_batches_and_refuses_other_settings(
     shard = out / "shards" / "rank-00000"
     for name in ("chunk-000001.parquet", "chunk-000002.parquet"):
         (shard / name).unlink()
-    (shard / ".chunk-000001.parquet.tmp-123").write_bytes(b"half")
+    # the temporary file of a writer that was killed (its pid names no process)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    half = f"{_files.TEMP_PREFIX}{_files.host_tag()}.{dead}.k9x2"
+    (shard / half).write_bytes(b"half")
     (out / "results.parquet").unlink()
     run = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**run, "status": "running"}))
@@ -118,7 +129,7 @@ def test_resume_redoes_only_missing_batches_and_refuses_other_settings(
     table = _table(out)
     assert table == full
     assert len({_key(r) for r in table}) == len(table)
-    assert not [p for p in shard.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in shard.iterdir() if p.name.startswith(".")]
 
 
 def test_resume_needs_a_run_and_foreign_folders_are_refused(tmp_path, capsys):

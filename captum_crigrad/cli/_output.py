@@ -27,7 +27,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -39,6 +38,8 @@ from captum_crigrad._files import (
     csv_text,
     json_text,
     listing,
+    owner_gone,
+    owner_tag,
 )
 from captum_crigrad.cli import CLIError
 
@@ -141,35 +142,25 @@ def _target(out: str) -> str:
 
 
 def _temp_prefix(path: str, kind: str) -> str:
-    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname()) or "host"
-    return f".{os.path.basename(path)}.{_TAG}-{kind}.{host}.{os.getpid()}."
+    return f".{os.path.basename(path)}.{_TAG}-{kind}.{owner_tag()}"
 
 
 def _remove_stale_temporaries(path: str) -> None:
     """Temporary folders of ``path`` left by a killed run of this host (its
-    process no longer exists) are removed; anything else is left alone."""
+    process no longer exists: :func:`captum_crigrad._files.owner_gone`) are
+    removed; anything else is left alone."""
     parent, base = os.path.split(path)
-    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname()) or "host"
     try:
         names = os.listdir(parent)
     except OSError:
         return
     for name in names:
         for kind in ("new", "old"):
-            head = f".{base}.{_TAG}-{kind}.{host}."
-            if not name.startswith(head):
-                continue
-            pid, _, _rest = name[len(head) :].partition(".")
-            if not pid.isdigit() or int(pid) == os.getpid():
-                continue
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
+            head = f".{base}.{_TAG}-{kind}."
+            if name.startswith(head) and owner_gone(name[len(head) :]):
                 full = os.path.join(parent, name)
                 if os.path.isdir(full) and not os.path.islink(full):
                     shutil.rmtree(full, ignore_errors=True)
-            except OSError:
-                pass  # alive (EPERM: another user's process)
 
 
 def check_output_folder(out: str) -> None:

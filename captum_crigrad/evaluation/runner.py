@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from captum_crigrad._files import (
     check_replaceable,
     json_text,
     listing,
+    remove_listed,
     write_atomic,
     write_text_atomic,
 )
@@ -157,8 +157,12 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
     """Make ``out`` ready (rank 0 only): a new folder; with ``resume`` an
     unfinished or finished run of the same settings (anything else is
     refused); without it an empty folder or a *finished* run of
-    captum-crigrad, which is replaced. An unfinished run is never replaced:
-    that needs ``resume`` or removing the folder by hand."""
+    captum-crigrad, which is replaced: the files its run.json lists are
+    removed one by one (:func:`captum_crigrad._files.remove_listed`); a file
+    that appeared meanwhile stays, and the run is refused naming it. An
+    unfinished run is never replaced: that needs ``resume`` or removing the
+    folder by hand. With ``resume``, only the temporary files of writers that
+    are gone are removed (:func:`.shards.remove_partial`)."""
     path = os.path.realpath(out)  # a symlinked folder is written through
     if os.path.exists(path) and not os.path.isdir(path):
         raise InvalidValueError(f"--out: {out} exists and is not a folder")
@@ -192,8 +196,10 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
                 f"--out: {out} holds an unfinished evaluation; add --resume to "
                 "complete it, or remove the folder to start again"
             )
-        check_replaceable(path, out)  # only the files it lists: never a user's
-        shutil.rmtree(path)
+        # only the files it lists, one by one: a user's file is never deleted,
+        # even one put there after the check (then the run stops, naming it)
+        listed = check_replaceable(path, out)
+        remove_listed(path, listed, out)
     os.makedirs(path, exist_ok=True)
     write_json(
         os.path.join(path, RUN_FILE),

@@ -4,15 +4,18 @@ Each process appends one Parquet file per batch to ``shards/rank-R/``,
 named by the batch's *chunk* number (``chunk-000123.parquet``). A file is
 written under a temporary name and renamed into place, so it is either
 absent or complete: a process killed with ``kill -9`` loses at most the
-batch it was working on. The chunk numbers that have a file are the work
-already done (:func:`done_chunks`), whichever process and whichever run
-wrote them; :func:`merge` reads them in chunk order into one table. Each
+batch it was working on, and its temporary file (named for its host and
+process) is removed by a later ``--resume`` once that process is gone. The
+chunk numbers that have a file are the work already done
+(:func:`done_chunks`), whichever process and whichever run wrote them;
+:func:`merge` reads them in chunk order into one table. Each
 file also records, in its schema metadata, the forward and backward passes
 and seconds its batch cost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,7 +25,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from captum_crigrad._files import TEMP_PREFIX, write_atomic
+from captum_crigrad._files import TEMP_PREFIX, owner_gone, write_atomic
 
 SHARDS = "shards"
 _NAME = re.compile(r"^chunk-(\d+)\.parquet$")
@@ -94,19 +97,26 @@ class ShardWriter:
 
 def remove_partial(out: str) -> int:
     """Delete the temporary files of batches that were being written when a
-    process died; returns how many there were."""
+    process died (named for a process of this host that no longer exists,
+    :func:`captum_crigrad._files.owner_gone`); a live writer's (another run
+    into the same folder), another host's or one without an owner is left
+    alone. Returns how many were deleted."""
     root = os.path.join(out, SHARDS)
     removed = 0
     if os.path.isdir(root):
         for rank_dir in os.listdir(root):
             folder = os.path.join(root, rank_dir)
             for name in os.listdir(folder) if os.path.isdir(folder) else ():
-                # (".chunk-*.tmp-*": the temporary names of earlier versions)
-                if name.startswith(TEMP_PREFIX) or (
-                    name.startswith(".chunk-") and ".tmp-" in name
+                full = os.path.join(folder, name)
+                if (
+                    name.startswith(TEMP_PREFIX)
+                    and owner_gone(name[len(TEMP_PREFIX) :])
+                    and os.path.isfile(full)
+                    and not os.path.islink(full)
                 ):
-                    os.unlink(os.path.join(folder, name))
-                    removed += 1
+                    with contextlib.suppress(FileNotFoundError):  # a racing resume
+                        os.unlink(full)
+                        removed += 1
     return removed
 
 
