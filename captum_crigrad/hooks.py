@@ -145,7 +145,10 @@ class DelimitsForward:
 
     @property
     def forward_func(self) -> Callable[..., Any]:
-        func = self.__dict__["_delimited_forward_func"]
+        try:
+            func = self.__dict__["_delimited_forward_func"]
+        except KeyError:  # before __init__ set it: as a missing attribute
+            raise AttributeError("forward_func") from None
         hooks = current_hooks()
         if hooks is None or hooks.forward_owner is not self:
             return func
