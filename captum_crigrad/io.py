@@ -272,9 +272,9 @@ class LoadedModel:
     std: tuple[float, ...]
     classes: Sequence[str] | None = None
     channels_known: bool = True
-    #: CriGrad layers to filter instead of its default (ResNet-20: the outputs
-    #: of its BasicBlocks); None = CriGrad's default, every call of an
-    #: activation module or function (``nn.ReLU``, ``F.relu``, ``nn.GELU``, ...).
+    #: CriGrad layers to filter instead of its default; None = CriGrad's
+    #: default, every call of an activation module or function (``nn.ReLU``,
+    #: ``F.relu``, ``nn.GELU``, ...), which every built-in architecture uses.
     crigrad_layers: list[str] | None = None
 
 
@@ -388,19 +388,10 @@ def load_model(
         )
     elif arch == "resnet20":
         net = resnet20(num_classes=n_classes)
-        blocks = [
-            f"{stage}.{i}"
-            for stage in ("layer1", "layer2", "layer3")
-            for i in range(len(getattr(net, stage)))
-        ]
+        # CriGrad's default layers (its 19 functional ReLU calls), as chosen
+        # by the defaults study; --crigrad-layers names others
         loaded = LoadedModel(
-            net,
-            f"resnet20 ({source})",
-            3,
-            32,
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-            crigrad_layers=blocks,
+            net, f"resnet20 ({source})", 3, 32, IMAGENET_MEAN, IMAGENET_STD
         )
     else:
         import torchvision

@@ -104,6 +104,27 @@ def test_load_resnet20(tmp_path):
     )
 
 
+def test_cli_resnet20_uses_crigrads_default_layers(tmp_path):
+    """The command line's ResNet-20 filters what CriGradSaliency(model)
+    filters by default (every activation call, the defaults study's choice),
+    not a hand-picked layer list."""
+    from captum_crigrad import CriGradSaliency
+    from captum_crigrad.explain import explain
+    from captum_crigrad.methods import ExplainOptions
+
+    torch.manual_seed(0)
+    torch.save({"state_dict": resnet20().state_dict()}, tmp_path / "r.th")
+    loaded = io.load_model("resnet20", str(tmp_path / "r.th"))
+    assert loaded.crigrad_layers is None
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    options = ExplainOptions(crigrad_layers=loaded.crigrad_layers)
+    target = torch.tensor([1, 1])
+    ours = explain(loaded.model, x, "crigrad-saliency", target, options)
+    ref = CriGradSaliency(loaded.model).attribute(x, target=1, abs=False)
+    ours = ours["crigrad-saliency"]
+    torch.testing.assert_close(ours, ref)
+
+
 def test_images_and_mnist_folders(files):
     found = io.find_images([files / "images"])
     assert [p.rsplit("/", 1)[1] for p in found] == ["0.png", "1.png"]
