@@ -105,6 +105,7 @@ class InterceptCalls(TorchFunctionMode):
         replace: ``replace(func, args, kwargs) -> output`` computes the call
             instead of ``func`` itself (e.g. a ReLU with another backward
             rule); default: call ``func``.
+        before: ``before(func, args, kwargs)`` runs before each call.
     """
 
     def __init__(
@@ -112,16 +113,20 @@ class InterceptCalls(TorchFunctionMode):
         functions: Iterable[Callable[..., Any]],
         handler: CallHandler | None = None,
         replace: Callable[[Callable[..., Any], tuple, dict], Any] | None = None,
+        before: Callable[[Callable[..., Any], tuple, dict], None] | None = None,
     ) -> None:
         super().__init__()
         self.functions = frozenset(functions)
         self.handler = handler
         self.replace = replace
+        self.before = before
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func not in self.functions:
             return func(*args, **kwargs)
+        if self.before is not None:
+            self.before(func, args, kwargs)
         out = (
             func(*args, **kwargs)
             if self.replace is None

@@ -48,6 +48,15 @@ refused with an error (its layer gradients may be wrong), see
 several GPUs runs its replicas in worker threads) are other threads too:
 transforms do not act there.
 
+**Passes.** A transform that works per forward pass (CriGrad's two_pass
+mode, the target check) sees each pass through :meth:`Hooks.around_passes`:
+a pass is one call of the explained ``forward_func`` when that is not a
+module (a bound method such as ``model.forward``, a lambda, a closure;
+the drop-ins read it through :class:`DelimitsForward`, and
+:func:`with_gradient_transform` works on a copy whose ``forward_func``
+delimits), and one call of the model otherwise. A bound ``model.forward``
+skips the module's own hooks, so this is the only way to see its passes.
+
 Transforms compose with ``+``: ``CriGrad(...) + FORGrad(...)`` installs both
 sets of hooks and applies the gradient steps left to right.
 """
@@ -108,6 +117,45 @@ def current_hooks() -> Hooks | None:
     return calls[-1] if calls else None
 
 
+def delimiting_forward(func: Callable[..., Any], owner: Any) -> Callable[..., Any]:
+    """``func`` as seen by the Captum code of ``owner``'s calls: in a
+    transformed call whose forward owner is ``owner``, each call of it is one
+    pass of that call (:meth:`Hooks.around_passes`); elsewhere it is ``func``."""
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        hooks = current_hooks()
+        if hooks is None or hooks.forward_owner is not owner:
+            return func(*args, **kwargs)
+        return hooks.run_pass(func, args, kwargs)
+
+    forward.__doc__ = getattr(func, "__doc__", None)
+    return forward
+
+
+class DelimitsForward:
+    """Mixin of attribution classes whose calls see their passes through
+    their own ``forward_func`` (see :meth:`Hooks.around_passes`).
+
+    ``forward_func`` stays exactly what the caller passed (reading it
+    outside a call gives the same object); only Captum's code running inside
+    one of this object's transformed calls, in that thread, reads a function
+    that marks each call as a pass. The object is never modified per call,
+    so it may be shared by threads.
+    """
+
+    @property
+    def forward_func(self) -> Callable[..., Any]:
+        func = self.__dict__["_delimited_forward_func"]
+        hooks = current_hooks()
+        if hooks is None or hooks.forward_owner is not self:
+            return func
+        return delimiting_forward(func, self)
+
+    @forward_func.setter
+    def forward_func(self, func: Callable[..., Any]) -> None:
+        self.__dict__["_delimited_forward_func"] = func
+
+
 class ConcurrentUseError(RuntimeError):
     """A layer call saw another thread run the same model meanwhile."""
 
@@ -125,6 +173,9 @@ class Hooks:
             ``forward_func`` is a plain function and no ``model=`` was given.
         exclude: modules (with their submodules) this call leaves alone
             (see :func:`layer_scope`).
+        forward_owner: the attribution object whose ``forward_func`` calls
+            are this call's passes (:meth:`around_passes`), or None: each
+            call of ``model`` is a pass.
         transform: the transform of the call.
         gradient_evaluations: how many times the call's ``gradient_func``
             ran (see :meth:`GradientTransform.gradient_func`).
@@ -136,15 +187,20 @@ class Hooks:
         model: nn.Module | None,
         exclude: Iterable[nn.Module],
         stack: contextlib.ExitStack,
+        forward_owner: Any = None,
     ) -> None:
         self.transform = transform
         self.model = model
         self.exclude = tuple(exclude)
+        self.forward_owner = forward_owner
+        self._pass_starts: list[Callable[[], None]] = []
+        self._pass_outputs: list[Callable[[Any], None]] = []
         self.gradient_evaluations = 0
         self._stack = stack
         self._excluded = {id(m) for e in self.exclude for m in e.modules()}
         self._excluded_depth = 0
         self._handlers: dict[Callable[..., Any], list[Callable[..., Any]]] = {}
+        self._before: dict[Callable[..., Any], list[Callable[..., Any]]] = {}
         self._on_success: list[Callable[[], None]] = []
         self._thread = threading.get_ident()
         self._foreign_passes = 0
@@ -195,6 +251,36 @@ class Hooks:
         self._stack.callback(handle.remove)
         return True
 
+    def around_passes(
+        self, start: Callable[[], None], output: Callable[[Any], None]
+    ) -> bool:
+        """``start()`` before and ``output(out)`` after each forward pass of
+        this call: each call of the explained ``forward_func`` when
+        :attr:`forward_owner` is set, else each call of :attr:`model`.
+        Returns False (nothing registered) when the passes cannot be seen:
+        no forward owner and no model."""
+        if self.forward_owner is not None:
+            self._pass_starts.append(start)
+            self._pass_outputs.append(output)
+            return True
+        if self.model is None:
+            return False
+        self.forward_pre_hook(self.model, lambda module, args: start())
+        self.forward_hook(self.model, lambda module, args, out: output(out))
+        return True
+
+    def run_pass(self, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        """``func(*args, **kwargs)``, one pass of this call when it runs in
+        this call (see :meth:`around_passes`)."""
+        if not self.owns_this_pass():
+            return func(*args, **kwargs)
+        for start in self._pass_starts:
+            start()
+        out = func(*args, **kwargs)
+        for output in self._pass_outputs:
+            output(out)
+        return out
+
     def intercept(
         self, functions: Iterable[Callable[..., Any]], handler: Callable[..., Any]
     ) -> None:
@@ -204,6 +290,15 @@ class Hooks:
         :class:`~captum_crigrad.activations.InterceptCalls`)."""
         for f in functions:
             self._handlers.setdefault(f, []).append(handler)
+
+    def intercept_before(
+        self, functions: Iterable[Callable[..., Any]], handler: Callable[..., Any]
+    ) -> None:
+        """``handler(func, args, kwargs)`` before every call of one of
+        ``functions`` made by this call (in this thread), e.g. before each
+        ``torch.autograd.grad`` of the call."""
+        for f in functions:
+            self._before.setdefault(f, []).append(handler)
 
     def on_exit(self, callback: Callable[[], None]) -> None:
         """Run ``callback()`` when the call ends, exceptions included."""
@@ -217,14 +312,14 @@ class Hooks:
     def check_target_at_output(self, target: Any) -> None:
         """Check ``target`` against the model's output when it is known
         (range and form, :func:`captum_crigrad.validation.resolve_target`)."""
-        if self.model is None or target is None:
+        if target is None:
             return
 
-        def check(module: nn.Module, args: Any, output: Any) -> None:
+        def check(output: Any) -> None:
             if isinstance(output, Tensor) and output.dim() >= 1:
                 resolve_target(target, output.shape[1:])
 
-        self.forward_hook(self.model, check)
+        self.around_passes(lambda: None, check)
 
     def refuse_foreign_passes(self) -> None:
         """Count passes of the model made by other threads during this call;
@@ -255,6 +350,11 @@ class Hooks:
         self._on_success.insert(0, check)
 
     # -- running ---------------------------------------------------------------
+    def _dispatch_before(self, func: Callable[..., Any], args, kwargs) -> None:
+        if self.owns_this_pass():
+            for handler in self._before.get(func, ()):
+                handler(func, args, kwargs)
+
     def _dispatch(self, func: Callable[..., Any], args, kwargs, output):
         if self._excluded_depth or not self.owns_this_pass():
             return output
@@ -283,8 +383,12 @@ class Hooks:
             self._track_excluded()
         token = _ACTIVE.set((*_ACTIVE.get(), self))
         try:
-            if self._handlers:
-                with InterceptCalls(self._handlers, self._dispatch):
+            if self._handlers or self._before:
+                with InterceptCalls(
+                    {*self._handlers, *self._before},
+                    self._dispatch,
+                    before=self._dispatch_before,
+                ):
                     yield self
             else:
                 yield self
@@ -324,6 +428,7 @@ class GradientTransform:
         *,
         exclude: Iterable[nn.Module] = (),
         target: Any = None,
+        forward_owner: Any = None,
     ) -> Iterator[Hooks]:
         """This transform's hooks for the passes run inside a ``with`` block.
 
@@ -337,6 +442,11 @@ class GradientTransform:
                 without a module; transforms that need one say so).
             exclude: modules left alone (see :func:`layer_scope`).
             target: checked against the model's output size when given.
+            forward_owner: an attribution object (a :class:`DelimitsForward`
+                or the copy :func:`with_gradient_transform` runs) whose
+                ``forward_func`` calls are this call's passes; ignored when
+                its ``forward_func`` is a module (the module's own calls are
+                the passes then).
 
         Yields:
             The call's :class:`Hooks`.
@@ -345,7 +455,9 @@ class GradientTransform:
             check_module(model, "model")
         self.validate(model)
         with contextlib.ExitStack() as stack:
-            hooks = Hooks(self, model, exclude, stack)
+            if isinstance(getattr(forward_owner, "forward_func", None), nn.Module):
+                forward_owner = None
+            hooks = Hooks(self, model, exclude, stack, forward_owner)
             hooks.check_target_at_output(target)
             self.install(hooks)
             with hooks._active():
@@ -529,6 +641,7 @@ def run_transformed(
     inputs: Any = None,
     target: Any = None,
     method_name: str = "the method",
+    forward_owner: Any = None,
 ) -> Any:
     """Run ``call()`` (one Captum ``attribute`` call) under ``transform``.
 
@@ -542,7 +655,9 @@ def run_transformed(
     transform = transform if transform is not None else GradientTransform()
     flags = _requires_grad_flags(inputs)
     try:
-        with transform.context(model, exclude=scope, target=target) as hooks:
+        with transform.context(
+            model, exclude=scope, target=target, forward_owner=forward_owner
+        ) as hooks:
             if scope:
                 hooks.refuse_foreign_passes()
             result = call()
@@ -567,7 +682,10 @@ def layer_call_context(
     output, and passes of the model by other threads refused."""
     transform = transform if transform is not None else GradientTransform()
     model = find_model(attribution.forward_func)
-    with transform.context(model, exclude=layer_scope(attribution), target=target) as h:
+    owner = attribution if isinstance(attribution, DelimitsForward) else None
+    with transform.context(
+        model, exclude=layer_scope(attribution), target=target, forward_owner=owner
+    ) as h:
         h.refuse_foreign_passes()
         yield h
 
@@ -602,7 +720,7 @@ def _checked_target(
     return target
 
 
-class TransformedMethod:
+class TransformedMethod(DelimitsForward):
     """Mixin of the drop-in classes: a Captum method with a transform.
 
     A drop-in subclasses its Captum class and this mixin, keeps Captum's
@@ -626,7 +744,6 @@ class TransformedMethod:
     #: Prefix of :meth:`get_name`, e.g. "CriGrad" -> "CriGrad Saliency".
     name_prefix: str = ""
 
-    forward_func: Callable
     gradient_func: Callable[..., Any]  # Captum's, set by its __init__
     transform: GradientTransform | None
     model: nn.Module | None
@@ -675,6 +792,7 @@ class TransformedMethod:
             inputs=arguments.get("inputs"),
             target=target,
             method_name=type(self).__name__,
+            forward_owner=self,
         )
         return self._after_call(result, arguments)
 
@@ -729,10 +847,13 @@ class TransformedAttribution(GradientAttribution):
         if transform is not None:
             transform.validate(self.model)
         self.transform = transform
+        # a copy whose forward_func marks the passes of this object's calls
+        # (the caller's object is never modified)
+        delimited = _delimiting_copy(attribution, self)
         self.attribution = (
-            _with_gradient_step(attribution, transform)
+            _with_gradient_step(delimited, transform)
             if transform is not None and transform.has_gradient_step
-            else attribution
+            else delimited
         )
         self._inner = undecorated(type(attribution).attribute)
         self._signature = inspect.signature(self._inner)
@@ -767,11 +888,27 @@ class TransformedAttribution(GradientAttribution):
             inputs=arguments.get("inputs"),
             target=target,
             method_name=type(self.attribution).__name__,
+            forward_owner=self,
         )
         return self._after_call(result, arguments)
 
     def __repr__(self) -> str:
         return f"{type(self.attribution).__name__} with {self.transform!r}"
+
+
+def _delimiting_copy(attribution: Attribution, owner: Any) -> Attribution:
+    """``attribution`` itself when its ``forward_func`` is a module (the
+    module's calls are the passes), else a shallow copy of it (and of the
+    method a NoiseTunnel wraps) whose ``forward_func`` marks the passes of
+    ``owner``'s calls (:func:`delimiting_forward`)."""
+    func = attribution.forward_func
+    if isinstance(func, nn.Module):
+        return attribution
+    bound = copy.copy(attribution)
+    if isinstance(bound, NoiseTunnel):
+        bound.attribution_method = _delimiting_copy(bound.attribution_method, owner)
+    bound.forward_func = delimiting_forward(func, owner)
+    return bound
 
 
 def _with_gradient_step(

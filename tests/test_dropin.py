@@ -122,6 +122,10 @@ def _forward_funcs():
         ("lambda", (lambda x: seq(x)), seq),
         ("bound method", fun.logits, fun),
         ("closure", (lambda f: lambda x: f(x))(fun), fun),
+        # Captum's own tests pass model.forward: it skips the module's hooks
+        ("model.forward", seq.forward, seq),
+        ("functional model.forward", fun.forward, fun),
+        ("lambda calling model.forward", (lambda x: fun.forward(x)), fun),
     ]
 
 
@@ -139,20 +143,67 @@ def test_any_forward_func_keep_one_is_captum_and_filters_below(
         ref = Saliency(forward_func).attribute(X, target=ref_target)
         same = CriGradSaliency(forward_func, keep=1.0).attribute(X, target=target)
         torch.testing.assert_close(same, ref, atol=0, rtol=0)
-        # the default two_pass mode starts its plain backward at the model's
-        # output: a forward_func that is not the model (or a method of it)
-        # names the model
-        ours = CriGradSaliency(forward_func, keep=0.3, model=model).attribute(
-            X, target=target
-        )
-        assert ours.shape == ref.shape and not torch.allclose(ours, ref)
+        # the default two_pass mode starts its plain backward at the output
+        # of each call of forward_func, whatever forward_func is (model= or
+        # not): the same map as on the module itself
+        on_module = CriGradSaliency(model, keep=0.3).attribute(X, target=target)
+        assert not torch.allclose(on_module, ref)
+        for named in (None, model):
+            ours = CriGradSaliency(forward_func, keep=0.3, model=named).attribute(
+                X, target=target
+            )
+            torch.testing.assert_close(ours, on_module, atol=1e-6, rtol=1e-5)
         online = CriGradSaliency(forward_func, keep=0.3, mode="online")
         ours = online.attribute(X, target=target)
         assert ours.shape == ref.shape and not torch.allclose(ours, ref)
-    if name in ("lambda", "closure"):
-        with pytest.raises(ValueError, match="model="):
-            CriGradSaliency(forward_func, keep=0.3)
     assert hook_count(model) == 0
+
+
+@pytest.mark.parametrize("name,forward_func,model", _forward_funcs())
+def test_two_pass_sees_every_forward_func_in_every_class(name, forward_func, model):
+    """The call forms of Captum's classification tests (IntegratedGradients
+    and InputXGradient of ``model.forward``) and the layer and wrapped
+    methods: the default two_pass CriGrad equals its result on the module."""
+    target = [1, 4, -1]
+    base = torch.zeros_like(X)
+
+    def classes(f):
+        return [
+            (CriGradInputXGradient(f, keep=0.3), {}),
+            (CriGradIntegratedGradients(f, keep=0.3), {"n_steps": 4}),
+            (
+                crigrad_attribution(IntegratedGradients(f), keep=0.3),
+                {"n_steps": 4, "baselines": base},
+            ),
+        ]
+
+    for (ours, kw), (ref, _) in zip(classes(forward_func), classes(model), strict=True):
+        expected = ref.attribute(X, target=target, **kw)
+        got = ours.attribute(X, target=target, **kw)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    layer = model[2] if isinstance(model, nn.Sequential) else model.conv2
+    cam = CriGradLayerGradCam(forward_func, layer, keep=0.3).attribute(X, target=2)
+    ref_cam = CriGradLayerGradCam(model, layer, keep=0.3).attribute(X, target=2)
+    torch.testing.assert_close(cam, ref_cam, atol=1e-6, rtol=1e-5)
+    plain = LayerGradCam(model, layer).attribute(X, target=2)
+    assert cam.shape == plain.shape
+    assert hook_count(model) == 0
+
+
+def test_two_pass_without_a_forward_pass_to_see_is_a_clear_error_before_work():
+    """A transform context with neither a model nor a forward function to
+    delimit cannot run two_pass: a ValueError before the first pass."""
+    fun = _Nets.Functional().eval()
+    calls = []
+
+    def forward(x):
+        calls.append(1)
+        return fun(x)
+
+    with pytest.raises(ValueError, match="model="):
+        with CriGrad(keep=0.3).context(None):
+            forward(X)
+    assert calls == [] and hook_count(fun) == 0
 
 
 def test_list_of_tuples_target_on_multi_dimensional_output():
@@ -204,23 +255,17 @@ def test_captum_constructs_our_classes_itself(monkeypatch):
         monkeypatch.setattr(
             lig,
             "IntegratedGradients",
-            lambda *a, keep=keep, **k: CriGradIntegratedGradients(
-                *a, keep=keep, mode="online", **k
-            ),
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
         )
         monkeypatch.setattr(
             nig,
             "IntegratedGradients",
-            lambda *a, keep=keep, **k: CriGradIntegratedGradients(
-                *a, keep=keep, mode="online", **k
-            ),
+            lambda *a, keep=keep, **k: CriGradIntegratedGradients(*a, keep=keep, **k),
         )
         monkeypatch.setattr(
             ggc,
             "LayerGradCam",
-            lambda *a, keep=keep, **k: CriGradLayerGradCam(
-                *a, keep=keep, mode="online", **k
-            ),
+            lambda *a, keep=keep, **k: CriGradLayerGradCam(*a, keep=keep, **k),
         )
         ours_lig = LayerIntegratedGradients(net, net[2]).attribute(
             X, target=1, n_steps=4
@@ -344,4 +389,27 @@ def test_bad_target_is_a_value_error_and_captums_assertion_error():
                 make().attribute(X, target=target)
             with pytest.raises(ValueError, match="target"):
                 make().attribute(X, target=target)
+    assert hook_count(net) == 0
+
+
+def test_two_pass_ranks_from_where_the_backward_starts(monkeypatch):
+    """Captum's NeuronIntegratedGradients differentiates a neuron inside the
+    model, not the model output: two_pass ranks the plain gradients of that
+    neuron, as if forward_func returned it."""
+    import captum.attr._core.neuron.neuron_integrated_gradients as nig
+    from captum.attr import NeuronIntegratedGradients
+
+    net = _Nets.relu6_modules()
+    monkeypatch.setattr(
+        nig,
+        "IntegratedGradients",
+        lambda *a, **k: CriGradIntegratedGradients(*a, keep=0.3, **k),
+    )
+    ours = NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
+    neuron = CriGradIntegratedGradients(lambda x: net[:3](x)[:, 1, 3, 3], keep=0.3)
+    expected = neuron.attribute(X, n_steps=4)
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
+    monkeypatch.undo()
+    plain = NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
+    assert not torch.allclose(ours, plain)
     assert hook_count(net) == 0

@@ -102,3 +102,26 @@ def test_global_masks_pool_every_layer_per_sample():
         global_critical_masks([small, large[:2]], keep=0.5)
     with pytest.raises(ValueError, match="scores"):
         global_critical_masks([], keep=0.5)
+
+
+def test_global_masks_rank_a_sampled_pool_as_its_concatenation():
+    """Above EXACT_MAX the pool is ranked on sampled positions gathered from
+    each layer without concatenating: the threshold equals that of the
+    concatenated pool (same positions), tiny layers that get no sampled
+    position included, and masks written in place equal fresh ones."""
+    from captum_crigrad.crigrad.masks import EXACT_MAX, top_fraction_threshold
+
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(2, 3), (2, 64, 20, 20), (2, 1, 1), (2, 8, 30, 30), (2, 5)]
+    scores = [torch.randn(s, generator=gen) for s in shapes]
+    pooled = torch.cat([s.reshape(2, -1) for s in scores], 1)
+    assert pooled.shape[1] > EXACT_MAX
+    for keep in (0.05, 0.2, 0.5):
+        thresh = top_fraction_threshold(pooled, keep)
+        expected = [(s.reshape(2, -1) >= thresh).reshape(s.shape) for s in scores]
+        fresh = global_critical_masks(scores, keep)
+        owned = global_critical_masks([s.clone() for s in scores], keep, inplace=True)
+        for e, f, o in zip(expected, fresh, owned, strict=True):
+            assert torch.equal(f, e.float()) and torch.equal(o, e.float())
+    # the caller's scores are untouched without inplace
+    assert torch.equal(torch.cat([s.reshape(2, -1) for s in scores], 1), pooled)

@@ -102,12 +102,39 @@ def _reduce(scores: Tensor, granularity: str) -> Tensor:
     return scores
 
 
+def _pooled_threshold(
+    flats: list[Tensor], keep: float, exact: bool, dtype: torch.dtype
+) -> Tensor:
+    """:func:`top_fraction_threshold` of the (B, N_i) rows of ``flats`` laid
+    side by side, without concatenating them when the pool is sampled: the
+    sampled positions of the pool are gathered from each part (the same
+    positions, so the same threshold, as ranking the concatenation)."""
+    n = sum(f.shape[1] for f in flats)
+    if exact or n <= EXACT_MAX:
+        pooled = torch.cat([f.to(dtype) for f in flats], 1)
+        return top_fraction_threshold(pooled, keep, exact=exact)
+    idx = _sample_positions(n, SAMPLE_SIZE, flats[0].device)
+    offsets = [0]
+    for f in flats:
+        offsets.append(offsets[-1] + f.shape[1])
+    bounds = torch.searchsorted(
+        idx, torch.tensor(offsets, dtype=idx.dtype, device=idx.device)
+    ).tolist()
+    parts = [
+        f.index_select(1, idx[lo:hi] - start).to(dtype)
+        for f, start, lo, hi in zip(flats, offsets, bounds, bounds[1:], strict=False)
+        if hi > lo
+    ]
+    return top_fraction_threshold(torch.cat(parts, 1), keep, exact=True)
+
+
 def global_critical_masks(
     scores: list[Tensor],
     keep: float,
     granularity: str = "element",
     signed: bool = True,
     exact: bool = False,
+    inplace: bool = False,
 ) -> list[Tensor]:
     """0/1 masks of several layers ranked against **one** threshold per sample.
 
@@ -116,25 +143,35 @@ def global_critical_masks(
     kept, so a layer may keep more or fewer than ``keep`` of its own units
     (or none). Same arguments as :func:`critical_mask`, with ``scores`` a
     list of (B, ...) tensors sharing the batch size B; returns one mask per
-    entry, each broadcastable to its scores and of their dtype.
+    entry, each broadcastable to its scores and of their dtype. With
+    ``inplace`` the scores are temporaries of the caller and the masks are
+    written into them.
     """
     if not scores:
         raise InvalidValueError("scores: expected at least one layer's scores")
     b = scores[0].shape[0]
-    reduced = []
+    reduced, owned = [], []
     for i, s in enumerate(scores):
         if s.dim() < 2 or s.shape[0] != b:
             raise InvalidValueError(
                 f"scores: entry {i} has shape {tuple(s.shape)}; expected (B={b}, ...)"
             )
         r = _reduce(s, granularity)
-        reduced.append(r.abs() if not signed else r)
-    pooled = torch.cat([r.reshape(b, -1).to(scores[0].dtype) for r in reduced], 1)
-    thresh = top_fraction_threshold(pooled, keep, exact=exact)
-    return [
-        (r.reshape(b, -1) >= thresh.to(r.dtype)).to(s.dtype).reshape(r.shape)
-        for r, s in zip(reduced, scores, strict=True)
-    ]
+        own = inplace or r is not s
+        if not signed:
+            r, own = r.abs(), True
+        reduced.append(r)
+        owned.append(own)
+    flats = [r.reshape(b, -1) for r in reduced]
+    thresh = _pooled_threshold(flats, keep, exact, scores[0].dtype)
+    masks = []
+    for r, flat, s, own in zip(reduced, flats, scores, owned, strict=True):
+        t = thresh.to(r.dtype)
+        if own and r.dtype == s.dtype:
+            masks.append(flat.ge_(t).reshape(r.shape))
+        else:
+            masks.append((flat >= t).to(s.dtype).reshape(r.shape))
+    return masks
 
 
 def critical_mask(

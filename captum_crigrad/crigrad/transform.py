@@ -39,6 +39,7 @@ zero would lower the score); a unit with A < 0 and G > 0 is dropped.
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -122,9 +123,12 @@ class CriGrad(GradientTransform):
             default) or by its absolute value.
         granularity: ``"element"`` (default), ``"channel"`` or ``"location"``.
         mode: ``"two_pass"`` (default; ranks the plain gradients, one extra
-            backward pass; needs the model: ``forward_func`` an
-            ``nn.Module`` or a method of one, or ``model=``) or ``"online"``
-            (one backward; each layer ranks the already filtered gradient).
+            backward pass started at the output of each forward pass: each
+            call of ``forward_func`` in the drop-ins and
+            :func:`~captum_crigrad.hooks.with_gradient_transform`, whatever
+            it is (a module, ``model.forward``, a lambda); each call of the
+            model given to :meth:`context`) or ``"online"`` (one backward;
+            each layer ranks the already filtered gradient).
         threshold: ``"global"``: one threshold per sample over the units of
             all hooked layer calls together, so ``keep`` is the fraction of
             all units kept (PathwayGrad, Khakzar et al. 2021; a layer may
@@ -202,13 +206,6 @@ class CriGrad(GradientTransform):
             )
         if self.layers is not None and model is not None:
             layer_names(model, self.layers)
-        if self.mode == "two_pass" and model is None and self.keep < 1.0:
-            raise InvalidValueError(
-                "mode: 'two_pass' starts its plain backward pass at the model's "
-                "output, so it needs the model, but forward_func is not an "
-                "nn.Module (nor a method of one); pass model=<the nn.Module "
-                "forward_func runs>, or use mode='online'"
-            )
 
     def with_options(self, **changes: Any) -> CriGrad:
         """A copy with some options changed."""
@@ -253,7 +250,12 @@ class CriGrad(GradientTransform):
             assert grad is not None  # used holds the calls with a gradient
             scores.append(importance(activations[i], grad, self.importance))
         kept = global_critical_masks(
-            scores, self.keep, self.granularity, signed=self.signed, exact=self.exact
+            scores,
+            self.keep,
+            self.granularity,
+            signed=self.signed,
+            exact=self.exact,
+            inplace=self.importance == "gxi",  # A * G is a temporary of ours
         )
         for i, m in zip(used, kept, strict=True):
             out[i] = m
@@ -297,11 +299,17 @@ class CriGrad(GradientTransform):
                 hooks.forward_hook(layer, session.on_layer_output, prepend=True)
             hooks.on_success(session.check_layers_ran)
         if session.two_pass:
-            if hooks.model is None:
-                self.validate(None)  # raises: two_pass needs the model
-            assert hooks.model is not None
-            hooks.forward_pre_hook(hooks.model, session.on_model_start)
-            hooks.forward_hook(hooks.model, session.on_model_output)
+            # the plain backward starts where the call's backward starts
+            hooks.intercept_before(_DIFFERENTIATE, session.on_differentiate)
+        if session.two_pass and not hooks.around_passes(
+            session.on_pass_start, session.on_pass_output
+        ):
+            raise InvalidValueError(
+                "mode: 'two_pass' starts its plain backward pass at the output "
+                "of each forward pass, which it cannot see here: no model and no "
+                "forward function of a Captum attribution; pass model=<the "
+                "nn.Module explained>, or use mode='online'"
+            )
         if release:
             # Passes whose backward never ran hold graph tensors: release them.
             hooks.on_exit(session.close)
@@ -336,6 +344,7 @@ class _Session:
         self.passes: list[_Pass] = []
         self.activations = 0  # activation calls seen (default layers)
         self.ran: set[int] = set()  # explicit layers that ran
+        self.plain_running = False  # a plain backward of ours is running
 
     def close(self) -> None:
         for p in self.passes:  # break tensor <-> hook references
@@ -373,7 +382,7 @@ class _Session:
             )
 
     # -- forward ----------------------------------------------------------------
-    def on_model_start(self, module: nn.Module, args: Any) -> None:
+    def on_pass_start(self) -> None:
         self.current = _Pass()
         self.passes.append(self.current)
 
@@ -409,9 +418,13 @@ class _Session:
                 # the backward path from the model's output, nothing to rank
                 return
             if self.two_pass:
-                raise RuntimeError(
-                    "mode='two_pass' needs the hooked model itself to be called "
-                    "(its output starts the plain backward pass)"
+                raise InvalidValueError(
+                    "mode: 'two_pass' starts its plain backward pass at the "
+                    "output of each call of the model, but an activation ran "
+                    "outside any call of it (the model's forward method called "
+                    "directly, e.g. model.forward(x) inside a function, skips "
+                    "its hooks); call model(x) there, pass the model itself as "
+                    "forward_func, or use mode='online'"
                 )
             p = _Pass()
         idx = len(p.acts)
@@ -421,23 +434,56 @@ class _Session:
         hook = functools.partial(self.on_grad, p, idx, act, act._version)
         output.register_hook(hook)
 
-    def on_model_output(self, module: nn.Module, args: Any, output: Any) -> None:
+    def on_pass_output(self, output: Any) -> None:
         p, self.current = self.current, None
         if p is None or not p.acts:
             return
         if not (isinstance(output, Tensor) and output.requires_grad):
-            raise InvalidTypeError(
-                "mode='two_pass' needs a model returning one tensor; got "
-                f"{type(output).__name__}"
-            )
+            return  # ranked when the call differentiates (on_differentiate)
         p.output = output
         output.register_hook(functools.partial(self.on_output_grad, p))
 
     # -- backward ---------------------------------------------------------------
+    def on_differentiate(self, func: Any, args: tuple, kwargs: dict) -> None:
+        """Before the call differentiates (``torch.autograd.grad``,
+        ``backward``): the plain backward from the same roots to the
+        activations of every pass not ranked yet, and their masks. The roots
+        may be the pass output (a target score) or anything else the call
+        differentiates, e.g. a neuron inside the model (Captum's Neuron*
+        methods)."""
+        pending = [p for p in self.passes if p.masks is None and p.acts]
+        if not pending or self.plain_running:
+            return
+        roots = _roots(func, args, kwargs)
+        if roots is None:
+            return  # batched grads: ranked at the pass output instead
+        outputs, grad_outputs = roots
+        acts = [a for p in pending for a in p.acts]
+        self.plain_running = True
+        try:
+            plain = torch.autograd.grad(
+                outputs,
+                acts,
+                grad_outputs=grad_outputs,
+                retain_graph=True,
+                allow_unused=True,
+            )
+        finally:
+            self.plain_running = False
+        start = 0
+        for p in pending:
+            grads = list(plain[start : start + len(p.acts)])
+            start += len(p.acts)
+            if any(g is not None for g in grads):  # this pass is differentiated
+                p.masks = self.crigrad.masks([a.detach() for a in p.acts], grads)
+                p.clear()
+
     def on_output_grad(self, p: _Pass, grad: Tensor) -> None:
-        # The backward has just reached the model output: run the plain
-        # backward to every hooked activation first, and rank those.
-        if p.plain or p.output is None or p.masks is not None:
+        # The backward has just reached the model output without passing
+        # on_differentiate (e.g. a backward of a graph made inside the call
+        # and run after it): run the plain backward to every hooked
+        # activation first, and rank those.
+        if self.plain_running or p.plain or p.output is None or p.masks is not None:
             return None  # re-entered from the plain pass itself, or done
         acts = p.acts
         p.plain = True
@@ -456,7 +502,7 @@ class _Session:
         return None
 
     def on_grad(self, p: _Pass, idx: int, act: Tensor, version: int, grad: Tensor):
-        if p.plain:
+        if p.plain or self.plain_running:
             return None
         if act._version != version:
             raise RuntimeError(
@@ -465,11 +511,72 @@ class _Session:
                 "module whose output is not modified (or use non-inplace ops)"
             )
         if self.two_pass:
-            mask = p.masks[idx] if p.masks is not None else None
+            if p.masks is None and p.output is not None and p.acts[idx] is p.output:
+                # the pass output is this activation's output (a model ending
+                # in a ReLU): this hook ran before the output's own hook
+                self.on_output_grad(p, grad)
+            if p.masks is None:
+                # the backward reached this pass's activations without
+                # passing its output: the plain gradients to rank are unknown
+                raise InvalidValueError(
+                    "mode: 'two_pass' ranks the plain gradients of each forward "
+                    "pass's output, but this backward pass started elsewhere "
+                    "(inside the model, e.g. at a neuron of a layer, as Captum's "
+                    "Neuron* methods differentiate); use mode='online', or a "
+                    "forward_func whose output is what you differentiate"
+                )
+            mask = p.masks[idx]
             return None if mask is None else grad * mask
         mask = self.crigrad.mask(act, grad)
         # the mask is a fresh tensor: multiply into it when shapes agree
         return mask.mul_(grad) if mask.shape == grad.shape else grad * mask
+
+
+#: The calls that start a backward pass, and their signatures.
+_DIFFERENTIATE = (torch.autograd.grad, torch.autograd.backward, Tensor.backward)
+
+
+def _roots(
+    func: Any, args: tuple, kwargs: dict
+) -> tuple[list[Tensor], list[Tensor | None]] | None:
+    """The tensors a differentiating call starts from, with their incoming
+    gradients (None: ones for a scalar, as autograd does), only those that
+    require grad; None for batched gradients (``is_grads_batched``)."""
+    if func is Tensor.backward:
+        bound = _bind(func, args, kwargs)
+        outputs, grads = bound.get("self"), bound.get("gradient")
+    elif func is torch.autograd.backward:
+        bound = _bind(func, args, kwargs)
+        outputs, grads = bound.get("tensors"), bound.get("grad_tensors")
+    else:
+        bound = _bind(func, args, kwargs)
+        if bound.get("is_grads_batched"):
+            return None
+        outputs, grads = bound.get("outputs"), bound.get("grad_outputs")
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs or ())
+    gs: list[Tensor | None]
+    if grads is None:
+        gs = [None] * len(outs)
+    elif isinstance(grads, Tensor):
+        gs = [grads]
+    else:
+        gs = list(grads)
+    pairs = [
+        (o, g)
+        for o, g in zip(outs, gs, strict=False)
+        if isinstance(o, Tensor) and o.requires_grad
+    ]
+    return [o for o, _ in pairs], [g for _, g in pairs]
+
+
+def _bind(func: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    signature = _SIGNATURES.get(func)
+    if signature is None:
+        signature = _SIGNATURES[func] = inspect.signature(func)
+    return dict(signature.bind(*args, **kwargs).arguments)
+
+
+_SIGNATURES: dict[Any, inspect.Signature] = {}
 
 
 class ForwardResult(NamedTuple):
