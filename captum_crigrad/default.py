@@ -54,11 +54,6 @@ SPLIT_SEED = 0
 N_TRAIN = 8000
 TRAIN_SEED = 0
 TRAIN_EPOCHS = 6
-#: FORGrad cutoff (cycles per image) for the default model: Saliency's best
-#: sigma in ``scripts/select_default_sigma.py`` (``select_sigma`` on held-out
-#: digits other than the shipped ones); the numbers are in docs/forgrad.md,
-#: "The embedded default model".
-DEFAULT_FORGRAD_SIGMA = 7.0
 #: Natural Grad-CAM layer of the default model (the last convolution), as
 #: :func:`captum_crigrad.cam.layers.default_cam_layer` finds it.
 GRADCAM_LAYER = "features.5"

@@ -9,7 +9,7 @@ random control. :func:`to_map` turns any of them into the single-channel map
 that overlays show.
 
 Method names, their modifiers (``crigrad-``, ``forgrad-``), options
-(``@keep=``, ``@sigma=``) and meanings are those of the one registry,
+(``@keep=``, ``@sigma=``, ``@energy=``) and meanings are those of the one registry,
 :mod:`captum_crigrad.methods`; the options they read are
 :class:`~captum_crigrad.methods.ExplainOptions`. Every target defaults to the
 class the model predicts.

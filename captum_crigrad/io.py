@@ -272,7 +272,6 @@ class LoadedModel:
     std: tuple[float, ...]
     classes: Sequence[str] | None = None
     channels_known: bool = True
-    forgrad_sigma: float | None = None
     #: CriGrad layers to filter instead of its default (ResNet-20: the outputs
     #: of its BasicBlocks); None = CriGrad's default, every call of an
     #: activation module or function (``nn.ReLU``, ``F.relu``, ``nn.GELU``, ...).
@@ -318,7 +317,6 @@ def load_model(
             dflt.MNIST_MEAN,
             dflt.MNIST_STD,
             dflt.MNIST_CLASSES,
-            forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA,
         )
     if _is_model_file(model):
         if weights is not None:

@@ -12,18 +12,21 @@ Grammar (case-insensitive; see :func:`parse_method`)::
 
     name     := [modifier "-"]* base ["@" option]*
     modifier := "crigrad" | "forgrad"       (each at most once, any order)
-    option   := "keep=" FRACTION | "sigma=" NUMBER | FRACTION   (bare = keep)
+    option   := "keep=" FRACTION | "sigma=" NUMBER | "energy=" FRACTION
+              | FRACTION                                  (bare = keep)
 
 * ``crigrad-``: the method with critical gradients
   (:class:`~captum_crigrad.crigrad.transform.CriGrad`; for CAM methods only
   the layers above the CAM layer are filtered); option ``keep``.
 * ``forgrad-``: the method's map low-pass filtered post hoc
   (:func:`~captum_crigrad.forgrad.filter.forgrad`), (N, 1, H, W); option
-  ``sigma``.
+  ``sigma`` (fixed cutoff) or ``energy`` (per-map rule); default: the
+  energy rule, 0.75, or 0.9 with ``crigrad-`` too (docs/defaults_study.md).
 * A modifier alone means it on ``saliency``: ``crigrad`` =
   ``crigrad-saliency``, ``crigrad-forgrad`` = ``crigrad-forgrad-saliency``.
   ``+`` separates like ``-`` (MATLAB's ``CriGrad+FORGrad``).
 * Examples: ``saliency``, ``crigrad-ig@0.3``, ``forgrad-gradcam@sigma=7``,
+  ``crigrad-forgrad@energy=0.8``,
   ``GradientExplanation`` (MATLAB's name of ``saliency``).
 
 Each registered :class:`Method` states its meaning: ``kind`` (``"gradient"``:
@@ -71,8 +74,11 @@ from captum_crigrad.crigrad.transform import (
     CriGrad,
 )
 from captum_crigrad.forgrad.filter import (
-    DEFAULT_RELATIVE_CUTOFF,
+    DEFAULT_ENERGY,
+    DEFAULT_ENERGY_AFTER_CRIGRAD,
     POST_STEPS,
+    check_energy,
+    cutoff_rule,
     forgrad,
     resolve_sigma,
 )
@@ -138,10 +144,14 @@ class ExplainOptions:
         CriGrad's options (``mode`` and ``threshold`` there; defaults
         CriGrad's); crigrad_layers: module names or modules (default:
         CriGrad's). A ``@keep=`` in a method's name overrides ``keep``.
-    forgrad_sigma: FORGrad's cutoff in cycles per image (default None:
-        15/224 of the image size, the paper's ImageNet optimum; ``@sigma=``
-        in a name overrides it); forgrad_post: ``"abs"`` (default),
-        ``"relu"`` or ``"none"``.
+    forgrad_sigma, forgrad_energy: FORGrad's cutoff, at most one of them:
+        a fixed sigma in cycles per image, or the per-map energy fraction
+        in (0, 1) (:func:`~captum_crigrad.forgrad.filter.energy_sigma`).
+        Default (both None): the energy rule with 0.75 on ``forgrad-``
+        names and 0.9 on ``crigrad-forgrad-`` names, the study's sane
+        choices (docs/defaults_study.md). ``@sigma=``/``@energy=`` in a
+        name override both. forgrad_post: ``"abs"`` (default), ``"relu"``
+        or ``"none"``.
     functional_relu: ``"error"`` (default) refuses Guided Backprop and
         deconvnet on a model that calls ReLU outside ``nn.ReLU`` modules;
         ``"wrap"`` applies their rule to every ReLU call.
@@ -161,6 +171,7 @@ class ExplainOptions:
     crigrad_threshold: str | None = DEFAULT_THRESHOLD
     crigrad_layers: Sequence[str | nn.Module] | None = None
     forgrad_sigma: float | None = None
+    forgrad_energy: float | None = None
     forgrad_post: str = "abs"
     functional_relu: str = "error"
 
@@ -205,6 +216,13 @@ class ExplainOptions:
                 strict=True,
                 what="number of cycles per image",
             )
+        if self.forgrad_energy is not None:
+            check_energy(self.forgrad_energy, "forgrad_energy")
+            if self.forgrad_sigma is not None:
+                raise InvalidValueError(
+                    "forgrad_energy: cannot be combined with forgrad_sigma; give "
+                    "one FORGrad cutoff rule (or none for the default energy rule)"
+                )
         check_choice(self.forgrad_post, POST_STEPS, "forgrad_post")
         check_choice(self.functional_relu, FUNCTIONAL_RELU, "functional_relu")
 
@@ -376,7 +394,7 @@ def _valid_names() -> str:
         + ", ".join(a for a in _ALIASES if a not in _REGISTRY)
         + "; prefix crigrad- for critical gradients (crigrad = crigrad-saliency), "
         "forgrad- for low-pass filtered maps (forgrad = forgrad-saliency); "
-        "options @KEEP or @keep=K, @sigma=S"
+        "options @KEEP or @keep=K, @sigma=S or @energy=P"
     )
 
 
@@ -404,14 +422,36 @@ class MethodRequest:
     forgrad: bool = False
     keep: float | None = None
     sigma: float | None = None
+    energy: float | None = None
+
+    @property
+    def option_suffix(self) -> str:
+        """The name's options, ``[@keep=K][@sigma=S][@energy=P]``."""
+        opts = [f"@keep={self.keep:g}"] if self.keep is not None else []
+        opts += [f"@sigma={self.sigma:g}"] if self.sigma is not None else []
+        opts += [f"@energy={self.energy:g}"] if self.energy is not None else []
+        return "".join(opts)
 
     @property
     def canonical(self) -> str:
-        """``crigrad-forgrad-<base>[@keep=K][@sigma=S]``."""
+        """``crigrad-forgrad-<base>[@keep=K][@sigma=S][@energy=P]``."""
         mods = [m for m in MODIFIERS if getattr(self, m)]
-        opts = [f"@keep={self.keep:g}"] if self.keep is not None else []
-        opts += [f"@sigma={self.sigma:g}"] if self.sigma is not None else []
-        return "-".join([*mods, self.method.name]) + "".join(opts)
+        return "-".join([*mods, self.method.name]) + self.option_suffix
+
+    def forgrad_cutoff(self, options: ExplainOptions) -> dict[str, float]:
+        """FORGrad's cutoff rule for this name, as ``forgrad`` keywords: the
+        name's ``@sigma=``/``@energy=``, else the options', else the energy
+        rule with the study's default (0.9 after ``crigrad-``, else 0.75)."""
+        if self.sigma is not None:
+            return {"sigma": self.sigma}
+        if self.energy is not None:
+            return {"energy": self.energy}
+        if options.forgrad_sigma is not None:
+            return {"sigma": options.forgrad_sigma}
+        if options.forgrad_energy is not None:
+            return {"energy": options.forgrad_energy}
+        default = DEFAULT_ENERGY_AFTER_CRIGRAD if self.crigrad else DEFAULT_ENERGY
+        return {"energy": default}
 
     @property
     def kind(self) -> str:
@@ -452,7 +492,7 @@ def parse_method(name: str) -> MethodRequest:
         )
     if mods and not method.modifiers:
         raise InvalidValueError(f"methods: {name!r}: {method.name} takes no modifier")
-    keep = sigma = None
+    keep = sigma = energy = None
     for option in options:
         key, eq, value = option.partition("=")
         if not eq:
@@ -469,14 +509,21 @@ def parse_method(name: str) -> MethodRequest:
             sigma = check_finite_float(
                 number, f"methods: {name!r}: sigma", minimum=0, strict=True
             )
+        elif key == "energy" and "forgrad" in mods and number is not None:
+            energy = check_energy(number, f"methods: {name!r}: energy")
         else:
             raise InvalidValueError(
                 f"methods: {name!r}: bad option {'@' + option!r}; expected @KEEP "
-                "or @keep=K (0 < K <= 1) after crigrad-, @sigma=S (S > 0) after "
-                "forgrad-"
+                "or @keep=K (0 < K <= 1) after crigrad-, @sigma=S (S > 0) or "
+                "@energy=P (0 < P < 1) after forgrad-"
             )
+    if sigma is not None and energy is not None:
+        raise InvalidValueError(
+            f"methods: {name!r}: @energy cannot be combined with @sigma; give one "
+            "FORGrad cutoff rule"
+        )
     return MethodRequest(
-        text, method, "crigrad" in mods, "forgrad" in mods, keep, sigma
+        text, method, "crigrad" in mods, "forgrad" in mods, keep, sigma, energy
     )
 
 
@@ -558,14 +605,10 @@ def build_methods(
         everywhere = bool(elsewhere)
     height, width = images.shape[-2:]
     for r in requests:
-        if r.forgrad:
+        cutoff = r.forgrad_cutoff(options) if r.forgrad else {}
+        if "sigma" in cutoff:  # the energy rule fits every size
             try:
-                resolve_sigma(
-                    height,
-                    width,
-                    r.sigma if r.sigma is not None else options.forgrad_sigma,
-                    DEFAULT_RELATIVE_CUTOFF,
-                )
+                resolve_sigma(height, width, cutoff["sigma"])
             except ValueError as exc:
                 raise InvalidValueError(f"forgrad_{exc}") from None
     fns = []
@@ -574,19 +617,19 @@ def build_methods(
         ctx = BuildContext(scored, layer, options, crigrad, everywhere)
         fn = r.method.build(ctx)
         if r.forgrad:
-            fn = _post_forgrad(fn, r.sigma, options)
+            fn = _post_forgrad(fn, r.forgrad_cutoff(options), options)
         fns.append(fn)
     return fns
 
 
 def _post_forgrad(
-    fn: AttributeFn, sigma: float | None, opts: ExplainOptions
+    fn: AttributeFn, cutoff: dict[str, float], opts: ExplainOptions
 ) -> AttributeFn:
     """FORGrad post hoc on ``fn``'s maps -> (N, 1, H, W)."""
-    cutoff = opts.forgrad_sigma if sigma is None else sigma
+    cutoff_rule(**cutoff)  # one rule, checked
 
     def attribute(x, t):
-        return forgrad(fn(x, t), cutoff, post=opts.forgrad_post)
+        return forgrad(fn(x, t), **cutoff, post=opts.forgrad_post)
 
     return attribute
 

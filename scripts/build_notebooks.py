@@ -144,19 +144,20 @@ fig.tight_layout()
 FORGrad (Muzellec et al. 2023) keeps only the low spatial frequencies of a
 map. `FORGradSaliency` is the drop-in class; `with_forgrad` puts the filter
 on any Captum attribution, post hoc (default) or per gradient evaluation,
-and `transform=CriGrad(...)` combines both. `sigma` is the cutoff in cycles
-per image; for the embedded model the measured best is
-`DEFAULT_FORGRAD_SIGMA` (7 cycles on 28 x 28).
+and `transform=CriGrad(...)` combines both. The cutoff is chosen per map by
+default: the smallest low-pass disc holding 75 % of the map's spectral
+energy outside its mean (90 % after CriGrad), the rule that passed both
+sanity tests in docs/defaults_study.md (`energy=` changes the fraction,
+`sigma=` gives a fixed cutoff in cycles per image). On these 28 x 28 digits
+it keeps most frequencies, so the maps stay close to Saliency's.
 """),
     code("""
-from captum_crigrad.default import DEFAULT_FORGRAD_SIGMA
 from captum_crigrad import CriGrad, FORGradSaliency, with_forgrad
 
-fsal = FORGradSaliency(model, sigma=DEFAULT_FORGRAD_SIGMA).attribute(x, target=target, abs=False)
-both = FORGradSaliency(model, sigma=DEFAULT_FORGRAD_SIGMA, transform=CriGrad())
+fsal = FORGradSaliency(model).attribute(x, target=target, abs=False)
+both = FORGradSaliency(model, transform=CriGrad())  # energy 0.9 after CriGrad
 fboth = both.attribute(x, target=target, abs=False)
-fig_ig = with_forgrad(IntegratedGradients(model), DEFAULT_FORGRAD_SIGMA).attribute(
-    x, target=target, n_steps=32)
+fig_ig = with_forgrad(IntegratedGradients(model)).attribute(x, target=target, n_steps=32)
 print(fsal.shape)    # (4, 1, 28, 28): channels averaged, as Xplique
 
 maps = {"Saliency": plain, "FORGrad": fsal, "CriGrad + FORGrad": fboth, "FORGrad IG": fig_ig}
@@ -182,8 +183,7 @@ from captum_crigrad.explain import ExplainOptions, explain, to_map
 from captum_crigrad.forgrad.select import deletion_auc, insertion_auc
 
 names = "saliency,crigrad,forgrad,crigrad-forgrad,integratedgradients,crigrad-integratedgradients"
-attrs = explain(model, images, names, target=predicted,
-                options=ExplainOptions(forgrad_sigma=DEFAULT_FORGRAD_SIGMA))
+attrs = explain(model, images, names, target=predicted, options=ExplainOptions())
 rows = {name: to_map(a) for name, a in attrs.items()}
 rows["random (control)"] = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 print(f"{'method':30s} deletion AUC (lower is better)   insertion AUC (higher is better)")
@@ -411,8 +411,10 @@ in the paper. CriGrad with its defaults (two passes, one global threshold,
 as the layers are randomised. The old default (`mode="online"`, `keep=0.1`)
 failed here: ranking the already filtered gradient by positive activation x
 gradient is a sharper version of Guided Backprop's rule
-(docs/defaults_study.md). FORGrad's default blur (15/224 of the size) keeps
-maps similar too: it fails this check on this CNN. The `sanity` command runs the same check on your own
+(docs/defaults_study.md). FORGrad with its default per-map cutoff (the
+disc holding 75 % of each map's spectral energy) passes as well; its old
+fixed blur (15/224 of the size) kept the maps similar and failed this check
+on this CNN. The `sanity` command runs the same check on your own
 model and images (`captum-crigrad sanity --help`).
 """),
 ]
@@ -432,15 +434,14 @@ choice is seeded. 20 images make a demonstration, not a benchmark: the
     code(SETUP),
     code("""
 from captum_crigrad import metrics
-from captum_crigrad.default import DEFAULT_FORGRAD_SIGMA, load_default_images, load_default_model
+from captum_crigrad.default import load_default_images, load_default_model
 from captum_crigrad.explain import ExplainOptions, explain, predict, to_map
 
 model = load_default_model()
 images, labels = load_default_images()
 predicted, _ = predict(model, images)
 names = "saliency,crigrad,forgrad,crigrad-forgrad,integratedgradients,crigrad-integratedgradients"
-attrs = explain(model, images, names, target=predicted,
-                options=ExplainOptions(forgrad_sigma=DEFAULT_FORGRAD_SIGMA))
+attrs = explain(model, images, names, target=predicted, options=ExplainOptions())
 maps = {name: to_map(a) for name, a in attrs.items()}
 maps["random (control)"] = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 print({k: tuple(v.shape) for k, v in maps.items()})

@@ -85,7 +85,7 @@ from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM  # noqa: E402
 from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus  # noqa: E402
 from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM  # noqa: E402
 from captum_crigrad.crigrad.attr import CriGradSaliency  # noqa: E402
-from captum_crigrad.forgrad.filter import forgrad, resolve_sigma  # noqa: E402
+from captum_crigrad.forgrad.filter import forgrad  # noqa: E402
 from captum_crigrad.io import (  # noqa: E402
     cifar10_split,
     load_cifar10_tar,
@@ -475,42 +475,17 @@ def base_explainers(setup: Setup, part: str) -> dict[str, Explainer]:
 
 
 # ================================================================ FORGrad rules
-def energy_sigma(maps: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Per map, the smallest cutoff whose low-pass disc holds ``fraction`` of
-    the spectral energy of |map| outside the zero frequency."""
-    m = maps.abs().mean(1) if maps.dim() == 4 else maps.abs()
-    h, w = m.shape[-2:]
-    power = torch.fft.rfft2(m.double()).abs() ** 2
-    ky = torch.fft.fftfreq(h, dtype=torch.float64) * h
-    kx = torch.fft.rfftfreq(w, dtype=torch.float64) * w
-    # radius in cycles along the shorter side (lowpass_mask's metric)
-    radius = torch.sqrt((ky[:, None] / h) ** 2 + (kx[None, :] / w) ** 2) * min(h, w)
-    weight = torch.ones_like(radius)
-    weight[:, 1 : (w - 1) // 2 + 1] = 2.0  # rfft: the mirrored half counts twice
-    weight[0, 0] = 0.0  # zero frequency out
-    energy = (power * weight).flatten(1)
-    order = radius.flatten().argsort()
-    cum = energy[:, order].cumsum(1)
-    total = cum[:, -1:].clamp_min(1e-300)
-    idx = (cum / total < fraction).sum(1).clamp(max=order.numel() - 1)
-    sigma = radius.flatten()[order][idx]
-    return sigma.clamp(min=1.0, max=float(min(h, w)))
+def _relative(r: float) -> dict:
+    return {"relative_cutoff": r}
 
 
-def _relative(r: float):
-    def rule(maps):
-        h, w = maps.shape[-2:]
-        return torch.full((maps.shape[0],), resolve_sigma(h, w, None, r))
-
-    return rule
+def _energy(p: float) -> dict:
+    # the library's per-map rule (forgrad.filter.energy_sigma), on |map|
+    return {"energy": p}
 
 
-def _energy(p: float):
-    return lambda maps: energy_sigma(maps, p)
-
-
-#: name -> (description, maps -> per-map sigma)
-SIGMA_RULES: dict[str, tuple[str, Callable]] = {
+#: name -> (description, forgrad's cutoff keywords)
+SIGMA_RULES: dict[str, tuple[str, dict]] = {
     "rel15/224": ("sigma = 15/224 of the size (today)", _relative(15 / 224)),
     "rel1/8": ("sigma = 1/8 of the size", _relative(1 / 8)),
     "rel1/4": ("sigma = 1/4 of the size", _relative(1 / 4)),
@@ -522,12 +497,9 @@ SIGMA_RULES: dict[str, tuple[str, Callable]] = {
 
 
 def apply_forgrad(maps: torch.Tensor, rule: str) -> torch.Tensor:
-    sigmas = SIGMA_RULES[rule][1](maps)
-    out = torch.empty_like(maps)
-    for s in torch.unique(sigmas):
-        rows = sigmas == s
-        out[rows] = forgrad(maps[rows], sigma=float(s))
-    return out
+    """FORGrad (``post="abs"``) on single-channel maps with a rule of
+    :data:`SIGMA_RULES`; each map is filtered on its own."""
+    return forgrad(maps, **SIGMA_RULES[rule][1])
 
 
 # ================================================================ the cache

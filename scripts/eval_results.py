@@ -4,7 +4,9 @@ Part "cifar": ResNet-20 + the 20 CIFAR-10 images of ../shared/assets.
 Part "mnist": a SmallCNN trained (seeded) on the first 8000 MNIST test images,
 evaluated on held-out images of the last 2000, plus a small ROAR.
 Methods: Saliency, InputXGradient, IntegratedGradients, each plain and with
-CriGrad at several ``keep`` values, and a random-map control; metrics with a
+CriGrad at several ``keep`` values (its default included, marked "(default)"
+in the tables; every other CriGrad option is CriGrad's default, layers
+included: every activation call), and a random-map control; metrics with a
 random-order control (pixel perturbation). Writes <out>_<part>.json and .md.
 
     python scripts/eval_results.py --part cifar --out docs/results/eval
@@ -24,7 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captum_crigrad._files import write_text_atomic as write_atomic
-from captum_crigrad.cli.eval import resnet_blocks
+from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
 from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
 from captum_crigrad.metrics.roar import attribute_dataset, roar
@@ -32,7 +34,7 @@ from captum_crigrad.metrics.suite import evaluate, format_markdown
 from captum_crigrad.models import SmallCNN, normalize
 from captum_crigrad.training import accuracy, train_classifier
 
-KEEPS = (0.1, 0.3, 0.5, 0.7)
+KEEPS = tuple(sorted({0.1, DEFAULT_KEEP, 0.3, 0.5, 0.7}))
 METRICS = (
     "pixel_perturbation",
     "pixel_perturbation_random_order",
@@ -51,15 +53,20 @@ def method_names(bases=("saliency", "ixg", "ig"), keeps=KEEPS):
     return names + ["random"]
 
 
+def label(name):
+    """The method's name in the tables, ``(default)`` after CriGrad's default."""
+    if name.startswith("crigrad-") and name.endswith(f"@{DEFAULT_KEEP:g}"):
+        return f"{name} (default)"
+    return name
+
+
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run_metrics(model, images, layers, args, extra=None):
+def run_metrics(model, images, args):
     methods = method_names()
-    options = ExplainOptions(
-        keep=0.3, crigrad_layers=layers, seed=args.seed, internal_batch_size=64
-    )
+    options = ExplainOptions(seed=args.seed, internal_batch_size=64)
     rows = evaluate(
         model,
         images,
@@ -112,7 +119,11 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    result = {"settings": vars(args), "command": " ".join(["python"] + sys.argv)}
+    result = {
+        "settings": vars(args),
+        "command": " ".join(["python"] + sys.argv),
+        "crigrad": repr(CriGrad()),  # every option but keep, for each crigrad- row
+    }
     if args.part == "cifar":
         model = load_resnet20(
             os.path.join(args.assets, "cifar10_resnet20", "resnet20-12fca82f.th")
@@ -121,7 +132,7 @@ def main() -> int:
             os.path.join(args.assets, "cifar10_images")
         )
         x = normalize(images)
-        rows, extra = run_metrics(model, x, resnet_blocks(model), args)
+        rows, extra = run_metrics(model, x, args)
         title = "ResNet-20, 20 CIFAR-10 images"
     else:
         xs, ys = load_mnist(os.path.join(args.assets, "mnist"))
@@ -135,7 +146,7 @@ def main() -> int:
         log(f"held-out accuracy {acc:.4f}")
         torch.save(model.state_dict(), args.out + "_mnist_smallcnn.pt")
         result["heldout_accuracy"] = acc
-        rows, extra = run_metrics(model, xte[: args.mnist_eval_images], None, args)
+        rows, extra = run_metrics(model, xte[: args.mnist_eval_images], args)
         title = (
             f"SmallCNN on MNIST (held-out accuracy {acc:.4f}), "
             f"{args.mnist_eval_images} held-out images"
@@ -148,10 +159,16 @@ def main() -> int:
         def model_fn():
             return SmallCNN(in_channels=1)
 
-        for name in ("saliency", "crigrad-saliency@0.3", "ixg", "crigrad-ixg@0.3"):
+        keep = f"@{DEFAULT_KEEP:g}"
+        for name in (
+            "saliency",
+            "crigrad-saliency" + keep,
+            "ixg",
+            "crigrad-ixg" + keep,
+        ):
             (request,) = parse_methods(name)
             (attribute,) = build_methods(
-                [request], model, xtr[:1], ExplainOptions(keep=0.3, seed=args.seed)
+                [request], model, xtr[:1], ExplainOptions(seed=args.seed)
             )
             a_tr = attribute_dataset(attribute, xtr[:n_tr], ytr[:n_tr], batch_size=250)
             a_te = attribute_dataset(attribute, xte, yte, batch_size=250)
@@ -184,10 +201,12 @@ def main() -> int:
     md = [
         f"### {title}",
         "",
-        format_markdown(rows),
+        f"CriGrad rows: `{result['crigrad']}` with `keep` = the number after `@`.",
+        "",
+        format_markdown([dict(r, method=label(r["method"])) for r in rows]),
         "",
         "pixel_perturbation at k=0.1 (lower is better): "
-        + ", ".join(f"{r['method']} {r['mean']:.4f}" for r in extra),
+        + ", ".join(f"{label(r['method'])} {r['mean']:.4f}" for r in extra),
     ]
     if "roar" in result:
         md += [
@@ -199,7 +218,7 @@ def main() -> int:
             "|---|---|---|",
         ]
         md += [
-            f"| {r['method']} | {r['fraction']:.1f} | {r['accuracy']:.4f} ± "
+            f"| {label(r['method'])} | {r['fraction']:.1f} | {r['accuracy']:.4f} ± "
             f"{r['std'] or 0:.4f} |"
             for r in result["roar"]
         ]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
-from captum_crigrad.forgrad.filter import DEFAULT_RELATIVE_CUTOFF
+from captum_crigrad.forgrad.filter import PAPER_RELATIVE_CUTOFF
 from captum_crigrad.forgrad.select import (
     default_sigma_grid,
     deletion_auc,
@@ -99,7 +99,7 @@ class InsDel:
 
 def run_model(name, model, inputs, targets, methods, n_steps, seed, ig_steps):
     height, width = inputs.shape[-2:]
-    default_sigma = DEFAULT_RELATIVE_CUTOFF * min(height, width)
+    default_sigma = PAPER_RELATIVE_CUTOFF * min(height, width)  # the old default
     sigmas = sorted(set(default_sigma_grid(height, width)) | {default_sigma})
     g = torch.Generator().manual_seed(seed)
     random_maps = torch.rand(inputs.shape[0], 1, height, width, generator=g)

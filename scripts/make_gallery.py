@@ -20,6 +20,10 @@ sys.path.insert(0, str(ROOT))
 from captum_crigrad import default as dflt  # noqa: E402
 from captum_crigrad.crigrad.transform import DEFAULT_KEEP  # noqa: E402
 from captum_crigrad.explain import ExplainOptions, explain, predict, to_map  # noqa: E402
+from captum_crigrad.forgrad.filter import (  # noqa: E402
+    DEFAULT_ENERGY,
+    DEFAULT_ENERGY_AFTER_CRIGRAD,
+)
 from captum_crigrad.overlay import plot_grid  # noqa: E402
 
 METHODS = (
@@ -70,9 +74,7 @@ def main() -> int:
         images,
         args.methods,
         target=predicted,
-        options=ExplainOptions(
-            layer=dflt.GRADCAM_LAYER, seed=0, forgrad_sigma=dflt.DEFAULT_FORGRAD_SIGMA
-        ),
+        options=ExplainOptions(layer=dflt.GRADCAM_LAYER, seed=0),
     )
     maps = {
         pretty(name): to_map(a, images.shape[-2:]) for name, a in attributions.items()
@@ -86,7 +88,8 @@ def main() -> int:
         args.out,
         row_titles=titles,
         title=f"Embedded MNIST CNN, target = predicted class: baseline vs CriGrad "
-        f"(keep={DEFAULT_KEEP}) and FORGrad (sigma={dflt.DEFAULT_FORGRAD_SIGMA:g})",
+        f"(keep={DEFAULT_KEEP}) and FORGrad (energy rule {DEFAULT_ENERGY:g}, "
+        f"{DEFAULT_ENERGY_AFTER_CRIGRAD:g} after CriGrad)",
         cell=1.15,
     )
     print("wrote", args.out)

@@ -38,8 +38,8 @@ VARIANTS = {
     "CriGrad importance=grad": dict(importance="grad"),
     "CriGrad mode=two_pass": dict(mode="two_pass"),
 }
-FORGRAD_SIGMAS = {  # default: 15/224 x 28 = 1.875
-    "FORGrad sigma=1.875 (default)": (None, None),
+FORGRAD_SIGMAS = {  # the default then: 15/224 x 28 = 1.875
+    "FORGrad sigma=1.875 (default)": (15 / 224 * 28, None),
     "FORGrad sigma=3.5": (3.5, None),
     "FORGrad sigma=7": (7.0, None),
     "CriGrad signed=False and FORGrad sigma=7": (7.0, dict(signed=False)),

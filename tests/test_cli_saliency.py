@@ -265,6 +265,11 @@ def _bad_inputs(tmp_path, digits):
             [digits, "--methods", "forgrad", "--sigma", "50"],
             "forgrad_sigma",
         ),
+        "bad energy": ([digits, "--methods", "forgrad", "--energy", "1"], "--energy"),
+        "sigma and energy": (
+            [digits, "--methods", "forgrad", "--sigma", "3", "--energy", "0.5"],
+            "--energy: cannot be combined with --sigma",
+        ),
     }
 
 

@@ -189,6 +189,36 @@ def test_forgrad_modifier_filters_the_final_map(data):
     }
 
 
+def test_forgrad_modifier_defaults_to_the_energy_rule(data):
+    """No cutoff given: forgrad- uses energy 0.75, crigrad-forgrad- 0.9
+    (docs/defaults_study.md); @energy= and forgrad_energy override them."""
+    from captum_crigrad.forgrad.filter import forgrad
+
+    images, labels = data
+    model = load_default_model()
+    out = explain(
+        model,
+        images,
+        "saliency,crigrad,forgrad,crigrad-forgrad,forgrad@energy=0.5",
+        target=labels,
+    )
+    torch.testing.assert_close(out["forgrad"], forgrad(out["saliency"], energy=0.75))
+    torch.testing.assert_close(
+        out["crigrad-forgrad"], forgrad(out["crigrad"], energy=0.9)
+    )
+    torch.testing.assert_close(
+        out["forgrad@energy=0.5"], forgrad(out["saliency"], energy=0.5)
+    )
+    again = explain(
+        model,
+        images,
+        "forgrad",
+        target=labels,
+        options=ExplainOptions(forgrad_energy=0.5),
+    )
+    torch.testing.assert_close(again["forgrad"], out["forgrad@energy=0.5"])
+
+
 def test_expected_gradcam_by_name(data):
     from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from captum_crigrad.forgrad.filter import (
+    PAPER_RELATIVE_CUTOFF,
     forgrad,
     lowpass_mask,
     resolve_sigma,
@@ -51,13 +52,16 @@ def test_matches_independent_numpy_reference_on_even_square(size, sigma):
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
 
 
-def test_default_sigma_is_15_on_224_and_relative_elsewhere():
-    assert resolve_sigma(224, 224) == pytest.approx(15)
-    assert resolve_sigma(32, 32) == pytest.approx(15 / 224 * 32)
-    assert resolve_sigma(32, 48) == pytest.approx(15 / 224 * 32)
+def test_paper_cutoff_is_15_on_224_and_relative_elsewhere():
+    paper = dict(relative_cutoff=PAPER_RELATIVE_CUTOFF)
+    assert resolve_sigma(224, 224, **paper) == pytest.approx(15)
+    assert resolve_sigma(32, 32, **paper) == pytest.approx(15 / 224 * 32)
+    assert resolve_sigma(32, 48, **paper) == pytest.approx(15 / 224 * 32)
+    with pytest.raises(ValueError, match="energy_sigma"):
+        resolve_sigma(32, 32)  # the default rule has no single sigma
     x = _rand(2, 3, 224, 224, seed=3)
     # (9, 12) lies exactly on the circle of radius 15: kept by both forms.
-    torch.testing.assert_close(forgrad(x), forgrad(x, 15), atol=0, rtol=0)
+    torch.testing.assert_close(forgrad(x, **paper), forgrad(x, 15), atol=0, rtol=0)
     assert lowpass_mask(224, 224, 15 / 224 * 224)[9, 12] == 1
 
 
@@ -235,6 +239,10 @@ def test_cuda_matches_cpu():
         (dict(sigma="15"), TypeError, "sigma"),
         (dict(relative_cutoff=0), ValueError, "relative_cutoff"),
         (dict(relative_cutoff=1.5), ValueError, "relative_cutoff"),
+        (dict(energy=1.0), ValueError, "energy"),
+        (dict(energy=0), ValueError, "energy"),
+        (dict(energy="0.5"), TypeError, "energy"),
+        (dict(sigma=3, energy=0.5), ValueError, "energy: cannot be combined"),
         (dict(post="square"), ValueError, "post"),
         (dict(reduce_channels=1), TypeError, "reduce_channels"),
     ],

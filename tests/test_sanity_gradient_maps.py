@@ -269,8 +269,10 @@ def test_forgrad_entries_filter_the_gradient(cnn, images):
     plain, cri, f, cf = attribution_maps(
         cnn, images, ["GradientExplanation", "CriGrad", "FORGrad", "CriGrad+FORGrad"]
     )
-    torch.testing.assert_close(f, forgrad(plain))
-    torch.testing.assert_close(cf, forgrad(cri))
+    # the default cutoffs: energy 0.75 alone, 0.9 after CriGrad
+    torch.testing.assert_close(f, forgrad(plain, energy=0.75))
+    torch.testing.assert_close(cf, forgrad(cri, energy=0.9))
+    assert not torch.allclose(cf, forgrad(cri, energy=0.75))
     assert f.shape == (5, 1, 28, 28) and f.min() >= 0
 
 

@@ -175,8 +175,46 @@ def methods_help() -> str:
         f"{', '.join(available_methods())} (aliases: {', '.join(aliases)}; any "
         "case); prefix crigrad- for critical gradients, forgrad- for low-pass "
         "filtered maps (crigrad = crigrad-saliency, forgrad = forgrad-saliency); "
-        "options @KEEP (crigrad keep, e.g. crigrad-ig@0.3) and @sigma=S"
+        "options @KEEP (crigrad keep, e.g. crigrad-ig@0.3), @sigma=S or @energy=P"
     )
+
+
+def add_forgrad_arguments(group) -> None:
+    """FORGrad's cutoff options, ``--sigma`` and ``--energy`` (read with
+    :func:`forgrad_cutoff`), defined once for every command that filters."""
+    group.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="FORGrad: a fixed cutoff in cycles per image (default: the per-map "
+        "energy rule, see --energy)",
+    )
+    group.add_argument(
+        "--energy",
+        type=float,
+        default=None,
+        help="FORGrad: per map, the smallest cutoff whose disc holds this "
+        "fraction of the map's spectral energy (outside the mean), in (0, 1) "
+        "(default: 0.75 on forgrad-, 0.9 on crigrad-forgrad-: the rules that "
+        "pass both sanity tests in docs/defaults_study.md)",
+    )
+
+
+def check_forgrad_cutoff(args) -> None:
+    """``--sigma``/``--energy`` checked, at most one of them (they become
+    ``ExplainOptions(forgrad_sigma=, forgrad_energy=)``)."""
+    from captum_crigrad.forgrad.filter import check_energy
+    from captum_crigrad.validation import InvalidValueError, check_finite_float
+
+    if args.sigma is not None:
+        check_finite_float(args.sigma, "--sigma", minimum=0, strict=True)
+    if args.energy is not None:
+        check_energy(args.energy, "--energy")
+        if args.sigma is not None:
+            raise InvalidValueError(
+                "--energy: cannot be combined with --sigma; give one FORGrad cutoff "
+                "rule (or none for the default energy rule)"
+            )
 
 
 def add_method_arguments(parser, *, default: str):

@@ -48,7 +48,7 @@ DEFAULT_OUT = "crigrad-demo-out"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from captum_crigrad.cli._inputs import methods_help
+    from captum_crigrad.cli._inputs import add_forgrad_arguments, methods_help
 
     parser.add_argument(
         "--out",
@@ -69,13 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=16,
         help="deletion/insertion curve steps (default: 16)",
     )
-    parser.add_argument(
-        "--sigma",
-        type=float,
-        default=None,
-        help="FORGrad cutoff in cycles per image (default: the embedded model's "
-        "measured best, captum_crigrad.default.DEFAULT_FORGRAD_SIGMA)",
-    )
+    add_forgrad_arguments(parser)
     parser.add_argument(
         "--seed", type=int, default=0, help="seed for every random draw"
     )
@@ -130,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from captum_crigrad import default as dflt
     from captum_crigrad import metrics
+    from captum_crigrad.cli._inputs import check_forgrad_cutoff
     from captum_crigrad.cli._output import check_output_folder, staged_output
     from captum_crigrad.explain import ExplainOptions, explain, to_map
     from captum_crigrad.methods import parse_methods
@@ -145,8 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     check_positive_int(args.steps, "--steps")
     check_output_folder(args.out)
     check_positive_int(args.threads, "--threads", minimum=0)  # 0: torch's default
-    if args.sigma is None:
-        args.sigma = dflt.DEFAULT_FORGRAD_SIGMA
+    check_forgrad_cutoff(args)
 
     start = time.perf_counter()
     model = dflt.load_default_model(device)
@@ -155,7 +149,10 @@ def _run(args: argparse.Namespace) -> int:
     images = images.to(device)
     predicted, confidence = predict(model, images)
     options = ExplainOptions(
-        layer=dflt.GRADCAM_LAYER, seed=args.seed, forgrad_sigma=args.sigma
+        layer=dflt.GRADCAM_LAYER,
+        seed=args.seed,
+        forgrad_sigma=args.sigma,
+        forgrad_energy=args.energy,
     )
     attributions = explain(model, images, methods, target=predicted, options=options)
     size = (images.shape[-2], images.shape[-1])
@@ -214,7 +211,8 @@ def _run(args: argparse.Namespace) -> int:
         "device": str(device),
         "seed": args.seed,
         "steps": args.steps,
-        "forgrad_sigma": args.sigma,
+        "forgrad_sigma": args.sigma,  # both None: the default energy rule
+        "forgrad_energy": args.energy,
         "model": "embedded default (captum_crigrad.default.load_default_model)",
         "versions": versions(),
     }

@@ -40,6 +40,7 @@ DEFAULT_OUT = "crigrad-saliency-out"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from captum_crigrad.cli._inputs import (
+        add_forgrad_arguments,
         add_image_arguments,
         add_method_arguments,
         add_model_arguments,
@@ -150,14 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "layer with online)",
     )
     g = parser.add_argument_group("FORGrad options")
-    g.add_argument(
-        "--sigma",
-        type=float,
-        default=None,
-        help="cutoff in cycles per image (default: 15/224 of the image size, the "
-        "paper's ImageNet optimum; for the embedded default model its measured "
-        "best, captum_crigrad.default.DEFAULT_FORGRAD_SIGMA)",
-    )
+    add_forgrad_arguments(g)
     g.add_argument(
         "--forgrad-post",
         default="abs",
@@ -210,9 +204,7 @@ def _methods(args) -> list[str]:
         for subset in subsets:  # e.g. --crigrad --forgrad: crigrad-, forgrad-, both
             wanted = {m for m in MODIFIERS if getattr(r, m)} | set(subset)
             mods = [m for m in MODIFIERS if m in wanted]
-            options = f"@keep={r.keep:g}" if r.keep is not None else ""
-            options += f"@sigma={r.sigma:g}" if r.sigma is not None else ""
-            names.append("-".join([*mods, r.method.name]) + options)
+            names.append("-".join([*mods, r.method.name]) + r.option_suffix)
     return list(dict.fromkeys(names))
 
 
@@ -225,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from captum_crigrad.cli._inputs import (
+        check_forgrad_cutoff,
         crigrad_layer_names,
         load_inputs,
     )
@@ -244,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)
+    check_forgrad_cutoff(args)
     for flag in ("batch_size", "n_steps", "n_samples"):
         option = "--" + flag.replace("_", "-")
         check_positive_int(getattr(args, flag), option, allow_none=True)
@@ -293,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
         crigrad_mode=args.crigrad_mode,
         crigrad_threshold=args.crigrad_threshold,
         crigrad_layers=crigrad_layer_names(args, loaded),
-        forgrad_sigma=args.sigma if args.sigma is not None else loaded.forgrad_sigma,
+        forgrad_sigma=args.sigma,
+        forgrad_energy=args.energy,
         forgrad_post=args.forgrad_post,
     )
     options.validate()

@@ -10,7 +10,7 @@ from captum_crigrad.forgrad.attr import (
     FORGradSaliency,
     with_forgrad,
 )
-from captum_crigrad.forgrad.filter import forgrad
+from captum_crigrad.forgrad.filter import energy_sigma, forgrad
 from captum_crigrad.forgrad.select import SigmaSelection, plot_sigma_curve, select_sigma
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "FORGradLayerGradCam",
     "FORGradSaliency",
     "SigmaSelection",
+    "energy_sigma",
     "forgrad",
     "plot_sigma_curve",
     "select_sigma",

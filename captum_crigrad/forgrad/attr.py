@@ -25,7 +25,8 @@ Drop-in classes: :class:`FORGradSaliency`, :class:`FORGradInputXGradient`,
 :class:`FORGradIntegratedGradients`, :class:`FORGradLayerGradCam`. Each
 subclasses its Captum class and keeps its constructor signature
 (``FORGradLayerGradCam(forward_func, layer, device_ids=None)``); FORGrad's
-options are keyword-only (``sigma=``, ``post=``, ``where=``, ...). Each takes
+options are keyword-only (``sigma=``, ``energy=``, ``post=``, ``where=``, ...);
+the default cutoff is the per-map energy rule (0.75, or 0.9 after CriGrad). Each takes
 an optional ``transform`` (e.g. ``CriGrad(...)``) applied to every gradient
 evaluation (above the layer for FORGradLayerGradCam, as every layer method),
 which gives CriGrad and FORGrad on one method.
@@ -46,13 +47,17 @@ from captum.attr import (
 from torch import Tensor
 
 from captum_crigrad.cam.gradcam import GradCAM
+from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.forgrad.filter import (
-    DEFAULT_RELATIVE_CUTOFF,
+    DEFAULT_ENERGY,
+    DEFAULT_ENERGY_AFTER_CRIGRAD,
     POST_STEPS,
+    cutoff_rule,
     forgrad,
     resolve_sigma,
 )
 from captum_crigrad.hooks import (
+    ComposedTransform,
     GradientTransform,
     TransformedAttribution,
     TransformedMethod,
@@ -75,6 +80,7 @@ __all__ = [
     "FORGradInputXGradient",
     "FORGradIntegratedGradients",
     "FORGradLayerGradCam",
+    "default_energy",
     "with_forgrad",
     "WHERE",
 ]
@@ -85,12 +91,19 @@ TensorOrTuple = Tensor | tuple[Tensor, ...]
 WHERE = ("post_hoc", "per_step")
 
 
-def _check_options(sigma, relative_cutoff, post, reduce_channels) -> None:
-    """Size-independent checks of the filter options (sizes are checked per call)."""
-    check_choice(post, POST_STEPS, "post")
-    check_bool(reduce_channels, "reduce_channels")
-    # a large enough size lets resolve_sigma check sign, type and finiteness
-    resolve_sigma(1 << 30, 1 << 30, sigma, relative_cutoff)
+def default_energy(transform: GradientTransform | None) -> float:
+    """FORGrad's default energy fraction after ``transform``: the study's
+    choice after CriGrad (:data:`DEFAULT_ENERGY_AFTER_CRIGRAD`, 0.9) when
+    ``transform`` is or contains a :class:`CriGrad`, else
+    :data:`DEFAULT_ENERGY` (0.75). docs/defaults_study.md."""
+    parts = (
+        transform.transforms
+        if isinstance(transform, ComposedTransform)
+        else (transform,)
+    )
+    if any(isinstance(t, CriGrad) for t in parts):
+        return DEFAULT_ENERGY_AFTER_CRIGRAD
+    return DEFAULT_ENERGY
 
 
 def _check_spatial_inputs(
@@ -107,6 +120,8 @@ def _check_spatial_inputs(
             f"inputs: FORGrad filters images, (B, H, W) or (B, C, H, W); input {i} "
             f"has shape {tuple(inputs[i].shape)}"
         )
+    if sigma is None and relative_cutoff is None:
+        return  # the energy rule fits every size
     for t in spatial:
         resolve_sigma(t.shape[-2], t.shape[-1], sigma, relative_cutoff)
 
@@ -120,14 +135,25 @@ class FORGrad(GradientTransform):
     sees gradients of the shape it expects). Gradients of fewer than 3
     dimensions (non-image inputs of a multi-input model) pass unchanged.
 
-    Args: as :func:`~captum_crigrad.forgrad.filter.forgrad`; the defaults here are
-    the linear filter (``post="none"``, ``reduce_channels=False``), which
-    low-pass filters each gradient channel and commutes with averaging.
+    Args: as :func:`~captum_crigrad.forgrad.filter.forgrad`: one cutoff rule
+    of ``sigma``, ``relative_cutoff`` or ``energy`` (default: the energy
+    rule with :data:`~captum_crigrad.forgrad.filter.DEFAULT_ENERGY`, 0.75;
+    the resolved rule is in the attributes ``sigma``, ``relative_cutoff``,
+    ``energy``, exactly one of them not None). The other defaults here
+    are ``post="none"``, ``reduce_channels=False``: each gradient channel
+    is low-pass filtered. With a fixed ``sigma`` or ``relative_cutoff``
+    this is a linear filter that commutes with averaging; with the energy
+    rule each channel map of each gradient gets its own cutoff, so
+    averaging filtered gradients (SmoothGrad, IG per step) differs from
+    filtering their average.
 
     Use with :func:`~captum_crigrad.hooks.with_gradient_transform`, or
     ``where="per_step"`` of the FORGrad classes; compose with CriGrad as
     ``CriGrad(...) + FORGrad(...)`` (CriGrad's hooks shape the backward pass,
-    then FORGrad filters the resulting input gradient).
+    then FORGrad filters the resulting input gradient). A bare ``FORGrad()``
+    does not know what precedes it: after CriGrad the study's choice is
+    ``FORGrad(energy=0.9)``, which the FORGrad classes given
+    ``transform=CriGrad(...)`` use by default.
     """
 
     has_gradient_step = True
@@ -136,13 +162,17 @@ class FORGrad(GradientTransform):
         self,
         sigma: float | None = None,
         *,
-        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        relative_cutoff: float | None = None,
+        energy: float | None = None,
         post: str = "none",
         reduce_channels: bool = False,
     ) -> None:
-        _check_options(sigma, relative_cutoff, post, reduce_channels)
-        self.sigma = sigma
-        self.relative_cutoff = relative_cutoff
+        check_choice(post, POST_STEPS, "post")
+        check_bool(reduce_channels, "reduce_channels")
+        rule, value = cutoff_rule(sigma, relative_cutoff, energy)
+        self.sigma = value if rule == "sigma" else None
+        self.relative_cutoff = value if rule == "relative_cutoff" else None
+        self.energy = value if rule == "energy" else None
         self.post = post
         self.reduce_channels = reduce_channels
 
@@ -152,6 +182,7 @@ class FORGrad(GradientTransform):
             maps,
             self.sigma,
             relative_cutoff=self.relative_cutoff,
+            energy=self.energy,
             post=self.post,
             reduce_channels=self.reduce_channels,
         )
@@ -171,11 +202,12 @@ class FORGrad(GradientTransform):
         return tuple(out)
 
     def __repr__(self) -> str:
-        cutoff = (
-            f"sigma={self.sigma}"
-            if self.sigma is not None
-            else f"relative_cutoff={self.relative_cutoff:.4g}"
-        )
+        if self.sigma is not None:
+            cutoff = f"sigma={self.sigma:g}"
+        elif self.relative_cutoff is not None:
+            cutoff = f"relative_cutoff={self.relative_cutoff:.4g}"
+        else:
+            cutoff = f"energy={self.energy:g}"
         return (
             f"FORGrad({cutoff}, post={self.post!r}, "
             f"reduce_channels={self.reduce_channels})"
@@ -189,11 +221,16 @@ class _PostHoc:
     forgrad: FORGrad
     where: str
 
-    def _set_forgrad(self, sigma, relative_cutoff, post, reduce_channels, where):
+    def _set_forgrad(
+        self, sigma, relative_cutoff, energy, post, reduce_channels, where, transform
+    ):
         check_choice(where, WHERE, "where")
+        if sigma is None and relative_cutoff is None and energy is None:
+            energy = default_energy(transform)
         self.forgrad = FORGrad(
             sigma,
             relative_cutoff=relative_cutoff,
+            energy=energy,
             post=post,
             reduce_channels=reduce_channels,
         )
@@ -272,13 +309,16 @@ class FORGradAttribution(_PostHoc, TransformedAttribution):
         attribution: a Captum ``Attribution`` instance (Saliency,
             IntegratedGradients, NoiseTunnel(...), LayerGradCam, ...). It is
             not modified.
-        sigma, relative_cutoff, post, reduce_channels: the filter's options,
-            see :func:`~captum_crigrad.forgrad.filter.forgrad` (defaults: sigma =
-            15/224 of the image size, ``post="abs"``, channels averaged).
-            The default sigma fails the sanity checks on the small images
-            of docs/defaults_study.md (randomisation on two of its three
-            models, class sensitivity on the third); choose ``sigma`` for
-            your model.
+        sigma, relative_cutoff, energy, post, reduce_channels: the filter's
+            options, see :func:`~captum_crigrad.forgrad.filter.forgrad`; at
+            most one of the three cutoff rules. Default: the per-map energy
+            rule with fraction 0.75, or 0.9 when ``transform`` is (or
+            contains) a CriGrad (:func:`default_energy`): the rules that
+            pass both sanity tests on every model of docs/defaults_study.md.
+            ``post="abs"``, channels averaged. ``relative_cutoff=15/224``
+            (the paper's ImageNet optimum, the old default) fails the
+            sanity tests there (randomisation on two of its three models,
+            class sensitivity on the third).
         where: ``"post_hoc"`` or ``"per_step"``.
         transform: optional :class:`~captum_crigrad.hooks.GradientTransform`
             applied per gradient evaluation *before* FORGrad, e.g.
@@ -299,7 +339,8 @@ class FORGradAttribution(_PostHoc, TransformedAttribution):
         attribution: Attribution,
         sigma: float | None = None,
         *,
-        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        relative_cutoff: float | None = None,
+        energy: float | None = None,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
@@ -311,7 +352,9 @@ class FORGradAttribution(_PostHoc, TransformedAttribution):
                 "attribution: expected a Captum Attribution instance (e.g. "
                 f"Saliency(model)), got {type(attribution).__name__}"
             )
-        self._set_forgrad(sigma, relative_cutoff, post, reduce_channels, where)
+        self._set_forgrad(
+            sigma, relative_cutoff, energy, post, reduce_channels, where, transform
+        )
         self.base_attribution = attribution
         TransformedAttribution.__init__(self, attribution, self._step(transform), model)
         self.user_transform = transform
@@ -340,10 +383,12 @@ def with_forgrad(
     where: str = "post_hoc",
     **options: Any,
 ) -> FORGradAttribution:
-    """Put FORGrad on any Captum attribution: ``with_forgrad(Saliency(model), 15)``.
+    """Put FORGrad on any Captum attribution: ``with_forgrad(Saliency(model))``
+    (default: the per-map energy rule), ``with_forgrad(Saliency(model), 15)``
+    (a fixed sigma).
 
     Same as :class:`FORGradAttribution` (options ``relative_cutoff``,
-    ``post``, ``reduce_channels``, ``transform``, ``model``).
+    ``energy``, ``post``, ``reduce_channels``, ``transform``, ``model``).
     """
     return FORGradAttribution(attribution, sigma, where=where, **options)
 
@@ -357,13 +402,16 @@ class FORGradMethod(_PostHoc, TransformedMethod):
         self,
         sigma,
         relative_cutoff,
+        energy,
         post,
         reduce_channels,
         where,
         transform,
         model,
     ) -> None:
-        self._set_forgrad(sigma, relative_cutoff, post, reduce_channels, where)
+        self._set_forgrad(
+            sigma, relative_cutoff, energy, post, reduce_channels, where, transform
+        )
         self.user_transform = transform
         self._use_transform(self._step(transform), model)
 
@@ -391,7 +439,8 @@ class FORGradSaliency(FORGradMethod, Saliency):
         forward_func: Callable,
         *,
         sigma: float | None = None,
-        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        relative_cutoff: float | None = None,
+        energy: float | None = None,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
@@ -400,7 +449,14 @@ class FORGradSaliency(FORGradMethod, Saliency):
     ) -> None:
         Saliency.__init__(self, forward_func)
         self._use_forgrad(
-            sigma, relative_cutoff, post, reduce_channels, where, transform, model
+            sigma,
+            relative_cutoff,
+            energy,
+            post,
+            reduce_channels,
+            where,
+            transform,
+            model,
         )
 
     attribute = transformed_attribute(Saliency)
@@ -415,7 +471,8 @@ class FORGradInputXGradient(FORGradMethod, InputXGradient):
         forward_func: Callable,
         *,
         sigma: float | None = None,
-        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        relative_cutoff: float | None = None,
+        energy: float | None = None,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
@@ -424,7 +481,14 @@ class FORGradInputXGradient(FORGradMethod, InputXGradient):
     ) -> None:
         InputXGradient.__init__(self, forward_func)
         self._use_forgrad(
-            sigma, relative_cutoff, post, reduce_channels, where, transform, model
+            sigma,
+            relative_cutoff,
+            energy,
+            post,
+            reduce_channels,
+            where,
+            transform,
+            model,
         )
 
     attribute = transformed_attribute(InputXGradient)
@@ -444,7 +508,8 @@ class FORGradIntegratedGradients(FORGradMethod, IntegratedGradients):
         multiply_by_inputs: bool = True,
         *,
         sigma: float | None = None,
-        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        relative_cutoff: float | None = None,
+        energy: float | None = None,
         post: str = "abs",
         reduce_channels: bool = True,
         where: str = "post_hoc",
@@ -453,7 +518,14 @@ class FORGradIntegratedGradients(FORGradMethod, IntegratedGradients):
     ) -> None:
         IntegratedGradients.__init__(self, forward_func, multiply_by_inputs)
         self._use_forgrad(
-            sigma, relative_cutoff, post, reduce_channels, where, transform, model
+            sigma,
+            relative_cutoff,
+            energy,
+            post,
+            reduce_channels,
+            where,
+            transform,
+            model,
         )
 
     attribute = transformed_attribute(IntegratedGradients)
@@ -480,7 +552,8 @@ class FORGradLayerGradCam(FORGradMethod, GradCAM):
         device_ids: list[int] | None = None,
         *,
         sigma: float | None = None,
-        relative_cutoff: float = DEFAULT_RELATIVE_CUTOFF,
+        relative_cutoff: float | None = None,
+        energy: float | None = None,
         post: str = "relu",
         reduce_channels: bool = True,
         transform: GradientTransform | None = None,
@@ -493,7 +566,14 @@ class FORGradLayerGradCam(FORGradMethod, GradCAM):
         if transform is not None:
             check_layer_transform(transform, "transform")
         self._use_forgrad(
-            sigma, relative_cutoff, post, reduce_channels, "post_hoc", transform, model
+            sigma,
+            relative_cutoff,
+            energy,
+            post,
+            reduce_channels,
+            "post_hoc",
+            transform,
+            model,
         )
 
     attribute = transformed_attribute(GradCAM)
