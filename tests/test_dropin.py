@@ -190,6 +190,23 @@ def test_two_pass_sees_every_forward_func_in_every_class(name, forward_func, mod
     assert hook_count(model) == 0
 
 
+@pytest.mark.parametrize("name,forward_func,model", _forward_funcs())
+def test_two_pass_sees_every_forward_func_in_the_cams(name, forward_func, model):
+    """The CAMs' ``gradient_transform=CriGrad()`` (default two_pass) on every
+    forward_func form equals it on the module."""
+    from captum_crigrad.cam import ExpectedGradCAM, GradCAMPlusPlus, IntegratedGradCAM
+
+    layer = model[2] if isinstance(model, nn.Sequential) else model.conv2
+    for cls in (ExpectedGradCAM, GradCAMPlusPlus, IntegratedGradCAM):
+        maps = []
+        for f in (model, forward_func):
+            cam = cls(f, layer, gradient_transform=CriGrad(keep=0.3))
+            kw = {"generator": 1} if cls is ExpectedGradCAM else {}
+            maps.append(cam.attribute(X, target=2, **kw))
+        torch.testing.assert_close(maps[1], maps[0], atol=1e-6, rtol=1e-5)
+    assert hook_count(model) == 0
+
+
 def test_two_pass_without_a_forward_pass_to_see_is_a_clear_error_before_work():
     """A transform context with neither a model nor a forward function to
     delimit cannot run two_pass: a ValueError before the first pass."""

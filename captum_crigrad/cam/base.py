@@ -46,6 +46,7 @@ from captum_crigrad.cam.ops import (
     weighted_channel_sum,
 )
 from captum_crigrad.hooks import (
+    DelimitsForward,
     check_layer_transform,
     find_model,
     layer_call_context,
@@ -96,7 +97,7 @@ class SamplePlan:
     stdevs: tuple[float, ...] = ()
 
 
-class SampledLayerCAM(LayerAttribution, GradientAttribution):
+class SampledLayerCAM(DelimitsForward, LayerAttribution, GradientAttribution):
     """Base class of the sampled Grad-CAM variants (see the module docstring).
 
     Args:
