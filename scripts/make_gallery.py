@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from captum_crigrad import default as dflt  # noqa: E402
-from captum_crigrad.crigrad.transform import DEFAULT_KEEP  # noqa: E402
+from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad  # noqa: E402
 from captum_crigrad.explain import ExplainOptions, explain, predict, to_map  # noqa: E402
 from captum_crigrad.forgrad.filter import (  # noqa: E402
     DEFAULT_ENERGY,
@@ -82,14 +82,17 @@ def main() -> int:
     titles = [
         f"label {int(y)}, pred {int(p)}" for y, p in zip(labels, predicted, strict=True)
     ]
+    crigrad = CriGrad()  # the defaults every crigrad- column used
     plot_grid(
         dflt.denormalize_mnist(images),
         maps,
         args.out,
         row_titles=titles,
-        title=f"Embedded MNIST CNN, target = predicted class: baseline vs CriGrad "
-        f"(keep={DEFAULT_KEEP}) and FORGrad (energy rule {DEFAULT_ENERGY:g}, "
-        f"{DEFAULT_ENERGY_AFTER_CRIGRAD:g} after CriGrad)",
+        title=f"Embedded MNIST CNN, target = predicted class: each method at its "
+        f"defaults, plain and with CriGrad / FORGrad\nCriGrad: keep={DEFAULT_KEEP:g}, "
+        f"mode={crigrad.mode}, threshold={crigrad.threshold} (every activation "
+        f"call); FORGrad: per-map energy rule {DEFAULT_ENERGY:g} "
+        f"({DEFAULT_ENERGY_AFTER_CRIGRAD:g} after CriGrad)",
         cell=1.15,
     )
     print("wrote", args.out)
