@@ -7,8 +7,8 @@ a folder is ever replaced (:func:`check_replaceable`), so a user's file is
 never deleted, whatever the folder is called and whatever ``run.json`` it
 holds. Used by the command line's staged output folders
 (:mod:`captum_crigrad.cli._output`) and the data-set evaluation
-(:mod:`captum_crigrad.evaluation.runner`), which removes such a folder file by
-file (:func:`remove_listed`), never as a whole tree.
+(:mod:`captum_crigrad.evaluation.runner`), which both remove such a folder
+file by file (:func:`remove_listed`), never as a whole tree.
 
 Every temporary name the package writes holds its owner, ``<host>.<pid>.``
 (:func:`owner_tag`): a temporary left behind is removed only once its

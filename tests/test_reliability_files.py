@@ -367,3 +367,105 @@ def test_eval_symlinked_out_is_written_through(tmp_path, capsys):
         assert link.is_symlink() and os.readlink(link) == str(target)
         assert (target / "results.parquet").is_file()
     assert sorted(os.listdir(tmp_path)) == ["link", "real"]
+
+
+# -- the race between the check and the removal (same as eval's, 1b8f4ac) ------
+
+
+def _staged_complete(parent):
+    """The staged temporary folder of the run holds its run.json: the
+    commands are done and the earlier output is about to be replaced."""
+    return any((p / "run.json").is_file() for p in parent.glob(".maps.*-new.*"))
+
+
+def test_a_users_file_added_after_the_check_survives_the_replacement(
+    tmp_path, digit, capsys, monkeypatch
+):
+    """The earlier output is ours when checked; the user adds a file right
+    after that last check. It stays where it was put (the old code moved the
+    folder aside and deleted it whole), the run stops naming it, nothing
+    temporary is left and a rerun works once the file is moved away."""
+    import captum_crigrad.cli._output as output
+
+    out = tmp_path / "maps"
+    assert _run(capsys, "saliency", digit, *FAST, "--out", out)[0] == 0
+    real, added = output.check_replaceable, []
+
+    def check_then_user_adds_a_file(path, *a, **k):
+        listed = real(path, *a, **k)
+        if _staged_complete(tmp_path) and not added:
+            (out / "late-notes.md").write_text("written after the check")
+            added.append(path)
+        return listed
+
+    monkeypatch.setattr(output, "check_replaceable", check_then_user_adds_a_file)
+    code, _, err = _run(capsys, "saliency", digit, *FAST, "--out", out)
+    assert added, "the file was added after the last check"
+    assert code == 2 and "late-notes.md" in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert (out / "late-notes.md").read_text() == "written after the check"
+    assert sorted(os.listdir(tmp_path)) == ["digit.png", "maps"]  # no temporary
+    monkeypatch.undo()
+    # the folder (the earlier run's run.json and the user's file) is refused
+    # clearly, nothing deleted; without the user's file it is replaced
+    before = _tree(tmp_path)
+    code, _, err = _run(capsys, "saliency", digit, *FAST, "--out", out)
+    assert code == 2 and "late-notes.md" in err and _tree(tmp_path) == before
+    (out / "late-notes.md").unlink()
+    code, _, err = _run(capsys, "saliency", digit, *FAST, "--out", out)
+    assert code == 0 and (out / "predictions.csv").is_file(), err
+    assert sorted(os.listdir(tmp_path)) == ["digit.png", "maps"]
+
+
+def test_a_users_file_added_after_the_removal_survives_the_rename(
+    tmp_path, digit, capsys, monkeypatch
+):
+    """The earlier output's files are removed and the user adds a file
+    before the new folder is renamed into place: the rename (onto an empty
+    folder only) fails, the file stays, the run stops naming it."""
+    import captum_crigrad.cli._output as output
+
+    out = tmp_path / "maps"
+    assert _run(capsys, "saliency", digit, *FAST, "--out", out)[0] == 0
+    real = output.remove_listed
+
+    def remove_then_user_adds_a_file(path, *a, **k):
+        real(path, *a, **k)
+        (out / "late-notes.md").write_text("written after the removal")
+
+    monkeypatch.setattr(output, "remove_listed", remove_then_user_adds_a_file)
+    code, _, err = _run(capsys, "saliency", digit, *FAST, "--out", out)
+    assert code == 2 and "late-notes.md" in err and len(err.splitlines()) == 1, err
+    assert (out / "late-notes.md").read_text() == "written after the removal"
+    assert sorted(os.listdir(tmp_path)) == ["digit.png", "maps"]
+
+
+def test_a_killed_runs_old_folder_holding_a_users_file_is_not_deleted(
+    tmp_path, digit, capsys
+):
+    """A folder moved aside by a killed earlier version (kind "old") is
+    cleaned by the same rule as --out (_files.check_replaceable): it goes
+    when it holds only the files its run.json lists; one that also holds a
+    user's file is left as it is (it was removed whole)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    from captum_crigrad._files import owner_tag
+
+    dead = owner_tag().replace(f".{os.getpid()}.", f".{int(proc.stdout)}.")
+    ours, mixed = (tmp_path / f".maps.captum-crigrad-tmp-old.{dead}{s}" for s in "ab")
+    for folder in (ours, mixed):
+        folder.mkdir()
+        (folder / "a.png").write_bytes(b"ours")
+        (folder / "run.json").write_text(
+            json.dumps({"command": "captum-crigrad saliency", "files": ["a.png"]})
+        )
+    (mixed / "notes.md").write_text("the user's")
+    before = _tree(mixed)
+    code, _, err = _run(capsys, "saliency", digit, *FAST, "--out", tmp_path / "maps")
+    assert code == 0, err
+    assert not ours.exists()
+    assert mixed.is_dir() and _tree(mixed) == before  # not ours: left as it is

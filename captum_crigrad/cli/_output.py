@@ -6,7 +6,12 @@ user's files.
   ``run.json`` lists every file written. An existing ``--out`` is replaced
   only when it is a folder this package wrote and holds nothing else (every
   file listed in its ``run.json``); any other non-empty folder is refused,
-  before any work.
+  before any work. It is replaced file by file
+  (:func:`captum_crigrad._files.remove_listed`, the rule ``eval`` uses):
+  only the files its ``run.json`` lists are removed, then the new folder is
+  renamed onto the emptied one (a rename that succeeds only onto an empty
+  folder), so a file the user adds after the last check is never deleted:
+  it stays in ``--out`` and the command stops naming it.
 * A symlinked ``--out`` is followed: the folder it points to is written and
   the link stays valid.
 * Single files (``eval --csv/--json``) go through a temporary file and a
@@ -16,7 +21,9 @@ user's files.
   removed on the way out; the renames and the clean-up themselves run with
   those signals held back (:func:`signals_deferred`). A run killed with
   SIGKILL leaves its temporary folder, which the next run into the same
-  parent folder removes (its name holds the host and the dead process id).
+  parent folder removes (its name holds the host and the dead process id;
+  an earlier version's moved-aside ``old`` folder only when
+  :func:`captum_crigrad._files.check_replaceable` accepts it).
 * CSV cells are neutralised against formula injection (:func:`csv_text`) and
   JSON is strict (no ``NaN``/``Infinity``: :func:`json_text`).
 """
@@ -24,6 +31,7 @@ user's files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -40,8 +48,10 @@ from captum_crigrad._files import (
     listing,
     owner_gone,
     owner_tag,
+    remove_listed,
 )
 from captum_crigrad.cli import CLIError
+from captum_crigrad.validation import InvalidValueError
 
 __all__ = [
     "MARKER",
@@ -148,7 +158,11 @@ def _temp_prefix(path: str, kind: str) -> str:
 def _remove_stale_temporaries(path: str) -> None:
     """Temporary folders of ``path`` left by a killed run of this host (its
     process no longer exists: :func:`captum_crigrad._files.owner_gone`) are
-    removed; anything else is left alone."""
+    removed; anything else is left alone. A ``new`` folder holds only what
+    that run was writing (created by it, mode 0700, never shown as
+    ``--out``) and goes whole. An ``old`` folder (an earlier ``--out`` moved
+    aside by earlier versions) goes only under the ``--out`` rule: when it
+    holds nothing but the files its run.json lists."""
     parent, base = os.path.split(path)
     try:
         names = os.listdir(parent)
@@ -159,8 +173,36 @@ def _remove_stale_temporaries(path: str) -> None:
             head = f".{base}.{_TAG}-{kind}."
             if name.startswith(head) and owner_gone(name[len(head) :]):
                 full = os.path.join(parent, name)
-                if os.path.isdir(full) and not os.path.islink(full):
+                if not os.path.isdir(full) or os.path.islink(full):
+                    continue
+                if kind == "new":
                     shutil.rmtree(full, ignore_errors=True)
+                    continue
+                with contextlib.suppress(InvalidValueError, OSError):
+                    if os.listdir(full):  # not ours (a user's file): left
+                        remove_listed(full, check_replaceable(full, full), full)
+                    os.rmdir(full)
+
+
+def _replace_earlier(tmp: str, path: str, out: str) -> None:
+    """Rename the finished folder ``tmp`` to ``path``. An existing ``path``
+    must be an earlier output of ours (:func:`check_replaceable`, checked
+    again here); the files its run.json lists are removed one by one
+    (:func:`remove_listed`) and ``tmp`` is renamed onto the emptied folder,
+    which succeeds only while it is empty. A file that appeared after the
+    check (a user's) is never deleted: it stays in ``path`` and
+    :class:`InvalidValueError` names it (the earlier run's run.json stays
+    with it when it came before the removal, so a rerun replaces the folder
+    once the file is moved away)."""
+    if os.path.isdir(path) and os.listdir(path):
+        listed = check_replaceable(path, out)  # again: it may have changed meanwhile
+        remove_listed(path, listed, out)
+    try:
+        os.replace(tmp, path)  # onto an empty folder only (POSIX rename)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and os.path.isdir(path):
+            remove_listed(path, set(), out)  # names what appeared since
+        raise
 
 
 def check_output_folder(out: str) -> None:
@@ -194,7 +236,11 @@ def staged_output(out: str, run_info: dict) -> Iterator[str]:
     """Yield a temporary folder; on success it replaces ``out`` (with
     ``run.json`` = ``run_info`` plus the list of files written). Nothing is
     left behind on an error or a signal, and an existing ``out`` is then as
-    it was."""
+    it was, unless the error comes during the replacement itself
+    (:func:`_replace_earlier`), once the earlier run's files are removed:
+    the usual case is a file that appeared in it after the check, which then
+    stays in place (with the earlier run's ``run.json`` when it came before
+    the removal) and is named by the error."""
     check_output_folder(out)
     path = _target(out)
     parent = os.path.dirname(path)
@@ -243,30 +289,16 @@ def staged_output(out: str, run_info: dict) -> Iterator[str]:
             ) from exc
         raise
     with signals_deferred():
-        old = None
         try:
-            if os.path.isdir(path):
-                if os.listdir(path):
-                    check_replaceable(path, out)  # again: it may have changed meanwhile
-                old = tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(path, "old"))
-                os.rmdir(old)
-                os.replace(path, old)
-            os.replace(tmp, path)
+            _replace_earlier(tmp, path, out)
         except BaseException as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and os.path.isdir(old):
-                if not os.path.lexists(path):
-                    os.replace(old, path)
-                else:  # another run put its folder there meanwhile: ours is stale
-                    shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # ours: this run's output
             remove_created()
             if isinstance(exc, OSError):
                 raise CLIError(
                     f"--out: cannot write {out}: {exc.strerror or exc}"
                 ) from None
             raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 # -- single files, CSV and JSON ------------------------------------------------
