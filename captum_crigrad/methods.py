@@ -208,21 +208,11 @@ class ExplainOptions:
         if self.stdev is not None:
             check_finite_float(self.stdev, "stdev", minimum=0)
         check_int(self.seed, "seed")
-        if self.forgrad_sigma is not None:
-            check_finite_float(
-                self.forgrad_sigma,
-                "forgrad_sigma",
-                minimum=0,
-                strict=True,
-                what="number of cycles per image",
-            )
-        if self.forgrad_energy is not None:
-            check_energy(self.forgrad_energy, "forgrad_energy")
-            if self.forgrad_sigma is not None:
-                raise InvalidValueError(
-                    "forgrad_energy: cannot be combined with forgrad_sigma; give "
-                    "one FORGrad cutoff rule (or none for the default energy rule)"
-                )
+        cutoff_rule(
+            sigma=self.forgrad_sigma,
+            energy=self.forgrad_energy,
+            names={"sigma": "forgrad_sigma", "energy": "forgrad_energy"},
+        )
         check_choice(self.forgrad_post, POST_STEPS, "forgrad_post")
         check_choice(self.functional_relu, FUNCTIONAL_RELU, "functional_relu")
 
@@ -626,7 +616,10 @@ def _post_forgrad(
     fn: AttributeFn, cutoff: dict[str, float], opts: ExplainOptions
 ) -> AttributeFn:
     """FORGrad post hoc on ``fn``'s maps -> (N, 1, H, W)."""
-    cutoff_rule(**cutoff)  # one rule, checked
+    # one rule, checked
+    cutoff_rule(
+        cutoff.get("sigma"), cutoff.get("relative_cutoff"), cutoff.get("energy")
+    )
 
     def attribute(x, t):
         return forgrad(fn(x, t), **cutoff, post=opts.forgrad_post)

@@ -203,18 +203,13 @@ def add_forgrad_arguments(group) -> None:
 def check_forgrad_cutoff(args) -> None:
     """``--sigma``/``--energy`` checked, at most one of them (they become
     ``ExplainOptions(forgrad_sigma=, forgrad_energy=)``)."""
-    from captum_crigrad.forgrad.filter import check_energy
-    from captum_crigrad.validation import InvalidValueError, check_finite_float
+    from captum_crigrad.forgrad.filter import cutoff_rule
 
-    if args.sigma is not None:
-        check_finite_float(args.sigma, "--sigma", minimum=0, strict=True)
-    if args.energy is not None:
-        check_energy(args.energy, "--energy")
-        if args.sigma is not None:
-            raise InvalidValueError(
-                "--energy: cannot be combined with --sigma; give one FORGrad cutoff "
-                "rule (or none for the default energy rule)"
-            )
+    cutoff_rule(
+        sigma=args.sigma,
+        energy=args.energy,
+        names={"sigma": "--sigma", "energy": "--energy"},
+    )
 
 
 def add_method_arguments(parser, *, default: str):

@@ -79,6 +79,7 @@ def cutoff_rule(
     energy: float | None = None,
     *,
     default_energy: float = DEFAULT_ENERGY,
+    names: dict[str, str] | None = None,
 ) -> tuple[str, float]:
     """Which cutoff rule the arguments choose, checked before any work.
 
@@ -87,10 +88,13 @@ def cutoff_rule(
     rule of :func:`energy_sigma`) may be given; none given means
     ``energy=default_energy``. Returns ``(name, value)``, ``name`` in
     :data:`CUTOFF_RULES`. Size checks (``sigma <= min(H, W)``) are
-    :func:`resolve_sigma`'s.
+    :func:`resolve_sigma`'s. ``names`` maps a rule to the argument name the
+    caller's user wrote (e.g. ``{"sigma": "--sigma", "energy": "--energy"}``
+    on the command line), for the error messages.
     """
+    named = {rule: rule for rule in CUTOFF_RULES} | (names or {})
     given = [
-        name
+        named[name]
         for name, value in zip(
             CUTOFF_RULES, (sigma, relative_cutoff, energy), strict=True
         )
@@ -98,21 +102,25 @@ def cutoff_rule(
     ]
     if len(given) > 1:
         raise InvalidValueError(
-            f"{given[1]}: cannot be combined with {given[0]}; give one cutoff "
-            "rule: sigma=S (cycles per image), relative_cutoff=R (sigma / size) "
-            "or energy=P (per map), or none for the default energy rule"
+            f"{given[1]}: cannot be combined with {given[0]}; give one FORGrad "
+            "cutoff rule: sigma (cycles per image), relative_cutoff (sigma / "
+            "size) or energy (per map), or none for the default energy rule"
         )
     if sigma is not None:
         return "sigma", check_finite_float(
-            sigma, "sigma", minimum=0, strict=True, what="cutoff (e.g. 15 for 224x224)"
+            sigma,
+            named["sigma"],
+            minimum=0,
+            strict=True,
+            what="cutoff (e.g. 15 for 224x224)",
         )
     if relative_cutoff is not None:
         return "relative_cutoff", check_fraction(
-            relative_cutoff, "relative_cutoff", include_zero=False
+            relative_cutoff, named["relative_cutoff"], include_zero=False
         )
     if energy is None:
         return "energy", check_energy(default_energy, "default_energy")
-    return "energy", check_energy(energy)
+    return "energy", check_energy(energy, named["energy"])
 
 
 def check_energy(energy: Any, argument: str = "energy") -> float:
