@@ -234,13 +234,20 @@ def test_a_killed_runs_temporary_folder_is_removed_by_the_next_run(
 
     host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())
     stale = tmp_path / f".maps.captum-crigrad-tmp-new.{host}.{dead}.abc123"
-    stale.mkdir()
+    stale.mkdir(mode=0o700)  # as mkdtemp makes it
     (stale / "half.png").write_bytes(b"half")
     alive = tmp_path / f".maps.captum-crigrad-tmp-new.{host}.{os.getpid()}.xyz"
-    alive.mkdir()  # a live process (ours): left alone
+    alive.mkdir(mode=0o700)  # a live process (ours): left alone
+    # the same kind of name, but a folder opened to others: not a staging
+    # folder of ours (a user's), never removed
+    users = tmp_path / f".maps.captum-crigrad-tmp-new.{host}.{dead}.users"
+    users.mkdir(mode=0o755)
+    users.chmod(0o755)
+    (users / "mine.txt").write_text("keep")
     code, _, err = _run(capsys, "saliency", digit, *FAST, "--out", tmp_path / "maps")
     assert code == 0, err
     assert not stale.exists() and alive.exists()
+    assert (users / "mine.txt").read_text() == "keep"
 
 
 # -- defect 11: CSV formula injection, single files -----------------------------

@@ -35,6 +35,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -159,10 +160,12 @@ def _remove_stale_temporaries(path: str) -> None:
     """Temporary folders of ``path`` left by a killed run of this host (its
     process no longer exists: :func:`captum_crigrad._files.owner_gone`) are
     removed; anything else is left alone. A ``new`` folder holds only what
-    that run was writing (created by it, mode 0700, never shown as
-    ``--out``) and goes whole. An ``old`` folder (an earlier ``--out`` moved
-    aside by earlier versions) goes only under the ``--out`` rule: when it
-    holds nothing but the files its run.json lists."""
+    that run was writing (created by it with ``mkdtemp``: this user's, mode
+    0700 until it is published as ``--out``) and goes whole; a folder of
+    that name with any other owner or mode is not one of ours and stays. An
+    ``old`` folder (an earlier ``--out`` moved aside by earlier versions)
+    goes only under the ``--out`` rule: when it holds nothing but the files
+    its run.json lists."""
     parent, base = os.path.split(path)
     try:
         names = os.listdir(parent)
@@ -176,12 +179,24 @@ def _remove_stale_temporaries(path: str) -> None:
                 if not os.path.isdir(full) or os.path.islink(full):
                     continue
                 if kind == "new":
-                    shutil.rmtree(full, ignore_errors=True)
+                    if _is_own_staging(full):
+                        shutil.rmtree(full, ignore_errors=True)
                     continue
                 with contextlib.suppress(InvalidValueError, OSError):
                     if os.listdir(full):  # not ours (a user's file): left
                         remove_listed(full, check_replaceable(full, full), full)
                     os.rmdir(full)
+
+
+def _is_own_staging(folder: str) -> bool:
+    """True for a folder as ``mkdtemp`` made it for a run of this user:
+    owned by us, mode 0700 (a run opens it to the umask only when done)."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    own = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return own and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
 
 
 def _replace_earlier(tmp: str, path: str, out: str) -> None:
