@@ -7,7 +7,7 @@ Saliency of wall time and of this process's CPU time (which other
 processes' load barely changes: use it on a shared machine, with
 --threads 1). CriGrad's layers are found automatically: every activation
 call (ReLU/ReLU6/GELU/... modules and functional calls, see
-captum_crigrad.activations).
+captum_crigrad.core.activations).
 
     python benchmarks/bench_crigrad.py
         [--models resnet50,mobilenet_v2,convnext_tiny,vit_b_16]

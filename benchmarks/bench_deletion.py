@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from captum.attr import Saliency
 
 from captum_crigrad.io import load_cifar_images, load_resnet20
+from captum_crigrad.io.models import normalize
 from captum_crigrad.metrics import deletion
-from captum_crigrad.models import normalize
 
 
 def median_time(fn, repeats):

@@ -152,7 +152,7 @@ def floor_seconds(forward: int, backward: int, opts) -> float:
     batches of batch_size (each backward pass also made one forward)."""
     import torch
 
-    from captum_crigrad.default import load_default_model
+    from captum_crigrad.io.default import load_default_model
 
     torch.set_num_threads(1)
     model = load_default_model()
@@ -178,7 +178,7 @@ def ceiling_child(seconds: float) -> int:
     pass of a batch of 64) repeated for about ``seconds``; prints images/s."""
     import torch
 
-    from captum_crigrad.default import load_default_model
+    from captum_crigrad.io.default import load_default_model
 
     torch.set_num_threads(1)
     model = load_default_model()

@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captum.attr import LayerAttribution, LayerGradCam
 
+from captum_crigrad.io.models import normalize
 from captum_crigrad.metrics import linear_imputation, road
-from captum_crigrad.models import normalize
 
 
 def load_images(count: int) -> torch.Tensor:

@@ -28,10 +28,15 @@ Public API (everything else is internal):
   :func:`with_gradient_transform`.
 * Loading models, checkpoints and images offline: :mod:`captum_crigrad.io`;
   every argument check and the user error types:
-  :mod:`captum_crigrad.validation`.
+  :mod:`captum_crigrad.core.validation`.
 """
 
-from captum_crigrad import io, metrics, sanity, validation
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+from captum_crigrad import io, metrics, sanity
 from captum_crigrad._version import __version__ as __version__
 from captum_crigrad.cam import (
     ExpectedGradCAM,
@@ -40,6 +45,8 @@ from captum_crigrad.cam import (
     IntegratedGradCAM,
     default_cam_layer,
 )
+from captum_crigrad.core import validation
+from captum_crigrad.core.hooks import GradientTransform, with_gradient_transform
 from captum_crigrad.crigrad import (
     DEFAULT_KEEP,
     CriGrad,
@@ -50,8 +57,6 @@ from captum_crigrad.crigrad import (
     CriGradSaliency,
     crigrad_attribution,
 )
-from captum_crigrad.datasets import make_shapes
-from captum_crigrad.default import load_default_images, load_default_model
 from captum_crigrad.forgrad import (
     FORGrad,
     FORGradAttribution,
@@ -65,7 +70,8 @@ from captum_crigrad.forgrad import (
     select_sigma,
     with_forgrad,
 )
-from captum_crigrad.hooks import GradientTransform, with_gradient_transform
+from captum_crigrad.io.default import load_default_images, load_default_model
+from captum_crigrad.io.shapes import make_shapes
 from captum_crigrad.sanity import (
     gradient_map,
     plot_sanity_curves,
@@ -112,3 +118,47 @@ __all__ = [
     "with_forgrad",
     "with_gradient_transform",
 ]
+
+#: Import paths of modules that moved into the layer folders (see
+#: docs/architecture.md): the old path still imports, and gives the module
+#: object that lives at the new one (``captum_crigrad.hooks is
+#: captum_crigrad.core.hooks``).
+MOVED_MODULES = {
+    "captum_crigrad.activations": "captum_crigrad.core.activations",
+    "captum_crigrad.datasets": "captum_crigrad.io.shapes",
+    "captum_crigrad.default": "captum_crigrad.io.default",
+    "captum_crigrad.evaluation.stats": "captum_crigrad.metrics.stats",
+    "captum_crigrad.explain": "captum_crigrad.methods.explain",
+    "captum_crigrad.hooks": "captum_crigrad.core.hooks",
+    "captum_crigrad.metrics.suite": "captum_crigrad.evaluation.suite",
+    "captum_crigrad.models": "captum_crigrad.io.models",
+    "captum_crigrad.overlay": "captum_crigrad.io.overlay",
+    "captum_crigrad.relu_rules": "captum_crigrad.core.relu_rules",
+    "captum_crigrad.training": "captum_crigrad.core.training",
+    "captum_crigrad.utils": "captum_crigrad.core.utils",
+    "captum_crigrad.validation": "captum_crigrad.core.validation",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves an old import path of :data:`MOVED_MODULES` to its module."""
+
+    def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+        if fullname not in MOVED_MODULES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):  # type: ignore[no-untyped-def]
+        module = importlib.import_module(MOVED_MODULES[spec.name])
+        self._own_spec = module.__spec__
+        return module
+
+    def exec_module(self, module):  # type: ignore[no-untyped-def]
+        # the import machinery set the old path's spec on the shared module
+        # object (it runs between these two calls, under the import lock):
+        # give the module back its own
+        module.__spec__ = self._own_spec
+
+
+if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModuleFinder())

@@ -9,9 +9,9 @@ import sys
 import torch
 import torch.distributed as dist
 
-from captum_crigrad.default import load_default_images
+from captum_crigrad.io.default import load_default_images
+from captum_crigrad.io.models import SmallCNN
 from captum_crigrad.metrics.roar import roar
-from captum_crigrad.models import SmallCNN
 
 
 def main(path: str) -> None:

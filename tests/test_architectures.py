@@ -48,9 +48,9 @@ from captum_crigrad import (
     gradient_map,
     sanity_check,
 )
+from captum_crigrad.core.validation import resolve_layer
 from captum_crigrad.metrics import deletion
 from captum_crigrad.sanity import default_blocks
-from captum_crigrad.validation import resolve_layer
 
 N_CLASSES = 10
 

@@ -15,8 +15,8 @@ from skimage import data
 from captum_crigrad.cam.gradcam import GradCAM
 from captum_crigrad.cli import main
 from captum_crigrad.io import read_images
-from captum_crigrad.models import IMAGENET_MEAN, IMAGENET_STD
-from captum_crigrad.overlay import overlay, scale_maps
+from captum_crigrad.io.models import IMAGENET_MEAN, IMAGENET_STD
+from captum_crigrad.io.overlay import overlay, scale_maps
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from captum_crigrad.cli import build_parser, main
-from captum_crigrad.default import load_default_images
-from captum_crigrad.models import SmallCNN
+from captum_crigrad.io.default import load_default_images
+from captum_crigrad.io.models import SmallCNN
 
 COMMANDS = ("saliency", "eval", "sanity")
 #: the spellings the three commands share (cli/_inputs.py adds them)

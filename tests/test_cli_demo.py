@@ -155,7 +155,7 @@ def test_demo_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch
     def broken(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("captum_crigrad.overlay.save_mosaic", broken)
+    monkeypatch.setattr("captum_crigrad.io.overlay.save_mosaic", broken)
     code, _, err = _run(
         capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2"
     )

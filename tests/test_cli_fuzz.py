@@ -42,8 +42,8 @@ import torch
 from PIL import Image
 
 from captum_crigrad.cli import main
-from captum_crigrad.default import load_default_images
-from captum_crigrad.models import SmallCNN, resnet20
+from captum_crigrad.io.default import load_default_images
+from captum_crigrad.io.models import SmallCNN, resnet20
 
 OUTCOMES: collections.Counter = collections.Counter()
 

@@ -8,9 +8,9 @@ import torchvision
 from PIL import Image
 
 from captum_crigrad.cli import main
-from captum_crigrad.default import load_default_images, load_default_model
-from captum_crigrad.explain import ExplainOptions, explain
-from captum_crigrad.models import SmallCNN
+from captum_crigrad.io.default import load_default_images, load_default_model
+from captum_crigrad.io.models import SmallCNN
+from captum_crigrad.methods.explain import ExplainOptions, explain
 
 
 @pytest.fixture

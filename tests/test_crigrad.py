@@ -26,7 +26,7 @@ from captum_crigrad import (
     crigrad_attribution,
 )
 from captum_crigrad.io import load_resnet20
-from captum_crigrad.models import resnet20
+from captum_crigrad.io.models import resnet20
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from captum_crigrad.datasets import SHAPE_CLASSES, make_shapes
+from captum_crigrad.io.shapes import SHAPE_CLASSES, make_shapes
 
 
 def test_seeded_and_shapes():

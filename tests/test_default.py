@@ -4,10 +4,10 @@ import os
 import pytest
 import torch
 
-from captum_crigrad import default as d
+from captum_crigrad.core.training import accuracy
+from captum_crigrad.io import default as d
 from captum_crigrad.io import load_mnist
-from captum_crigrad.models import SmallCNN
-from captum_crigrad.training import accuracy
+from captum_crigrad.io.models import SmallCNN
 
 
 def test_shipped_model_classifies_shipped_images():

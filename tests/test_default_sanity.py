@@ -15,7 +15,7 @@ below 0.3, class similarity within the rule's margin of the gradient's.
 import pytest
 
 from captum_crigrad.crigrad import CriGrad
-from captum_crigrad.default import load_default_images, load_default_model
+from captum_crigrad.io.default import load_default_images, load_default_model
 from captum_crigrad.methods import ExplainOptions
 from captum_crigrad.sanity import class_sensitivity
 from captum_crigrad.sanity.gradient_maps import gradient_map

@@ -37,7 +37,7 @@ from captum_crigrad import (
     crigrad_attribution,
     forgrad,
 )
-from captum_crigrad.activations import ACTIVATION_MODULES, count_calls
+from captum_crigrad.core.activations import ACTIVATION_MODULES, count_calls
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")
 
@@ -331,7 +331,7 @@ def test_captum_metrics_and_noise_tunnel_take_our_methods():
 
 @pytest.mark.parametrize("module_type", ACTIVATION_MODULES, ids=lambda t: t.__name__)
 def test_every_activation_module_is_intercepted_once_per_call(module_type):
-    from captum_crigrad.activations import ACTIVATION_FUNCTIONS
+    from captum_crigrad.core.activations import ACTIVATION_FUNCTIONS
 
     module = module_type()
     x = torch.randn(2, 3)

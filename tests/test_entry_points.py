@@ -9,10 +9,10 @@ from captum.attr import LayerGradCam
 from captum_crigrad import CriGradLayerGradCam, CriGradSaliency, forgrad
 from captum_crigrad.cli import build_parser, main
 from captum_crigrad.cli._inputs import load_inputs
-from captum_crigrad.default import load_default_images, load_default_model
-from captum_crigrad.explain import ExplainOptions, explain
 from captum_crigrad.forgrad.attr import FORGradLayerGradCam
-from captum_crigrad.overlay import save_png
+from captum_crigrad.io.default import load_default_images, load_default_model
+from captum_crigrad.io.overlay import save_png
+from captum_crigrad.methods.explain import ExplainOptions, explain
 from captum_crigrad.sanity.gradient_maps import gradient_map, to_single_channel
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from captum_crigrad import _files
+from captum_crigrad.core.validation import InvalidValueError
 from captum_crigrad.evaluation import runner, shards
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.io import files as _files
 
 OURS = [
     "results.parquet",

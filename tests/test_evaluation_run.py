@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from captum_crigrad import _files
 from captum_crigrad.cli import main
+from captum_crigrad.io import files as _files
 
 BASE = [
     "eval",

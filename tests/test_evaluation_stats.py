@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from captum_crigrad.evaluation import stats
+from captum_crigrad.metrics import stats
 
 
 def test_bootstrap_ci_is_seeded_and_covers_the_mean():

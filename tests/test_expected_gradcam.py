@@ -20,7 +20,7 @@ from captum.attr import (
 from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
 from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus
 from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM
-from captum_crigrad.models import SmallCNN
+from captum_crigrad.io.models import SmallCNN
 
 
 def _close(a, b, rel=1e-5):
@@ -431,7 +431,7 @@ def test_bad_input_raises_clear_errors_and_leaves_no_hook(model, images):
 @pytest.mark.assets
 def test_resnet20_functional_relu(assets):
     from captum_crigrad.io import load_cifar_images, load_resnet20
-    from captum_crigrad.models import normalize
+    from captum_crigrad.io.models import normalize
 
     net = load_resnet20(assets / "cifar10_resnet20" / "resnet20-12fca82f.th")
     images, labels, _ = load_cifar_images(assets / "cifar10_images")

@@ -5,12 +5,12 @@ from helpers import assert_untouched, snapshot
 
 from captum_crigrad import CriGradSaliency
 from captum_crigrad.cam.layers import default_cam_layer
-from captum_crigrad.default import (
+from captum_crigrad.io.default import (
     GRADCAM_LAYER,
     load_default_images,
     load_default_model,
 )
-from captum_crigrad.explain import (
+from captum_crigrad.methods.explain import (
     ExplainOptions,
     available_methods,
     explain,

@@ -13,6 +13,7 @@ from captum.attr import (
     Saliency,
 )
 
+from captum_crigrad.core.hooks import with_gradient_transform
 from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.forgrad.attr import (
     FORGrad,
@@ -24,8 +25,7 @@ from captum_crigrad.forgrad.attr import (
     with_forgrad,
 )
 from captum_crigrad.forgrad.filter import forgrad
-from captum_crigrad.hooks import with_gradient_transform
-from captum_crigrad.models import SmallCNN
+from captum_crigrad.io.models import SmallCNN
 
 SIGMA = 4.0
 

@@ -15,6 +15,8 @@ import torch
 from captum.attr import Saliency
 from helpers import assert_untouched, snapshot
 
+from captum_crigrad.core.hooks import with_gradient_transform
+from captum_crigrad.core.validation import InvalidTypeError, InvalidValueError
 from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.forgrad.attr import (
     FORGrad,
@@ -33,10 +35,8 @@ from captum_crigrad.forgrad.filter import (
     lowpass_mask,
     sigma_keeping_all,
 )
-from captum_crigrad.hooks import with_gradient_transform
+from captum_crigrad.io.models import SmallCNN
 from captum_crigrad.methods import ExplainOptions, parse_method
-from captum_crigrad.models import SmallCNN
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
 
 SIZES = [(28, 28), (32, 32), (31, 31), (17, 40), (28, 29)]
 

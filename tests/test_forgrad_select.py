@@ -272,7 +272,7 @@ def test_forgrad_improves_saliency_on_cifar_resnet20(assets):
     from captum.attr import Saliency
 
     from captum_crigrad.io import load_cifar_images, load_resnet20
-    from captum_crigrad.models import normalize
+    from captum_crigrad.io.models import normalize
 
     model = load_resnet20(assets / "cifar10_resnet20" / "resnet20-12fca82f.th")
     images, labels, _ = load_cifar_images(assets / "cifar10_images")

@@ -12,8 +12,8 @@ from PIL import Image
 
 from captum_crigrad import io
 from captum_crigrad.cli import CLIError, main
-from captum_crigrad.models import SmallCNN, resnet20
-from captum_crigrad.validation import InvalidValueError, UserInputError
+from captum_crigrad.core.validation import InvalidValueError, UserInputError
+from captum_crigrad.io.models import SmallCNN, resnet20
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +109,8 @@ def test_cli_resnet20_uses_crigrads_default_layers(tmp_path):
     filters by default (every activation call, the defaults study's choice),
     not a hand-picked layer list."""
     from captum_crigrad import CriGradSaliency
-    from captum_crigrad.explain import explain
     from captum_crigrad.methods import ExplainOptions
+    from captum_crigrad.methods.explain import explain
 
     torch.manual_seed(0)
     torch.save({"state_dict": resnet20().state_dict()}, tmp_path / "r.th")

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from captum_crigrad.core.validation import InvalidValueError
 from captum_crigrad.io import cifar10_split, load_cifar10_tar
-from captum_crigrad.models import CifarCNN
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.io.models import CifarCNN
 
 
 def _tar(path, members):

@@ -7,8 +7,9 @@ from captum.attr import IntegratedGradients, Saliency
 
 from captum_crigrad import methods as registry
 from captum_crigrad.cli import main
-from captum_crigrad.default import load_default_images, load_default_model
-from captum_crigrad.explain import ExplainOptions, explain
+from captum_crigrad.core.validation import InvalidValueError
+from captum_crigrad.evaluation.suite import evaluate
+from captum_crigrad.io.default import load_default_images, load_default_model
 from captum_crigrad.methods import (
     available_methods,
     method_names,
@@ -17,10 +18,9 @@ from captum_crigrad.methods import (
     register_method,
     unregister_method,
 )
+from captum_crigrad.methods.explain import ExplainOptions, explain
 from captum_crigrad.metrics import deletion
-from captum_crigrad.metrics.suite import evaluate
 from captum_crigrad.sanity import gradient_map
-from captum_crigrad.validation import InvalidValueError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")
 

@@ -78,7 +78,7 @@ def test_load_resnet20_errors_are_clear(tmp_path):
     import torch
 
     from captum_crigrad.io import load_resnet20
-    from captum_crigrad.models import SmallCNN
+    from captum_crigrad.io.models import SmallCNN
 
     bad = tmp_path / "corrupt.th"
     bad.write_bytes(b"not a checkpoint")

@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 
 import captum_crigrad as cc
 from captum_crigrad import metrics
-from captum_crigrad.explain import ExplainOptions, explain
+from captum_crigrad.methods.explain import ExplainOptions, explain
 from captum_crigrad.sanity import gradient_map
 
 # -- model families ---------------------------------------------------------------

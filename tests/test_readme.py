@@ -18,7 +18,8 @@ import pytest
 import torch
 from captum.attr import Saliency
 
-from captum_crigrad import default, methods
+from captum_crigrad import methods
+from captum_crigrad.io import default
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

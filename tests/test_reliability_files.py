@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from captum_crigrad.cli import main
-from captum_crigrad.default import load_default_images
+from captum_crigrad.io.default import load_default_images
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--methods", "saliency", "--no-progress"]
@@ -144,7 +144,7 @@ def test_signal_mid_write_leaves_no_temporary_folder(
 ):
     """The signal arrives (to this process) after the first file is written
     into the temporary folder."""
-    import captum_crigrad.overlay as overlay
+    import captum_crigrad.io.overlay as overlay
 
     out = tmp_path / "maps"
     if existing:  # an earlier run's folder must survive intact
@@ -172,7 +172,7 @@ _SLOW_WRITER = textwrap.dedent(
     """
     import sys, time
     import captum_crigrad.cli.saliency  # noqa: F401 (imports overlay)
-    import captum_crigrad.overlay as overlay
+    import captum_crigrad.io.overlay as overlay
 
     real = overlay.save_png
 
@@ -460,7 +460,7 @@ def test_a_killed_runs_old_folder_holding_a_users_file_is_not_deleted(
         text=True,
         check=True,
     )
-    from captum_crigrad._files import owner_tag
+    from captum_crigrad.io.files import owner_tag
 
     dead = owner_tag().replace(f".{os.getpid()}.", f".{int(proc.stdout)}.")
     ours, mixed = (tmp_path / f".maps.captum-crigrad-tmp-old.{dead}{s}" for s in "ab")

@@ -15,7 +15,7 @@ from PIL import Image
 
 from captum_crigrad.cli import main
 from captum_crigrad.io import read_images
-from captum_crigrad.models import SmallCNN
+from captum_crigrad.io.models import SmallCNN
 
 
 def _run(capsys, *argv):

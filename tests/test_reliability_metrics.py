@@ -210,8 +210,8 @@ def test_random_control_map_is_drawn_per_image():
     """The registry's "random" control map (the lead's addition to defect 12):
     each image's map comes from the seed and the image alone, whatever the
     batch or chunk; another seed gives another map."""
-    from captum_crigrad.explain import explain
     from captum_crigrad.methods import ExplainOptions
+    from captum_crigrad.methods.explain import explain
 
     model = BNNet().eval()
     x = _images(5)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from captum_crigrad.core.training import accuracy, train_classifier
 from captum_crigrad.io import load_mnist
+from captum_crigrad.io.models import SmallCNN
 from captum_crigrad.methods import register_method, unregister_method
-from captum_crigrad.models import SmallCNN
 from captum_crigrad.sanity.check import plot_sanity_curves, sanity_check
 from captum_crigrad.sanity.randomization import default_blocks
-from captum_crigrad.training import accuracy, train_classifier
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from helpers import assert_untouched, snapshot
 
-from captum_crigrad.default import load_default_images, load_default_model
+from captum_crigrad.io.default import load_default_images, load_default_model
 from captum_crigrad.sanity import class_sensitivity, random_other_class
 
 

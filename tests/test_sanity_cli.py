@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from captum_crigrad.cli import main
-from captum_crigrad.models import SmallCNN
+from captum_crigrad.io.models import SmallCNN
 
 
 @pytest.fixture

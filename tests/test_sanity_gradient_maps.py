@@ -4,13 +4,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from captum_crigrad.cam.layers import default_cam_layer
+from captum_crigrad.core.relu_rules import ModifiedReluBackward, count_relu_calls
+from captum_crigrad.io.models import SmallCNN, resnet20
 from captum_crigrad.methods import (
     available_methods,
     register_method,
     unregister_method,
 )
-from captum_crigrad.models import SmallCNN, resnet20
-from captum_crigrad.relu_rules import ModifiedReluBackward, count_relu_calls
 from captum_crigrad.sanity.gradient_maps import (
     attribution_maps,
     gradient_map,

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from captum_crigrad.models import SmallCNN, resnet20
+from captum_crigrad.io.models import SmallCNN, resnet20
 from captum_crigrad.sanity.randomization import (
     default_blocks,
     randomize_model_parameters,

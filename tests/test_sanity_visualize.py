@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from captum_crigrad.models import SmallCNN
+from captum_crigrad.io.models import SmallCNN
 from captum_crigrad.sanity.gradient_maps import gradient_map
 from captum_crigrad.sanity.visualize import (
     tile_input_and_maps,

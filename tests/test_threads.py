@@ -26,7 +26,7 @@ from captum_crigrad import (
     FORGradSaliency,
     crigrad_attribution,
 )
-from captum_crigrad.hooks import ConcurrentUseError
+from captum_crigrad.core.hooks import ConcurrentUseError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor")
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from captum_crigrad.utils import fit_images, upsample, versions
+from captum_crigrad.core.utils import fit_images, upsample, versions
 
 
 def test_fit_images():

@@ -23,9 +23,8 @@ from captum_crigrad import (
     crigrad_attribution,
     metrics,
 )
-from captum_crigrad.crigrad.transform import CriGrad
-from captum_crigrad.hooks import with_gradient_transform
-from captum_crigrad.validation import (
+from captum_crigrad.core.hooks import with_gradient_transform
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     UserInputError,
@@ -50,6 +49,7 @@ from captum_crigrad.validation import (
     select_examples,
     target_indices,
 )
+from captum_crigrad.crigrad.transform import CriGrad
 
 
 def test_error_types_are_value_and_type_errors():
@@ -399,7 +399,7 @@ def test_negative_targets_in_the_metrics(setup):
 
 
 def test_negative_targets_in_the_drivers(setup):
-    from captum_crigrad.explain import explain
+    from captum_crigrad.methods.explain import explain
     from captum_crigrad.sanity import gradient_map
 
     model, x = setup

@@ -30,11 +30,6 @@ import torch.nn as nn
 from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor
 
-from captum_crigrad._compat import (
-    _format_additional_forward_args,
-    _forward_layer_eval,
-    compute_layer_gradients_and_eval,
-)
 from captum_crigrad.cam.layout import (
     ReshapeTransform,
     check_reshape_transform,
@@ -45,15 +40,20 @@ from captum_crigrad.cam.ops import (
     gradcam_weights,
     weighted_channel_sum,
 )
-from captum_crigrad.hooks import (
+from captum_crigrad.core._compat import (
+    _format_additional_forward_args,
+    _forward_layer_eval,
+    compute_layer_gradients_and_eval,
+)
+from captum_crigrad.core.hooks import (
     DelimitsForward,
     check_layer_transform,
     find_model,
     layer_call_context,
     target_selecting_forward,
 )
-from captum_crigrad.utils import upsample
-from captum_crigrad.validation import (
+from captum_crigrad.core.utils import upsample
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     as_generator,
@@ -108,10 +108,10 @@ class SampledLayerCAM(DelimitsForward, LayerAttribution, GradientAttribution):
             ``(N, h w, K)`` or channels-last ``(N, h, w, K)`` (converted by
             :mod:`captum_crigrad.cam.layout`).
         device_ids: as in Captum, for DataParallel models.
-        gradient_transform: optional :class:`captum_crigrad.hooks.GradientTransform`
+        gradient_transform: optional :class:`captum_crigrad.core.hooks.GradientTransform`
             (e.g. ``CriGrad``); every gradient pass runs under it, above
             ``layer`` only (the package's rule for layer methods,
-            :func:`captum_crigrad.hooks.layer_scope`, as CriGrad's
+            :func:`captum_crigrad.core.hooks.layer_scope`, as CriGrad's
             LayerGradCam), so the channel weights come from the transformed
             gradient. A transform with an input-gradient step (FORGrad) is
             refused: filter the map post hoc instead.

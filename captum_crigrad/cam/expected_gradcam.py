@@ -39,15 +39,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_crigrad._compat import log_usage
-from captum_crigrad._seeds import ImageDraws
 from captum_crigrad.cam.base import (
     GeneratorLike,
     SampledLayerCAM,
     SamplePlan,
     TensorOrTuple,
 )
-from captum_crigrad.validation import (
+from captum_crigrad.core._compat import log_usage
+from captum_crigrad.core.seeds import ImageDraws
+from captum_crigrad.core.validation import (
     check_inputs,
     check_positive_int,
     check_target,
@@ -159,7 +159,7 @@ class ExpectedGradCAM(SampledLayerCAM):
                 draw (references, interpolation points, noise); None draws a
                 seed from torch's default generator. One seed is drawn from it
                 per call, and each example's draws come from that seed and the
-                example's content (``captum_crigrad._seeds``): the same seed
+                example's content (``captum_crigrad.core.seeds``): the same seed
                 gives the same maps, different seeds different maps, and an
                 example's map does not depend on ``internal_batch_size``, on
                 its position in the batch or on the other examples (equal

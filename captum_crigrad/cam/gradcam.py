@@ -19,19 +19,19 @@ import torch.nn.functional as F
 from captum.attr import LayerGradCam
 from torch import Tensor
 
-from captum_crigrad._compat import (
-    _format_additional_forward_args,
-    _format_output,
-    compute_layer_gradients_and_eval,
-    log_usage,
-)
 from captum_crigrad.cam.layout import (
     ReshapeTransform,
     check_reshape_transform,
     to_spatial,
 )
-from captum_crigrad.hooks import find_model, target_selecting_forward
-from captum_crigrad.validation import check_inputs, check_target
+from captum_crigrad.core._compat import (
+    _format_additional_forward_args,
+    _format_output,
+    compute_layer_gradients_and_eval,
+    log_usage,
+)
+from captum_crigrad.core.hooks import find_model, target_selecting_forward
+from captum_crigrad.core.validation import check_inputs, check_target
 
 
 class GradCAM(LayerGradCam):

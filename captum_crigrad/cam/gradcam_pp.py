@@ -16,10 +16,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_crigrad._compat import log_usage
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
 from captum_crigrad.cam.ops import gradcam_pp_weights
-from captum_crigrad.validation import check_inputs, check_positive_int, check_target
+from captum_crigrad.core._compat import log_usage
+from captum_crigrad.core.validation import (
+    check_inputs,
+    check_positive_int,
+    check_target,
+)
 
 
 class GradCAMPlusPlus(SampledLayerCAM):

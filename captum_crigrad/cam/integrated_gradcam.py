@@ -20,13 +20,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_crigrad._compat import (
+from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
+from captum_crigrad.core._compat import (
     APPROXIMATION_METHODS,
     approximation_parameters,
     log_usage,
 )
-from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     check_choice,
     check_inputs,
     check_positive_int,

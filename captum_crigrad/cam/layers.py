@@ -13,7 +13,7 @@ and the sanity check use:
   norm of the last encoder block (``encoder.layers[-1].ln_1``, or timm's
   ``blocks[-1].norm1``), whose token output
   :mod:`~captum_crigrad.cam.layout` turns into a map on the patch grid;
-* the package's :class:`~captum_crigrad.models.SmallCNN` (the embedded
+* the package's :class:`~captum_crigrad.io.models.SmallCNN` (the embedded
   default): its last convolution (``features.5``, 14 x 14 on MNIST; the
   pooled ``features`` output is 7 x 7);
 * any other model: the last module, in execution order, whose output is a
@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError, check_images, check_module
+from captum_crigrad.core.validation import InvalidValueError, check_images, check_module
 
 _ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
@@ -77,7 +77,7 @@ def _torchvision_table() -> list[tuple[type, Callable[[nn.Module], nn.Module]]]:
 
 
 def _known_layer(model: nn.Module) -> nn.Module | None:
-    from captum_crigrad.models import SmallCNN
+    from captum_crigrad.io.models import SmallCNN
 
     if isinstance(model, SmallCNN):  # its last convolution, at twice the
         convs = [m for m in model.features if isinstance(m, nn.Conv2d)]

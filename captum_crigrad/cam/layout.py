@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+from captum_crigrad.core.validation import InvalidTypeError, InvalidValueError
 
 ReshapeTransform = Callable[[Tensor], Tensor]
 

@@ -5,8 +5,8 @@ Each sub-command is a module in this package that defines ``NAME``, ``HELP``,
 automatically, so adding a command is adding one file.
 
 Error policy: what the user asked for and cannot be done raises a
-:class:`~captum_crigrad.validation.UserInputError` (every check of
-:mod:`captum_crigrad.validation` and every loading error of
+:class:`~captum_crigrad.core.validation.UserInputError` (every check of
+:mod:`captum_crigrad.core.validation` and every loading error of
 :mod:`captum_crigrad.io`, and :class:`CLIError` for the options only the
 command line has); it is printed as one line and the exit code is 2. Any
 other exception is a bug: its traceback is printed with a request to report
@@ -23,7 +23,7 @@ import textwrap
 import traceback
 import warnings
 
-from captum_crigrad.validation import UserInputError
+from captum_crigrad.core.validation import UserInputError
 
 
 class CLIError(UserInputError):

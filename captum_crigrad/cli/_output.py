@@ -7,7 +7,7 @@ user's files.
   only when it is a folder this package wrote and holds nothing else (every
   file listed in its ``run.json``); any other non-empty folder is refused,
   before any work. It is replaced file by file
-  (:func:`captum_crigrad._files.remove_listed`, the rule ``eval`` uses):
+  (:func:`captum_crigrad.io.files.remove_listed`, the rule ``eval`` uses):
   only the files its ``run.json`` lists are removed, then the new folder is
   renamed onto the emptied one (a rename that succeeds only onto an empty
   folder), so a file the user adds after the last check is never deleted:
@@ -23,7 +23,7 @@ user's files.
   SIGKILL leaves its temporary folder, which the next run into the same
   parent folder removes (its name holds the host and the dead process id;
   an earlier version's moved-aside ``old`` folder only when
-  :func:`captum_crigrad._files.check_replaceable` accepts it).
+  :func:`captum_crigrad.io.files.check_replaceable` accepts it).
 * CSV cells are neutralised against formula injection (:func:`csv_text`) and
   JSON is strict (no ``NaN``/``Infinity``: :func:`json_text`).
 """
@@ -39,7 +39,9 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 
-from captum_crigrad._files import (
+from captum_crigrad.cli import CLIError
+from captum_crigrad.core.validation import InvalidValueError
+from captum_crigrad.io.files import (
     FILES_KEY,
     MARKER,
     check_replaceable,
@@ -51,8 +53,6 @@ from captum_crigrad._files import (
     owner_tag,
     remove_listed,
 )
-from captum_crigrad.cli import CLIError
-from captum_crigrad.validation import InvalidValueError
 
 __all__ = [
     "MARKER",
@@ -158,7 +158,7 @@ def _temp_prefix(path: str, kind: str) -> str:
 
 def _remove_stale_temporaries(path: str) -> None:
     """Temporary folders of ``path`` left by a killed run of this host (its
-    process no longer exists: :func:`captum_crigrad._files.owner_gone`) are
+    process no longer exists: :func:`captum_crigrad.io.files.owner_gone`) are
     removed; anything else is left alone. A ``new`` folder holds only what
     that run was writing (created by it with ``mkdtemp``: this user's, mode
     0700 until it is published as ``--out``) and goes whole; a folder of

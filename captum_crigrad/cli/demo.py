@@ -1,7 +1,7 @@
 """``captum-crigrad demo``: the first command to run.
 
 Explains the 20 shipped held-out MNIST digits with the embedded default model
-(:mod:`captum_crigrad.default`), offline, in seconds on a CPU, and writes into
+(:mod:`captum_crigrad.io.default`), offline, in seconds on a CPU, and writes into
 ``--out`` (default ``./crigrad-demo-out``), all at once:
 
 * ``overlays/NN_labelL_METHOD.png``: each map over its digit (8x enlarged);
@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_table(rows, columns) -> str:
     """Plain-text table of dict rows (floats with 4 decimals)."""
-    from captum_crigrad.utils import text_table
+    from captum_crigrad.core.utils import text_table
 
     return text_table(
         [columns]
@@ -122,15 +122,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
 
-    from captum_crigrad import default as dflt
     from captum_crigrad import metrics
     from captum_crigrad.cli._inputs import check_forgrad_cutoff
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.explain import ExplainOptions, explain, to_map
+    from captum_crigrad.core.utils import predict, versions
+    from captum_crigrad.core.validation import check_device, check_positive_int
+    from captum_crigrad.io import default as dflt
+    from captum_crigrad.io.overlay import overlay, save_mosaic, save_png, scale_maps
     from captum_crigrad.methods import parse_methods
-    from captum_crigrad.overlay import overlay, save_mosaic, save_png, scale_maps
-    from captum_crigrad.utils import predict, versions
-    from captum_crigrad.validation import check_device, check_positive_int
+    from captum_crigrad.methods.explain import ExplainOptions, explain, to_map
 
     # validate everything before any work
     requests = parse_methods(args.methods)
@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "forgrad_sigma": args.sigma,  # both None: the default energy rule
         "forgrad_energy": args.energy,
-        "model": "embedded default (captum_crigrad.default.load_default_model)",
+        "model": "embedded default (captum_crigrad.io.default.load_default_model)",
         "versions": versions(),
     }
     with staged_output(args.out, run_info) as folder:

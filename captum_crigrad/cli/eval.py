@@ -60,8 +60,8 @@ def add_arguments(parser) -> None:
         add_output_arguments,
         comma_separated,
     )
-    from captum_crigrad.evaluation.stats import TESTS
-    from captum_crigrad.metrics.suite import DEFAULT_METRICS, METRICS
+    from captum_crigrad.evaluation.suite import DEFAULT_METRICS, METRICS
+    from captum_crigrad.metrics.stats import TESTS
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
@@ -227,7 +227,7 @@ def _our_json(text: str) -> bool:
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    from captum_crigrad._files import csv_text
+    from captum_crigrad.io.files import csv_text
 
     header = list(rows[0])
     return csv_text(header, [[r[c] for c in header] for r in rows])
@@ -277,7 +277,7 @@ def _dataset(args, loaded, size, mean, std):
                 "images: give image files, folders, lists or patterns; only --model "
                 "default has built-in images"
             )
-        from captum_crigrad.default import load_default_images
+        from captum_crigrad.io.default import load_default_images
 
         digits, labels = load_default_images(normalized=False)
         n = len(digits) if args.n_images is None else min(args.n_images, len(digits))
@@ -319,14 +319,19 @@ def run(args) -> int:
     import shutil
 
     from captum_crigrad import io
-    from captum_crigrad._files import json_text
-    from captum_crigrad._files import write_text_atomic as write_atomic
     from captum_crigrad.cli._inputs import (
         OPTION_NAMES,
         crigrad_layer_names,
         split_names,
     )
     from captum_crigrad.cli._output import check_file, check_output_folder, write_file
+    from captum_crigrad.core.validation import (
+        check_device,
+        check_fraction,
+        check_positive_int,
+        resolve_layer,
+        resolve_layers,
+    )
     from captum_crigrad.crigrad.transform import DEFAULT_KEEP
     from captum_crigrad.evaluation import distributed
     from captum_crigrad.evaluation.report import (
@@ -336,16 +341,11 @@ def run(args) -> int:
         write_report,
     )
     from captum_crigrad.evaluation.runner import RESULTS, Method, evaluate_dataset
-    from captum_crigrad.explain import explain
+    from captum_crigrad.evaluation.suite import check_metric_names
+    from captum_crigrad.io.files import json_text
+    from captum_crigrad.io.files import write_text_atomic as write_atomic
     from captum_crigrad.methods import ExplainOptions, parse_methods
-    from captum_crigrad.metrics.suite import check_metric_names
-    from captum_crigrad.validation import (
-        check_device,
-        check_fraction,
-        check_positive_int,
-        resolve_layer,
-        resolve_layers,
-    )
+    from captum_crigrad.methods.explain import explain
 
     # ---- check everything before any work
     check_fraction(args.k, "--k")

@@ -226,14 +226,14 @@ def run(args: argparse.Namespace) -> int:
         csv_text,
         staged_output,
     )
-    from captum_crigrad.explain import ExplainOptions, explain, to_map
-    from captum_crigrad.overlay import overlay, save_png, scale_maps
-    from captum_crigrad.utils import predict, versions
-    from captum_crigrad.validation import (
+    from captum_crigrad.core.utils import predict, versions
+    from captum_crigrad.core.validation import (
         check_positive_int,
         resolve_layer,
         resolve_target,
     )
+    from captum_crigrad.io.overlay import overlay, save_png, scale_maps
+    from captum_crigrad.methods.explain import ExplainOptions, explain, to_map
 
     # -- validate everything before any work -----------------------------------
     methods = _methods(args)

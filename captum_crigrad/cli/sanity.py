@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_model_arguments,
         add_output_arguments,
     )
+    from captum_crigrad.core.validation import SCORES
     from captum_crigrad.methods import FUNCTIONAL_RELU
     from captum_crigrad.sanity.randomization import (
         BATCHNORM_STATS,
@@ -60,7 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         INITS,
         MODES,
     )
-    from captum_crigrad.validation import SCORES
 
     add_image_arguments(parser, required=False, n_images=20, deprecated=True)
     add_model_arguments(parser)
@@ -162,6 +162,7 @@ def run(args) -> int:
         split_names,
     )
     from captum_crigrad.cli._output import check_output_folder, staged_output
+    from captum_crigrad.core.utils import versions
     from captum_crigrad.methods import parse_methods
     from captum_crigrad.sanity import (
         class_sensitivity,
@@ -170,7 +171,6 @@ def run(args) -> int:
         sanity_check,
         tile_input_and_maps,
     )
-    from captum_crigrad.utils import versions
 
     # -- validate everything before any work -----------------------------------
     methods = [r.name for r in parse_methods(args.methods)]

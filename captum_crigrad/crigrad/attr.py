@@ -33,14 +33,14 @@ from captum.attr import (
 )
 
 from captum_crigrad.cam.gradcam import GradCAM
-from captum_crigrad.crigrad.transform import CriGrad
-from captum_crigrad.hooks import (
+from captum_crigrad.core.hooks import (
     TransformedAttribution,
     TransformedMethod,
     transformed_attribute,
     with_gradient_transform,
 )
-from captum_crigrad.validation import InvalidTypeError
+from captum_crigrad.core.validation import InvalidTypeError
+from captum_crigrad.crigrad.transform import CriGrad
 
 
 def make_crigrad(crigrad: CriGrad | None, options: dict[str, Any]) -> CriGrad:
@@ -133,7 +133,7 @@ class CriGradLayerGradCam(CriGradMethod, GradCAM):
     """Captum's LayerGradCam whose channel weights come from critical gradients.
 
     CriGrad filters the layers *above* ``layer`` (the package's rule for
-    layer methods, :func:`captum_crigrad.hooks.layer_scope`), so
+    layer methods, :func:`captum_crigrad.core.hooks.layer_scope`), so
     alpha_k = mean_ij of the critical gradient at the layer. Token and
     channels-last layer outputs are converted to ``(B, C, h, w)`` as by every
     CAM (:class:`~captum_crigrad.cam.gradcam.GradCAM`, ``reshape_transform``).

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError, check_choice
+from captum_crigrad.core.validation import InvalidValueError, check_choice
 
 IMPORTANCES = ("gxi", "grad", "activation")
 GRANULARITIES = ("element", "channel", "location")

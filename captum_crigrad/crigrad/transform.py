@@ -20,7 +20,7 @@ filters the output of every call of an activation function made by the
 call's forward passes: activation modules (``nn.ReLU``, ``nn.ReLU6``,
 ``nn.GELU``, ``nn.SiLU``, ``nn.Hardswish``, ...) and functional calls
 (``F.relu``, ``torch.relu``, ``x.relu()``, ``F.gelu``, ...), intercepted by
-:mod:`captum_crigrad.activations`; each call is ranked on its own
+:mod:`captum_crigrad.core.activations`; each call is ranked on its own
 (torchvision ResNets call one in-place ReLU module several times per
 forward). No module of the model needs to be known, so any ``forward_func``
 works. ``layers=[modules]`` filters those modules' outputs instead.
@@ -48,17 +48,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.activations import ACTIVATION_FUNCTIONS
-from captum_crigrad.crigrad.masks import (
-    GRANULARITIES,
-    IMPORTANCES,
-    THRESHOLDS,
-    critical_mask,
-    global_critical_masks,
-    importance,
-)
-from captum_crigrad.hooks import GradientTransform, Hooks
-from captum_crigrad.validation import (
+from captum_crigrad.core.activations import ACTIVATION_FUNCTIONS
+from captum_crigrad.core.hooks import GradientTransform, Hooks
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_bool,
@@ -68,6 +60,14 @@ from captum_crigrad.validation import (
     check_module,
     layer_names,
     target_indices,
+)
+from captum_crigrad.crigrad.masks import (
+    GRANULARITIES,
+    IMPORTANCES,
+    THRESHOLDS,
+    critical_mask,
+    global_critical_masks,
+    importance,
 )
 
 MODES = ("online", "two_pass")
@@ -125,7 +125,7 @@ class CriGrad(GradientTransform):
         mode: ``"two_pass"`` (default; ranks the plain gradients, one extra
             backward pass started at the output of each forward pass: each
             call of ``forward_func`` in the drop-ins and
-            :func:`~captum_crigrad.hooks.with_gradient_transform`, whatever
+            :func:`~captum_crigrad.core.hooks.with_gradient_transform`, whatever
             it is (a module, ``model.forward``, a lambda); each call of the
             model given to :meth:`context`) or ``"online"`` (one backward;
             each layer ranks the already filtered gradient).

@@ -8,7 +8,7 @@
 * :mod:`.distributed`: ``torch.distributed`` set-up under ``torchrun`` and
   the fixed chunking that makes results independent of the process count;
 * :mod:`.runner`: :func:`evaluate_dataset`, the loop over chunks;
-* :mod:`.stats`: bootstrap intervals, paired tests with Holm's correction,
+* :mod:`captum_crigrad.metrics.stats` (re-exported here): bootstrap intervals, paired tests with Holm's correction,
   mean ranks;
 * :mod:`.report`: the summary tables, ``report.md`` and figures.
 """
@@ -17,30 +17,30 @@ import importlib
 from typing import Any
 
 # The names below load their module on first use (PEP 562), so that importing
-# one submodule (the command line's option choices come from .stats) does not
+# one submodule (the command line's option choices come from metrics.stats) does not
 # load pyarrow and the rest.
 _HOME = {
-    "EvalDataset": "datasets",
-    "find_entries": "datasets",
-    "Context": "distributed",
-    "setup": "distributed",
-    "summarize": "report",
-    "write_report": "report",
-    "evaluate_dataset": "runner",
-    "image_seed": "runner",
-    "bootstrap_ci": "stats",
-    "compare_methods": "stats",
-    "curve_band": "stats",
-    "holm": "stats",
-    "mean_ranks": "stats",
-    "paired_test": "stats",
+    "EvalDataset": "captum_crigrad.evaluation.datasets",
+    "find_entries": "captum_crigrad.evaluation.datasets",
+    "Context": "captum_crigrad.evaluation.distributed",
+    "setup": "captum_crigrad.evaluation.distributed",
+    "summarize": "captum_crigrad.evaluation.report",
+    "write_report": "captum_crigrad.evaluation.report",
+    "evaluate_dataset": "captum_crigrad.evaluation.runner",
+    "image_seed": "captum_crigrad.evaluation.runner",
+    "bootstrap_ci": "captum_crigrad.metrics.stats",
+    "compare_methods": "captum_crigrad.metrics.stats",
+    "curve_band": "captum_crigrad.metrics.stats",
+    "holm": "captum_crigrad.metrics.stats",
+    "mean_ranks": "captum_crigrad.metrics.stats",
+    "paired_test": "captum_crigrad.metrics.stats",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    value = getattr(importlib.import_module(_HOME[name]), name)
     globals()[name] = value
     return value
 

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_crigrad.core.utils import fit_images
+from captum_crigrad.core.validation import InvalidValueError
 from captum_crigrad.io import (
     IMAGE_EXTENSIONS,
     MNIST_HELDOUT_START,
@@ -47,8 +49,6 @@ from captum_crigrad.io import (
     read_idx,
     read_images,
 )
-from captum_crigrad.utils import fit_images
-from captum_crigrad.validation import InvalidValueError
 
 MNIST_LABELS = "t10k-labels-idx1-ubyte.gz"
 NO_LABEL = -1

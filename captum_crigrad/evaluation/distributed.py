@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.core.validation import InvalidValueError
 
 
 @dataclass(frozen=True)

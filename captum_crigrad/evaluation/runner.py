@@ -4,7 +4,7 @@ split across ``torchrun`` processes.
 :func:`evaluate_dataset` reads the dataset in fixed chunks of
 ``batch_size`` images through a ``DataLoader`` (``workers`` decoding
 processes), explains each chunk with every method, scores every metric with
-the package's metric engine (:func:`captum_crigrad.metrics.suite.score_metric`)
+the package's metric engine (:func:`captum_crigrad.evaluation.suite.score_metric`)
 and appends one row per (image, method, metric) to this process's shard,
 one file per chunk (:mod:`.shards`). Only the chunk in hand (and the
 loader's prefetched ones) is in memory. With ``resume`` the chunks already
@@ -15,7 +15,7 @@ Seeds are per image, not per process: everything random about image ``i``
 (a random map, a random removal order, sensitivity-n subsets, ROAD noise,
 infidelity's perturbations) comes from :func:`image_seed` ``(seed, i,
 what)``. The seeded metrics score the whole chunk at once with one such seed
-per image (``score_metric(..., seeds=...)``, :mod:`captum_crigrad._seeds`);
+per image (``score_metric(..., seeds=...)``, :mod:`captum_crigrad.core.seeds`);
 the random control map is rebuilt per image. So an image's values do not
 depend on the chunk size, on its neighbours or on the number of processes.
 """
@@ -35,7 +35,18 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._files import (
+from captum_crigrad.core.utils import predicted_class, versions
+from captum_crigrad.core.validation import InvalidValueError, check_positive_int
+from captum_crigrad.evaluation import distributed, shards
+from captum_crigrad.evaluation.datasets import EvalDataset, collate
+from captum_crigrad.evaluation.suite import (
+    CURVE_METRICS,
+    MASK_METRICS,
+    SEEDED_METRICS,
+    check_metric_names,
+    score_metric,
+)
+from captum_crigrad.io.files import (
     FILES_KEY,
     check_replaceable,
     json_text,
@@ -44,17 +55,6 @@ from captum_crigrad._files import (
     write_atomic,
     write_text_atomic,
 )
-from captum_crigrad.evaluation import distributed, shards
-from captum_crigrad.evaluation.datasets import EvalDataset, collate
-from captum_crigrad.metrics.suite import (
-    CURVE_METRICS,
-    MASK_METRICS,
-    SEEDED_METRICS,
-    check_metric_names,
-    score_metric,
-)
-from captum_crigrad.utils import predicted_class, versions
-from captum_crigrad.validation import InvalidValueError, check_positive_int
 
 RUN_FILE = "run.json"
 
@@ -158,7 +158,7 @@ def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
     unfinished or finished run of the same settings (anything else is
     refused); without it an empty folder or a *finished* run of
     captum-crigrad, which is replaced: the files its run.json lists are
-    removed one by one (:func:`captum_crigrad._files.remove_listed`); a file
+    removed one by one (:func:`captum_crigrad.io.files.remove_listed`); a file
     that appeared meanwhile stays, and the run is refused naming it. An
     unfinished run is never replaced: that needs ``resume`` or removing the
     folder by hand. With ``resume``, only the temporary files of writers that
@@ -297,7 +297,7 @@ def evaluate_dataset(
         model: the classifier, on ``ctx.device``, in eval mode.
         dataset: an :class:`EvalDataset` (images normalised as the model takes them).
         methods: named attribution methods (``Method(name, attribute)``).
-        metrics: names from :data:`captum_crigrad.metrics.suite.METRICS`.
+        metrics: names from :data:`captum_crigrad.evaluation.suite.METRICS`.
         out: the output folder (see :func:`prepare_output`).
         ctx: this process (:func:`distributed.setup`); default one CPU process.
         seeded_method, seeded_methods: methods whose maps are random (the

@@ -25,7 +25,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from captum_crigrad._files import TEMP_PREFIX, owner_gone, write_atomic
+from captum_crigrad.io.files import TEMP_PREFIX, owner_gone, write_atomic
 
 SHARDS = "shards"
 _NAME = re.compile(r"^chunk-(\d+)\.parquet$")
@@ -98,7 +98,7 @@ class ShardWriter:
 def remove_partial(out: str) -> int:
     """Delete the temporary files of batches that were being written when a
     process died (named for a process of this host that no longer exists,
-    :func:`captum_crigrad._files.owner_gone`); a live writer's (another run
+    :func:`captum_crigrad.io.files.owner_gone`); a live writer's (another run
     into the same folder), another host's or one without an owner is left
     alone. Returns how many were deleted."""
     root = os.path.join(out, SHARDS)

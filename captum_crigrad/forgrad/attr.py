@@ -11,7 +11,7 @@ in two places:
   NoiseTunnel and layer methods (their maps are first upsampled to the
   input size).
 * **per gradient evaluation** (``where="per_step"``): :class:`FORGrad` is a
-  :class:`~captum_crigrad.hooks.GradientTransform` whose gradient step filters
+  :class:`~captum_crigrad.core.hooks.GradientTransform` whose gradient step filters
   every input gradient the method computes (through Captum's
   ``gradient_func``), ``A(x) = method(x, grad -> forgrad(grad))``.
 
@@ -47,6 +47,22 @@ from captum.attr import (
 from torch import Tensor
 
 from captum_crigrad.cam.gradcam import GradCAM
+from captum_crigrad.core.hooks import (
+    ComposedTransform,
+    GradientTransform,
+    TransformedAttribution,
+    TransformedMethod,
+    check_layer_transform,
+    transformed_attribute,
+)
+from captum_crigrad.core.utils import upsample
+from captum_crigrad.core.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_bool,
+    check_choice,
+    check_inputs,
+)
 from captum_crigrad.crigrad.transform import CriGrad
 from captum_crigrad.forgrad.filter import (
     DEFAULT_ENERGY,
@@ -55,22 +71,6 @@ from captum_crigrad.forgrad.filter import (
     cutoff_rule,
     forgrad,
     resolve_sigma,
-)
-from captum_crigrad.hooks import (
-    ComposedTransform,
-    GradientTransform,
-    TransformedAttribution,
-    TransformedMethod,
-    check_layer_transform,
-    transformed_attribute,
-)
-from captum_crigrad.utils import upsample
-from captum_crigrad.validation import (
-    InvalidTypeError,
-    InvalidValueError,
-    check_bool,
-    check_choice,
-    check_inputs,
 )
 
 __all__ = [
@@ -147,7 +147,7 @@ class FORGrad(GradientTransform):
     averaging filtered gradients (SmoothGrad, IG per step) differs from
     filtering their average.
 
-    Use with :func:`~captum_crigrad.hooks.with_gradient_transform`, or
+    Use with :func:`~captum_crigrad.core.hooks.with_gradient_transform`, or
     ``where="per_step"`` of the FORGrad classes; compose with CriGrad as
     ``CriGrad(...) + FORGrad(...)`` (CriGrad's hooks shape the backward pass,
     then FORGrad filters the resulting input gradient). A bare ``FORGrad()``
@@ -320,7 +320,7 @@ class FORGradAttribution(_PostHoc, TransformedAttribution):
             sanity tests there (randomisation on two of its three models,
             class sensitivity on the third).
         where: ``"post_hoc"`` or ``"per_step"``.
-        transform: optional :class:`~captum_crigrad.hooks.GradientTransform`
+        transform: optional :class:`~captum_crigrad.core.hooks.GradientTransform`
             applied per gradient evaluation *before* FORGrad, e.g.
             ``CriGrad(keep=0.3)``: CriGrad and FORGrad on one method.
         model: the ``nn.Module`` explained, when ``attribution.forward_func``

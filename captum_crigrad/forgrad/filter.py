@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_bool,

@@ -23,14 +23,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.forgrad.filter import POST_STEPS, forgrad, sigma_keeping_all
-from captum_crigrad.metrics.perturbation import (
-    PerturbationCurve,
-    deletion,
-    insertion,
-)
-from captum_crigrad.utils import num_classes, predicted_class
-from captum_crigrad.validation import (
+from captum_crigrad.core.utils import num_classes, predicted_class
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_choice,
@@ -38,6 +32,12 @@ from captum_crigrad.validation import (
     check_images,
     check_module,
     target_indices,
+)
+from captum_crigrad.forgrad.filter import POST_STEPS, forgrad, sigma_keeping_all
+from captum_crigrad.metrics.perturbation import (
+    PerturbationCurve,
+    deletion,
+    insertion,
 )
 
 __all__ = [

@@ -1,13 +1,13 @@
 """Small helpers shared by the metrics (no model hooks); argument checks
-come from :mod:`captum_crigrad.validation`."""
+come from :mod:`captum_crigrad.core.validation`."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from captum_crigrad.utils import reduce_channels
-from captum_crigrad.validation import (
+from captum_crigrad.core.utils import reduce_channels
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
 )
@@ -74,7 +74,7 @@ def ranks_from_order(order: Tensor) -> Tensor:
 
 
 def selected_scores(logits: Tensor, target: Tensor, score: str) -> Tensor:
-    """The ``score`` (:func:`~captum_crigrad.validation.check_score`'d) of
+    """The ``score`` (:func:`~captum_crigrad.core.validation.check_score`'d) of
     ``target`` per row of ``logits``, (N,)."""
     if score == "probability":
         logits = torch.softmax(logits.float(), dim=1)

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.utils import upsample
-from captum_crigrad.validation import InvalidValueError, check_finite_float
+from captum_crigrad.core.utils import upsample
+from captum_crigrad.core.validation import InvalidValueError, check_finite_float
 
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8
 # neighbours, 1/6 for the 4 edge neighbours and 1/12 for the 4 diagonal ones

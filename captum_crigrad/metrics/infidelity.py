@@ -18,10 +18,9 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
-from captum_crigrad._seeds import CaptumRowSeeds, ImageDraws, SeedsType
-from captum_crigrad._untouched import private_if_training
-from captum_crigrad.metrics._common import pixel_relevance
-from captum_crigrad.validation import (
+from captum_crigrad.core.seeds import CaptumRowSeeds, ImageDraws, SeedsType
+from captum_crigrad.core.untouched import private_if_training
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     TargetType,
@@ -30,6 +29,7 @@ from captum_crigrad.validation import (
     check_positive_int,
     target_indices,
 )
+from captum_crigrad.metrics._common import pixel_relevance
 
 
 def _device_of(generator: torch.Generator | None) -> torch.device:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_finite_float,

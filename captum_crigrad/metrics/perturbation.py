@@ -21,17 +21,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._seeds import ImageDraws, SeedsType, check_seeds
-from captum_crigrad._untouched import private_if_training
-from captum_crigrad.metrics._common import (
-    pixel_relevance,
-    ranks_from_order,
-    selected_scores,
-    tie_broken_order,
-)
-from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation
-from captum_crigrad.utils import model_device
-from captum_crigrad.validation import (
+from captum_crigrad.core.seeds import ImageDraws, SeedsType, check_seeds
+from captum_crigrad.core.untouched import private_if_training
+from captum_crigrad.core.utils import model_device
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     TargetType,
@@ -44,6 +37,13 @@ from captum_crigrad.validation import (
     select_examples,
     target_indices,
 )
+from captum_crigrad.metrics._common import (
+    pixel_relevance,
+    ranks_from_order,
+    selected_scores,
+    tie_broken_order,
+)
+from captum_crigrad.metrics.imputation import gaussian_blur, linear_imputation
 
 Replacement = float | int | str | Tensor
 ORDERS = ("morf", "lerf", "random")

@@ -11,17 +11,17 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from captum_crigrad.metrics._common import (
-    pixel_relevance,
-    ranks_from_order,
-    tie_broken_order,
-)
-from captum_crigrad.training import correct_predictions, train_classifier
-from captum_crigrad.validation import (
+from captum_crigrad.core.training import correct_predictions, train_classifier
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_images,
     check_positive_int,
+)
+from captum_crigrad.metrics._common import (
+    pixel_relevance,
+    ranks_from_order,
+    tie_broken_order,
 )
 
 
@@ -47,7 +47,7 @@ class RoarResult:
         ("attribution" or "random") and seed, over the test images; and per
         fraction and kind the mean over seeds (``seed=None``), with its
         interval over the seeds (a zero-width interval for a single seed)."""
-        from captum_crigrad.evaluation.stats import bootstrap_ci
+        from captum_crigrad.metrics.stats import bootstrap_ci
 
         rows = []
         kinds = [("attribution", self.accuracy, self.correct)]
@@ -176,7 +176,7 @@ def roar(
             model initialisation is reproducible and the caller's state kept.
         train_fn: ``train_fn(train_loader) -> nn.Module`` (a shuffled
             DataLoader over the modified training set, seeded); default: the
-            package's :func:`~captum_crigrad.training.train_classifier` on
+            package's :func:`~captum_crigrad.core.training.train_classifier` on
             ``model_fn()`` with ``train_kwargs`` (then ``model_fn`` is required).
         random_control: also remove uniformly random pixels (seeded per seed).
         include_unmodified: add t = 0 (the unmodified data) as the first row.
@@ -187,7 +187,7 @@ def roar(
             data and gets the same result). Default (None): when a group of
             more than one process is initialised. The default trainer splits
             each mini-batch across the processes (see
-            :func:`~captum_crigrad.training.train_classifier`); a ``train_fn``
+            :func:`~captum_crigrad.core.training.train_classifier`); a ``train_fn``
             then gets a loader over this process's share of the training set
             (``DistributedSampler``, seeded) and must wrap its model in DDP.
 

@@ -11,14 +11,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._seeds import ImageDraws, SeedsType
-from captum_crigrad._untouched import private_if_training
-from captum_crigrad.metrics._common import (
-    pixel_relevance,
-    selected_scores,
-)
-from captum_crigrad.utils import model_device
-from captum_crigrad.validation import (
+from captum_crigrad.core.seeds import ImageDraws, SeedsType
+from captum_crigrad.core.untouched import private_if_training
+from captum_crigrad.core.utils import model_device
+from captum_crigrad.core.validation import (
     InvalidValueError,
     TargetType,
     check_images,
@@ -27,6 +23,10 @@ from captum_crigrad.validation import (
     format_baselines,
     select_examples,
     target_indices,
+)
+from captum_crigrad.metrics._common import (
+    pixel_relevance,
+    selected_scores,
 )
 
 

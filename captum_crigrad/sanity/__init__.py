@@ -10,12 +10,12 @@ random-logit test), :mod:`.visualize` (figures).
 """
 
 from captum_crigrad.cam.layers import default_cam_layer
+from captum_crigrad.core.relu_rules import ModifiedReluBackward, count_relu_calls
 from captum_crigrad.methods import (
     available_methods,
     register_method,
     unregister_method,
 )
-from captum_crigrad.relu_rules import ModifiedReluBackward, count_relu_calls
 from captum_crigrad.sanity.check import SanityResult, plot_sanity_curves, sanity_check
 from captum_crigrad.sanity.class_sensitivity import (
     ClassSensitivityResult,

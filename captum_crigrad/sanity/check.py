@@ -24,13 +24,13 @@ import numpy as np
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._untouched import private_if_training
+from captum_crigrad.core.untouched import private_if_training
+from captum_crigrad.core.utils import markdown_table, model_device, predicted_class
+from captum_crigrad.core.validation import InvalidValueError, check_images
 from captum_crigrad.methods import parse_methods
 from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
 from captum_crigrad.sanity.randomization import randomized_models
 from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
-from captum_crigrad.utils import markdown_table, model_device, predicted_class
-from captum_crigrad.validation import InvalidValueError, check_images
 
 
 @dataclasses.dataclass

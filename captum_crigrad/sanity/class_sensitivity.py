@@ -29,16 +29,13 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.methods import parse_methods
-from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
-from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
-from captum_crigrad.utils import (
+from captum_crigrad.core.utils import (
     markdown_table,
     model_device,
     num_classes,
     predicted_class,
 )
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     InvalidValueError,
     as_generator,
     check_images,
@@ -47,6 +44,9 @@ from captum_crigrad.validation import (
     check_positive_int,
     target_indices,
 )
+from captum_crigrad.methods import parse_methods
+from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
+from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
 
 
 @dataclasses.dataclass

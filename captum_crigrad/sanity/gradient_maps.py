@@ -20,7 +20,7 @@ The target defaults to the class the model predicts.
 Captum's GuidedBackprop and Deconvolution hook ``nn.ReLU`` modules only; on
 a model that applies ReLU as a function they are refused by default, and
 ``functional_relu="wrap"`` applies their rule to every ReLU call
-(:mod:`captum_crigrad.relu_rules`).
+(:mod:`captum_crigrad.core.relu_rules`).
 """
 
 from __future__ import annotations
@@ -31,21 +31,21 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._untouched import private_if_training
-from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
-from captum_crigrad.utils import (
+from captum_crigrad.core.untouched import private_if_training
+from captum_crigrad.core.utils import (
     model_device,
     num_classes,
     predicted_class,
     reduce_channels,
 )
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     check_images,
     check_module,
     check_positive_int,
     check_score,
     target_indices,
 )
+from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
 
 
 class _Probability(nn.Module):

@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_choice,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+from captum_crigrad.core.validation import InvalidTypeError, InvalidValueError
 
 MEASURES = ("spearman_abs", "spearman_signed", "ssim", "hog_pearson")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+from captum_crigrad.core.validation import InvalidTypeError, InvalidValueError
 
 ArrayLike = Tensor | np.ndarray
 

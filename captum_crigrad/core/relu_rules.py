@@ -3,7 +3,7 @@ call, and the count of ReLU calls hook-based methods would miss.
 
 Captum's GuidedBackprop and Deconvolution hook ``nn.ReLU`` modules only. A
 model that applies ReLU as a function (``F.relu``, ``torch.relu``,
-``x.relu()``; e.g. :func:`captum_crigrad.models.resnet20`) would silently get
+``x.relu()``; e.g. :func:`captum_crigrad.io.models.resnet20`) would silently get
 (partly) the plain gradient. :func:`count_relu_calls` counts the calls made
 outside ``nn.ReLU`` modules in one forward pass; :class:`ModifiedReluBackward`
 applies a rule to *every* ReLU call through a
@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.activations import RELU_FUNCTIONS, InterceptCalls, count_calls
-from captum_crigrad.validation import check_choice
+from captum_crigrad.core.activations import RELU_FUNCTIONS, InterceptCalls, count_calls
+from captum_crigrad.core.validation import check_choice
 
 #: The rules: Guided Backprop (Springenberg et al. 2015) and deconvnet
 #: (Zeiler & Fergus 2014).

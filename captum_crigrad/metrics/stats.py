@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     InvalidValueError,
     check_choice,
     check_fraction,

@@ -1,10 +1,10 @@
 """The one registry of named attribution methods, and their one grammar.
 
 Every entry point resolves method names here: Python's
-:func:`~captum_crigrad.explain.explain`,
+:func:`~captum_crigrad.methods.explain.explain`,
 :func:`~captum_crigrad.sanity.gradient_map` and
 :func:`~captum_crigrad.sanity.sanity_check`, the evaluation suite
-(:mod:`captum_crigrad.metrics.suite`), the four commands (``demo``,
+(:mod:`captum_crigrad.evaluation.suite`), the four commands (``demo``,
 ``saliency``, ``eval``, ``sanity``) and the notebooks. A name accepted by
 one of them is accepted by all, and means the same map.
 
@@ -61,8 +61,23 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._seeds import ImageDraws, draw_generator, image_keys
 from captum_crigrad.cam.layers import default_cam_layer
+from captum_crigrad.core.relu_rules import RULES, ModifiedReluBackward, count_relu_calls
+from captum_crigrad.core.seeds import ImageDraws, draw_generator, image_keys
+from captum_crigrad.core.utils import upsample
+from captum_crigrad.core.validation import (
+    InvalidTypeError,
+    InvalidValueError,
+    check_choice,
+    check_finite_float,
+    check_fraction,
+    check_hookable,
+    check_int,
+    check_positive_int,
+    resolve_layer,
+    resolve_layers,
+    select_targets,
+)
 from captum_crigrad.crigrad.attr import CriGradLayerGradCam, crigrad_attribution
 from captum_crigrad.crigrad.transform import (
     DEFAULT_GRANULARITY,
@@ -81,21 +96,6 @@ from captum_crigrad.forgrad.filter import (
     cutoff_rule,
     forgrad,
     resolve_sigma,
-)
-from captum_crigrad.relu_rules import RULES, ModifiedReluBackward, count_relu_calls
-from captum_crigrad.utils import upsample
-from captum_crigrad.validation import (
-    InvalidTypeError,
-    InvalidValueError,
-    check_choice,
-    check_finite_float,
-    check_fraction,
-    check_hookable,
-    check_int,
-    check_positive_int,
-    resolve_layer,
-    resolve_layers,
-    select_targets,
 )
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Methods x metrics evaluation used by ``captum-crigrad eval`` and
 scripts/eval_results.py: attribution methods named as everywhere in the
 package (:mod:`captum_crigrad.methods`, computed by
-:func:`~captum_crigrad.explain.explain`) scored by named metrics, each with
+:func:`~captum_crigrad.methods.explain.explain`) scored by named metrics, each with
 its direction. The maps are read as each method's meaning says: signed
 methods (input x gradient, integrated gradients) by their signed channel
 sum, the others by magnitude (``sum_c |a_c|``); pixel perturbation always
@@ -18,9 +18,11 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._seeds import SeedsType
-from captum_crigrad.explain import explain
+from captum_crigrad.core.seeds import SeedsType
+from captum_crigrad.core.utils import markdown_table, predicted_class, text_table
+from captum_crigrad.core.validation import InvalidValueError, check_fraction
 from captum_crigrad.methods import ExplainOptions, parse_methods
+from captum_crigrad.methods.explain import explain
 from captum_crigrad.metrics import localisation
 from captum_crigrad.metrics.infidelity import infidelity
 from captum_crigrad.metrics.perturbation import (
@@ -30,8 +32,6 @@ from captum_crigrad.metrics.perturbation import (
     road,
 )
 from captum_crigrad.metrics.sensitivity_n import sensitivity_n
-from captum_crigrad.utils import markdown_table, predicted_class, text_table
-from captum_crigrad.validation import InvalidValueError, check_fraction
 
 # name -> (direction, description)
 METRICS: dict[str, tuple] = {
@@ -148,7 +148,7 @@ def score_metric(
     :data:`SEEDED_METRICS` draw per image, from ``seeds`` (one integer per
     image, e.g. :func:`captum_crigrad.evaluation.runner.image_seed`) or from
     ``generator`` mixed with each image's content (not both; see
-    :mod:`captum_crigrad._seeds`): an image's value does not depend on the
+    :mod:`captum_crigrad.core.seeds`): an image's value does not depend on the
     other images scored with it. The other metrics draw nothing and ignore
     ``seeds``. The metrics of
     :data:`MASK_METRICS` need ``masks`` (N, H, W) bool. Pixel perturbation
@@ -254,7 +254,7 @@ def evaluate(
     direction, mean, std, n_images, forward_passes}``.
 
     ``methods`` are names (:mod:`captum_crigrad.methods`), computed by
-    :func:`~captum_crigrad.explain.explain` with ``options`` (default:
+    :func:`~captum_crigrad.methods.explain.explain` with ``options`` (default:
     ``ExplainOptions(seed=seed, internal_batch_size=64)``) in chunks of 32
     images. The target is the class predicted on ``images``. Pixel
     perturbation ranks pixels by the magnitude of the map (as FullGrad); the

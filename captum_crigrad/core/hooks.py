@@ -81,7 +81,7 @@ from captum.attr import (
 )
 from torch import Tensor
 
-from captum_crigrad._compat import (
+from captum_crigrad.core._compat import (
     _format_additional_forward_args,
     _run_forward,
     _select_targets,
@@ -90,8 +90,8 @@ from captum_crigrad._compat import (
     logged_attribute,
     undecorated,
 )
-from captum_crigrad.activations import InterceptCalls
-from captum_crigrad.validation import (
+from captum_crigrad.core.activations import InterceptCalls
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     check_inputs,
     check_module,
@@ -290,7 +290,7 @@ class Hooks:
         """``handler(func, args, kwargs, output) -> output`` after every call
         of one of ``functions`` made by this call's passes (in this thread),
         except inside excluded modules (see
-        :class:`~captum_crigrad.activations.InterceptCalls`)."""
+        :class:`~captum_crigrad.core.activations.InterceptCalls`)."""
         for f in functions:
             self._handlers.setdefault(f, []).append(handler)
 
@@ -314,7 +314,7 @@ class Hooks:
 
     def check_target_at_output(self, target: Any) -> None:
         """Check ``target`` against the model's output when it is known
-        (range and form, :func:`captum_crigrad.validation.resolve_target`)."""
+        (range and form, :func:`captum_crigrad.core.validation.resolve_target`)."""
         if target is None:
             return
 
@@ -587,7 +587,7 @@ def layer_scope(attribution: Any) -> tuple[nn.Module, ...]:
 def target_selecting_forward(forward_fn: Callable, target: Any) -> Callable:
     """``forward_fn`` followed by Captum's target selection, with ``target``
     resolved against the output (negative indices from the end, range
-    checked: :func:`captum_crigrad.validation.resolve_target`). Pass the
+    checked: :func:`captum_crigrad.core.validation.resolve_target`). Pass the
     result with ``target=None`` to Captum's gradient helpers; they then
     differentiate exactly the scores Captum would have selected."""
     if target is None:

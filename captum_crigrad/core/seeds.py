@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidTypeError, InvalidValueError
+from captum_crigrad.core.validation import InvalidTypeError, InvalidValueError
 
 _MASK63 = (1 << 63) - 1
 

@@ -3,7 +3,7 @@ the device a model lives on, its predicted classes and its output size; the
 one upsampling of maps, the one fitting of single-channel images to a
 model's channels and size, and the one reduction of attributions to a
 single-channel map; plain-text and Markdown tables; the versions recorded
-with results. (Files are written by :mod:`captum_crigrad._files`.)
+with results. (Files are written by :mod:`captum_crigrad.io.files`.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.core.validation import InvalidValueError
 
 __all__ = [
     "CHANNEL_REDUCTIONS",

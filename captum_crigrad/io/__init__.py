@@ -2,8 +2,8 @@
 
 Models (:func:`load_model`):
 
-* ``"default"``: the embedded MNIST SmallCNN (:mod:`captum_crigrad.default`);
-* an architecture name, ``smallcnn`` / ``resnet20`` (:mod:`captum_crigrad.models`)
+* ``"default"``: the embedded MNIST SmallCNN (:mod:`captum_crigrad.io.default`);
+* an architecture name, ``smallcnn`` / ``resnet20`` (:mod:`captum_crigrad.io.models`)
   or any torchvision classification model (``resnet18``, ...), with
   ``weights`` = a checkpoint file (a state dict, or a dict holding one under
   ``state_dict``/``model``/``model_state_dict``; ``module.`` prefixes
@@ -24,7 +24,7 @@ images, :data:`MNIST_HELDOUT_START` on); :func:`load_mnist`,
 
 Every problem with what the caller asked for (a missing or corrupt file, a
 checkpoint of another architecture, an unknown model, ...) raises
-:class:`~captum_crigrad.validation.InvalidValueError` with one line naming
+:class:`~captum_crigrad.core.validation.InvalidValueError` with one line naming
 the argument. ``names`` (optional, on the functions that read several
 arguments) maps the Python argument names to the names the caller wants in
 messages; the command line passes its option names (``{"weights":
@@ -47,18 +47,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad import default as dflt
-from captum_crigrad.models import (
-    CIFAR10_CLASSES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    CifarResNet,
-    SmallCNN,
-    resnet20,
-)
-from captum_crigrad.models import normalize as normalize_images
-from captum_crigrad.utils import fit_images
-from captum_crigrad.validation import (
+from captum_crigrad.core.utils import fit_images
+from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,
     check_choice,
@@ -66,6 +56,16 @@ from captum_crigrad.validation import (
     check_finite_float,
     check_positive_int,
 )
+from captum_crigrad.io import default as dflt
+from captum_crigrad.io.models import (
+    CIFAR10_CLASSES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CifarResNet,
+    SmallCNN,
+    resnet20,
+)
+from captum_crigrad.io.models import normalize as normalize_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.validation import InvalidValueError, check_positive_int
+from captum_crigrad.core.validation import InvalidValueError, check_positive_int
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
 

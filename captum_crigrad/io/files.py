@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.core.validation import InvalidValueError
 
 MARKER = "run.json"
 #: Name prefix of every temporary file the package writes (removed on error),

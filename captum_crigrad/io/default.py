@@ -3,10 +3,10 @@
 A newcomer with no model, no GPU and no network can still run every method of
 this package on something real:
 
-* :func:`load_default_model` returns a :class:`~captum_crigrad.models.SmallCNN`
+* :func:`load_default_model` returns a :class:`~captum_crigrad.io.models.SmallCNN`
   (``in_channels=1``, 10 classes, 47,530 parameters, about 190 kB of float32
   weights) trained by ``scripts/train_default_model.py`` with
-  :func:`captum_crigrad.training.train_classifier` on 8,000 images of the
+  :func:`captum_crigrad.core.training.train_classifier` on 8,000 images of the
   official MNIST *test* set (the only MNIST part available offline here);
   the other 2,000 images (a seeded split, :func:`mnist_split`) are held out.
   Its held-out accuracy is :data:`DEFAULT_HELDOUT_ACCURACY`, measured by the
@@ -18,7 +18,7 @@ this package on something real:
   predictions) with their labels, normalised as the model expects (the
   model's accuracy on them is in the same JSON file).
 
-Both files ship as package data (``captum_crigrad/data/``): the weights are a
+Both files ship as package data (``captum_crigrad/io/data/``): the weights are a
 plain state dict loaded with ``torch.load(..., weights_only=True)``, so
 loading never executes pickled code.
 
@@ -34,8 +34,8 @@ import os
 import torch
 from torch import Tensor
 
-from captum_crigrad.models import SmallCNN, normalize
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.core.validation import InvalidValueError
+from captum_crigrad.io.models import SmallCNN, normalize
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 MODEL_FILE = os.path.join(DATA_DIR, "default_mnist_smallcnn.pt")

@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.utils import model_device, predicted_class
-from captum_crigrad.validation import InvalidValueError, check_positive_int
+from captum_crigrad.core.utils import model_device, predicted_class
+from captum_crigrad.core.validation import InvalidValueError, check_positive_int
 
 
 def _check_data(images: Tensor, labels: Tensor) -> None:

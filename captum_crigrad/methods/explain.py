@@ -23,26 +23,26 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad._untouched import eval_mode
-from captum_crigrad.methods import (
-    ExplainOptions,
-    available_methods,
-    build_methods,
-    parse_methods,
-)
-from captum_crigrad.utils import (
+from captum_crigrad.core.untouched import eval_mode
+from captum_crigrad.core.utils import (
     model_device,
     num_classes,
     predict,
     reduce_channels,
     upsample,
 )
-from captum_crigrad.validation import (
+from captum_crigrad.core.validation import (
     InvalidValueError,
     check_images,
     check_module,
     check_positive_int,
     target_indices,
+)
+from captum_crigrad.methods import (
+    ExplainOptions,
+    available_methods,
+    build_methods,
+    parse_methods,
 )
 
 __all__ = [

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_crigrad._files import write_atomic
-from captum_crigrad.validation import InvalidValueError
+from captum_crigrad.core.validation import InvalidValueError
+from captum_crigrad.io.files import write_atomic
 
 
 def scale_maps(maps: Tensor, quantile: float = 0.995) -> Tensor:
