@@ -108,7 +108,8 @@ class SampledLayerCAM(DelimitsForward, LayerAttribution, GradientAttribution):
             ``(N, h w, K)`` or channels-last ``(N, h, w, K)`` (converted by
             :mod:`captum_crigrad.cam.layout`).
         device_ids: as in Captum, for DataParallel models.
-        gradient_transform: optional :class:`captum_crigrad.core.hooks.GradientTransform`
+        gradient_transform: optional
+            :class:`captum_crigrad.core.hooks.GradientTransform`
             (e.g. ``CriGrad``); every gradient pass runs under it, above
             ``layer`` only (the package's rule for layer methods,
             :func:`captum_crigrad.core.hooks.layer_scope`, as CriGrad's

@@ -8,8 +8,8 @@
 * :mod:`.distributed`: ``torch.distributed`` set-up under ``torchrun`` and
   the fixed chunking that makes results independent of the process count;
 * :mod:`.runner`: :func:`evaluate_dataset`, the loop over chunks;
-* :mod:`captum_crigrad.metrics.stats` (re-exported here): bootstrap intervals, paired tests with Holm's correction,
-  mean ranks;
+* :mod:`captum_crigrad.metrics.stats` (re-exported here): bootstrap
+  intervals, paired tests with Holm's correction, mean ranks;
 * :mod:`.report`: the summary tables, ``report.md`` and figures.
 """
 
