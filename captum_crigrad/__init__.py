@@ -135,7 +135,6 @@ MOVED_MODULES = {
     "captum_crigrad.overlay": "captum_crigrad.io.overlay",
     "captum_crigrad.relu_rules": "captum_crigrad.core.relu_rules",
     "captum_crigrad.training": "captum_crigrad.core.training",
-    "captum_crigrad.utils": "captum_crigrad.core.utils",
     "captum_crigrad.validation": "captum_crigrad.core.validation",
 }
 
@@ -143,17 +142,17 @@ MOVED_MODULES = {
 class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old import path of :data:`MOVED_MODULES` to its module."""
 
-    def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+    def find_spec(self, fullname, path=None, target=None):
         if fullname not in MOVED_MODULES:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
-    def create_module(self, spec):  # type: ignore[no-untyped-def]
+    def create_module(self, spec):
         module = importlib.import_module(MOVED_MODULES[spec.name])
         self._own_spec = module.__spec__
         return module
 
-    def exec_module(self, module):  # type: ignore[no-untyped-def]
+    def exec_module(self, module):
         # the import machinery set the old path's spec on the shared module
         # object (it runs between these two calls, under the import lock):
         # give the module back its own

@@ -2,7 +2,8 @@
 
 import torch
 
-from captum_crigrad.core.utils import fit_images, upsample, versions
+from captum_crigrad.core.maps import fit_images, upsample
+from captum_crigrad.core.tables import versions
 
 
 def test_fit_images():

@@ -52,7 +52,7 @@ from captum_crigrad.core.hooks import (
     layer_call_context,
     target_selecting_forward,
 )
-from captum_crigrad.core.utils import upsample
+from captum_crigrad.core.maps import upsample
 from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,

@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_table(rows, columns) -> str:
     """Plain-text table of dict rows (floats with 4 decimals)."""
-    from captum_crigrad.core.utils import text_table
+    from captum_crigrad.core.tables import text_table
 
     return text_table(
         [columns]
@@ -125,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     from captum_crigrad import metrics
     from captum_crigrad.cli._inputs import check_forgrad_cutoff
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.core.utils import predict, versions
+    from captum_crigrad.core.forward import predict
+    from captum_crigrad.core.tables import versions
     from captum_crigrad.core.validation import check_device, check_positive_int
     from captum_crigrad.io import default as dflt
     from captum_crigrad.io.overlay import overlay, save_mosaic, save_png, scale_maps

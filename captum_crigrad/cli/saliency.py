@@ -226,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
         csv_text,
         staged_output,
     )
-    from captum_crigrad.core.utils import predict, versions
+    from captum_crigrad.core.forward import predict
+    from captum_crigrad.core.tables import versions
     from captum_crigrad.core.validation import (
         check_positive_int,
         resolve_layer,

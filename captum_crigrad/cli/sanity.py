@@ -162,7 +162,7 @@ def run(args) -> int:
         split_names,
     )
     from captum_crigrad.cli._output import check_output_folder, staged_output
-    from captum_crigrad.core.utils import versions
+    from captum_crigrad.core.tables import versions
     from captum_crigrad.methods import parse_methods
     from captum_crigrad.sanity import (
         class_sensitivity,

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.core.utils import model_device, predicted_class
+from captum_crigrad.core.forward import model_device, predicted_class
 from captum_crigrad.core.validation import InvalidValueError, check_positive_int
 
 

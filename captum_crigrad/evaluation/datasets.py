@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_crigrad.core.utils import fit_images
+from captum_crigrad.core.maps import fit_images
 from captum_crigrad.core.validation import InvalidValueError
 from captum_crigrad.io import (
     IMAGE_EXTENSIONS,

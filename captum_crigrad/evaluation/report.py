@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from captum_crigrad.core.utils import markdown_table, text_table
+from captum_crigrad.core.tables import markdown_table, text_table
 from captum_crigrad.evaluation.suite import CURVE_METRICS, METRICS
 from captum_crigrad.io.files import write_atomic, write_text_atomic
 from captum_crigrad.metrics import stats

@@ -35,7 +35,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.utils import predicted_class, versions
+from captum_crigrad.core.forward import predicted_class
+from captum_crigrad.core.tables import versions
 from captum_crigrad.core.validation import InvalidValueError, check_positive_int
 from captum_crigrad.evaluation import distributed, shards
 from captum_crigrad.evaluation.datasets import EvalDataset, collate

@@ -18,8 +18,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.core.forward import predicted_class
 from captum_crigrad.core.seeds import SeedsType
-from captum_crigrad.core.utils import markdown_table, predicted_class, text_table
+from captum_crigrad.core.tables import markdown_table, text_table
 from captum_crigrad.core.validation import InvalidValueError, check_fraction
 from captum_crigrad.methods import ExplainOptions, parse_methods
 from captum_crigrad.methods.explain import explain

@@ -55,7 +55,7 @@ from captum_crigrad.core.hooks import (
     check_layer_transform,
     transformed_attribute,
 )
-from captum_crigrad.core.utils import upsample
+from captum_crigrad.core.maps import upsample
 from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.utils import num_classes, predicted_class
+from captum_crigrad.core.forward import num_classes, predicted_class
 from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,

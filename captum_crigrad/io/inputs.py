@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.utils import fit_images
+from captum_crigrad.core.maps import fit_images
 from captum_crigrad.core.validation import (
     InvalidValueError,
     check_choice,

@@ -12,8 +12,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad.cam.layers import default_cam_layer
+from captum_crigrad.core.maps import upsample
 from captum_crigrad.core.relu_rules import count_relu_calls
-from captum_crigrad.core.utils import upsample
 from captum_crigrad.core.validation import (
     InvalidValueError,
     check_hookable,

@@ -23,14 +23,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.core.forward import model_device, num_classes, predict
+from captum_crigrad.core.maps import reduce_channels, upsample
 from captum_crigrad.core.untouched import eval_mode
-from captum_crigrad.core.utils import (
-    model_device,
-    num_classes,
-    predict,
-    reduce_channels,
-    upsample,
-)
 from captum_crigrad.core.validation import (
     InvalidValueError,
     check_images,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from captum_crigrad.core.utils import reduce_channels
+from captum_crigrad.core.maps import reduce_channels
 from captum_crigrad.core.validation import (
     InvalidTypeError,
     InvalidValueError,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.core.utils import upsample
+from captum_crigrad.core.maps import upsample
 from captum_crigrad.core.validation import InvalidValueError, check_finite_float
 
 # ROAD (Rong et al. 2022): a removed pixel is the weighted mean of its 8

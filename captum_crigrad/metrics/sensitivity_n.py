@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.core.forward import model_device
 from captum_crigrad.core.seeds import ImageDraws, SeedsType
 from captum_crigrad.core.untouched import private_if_training
-from captum_crigrad.core.utils import model_device
 from captum_crigrad.core.validation import (
     InvalidValueError,
     TargetType,

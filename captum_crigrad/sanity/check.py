@@ -24,8 +24,9 @@ import numpy as np
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.core.forward import model_device, predicted_class
+from captum_crigrad.core.tables import markdown_table
 from captum_crigrad.core.untouched import private_if_training
-from captum_crigrad.core.utils import markdown_table, model_device, predicted_class
 from captum_crigrad.core.validation import InvalidValueError, check_images
 from captum_crigrad.methods import parse_methods
 from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel

@@ -29,12 +29,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.utils import (
-    markdown_table,
-    model_device,
-    num_classes,
-    predicted_class,
-)
+from captum_crigrad.core.forward import model_device, num_classes, predicted_class
+from captum_crigrad.core.tables import markdown_table
 from captum_crigrad.core.validation import (
     InvalidValueError,
     as_generator,

@@ -31,13 +31,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.core.forward import model_device, num_classes, predicted_class
+from captum_crigrad.core.maps import reduce_channels
 from captum_crigrad.core.untouched import private_if_training
-from captum_crigrad.core.utils import (
-    model_device,
-    num_classes,
-    predicted_class,
-    reduce_channels,
-)
 from captum_crigrad.core.validation import (
     check_images,
     check_module,
