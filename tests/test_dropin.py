@@ -430,3 +430,50 @@ def test_two_pass_ranks_from_where_the_backward_starts(monkeypatch):
     plain = NeuronIntegratedGradients(net, net[2]).attribute(X, (1, 3, 3), n_steps=4)
     assert not torch.allclose(ours, plain)
     assert hook_count(net) == 0
+
+
+def test_a_new_drop_in_is_one_class_statement():
+    """The family mixins make a drop-in from any Captum class: Captum's
+    signature, the family's options keyword-only, Captum's result at
+    keep=1.0 and a different one below."""
+    from captum.attr import GuidedBackprop
+
+    from captum_crigrad.crigrad.attr import CriGradMethod
+    from captum_crigrad.forgrad.attr import FORGradMethod
+
+    class CriGradGuidedBackprop(CriGradMethod, GuidedBackprop):
+        """GuidedBackprop with critical gradients."""
+
+    class FORGradGuidedBackprop(FORGradMethod, GuidedBackprop):
+        """GuidedBackprop with FORGrad."""
+
+    for ours in (CriGradGuidedBackprop, FORGradGuidedBackprop):
+        test_signatures_are_captums(ours, GuidedBackprop)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)
+    ).eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    plain = GuidedBackprop(model).attribute(x, target=1)
+    same = CriGradGuidedBackprop(model, keep=1.0).attribute(x, target=1)
+    assert torch.allclose(same, plain, atol=1e-6)
+    filtered = CriGradGuidedBackprop(model, keep=0.2).attribute(x, target=1)
+    assert not torch.allclose(filtered, plain, atol=1e-4)
+    assert CriGradGuidedBackprop(model, keep=0.3).crigrad.keep == 0.3
+    assert FORGradGuidedBackprop(model).attribute(x, target=1).shape == (2, 1, 8, 8)
+    with pytest.raises(TypeError):  # Captum's own arguments keep their rules
+        CriGradGuidedBackprop()
+
+
+def test_a_drop_in_family_must_set_itself_up():
+    from captum.attr import Saliency
+
+    from captum_crigrad.core.hooks import TransformedMethod
+
+    class NoSetUp(TransformedMethod):
+        pass
+
+    with pytest.raises(TypeError, match="_set_up"):
+
+        class Broken(NoSetUp, Saliency):
+            pass

@@ -21,7 +21,7 @@ other Captum method use :func:`crigrad_attribution`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
 from typing import Any
 
 import torch.nn as nn
@@ -36,7 +36,7 @@ from captum_crigrad.cam.gradcam import GradCAM
 from captum_crigrad.core.hooks import (
     TransformedAttribution,
     TransformedMethod,
-    transformed_attribute,
+    keyword_option,
     with_gradient_transform,
 )
 from captum_crigrad.core.validation import InvalidTypeError
@@ -60,12 +60,18 @@ def make_crigrad(crigrad: CriGrad | None, options: dict[str, Any]) -> CriGrad:
 
 
 class CriGradMethod(TransformedMethod):
-    """Mixin of the CriGrad drop-ins (see the module docstring)."""
+    """Mixin of the CriGrad drop-ins (see the module docstring): CriGrad's
+    options after Captum's parameters, keyword-only."""
 
     name_prefix = "CriGrad"
+    drop_in_options = (
+        keyword_option("crigrad", None, "CriGrad | None"),
+        keyword_option("model", None, "nn.Module | None"),
+        inspect.Parameter("options", inspect.Parameter.VAR_KEYWORD, annotation=Any),
+    )
 
-    def _use_crigrad(
-        self, crigrad: CriGrad | None, options: dict[str, Any], model: Any
+    def _set_up(
+        self, crigrad: CriGrad | None = None, model: Any = None, **options: Any
     ) -> None:
         self.crigrad = make_crigrad(crigrad, options)
         self._use_transform(self.crigrad, model)
@@ -77,35 +83,9 @@ class CriGradSaliency(CriGradMethod, Saliency):
     ``CriGradSaliency(model, keep=1.0)`` equals ``Saliency(model)``.
     """
 
-    def __init__(
-        self,
-        forward_func: Callable,
-        *,
-        crigrad: CriGrad | None = None,
-        model: nn.Module | None = None,
-        **options: Any,
-    ) -> None:
-        Saliency.__init__(self, forward_func)
-        self._use_crigrad(crigrad, options, model)
-
-    attribute = transformed_attribute(Saliency)
-
 
 class CriGradInputXGradient(CriGradMethod, InputXGradient):
     """Captum's InputXGradient (x * dy_c/dx) with critical gradients."""
-
-    def __init__(
-        self,
-        forward_func: Callable,
-        *,
-        crigrad: CriGrad | None = None,
-        model: nn.Module | None = None,
-        **options: Any,
-    ) -> None:
-        InputXGradient.__init__(self, forward_func)
-        self._use_crigrad(crigrad, options, model)
-
-    attribute = transformed_attribute(InputXGradient)
 
 
 class CriGradIntegratedGradients(CriGradMethod, IntegratedGradients):
@@ -113,20 +93,6 @@ class CriGradIntegratedGradients(CriGradMethod, IntegratedGradients):
 
     CriGrad filters each of the ``n_steps x B`` gradient evaluations.
     """
-
-    def __init__(
-        self,
-        forward_func: Callable,
-        multiply_by_inputs: bool = True,
-        *,
-        crigrad: CriGrad | None = None,
-        model: nn.Module | None = None,
-        **options: Any,
-    ) -> None:
-        IntegratedGradients.__init__(self, forward_func, multiply_by_inputs)
-        self._use_crigrad(crigrad, options, model)
-
-    attribute = transformed_attribute(IntegratedGradients)
 
 
 class CriGradLayerGradCam(CriGradMethod, GradCAM):
@@ -138,24 +104,6 @@ class CriGradLayerGradCam(CriGradMethod, GradCAM):
     channels-last layer outputs are converted to ``(B, C, h, w)`` as by every
     CAM (:class:`~captum_crigrad.cam.gradcam.GradCAM`, ``reshape_transform``).
     """
-
-    def __init__(
-        self,
-        forward_func: Callable,
-        layer: nn.Module,
-        device_ids: list[int] | None = None,
-        *,
-        crigrad: CriGrad | None = None,
-        model: nn.Module | None = None,
-        reshape_transform: Callable | None = None,
-        **options: Any,
-    ) -> None:
-        GradCAM.__init__(
-            self, forward_func, layer, device_ids, reshape_transform=reshape_transform
-        )
-        self._use_crigrad(crigrad, options, model)
-
-    attribute = transformed_attribute(GradCAM)
 
 
 def crigrad_attribution(

@@ -34,7 +34,6 @@ which gives CriGrad and FORGrad on one method.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
@@ -42,6 +41,7 @@ from captum.attr import (
     Attribution,
     InputXGradient,
     IntegratedGradients,
+    LayerAttribution,
     Saliency,
 )
 from torch import Tensor
@@ -53,7 +53,7 @@ from captum_crigrad.core.hooks import (
     TransformedAttribution,
     TransformedMethod,
     check_layer_transform,
-    transformed_attribute,
+    keyword_option,
 )
 from captum_crigrad.core.maps import upsample
 from captum_crigrad.core.validation import (
@@ -394,21 +394,37 @@ def with_forgrad(
 
 
 class FORGradMethod(_PostHoc, TransformedMethod):
-    """Mixin of the FORGrad drop-ins (see the module docstring)."""
+    """Mixin of the FORGrad drop-ins (see the module docstring): FORGrad's
+    options after Captum's parameters, keyword-only, as
+    :class:`FORGradAttribution`'s."""
 
     name_prefix = "FORGrad"
+    drop_in_options = (
+        keyword_option("sigma", None, "float | None"),
+        keyword_option("relative_cutoff", None, "float | None"),
+        keyword_option("energy", None, "float | None"),
+        keyword_option("post", "abs", "str"),
+        keyword_option("reduce_channels", True, "bool"),
+        keyword_option("where", "post_hoc", "str"),
+        keyword_option("transform", None, "GradientTransform | None"),
+        keyword_option("model", None, "nn.Module | None"),
+    )
 
-    def _use_forgrad(
+    def _set_up(
         self,
-        sigma,
-        relative_cutoff,
-        energy,
-        post,
-        reduce_channels,
-        where,
-        transform,
-        model,
+        *,
+        sigma: float | None,
+        relative_cutoff: float | None,
+        energy: float | None,
+        post: str,
+        reduce_channels: bool,
+        transform: GradientTransform | None,
+        model: nn.Module | None = None,
+        where: str = "post_hoc",
     ) -> None:
+        if transform is not None and isinstance(self, LayerAttribution):
+            # a layer method's gradients are layer gradients: hooks only
+            check_layer_transform(transform, "transform")
         self._set_forgrad(
             sigma, relative_cutoff, energy, post, reduce_channels, where, transform
         )
@@ -434,64 +450,10 @@ class FORGradSaliency(FORGradMethod, Saliency):
     options. Options as :class:`FORGradAttribution`, keyword-only.
     """
 
-    def __init__(
-        self,
-        forward_func: Callable,
-        *,
-        sigma: float | None = None,
-        relative_cutoff: float | None = None,
-        energy: float | None = None,
-        post: str = "abs",
-        reduce_channels: bool = True,
-        where: str = "post_hoc",
-        transform: GradientTransform | None = None,
-        model: nn.Module | None = None,
-    ) -> None:
-        Saliency.__init__(self, forward_func)
-        self._use_forgrad(
-            sigma,
-            relative_cutoff,
-            energy,
-            post,
-            reduce_channels,
-            where,
-            transform,
-            model,
-        )
-
-    attribute = transformed_attribute(Saliency)
-
 
 class FORGradInputXGradient(FORGradMethod, InputXGradient):
     """InputXGradient (Shrikumar et al. 2016) with FORGrad: ``forgrad(x * grad)``
     post hoc (default), or ``x * forgrad(grad)`` per step."""
-
-    def __init__(
-        self,
-        forward_func: Callable,
-        *,
-        sigma: float | None = None,
-        relative_cutoff: float | None = None,
-        energy: float | None = None,
-        post: str = "abs",
-        reduce_channels: bool = True,
-        where: str = "post_hoc",
-        transform: GradientTransform | None = None,
-        model: nn.Module | None = None,
-    ) -> None:
-        InputXGradient.__init__(self, forward_func)
-        self._use_forgrad(
-            sigma,
-            relative_cutoff,
-            energy,
-            post,
-            reduce_channels,
-            where,
-            transform,
-            model,
-        )
-
-    attribute = transformed_attribute(InputXGradient)
 
 
 class FORGradIntegratedGradients(FORGradMethod, IntegratedGradients):
@@ -501,34 +463,6 @@ class FORGradIntegratedGradients(FORGradMethod, IntegratedGradients):
     per step: every path gradient filtered before the product with ``x - x'``.
     The convergence delta exists only per step.
     """
-
-    def __init__(
-        self,
-        forward_func: Callable,
-        multiply_by_inputs: bool = True,
-        *,
-        sigma: float | None = None,
-        relative_cutoff: float | None = None,
-        energy: float | None = None,
-        post: str = "abs",
-        reduce_channels: bool = True,
-        where: str = "post_hoc",
-        transform: GradientTransform | None = None,
-        model: nn.Module | None = None,
-    ) -> None:
-        IntegratedGradients.__init__(self, forward_func, multiply_by_inputs)
-        self._use_forgrad(
-            sigma,
-            relative_cutoff,
-            energy,
-            post,
-            reduce_channels,
-            where,
-            transform,
-            model,
-        )
-
-    attribute = transformed_attribute(IntegratedGradients)
 
 
 class FORGradLayerGradCam(FORGradMethod, GradCAM):
@@ -545,35 +479,5 @@ class FORGradLayerGradCam(FORGradMethod, GradCAM):
     (:class:`~captum_crigrad.cam.gradcam.GradCAM`, ``reshape_transform``).
     """
 
-    def __init__(
-        self,
-        forward_func: Callable,
-        layer: nn.Module,
-        device_ids: list[int] | None = None,
-        *,
-        sigma: float | None = None,
-        relative_cutoff: float | None = None,
-        energy: float | None = None,
-        post: str = "relu",
-        reduce_channels: bool = True,
-        transform: GradientTransform | None = None,
-        model: nn.Module | None = None,
-        reshape_transform: Callable | None = None,
-    ) -> None:
-        GradCAM.__init__(
-            self, forward_func, layer, device_ids, reshape_transform=reshape_transform
-        )
-        if transform is not None:
-            check_layer_transform(transform, "transform")
-        self._use_forgrad(
-            sigma,
-            relative_cutoff,
-            energy,
-            post,
-            reduce_channels,
-            "post_hoc",
-            transform,
-            model,
-        )
-
-    attribute = transformed_attribute(GradCAM)
+    option_defaults = {"post": "relu"}
+    options_left_out = ("where",)

@@ -224,26 +224,108 @@ def _checked_target(
     return target
 
 
+def keyword_option(name: str, default: Any = None, annotation: Any = Any):
+    """A drop-in option: keyword-only, after Captum's own parameters."""
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def _drop_in_signature(cls: type[Any], captum_class: type[Any]) -> inspect.Signature:
+    """Captum's ``__init__`` parameters, then the family's keyword options
+    (defaults replaced by ``option_defaults``, ``options_left_out`` removed),
+    ``**kwargs`` of the options last. An option Captum's class already
+    takes (GuidedBackprop's ``model``) is Captum's."""
+    captum = inspect.signature(captum_class.__init__)
+    options = [
+        p.replace(default=cls.option_defaults.get(p.name, p.default))
+        for p in cls.drop_in_options
+        if p.name not in cls.options_left_out and p.name not in captum.parameters
+    ]
+    var_keyword = inspect.Parameter.VAR_KEYWORD
+    parameters = (
+        [p for p in captum.parameters.values() if p.kind is not var_keyword]
+        + [p for p in options if p.kind is not var_keyword]
+        + [p for p in options if p.kind is var_keyword]
+    )
+    return captum.replace(parameters=parameters, return_annotation=None)
+
+
 class TransformedMethod(DelimitsForward):
     """Mixin of the drop-in classes: a Captum method with a transform.
 
-    A drop-in subclasses its Captum class and this mixin, keeps Captum's
-    ``__init__`` signature (positional order, names, defaults) with its own
-    options keyword-only, calls :meth:`_use_transform` there, and defines
-    ``attribute = transformed_attribute(CaptumClass)``::
+    A family of drop-ins (CriGrad's, FORGrad's) is a subclass of this mixin
+    that lists its options in :attr:`drop_in_options` and attaches its
+    transform in ``_set_up(**options)``; a drop-in is then one class
+    statement on the family mixin and its Captum class::
 
-        class CriGradSaliency(TransformedMethod, Saliency):
-            name_prefix = "CriGrad"
+        class CriGradSaliency(CriGradMethod, Saliency):
+            __doc__ = "Captum's Saliency with critical gradients."
 
-            def __init__(self, forward_func, *, crigrad=None, model=None, **options):
-                Saliency.__init__(self, forward_func)
-                self._use_transform(make_crigrad(crigrad, options), model)
-
-            attribute = transformed_attribute(Saliency)
-
-    Subclasses may override :meth:`_before_call` (checks before any work)
-    and :meth:`_after_call` (e.g. a post-hoc filter).
+    Each drop-in gets an ``__init__`` with Captum's signature (positional
+    order, names, defaults) followed by the family's options, keyword-only:
+    it runs Captum's ``__init__`` with Captum's arguments, then ``_set_up``
+    with the options. It also gets ``attribute =
+    transformed_attribute(CaptumClass)`` unless it defines one. Subclasses
+    may override :meth:`_before_call` (checks before any work) and
+    :meth:`_after_call` (e.g. a post-hoc filter).
     """
+
+    #: The family's options (:func:`keyword_option`, or a ``**kwargs``
+    #: parameter), keyword-only after Captum's parameters.
+    drop_in_options: tuple[inspect.Parameter, ...] = ()
+    #: Per drop-in: option defaults that differ from the family's.
+    option_defaults: dict[str, Any] = {}
+    #: Per drop-in: family options that this class does not take.
+    options_left_out: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        captum_class = next(
+            (
+                b
+                for b in cls.__bases__
+                if issubclass(b, Attribution) and not issubclass(b, TransformedMethod)
+            ),
+            None,
+        )
+        if captum_class is None or "__init__" in cls.__dict__:
+            return  # a family mixin, or a class that writes its own __init__
+        if not callable(getattr(cls, "_set_up", None)):
+            raise TypeError(
+                f"{cls.__name__}: a drop-in's family mixin must define _set_up"
+            )
+        signature = _drop_in_signature(cls, captum_class)
+        captum_names = [
+            name
+            for name in inspect.signature(captum_class.__init__).parameters
+            if name != "self"
+        ]
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments
+            arguments.pop("self")
+            captum_arguments = {
+                name: arguments.pop(name) for name in captum_names if name in arguments
+            }
+            for p in signature.parameters.values():
+                if p.kind is p.VAR_KEYWORD:
+                    arguments.update(arguments.pop(p.name, {}))
+            captum_class.__init__(self, **captum_arguments)
+            self._set_up(**arguments)
+
+        __init__.__signature__ = signature  # type: ignore[attr-defined]
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        __init__.__module__ = cls.__module__
+        __init__.__doc__ = (
+            f"Captum's {captum_class.__name__}.__init__ arguments, then "
+            f"{cls.name_prefix}'s options (keyword-only)."
+        )
+        setattr(cls, "__init__", __init__)  # noqa: B010 (a method set on a class)
+        if "attribute" not in cls.__dict__:
+            setattr(cls, "attribute", transformed_attribute(captum_class))  # noqa: B010
 
     #: Prefix of :meth:`get_name`, e.g. "CriGrad" -> "CriGrad Saliency".
     name_prefix: str = ""
