@@ -8,7 +8,8 @@ from captum_crigrad.crigrad.attr import (
     CriGradSaliency,
     crigrad_attribution,
 )
-from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad, CriGradExtractor
+from captum_crigrad.crigrad.extractor import CriGradExtractor
+from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
 
 __all__ = [
     "DEFAULT_KEEP",

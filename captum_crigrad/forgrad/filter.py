@@ -44,10 +44,8 @@ __all__ = [
 ]
 
 #: sigma / size of the paper's optimum (sigma = 15 on 224 x 224 ImageNet).
-#: Not the default: on the 28 x 28 and 32 x 32 models of
-#: docs/defaults_study.md it fails the sanity tests (Spearman(|map|) with every
-#: layer random 0.40 on the MNIST CNN and 0.52 on the CIFAR CNN, rule < 0.3;
-#: class Spearman 0.66 on ResNet-20 against the gradient's 0.41, rule <= +0.15).
+#: Not the default: it fails the sanity tests of the defaults study
+#: (measurements in docs/defaults_study.md).
 PAPER_RELATIVE_CUTOFF = 15 / 224
 
 #: The default cutoff rule: per map, the smallest low-pass disc holding this
@@ -375,10 +373,8 @@ def forgrad(
         relative_cutoff: ``sigma / min(H, W)``, in (0, 1]. The paper's
             ImageNet optimum is :data:`PAPER_RELATIVE_CUTOFF` = 15/224
             (sigma = 15 on 224 x 224), the default before the defaults
-            study; it **fails the sanity tests** on the small images of
-            docs/defaults_study.md (Spearman(|map|) with every layer random
-            0.40 on the MNIST CNN and 0.52 on the CIFAR CNN, rule < 0.3;
-            class Spearman 0.66 on ResNet-20 against the gradient's 0.41).
+            study; it **fails the sanity tests** of that study
+            (measurements in docs/defaults_study.md).
         energy: the per-map rule, a fraction in (0, 1): each map gets the
             smallest cutoff whose disc holds this fraction of its spectral
             energy outside the zero frequency (:func:`energy_sigma`,
