@@ -42,6 +42,7 @@ import tempfile
 import torch
 
 from captum_crigrad.cli import CLIError
+from captum_crigrad.core.forward import logits_of
 
 NAME = "eval"
 HELP = (
@@ -251,7 +252,7 @@ def _probe(model, dataset, device) -> None:
         x = sample["image"][None].to(device)
         try:
             with torch.no_grad():
-                probe = model(x)
+                probe = logits_of(model(x))
         except RuntimeError as exc:
             raise CLIError(
                 f"--model: forward pass failed on images of shape {tuple(x.shape)} "

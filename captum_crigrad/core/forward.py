@@ -1,12 +1,56 @@
-"""A model's forward passes as the package runs them: the device a model lives
-on, its predictions in batches, its predicted classes and output size.
+"""A model's forward passes as the package runs them: the logits of whatever
+a model returns (:func:`logits_of`, the one place that reads a model's
+output), the device a model lives on, its predictions in batches, its
+predicted classes and output size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from captum_crigrad.core.validation import InvalidTypeError
+
+
+def logits_of(output: Any, *, source: str = "the model") -> Tensor:
+    """The logits in what a model's forward returned.
+
+    * a tensor: itself;
+    * a mapping with a ``"logits"`` entry, such as a Hugging Face
+      transformers ``ModelOutput`` (``ImageClassifierOutput``, ...): that
+      entry;
+    * a tuple or list (a named tuple too) whose first element is a tensor:
+      the first element (transformers with ``return_dict=False``, models
+      returning ``(logits, aux)``).
+
+    Anything else raises :class:`InvalidTypeError` naming what came back
+    and how to wrap the model.
+    """
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, Mapping):
+        logits = output.get("logits")
+        if isinstance(logits, Tensor):
+            return logits
+        keys = ", ".join(repr(k) for k in list(output)[:6])
+        found = f"a {type(output).__name__} with keys {keys or 'none'}"
+    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]
+    elif isinstance(output, (tuple, list)):
+        first = type(output[0]).__name__ if output else "nothing"
+        found = f"a {type(output).__name__} whose first element is {first}"
+    else:
+        found = f"a {type(output).__name__}"
+    raise InvalidTypeError(
+        f"{source}: returned {found}; expected logits: a tensor (N, classes), a "
+        "transformers ModelOutput or mapping with 'logits', or a tuple/list whose "
+        "first element is the logits. Wrap the model so that it returns them, "
+        "e.g. nn.Module whose forward is `return model(x)[KEY]`"
+    )
 
 
 def model_device(
@@ -30,7 +74,7 @@ def predict(
     device = model_device(model, images.device)
     classes, probs = [], []
     for start in range(0, images.shape[0], batch_size):
-        logits = model(images[start : start + batch_size].to(device))
+        logits = logits_of(model(images[start : start + batch_size].to(device)))
         cls = logits.argmax(1)
         classes.append(cls)
         probs.append(logits.softmax(1).gather(1, cls[:, None]).squeeze(1))
@@ -46,4 +90,4 @@ def predicted_class(model: nn.Module, images: Tensor, batch_size: int = 64) -> T
 def num_classes(model: nn.Module, images: Tensor) -> int:
     """The size of the model's class dimension, from one forward pass of the
     first image."""
-    return int(model(images[:1]).shape[1])
+    return int(logits_of(model(images[:1])).shape[1])

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_crigrad.core.forward import model_device, predicted_class
+from captum_crigrad.core.forward import logits_of, model_device, predicted_class
 from captum_crigrad.core.validation import InvalidValueError, check_positive_int
 
 
@@ -106,14 +106,14 @@ def train_classifier(
                 xb = augment(xb, gen)
             yb = labels[idx]
             if world == 1:
-                loss = F.cross_entropy(net(xb.to(device)), yb.to(device))
+                loss = F.cross_entropy(logits_of(net(xb.to(device))), yb.to(device))
             else:
                 # this process's share, weighted so that DDP's average over the
                 # processes is the mean loss of the whole mini-batch; one
                 # smaller than the group is run whole by every process
                 share = slice(rank, None, world) if len(idx) >= world else slice(None)
                 scale = world if share.step else 1
-                out = net(xb[share].to(device))
+                out = logits_of(net(xb[share].to(device)))
                 loss = F.cross_entropy(out, yb[share].to(device), reduction="sum")
                 loss = loss * scale / len(idx)
             opt.zero_grad(set_to_none=True)

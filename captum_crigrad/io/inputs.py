@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from captum_crigrad.core.forward import logits_of
 from captum_crigrad.core.maps import fit_images
 from captum_crigrad.core.validation import (
     InvalidValueError,
@@ -235,7 +236,7 @@ def load_inputs(
     m_arg = _arg(names, "model")
     try:
         with torch.no_grad():
-            probe = net(batch[:1])
+            probe = logits_of(net(batch[:1]))
     except RuntimeError as exc:
         raise InvalidValueError(
             f"{m_arg}: forward pass failed on images of shape "

@@ -8,10 +8,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad.cam.layers import default_cam_layer
+from captum_crigrad.core.hooks import GradientTransform, with_gradient_transform
 from captum_crigrad.core.maps import upsample
 from captum_crigrad.core.relu_rules import count_relu_calls
 from captum_crigrad.core.validation import (
@@ -122,9 +124,14 @@ def _post_forgrad(
 
 
 def _with(ctx: BuildContext, explainer):
-    """``explainer`` with the context's CriGrad on its gradients."""
+    """``explainer`` with the context's CriGrad on its gradients; without
+    CriGrad, under the identity transform, so that its calls read the logits
+    of whatever the model returns, as every class of the package does (a
+    TorchScript model takes no hooks: Captum's class as it is)."""
     if ctx.crigrad is None:
-        return explainer
+        if isinstance(ctx.model, torch.jit.ScriptModule):
+            return explainer
+        return with_gradient_transform(explainer, GradientTransform(), ctx.model)
     return crigrad_attribution(explainer, ctx.crigrad, model=ctx.model)
 
 

@@ -18,6 +18,7 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
+from captum_crigrad.core.forward import logits_of
 from captum_crigrad.core.seeds import CaptumRowSeeds, ImageDraws, SeedsType
 from captum_crigrad.core.untouched import private_if_training
 from captum_crigrad.core.validation import (
@@ -213,14 +214,14 @@ def infidelity(
         extra = (extra,)
     with private_if_training(model) as model:
         with torch.no_grad():
-            logits = model(inputs, *(extra or ()))
+            logits = logits_of(model(inputs, *(extra or ())))
         target = target_indices(
             target, inputs.shape[0], logits.shape[1], device=logits.device
         )
         if target is None:
             target = logits.argmax(1)
         return _captum_infidelity(
-            model,
+            lambda *args: logits_of(model(*args)),
             perturb_func,
             inputs,
             attributions.to(inputs),

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.forward import model_device
+from captum_crigrad.core.forward import logits_of, model_device
 from captum_crigrad.core.seeds import ImageDraws, SeedsType, check_seeds
 from captum_crigrad.core.untouched import private_if_training
 from captum_crigrad.core.validation import (
@@ -245,7 +245,7 @@ def perturbation_curve(
         extra = (extra,)
 
     def forward(x: Tensor, image_idx: Tensor) -> Tensor:
-        return model(x, *(select_examples(extra, n, image_idx) or ()))
+        return logits_of(model(x, *(select_examples(extra, n, image_idx) or ())))
 
     pixels = h * w
     counts = torch.floor(frac * pixels + 0.5).long()

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.forward import model_device
+from captum_crigrad.core.forward import logits_of, model_device
 from captum_crigrad.core.seeds import ImageDraws, SeedsType
 from captum_crigrad.core.untouched import private_if_training
 from captum_crigrad.core.validation import (
@@ -129,7 +129,7 @@ def sensitivity_n(
         extra = (extra,)
 
     def forward(x, idx):
-        return model(x, *(select_examples(extra, num, idx) or ()))
+        return logits_of(model(x, *(select_examples(extra, num, idx) or ())))
 
     streams = ImageDraws(inputs, generator, seeds)
     passes = 0

@@ -31,7 +31,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.forward import model_device, num_classes, predicted_class
+from captum_crigrad.core.forward import (
+    logits_of,
+    model_device,
+    num_classes,
+    predicted_class,
+)
 from captum_crigrad.core.maps import reduce_channels
 from captum_crigrad.core.untouched import private_if_training
 from captum_crigrad.core.validation import (
@@ -52,7 +57,7 @@ class _Probability(nn.Module):
         self.model = model
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.softmax(self.model(x), dim=1)
+        return torch.softmax(logits_of(self.model(x)), dim=1)
 
 
 def to_single_channel(attributions: Tensor) -> Tensor:

@@ -31,6 +31,7 @@ from captum_crigrad.core._compat import (
     logged_attribute,
     undecorated,
 )
+from captum_crigrad.core.forward import logits_of
 from captum_crigrad.core.hooks.calls import (
     DelimitsForward,
     Hooks,
@@ -95,7 +96,7 @@ def target_selecting_forward(forward_fn: Callable, target: Any) -> Callable:
         return forward_fn
 
     def forward(*args: Any) -> Tensor:
-        output = forward_fn(*args)
+        output = logits_of(forward_fn(*args))
         return _select_targets(output, resolve_target(target, output.shape[1:]))
 
     return forward

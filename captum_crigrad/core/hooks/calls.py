@@ -11,10 +11,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad.core.activations import InterceptCalls
+from captum_crigrad.core.forward import logits_of
 from captum_crigrad.core.validation import (
     resolve_target,
 )
@@ -204,10 +206,25 @@ class Hooks:
             return func(*args, **kwargs)
         for start in self._pass_starts:
             start()
-        out = func(*args, **kwargs)
+        out = logits_of(func(*args, **kwargs), source="forward_func")
         for output in self._pass_outputs:
             output(out)
         return out
+
+    def read_logits(self) -> None:
+        """Every pass of the model in this call returns its logits, whatever
+        its forward returns (a transformers ``ModelOutput``, a tuple, a
+        mapping: :func:`~captum_crigrad.core.forward.logits_of`), so that
+        Captum's code and every hook of the call see a tensor. The explained
+        ``forward_func``'s passes do the same (:meth:`run_pass`). A
+        TorchScript model takes no hooks: its output is read as it is."""
+        if self.model is None or isinstance(self.model, torch.jit.ScriptModule):
+            return
+
+        def logits(module: nn.Module, args: Any, output: Any) -> Any:
+            return None if isinstance(output, Tensor) else logits_of(output)
+
+        self.forward_hook(self.model, logits, prepend=True)
 
     def intercept(
         self, functions: Iterable[Callable[..., Any]], handler: Callable[..., Any]

@@ -85,6 +85,7 @@ class GradientTransform:
             if isinstance(getattr(forward_owner, "forward_func", None), nn.Module):
                 forward_owner = None
             hooks = Hooks(self, model, exclude, stack, forward_owner)
+            hooks.read_logits()
             hooks.check_target_at_output(target)
             self.install(hooks)
             with hooks._active():
