@@ -19,15 +19,28 @@ from torch import Tensor
 from captum_crigrad._compat import log_usage
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
 from captum_crigrad.cam.ops import gradcam_pp_weights
-from captum_crigrad.validation import check_inputs, check_positive_int, check_target
+from captum_crigrad.validation import (
+    check_finite_float,
+    check_inputs,
+    check_positive_int,
+    check_target,
+)
 
 
 class GradCAMPlusPlus(SampledLayerCAM):
     """Grad-CAM++ as a Captum layer attribution (same constructor as
-    :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`)."""
+    :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`, plus
+    ``denominator_eps``: a number >= 0 added to the denominator of the
+    weights' ``a_kij``, default 0; pytorch-grad-cam's convention is 1e-6,
+    see :func:`~captum_crigrad.cam.ops.gradcam_pp_weights`)."""
+
+    def __init__(self, *args: Any, denominator_eps: float = 0.0, **kwargs: Any):
+        eps = check_finite_float(denominator_eps, "denominator_eps", minimum=0)
+        super().__init__(*args, **kwargs)
+        self.denominator_eps = eps
 
     def sample_weights(self, layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
-        return gradcam_pp_weights(layer_grads, layer_acts)
+        return gradcam_pp_weights(layer_grads, layer_acts, eps=self.denominator_eps)
 
     @log_usage()
     def attribute(
