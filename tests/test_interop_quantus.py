@@ -2,9 +2,11 @@
 explain_func (the adapter's own behaviour needs no Quantus; the metric runs
 skip without it)."""
 
+import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,8 +151,13 @@ def test_package_import_does_not_import_quantus_or_grad_cam():
         "import sys, captum_crigrad, captum_crigrad.interop; "
         "print('quantus' in sys.modules, 'pytorch_grad_cam' in sys.modules)"
     )
+    root = str(Path(__file__).resolve().parents[1])
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.split() == ["False", "False"]
 
