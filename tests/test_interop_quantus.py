@@ -93,6 +93,13 @@ def test_adapter_channels_last_and_targets():
         model=model, inputs=x.double().numpy(), targets=None, method="ig"
     )
     np.testing.assert_allclose(f64, first, rtol=1e-6, atol=1e-7)
+    # one int: that class for every image
+    one = explain_func(model=model, inputs=x.numpy(), targets=3, method="ig")
+    every = explain_func(
+        model=model, inputs=x.numpy(), targets=np.full(6, 3), method="ig"
+    )
+    np.testing.assert_array_equal(one, every)
+    assert not np.allclose(one, first)
 
 
 def test_adapter_leaves_model_untouched():

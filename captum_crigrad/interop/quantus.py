@@ -122,6 +122,8 @@ def explain_func(
     check_positive_int(batch_size, "batch_size")
     images = _as_images(inputs, channel_first)
     target = _as_targets(targets)
+    if isinstance(target, int):  # one class for every image
+        target = torch.full((images.shape[0],), target, dtype=torch.long)
 
     maps = explain(model, images, [method], target, opts, batch_size=batch_size)
     out = next(iter(maps.values()))
@@ -164,6 +166,8 @@ def _as_images(inputs: Any, channel_first: bool) -> Tensor:
 
 
 def _as_targets(targets: Any) -> Tensor | int | None:
+    """Quantus's targets as explain's: a tensor of class indices, an int or
+    None (the form and range are checked by explain)."""
     if targets is None or isinstance(targets, (int, np.integer)):
         return None if targets is None else int(targets)
     if isinstance(targets, np.ndarray):

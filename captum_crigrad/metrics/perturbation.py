@@ -244,9 +244,8 @@ def perturbation_curve(
     )
     if impute:
         check_finite_float(road_noise, "road_noise", minimum=0)
-    tol = {}
     if road_tol is not None:
-        tol["tol"] = check_finite_float(road_tol, "road_tol", minimum=0, strict=True)
+        road_tol = check_finite_float(road_tol, "road_tol", minimum=0, strict=True)
     extra = additional_forward_args
     if extra is not None and not isinstance(extra, tuple):
         extra = (extra,)
@@ -301,7 +300,11 @@ def perturbation_curve(
             replace = selected if mode == "delete" else ~selected
             x = inputs[img]
             if impute:
-                fill = linear_imputation(x, replace, **tol)
+                fill = (
+                    linear_imputation(x, replace)
+                    if road_tol is None
+                    else linear_imputation(x, replace, tol=road_tol)
+                )
                 if road_noise > 0:  # per image and step, see _seeds.py
                     noise = torch.stack(
                         [
