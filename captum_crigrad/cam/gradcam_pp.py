@@ -11,13 +11,16 @@ Captum has no Grad-CAM++; this is the one-sample case of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad._compat import log_usage
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
+from captum_crigrad.cam.layout import ReshapeTransform
 from captum_crigrad.cam.ops import gradcam_pp_weights
 from captum_crigrad.validation import (
     check_finite_float,
@@ -34,9 +37,24 @@ class GradCAMPlusPlus(SampledLayerCAM):
     weights' ``a_kij``, default 0; pytorch-grad-cam's convention is 1e-6,
     see :func:`~captum_crigrad.cam.ops.gradcam_pp_weights`)."""
 
-    def __init__(self, *args: Any, denominator_eps: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        forward_func: Callable,
+        layer: nn.Module,
+        device_ids: list[int] | None = None,
+        gradient_transform: Any = None,
+        *,
+        reshape_transform: ReshapeTransform | None = None,
+        denominator_eps: float = 0.0,
+    ) -> None:
         eps = check_finite_float(denominator_eps, "denominator_eps", minimum=0)
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            forward_func,
+            layer,
+            device_ids,
+            gradient_transform,
+            reshape_transform=reshape_transform,
+        )
         self.denominator_eps = eps
 
     def sample_weights(self, layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
