@@ -11,15 +11,19 @@ Captum has no Grad-CAM++; this is the one-sample case of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn as nn
 from torch import Tensor
 
 from captum_crigrad.cam.base import SampledLayerCAM, SamplePlan, TensorOrTuple
+from captum_crigrad.cam.layout import ReshapeTransform
 from captum_crigrad.cam.ops import gradcam_pp_weights
 from captum_crigrad.core._compat import log_usage
 from captum_crigrad.core.validation import (
+    check_finite_float,
     check_inputs,
     check_positive_int,
     check_target,
@@ -28,10 +32,33 @@ from captum_crigrad.core.validation import (
 
 class GradCAMPlusPlus(SampledLayerCAM):
     """Grad-CAM++ as a Captum layer attribution (same constructor as
-    :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`)."""
+    :class:`~captum_crigrad.cam.expected_gradcam.ExpectedGradCAM`, plus
+    ``denominator_eps``: a number >= 0 added to the denominator of the
+    weights' ``a_kij``, default 0; pytorch-grad-cam's convention is 1e-6,
+    see :func:`~captum_crigrad.cam.ops.gradcam_pp_weights`)."""
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        layer: nn.Module,
+        device_ids: list[int] | None = None,
+        gradient_transform: Any = None,
+        *,
+        reshape_transform: ReshapeTransform | None = None,
+        denominator_eps: float = 0.0,
+    ) -> None:
+        eps = check_finite_float(denominator_eps, "denominator_eps", minimum=0)
+        super().__init__(
+            forward_func,
+            layer,
+            device_ids,
+            gradient_transform,
+            reshape_transform=reshape_transform,
+        )
+        self.denominator_eps = eps
 
     def sample_weights(self, layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
-        return gradcam_pp_weights(layer_grads, layer_acts)
+        return gradcam_pp_weights(layer_grads, layer_acts, eps=self.denominator_eps)
 
     @log_usage()
     def attribute(

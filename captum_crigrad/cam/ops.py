@@ -24,7 +24,9 @@ def gradcam_weights(layer_grads: Tensor) -> Tensor:
     return torch.mean(layer_grads, dim=(2, 3), keepdim=True).flatten(1)
 
 
-def gradcam_pp_weights(layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
+def gradcam_pp_weights(
+    layer_grads: Tensor, layer_acts: Tensor, eps: float = 0.0
+) -> Tensor:
     """Grad-CAM++ channel weights (Chattopadhyay et al. 2018, eq. 19, with the
     exponential-score closed form):
 
@@ -33,6 +35,10 @@ def gradcam_pp_weights(layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
 
     g = dy/dA, A the activation at the same input. Where the denominator is 0
     (then g = 0 too) a_kij is 0. ``(N, K, h, w), (N, K, h, w) -> (N, K)``.
+
+    ``eps`` is added to the denominator (default 0, the formula above);
+    pytorch-grad-cam's ``GradCAMPlusPlus`` adds 1e-6, which changes the
+    weights wherever ``g^2`` is not much larger than 1e-6.
     """
     _check_4d(layer_grads, "layer_grads")
     if layer_acts.shape != layer_grads.shape:
@@ -43,6 +49,8 @@ def gradcam_pp_weights(layer_grads: Tensor, layer_acts: Tensor) -> Tensor:
     grads_sq = layer_grads * layer_grads
     act_sum = layer_acts.sum(dim=(2, 3), keepdim=True)
     denom = 2 * grads_sq + act_sum * grads_sq * layer_grads
+    if eps:
+        denom = denom + eps
     safe = denom != 0
     alpha = torch.where(safe, grads_sq / torch.where(safe, denom, 1.0), 0.0)
     return (alpha * F.relu(layer_grads)).sum(dim=(2, 3))
