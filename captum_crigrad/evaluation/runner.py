@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -290,6 +291,7 @@ def evaluate_dataset(
     metric_options: dict | None = None,
     progress: bool = True,
     on_merged: Callable[[dict], None] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> dict:
     """Score every method on every metric for every image of ``dataset``.
 
@@ -316,6 +318,9 @@ def evaluate_dataset(
             n_steps, sens_n, n_subsets, max_examples_per_batch, ...).
         on_merged: called on rank 0 with the run record after the merge (to
             write the summary and report).
+        report: called on rank 0 with one line per bad shard file found by
+            ``resume`` and recomputed (:func:`.shards.check_shards`); default:
+            printed to stderr.
 
     Returns:
         The run record written to ``out/run.json`` (rank 0; other ranks get
@@ -350,11 +355,21 @@ def evaluate_dataset(
         "n_images": n,
         "dataset": dataset_fingerprint(dataset),
     }
+    expected = shards.Expected(
+        n,
+        batch_size,
+        [e.id for e in dataset.entries],
+        [(m.name, metric) for m in methods for metric in metrics],
+    )
     start_wall = time.time()
     error = None
     if ctx.is_main:
         try:
             prepare_output(out, full_settings, resume=resume)
+            if resume:  # a shard file is trusted only once read whole and checked
+                shards.check_shards(
+                    out, expected, report or (lambda line: print(line, file=sys.stderr))
+                )
         except ValueError as exc:
             error = str(exc)
     error = distributed.broadcast(ctx, error)
@@ -436,7 +451,7 @@ def evaluate_dataset(
     distributed.barrier(ctx)
     record: dict[str, Any] = {"rank": ctx.rank, **totals}
     if ctx.is_main:
-        merged = shards.merge(out, os.path.join(out, RESULTS))
+        merged = shards.merge(out, os.path.join(out, RESULTS), expected=expected)
         record = {
             "command": "captum-crigrad eval",
             "status": "complete",
