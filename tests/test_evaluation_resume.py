@@ -198,6 +198,13 @@ def _random_par1(p):  # Parquet's magic at both ends, garbage between
     p.write_bytes(data[:4] + noise + data[-4:])
 
 
+def _flipped_byte(p):  # one bit of the data pages (before the footer) flipped
+    data = bytearray(p.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    data[(len(data) - 8 - footer) // 2] ^= 0x10
+    p.write_bytes(bytes(data))
+
+
 def _other_columns(p):
     _write(p, pa.table({"x": [1, 2]}))
 
@@ -244,6 +251,7 @@ CORRUPT = {
     "zero bytes": (_zero, "is empty (0 bytes)"),
     "random bytes": (_random, "is unreadable (not a Parquet file)"),
     "damaged inside": (_random_par1, "is unreadable (damaged Parquet"),
+    "a flipped byte": (_flipped_byte, "is unreadable (damaged Parquet"),
     "other columns": (_other_columns, "has the wrong columns (x;"),
     "other types": (_other_types, "column value is float, expected double"),
     "no stats": (_no_stats, "has no readable stats"),
@@ -304,8 +312,9 @@ def test_a_bad_shard_found_by_the_merge_is_refused_then_resume_recomputes_it(
     code, _, err = _run(out)
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [
-        f"captum-crigrad eval: error: --out: {SHARD.format(3)} is unreadable "
-        "(truncated Parquet); run the same command with --resume to recompute it"
+        f"captum-crigrad eval: error: --out: {SHARD.format(3)} in {out} is "
+        "unreadable (truncated Parquet); run the same command with --resume to "
+        "recompute it"
     ]
     assert json.loads((out / "run.json").read_text())["status"] == "running"
     assert not (out / "results.parquet").exists()
@@ -326,6 +335,24 @@ def _refused(out, *needles):
         assert needle in err
     assert _snapshot(out) == before  # nothing removed, nothing written
     return err
+
+
+def test_a_bad_copy_of_a_chunk_another_file_holds_is_only_deleted(reference, tmp_path):
+    # two runs raced into the folder: chunk 2 is in rank-00000 and, spoilt,
+    # in rank-00001; the bad copy goes, nothing is recomputed
+    out = _killed_copy(reference, tmp_path / "out")
+    other = out / "shards" / "rank-00001"
+    other.mkdir()
+    (other / "chunk-000002.parquet").write_bytes(b"PAR1")
+    code, _, err = _run(out, "--resume")
+    assert code == 0, err
+    assert err.strip().splitlines() == [
+        "captum-crigrad eval: shards/rank-00001/chunk-000002.parquet is unreadable "
+        f"(truncated Parquet); deleted, its chunk is in {SHARD.format(2)}"
+    ]
+    assert json.loads((out / "run.json").read_text())["chunks_this_run"] == 0
+    assert not (other / "chunk-000002.parquet").exists()
+    _assert_same_results(out, reference)
 
 
 def test_a_symlinked_shard_is_refused_and_left_alone(reference, tmp_path):

@@ -100,7 +100,8 @@ class ShardWriter:
         path = os.path.join(self.folder, f"chunk-{chunk:06d}.parquet")
 
         def write(fh: IO) -> None:
-            pq.write_table(table, fh)
+            # page checksums: a damaged byte in the data is an error when read
+            pq.write_table(table, fh, write_page_checksum=True)
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -156,8 +157,8 @@ def merge(
                     table, stats = read_shard(out, file, chunk, expected)
                 except BadShard as exc:
                     raise InvalidValueError(
-                        f"--out: {_shown(out, file)} {exc}; run the same command "
-                        "with --resume to recompute it"
+                        f"--out: {_shown(out, file)} in {out} {exc}; run the same "
+                        "command with --resume to recompute it"
                     ) from None
                 for key, value in stats.items():
                     totals[key] = totals.get(key, 0) + value
@@ -228,7 +229,7 @@ def read_shard(
     if os.path.getsize(path) == 0:
         raise BadShard("is empty (0 bytes)")
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
         with open(path, "rb") as fh:
             head = fh.read(4)
@@ -236,10 +237,11 @@ def read_shard(
             tail = fh.read(4)
         if head != b"PAR1":
             kind = "not a Parquet file"
-        elif tail != b"PAR1":
+        elif tail != b"PAR1" or os.path.getsize(path) < 12:  # magic, length, magic
             kind = "truncated Parquet"
-        else:
-            kind = f"damaged Parquet: {str(exc).splitlines()[0][:120]}"
+        else:  # pyarrow's first line, without the path it starts with
+            detail = str(exc).splitlines()[0].rpartition(f"{path}': ")[2]
+            kind = f"damaged Parquet: {detail[:120]}"
         raise BadShard(f"is unreadable ({kind})") from None
     schema = table.schema.remove_metadata()
     if not schema.equals(SCHEMA):
@@ -316,19 +318,23 @@ def check_shards(out: str, expected: Expected, report: Callable[[str], None]) ->
     naming it, why, and the images recomputed; any other raises one
     :class:`InvalidValueError` naming the file, before any work. Returns how
     many files were deleted."""
-    removed = 0
+    bad: list[tuple[int, str, str]] = []
+    good: dict[int, str] = {}
     for chunk, path in sorted(chunk_files(out)):
         shown = _shown(out, path)
         try:
             read_shard(out, path, chunk, expected)
-            continue
+            good.setdefault(chunk, shown)
         except BadShard as exc:
             if not exc.recompute:
                 raise InvalidValueError(
                     f"--resume: {shown} in {out} {exc}; it is not deleted: move it "
                     "away and run again with --resume"
                 ) from None
-            reason = str(exc)
+            bad.append((chunk, path, str(exc)))
+    removed = 0
+    for chunk, path, reason in bad:
+        shown = _shown(out, path)
         try:
             _unlink_inside(out, shown)
         except OSError as exc:
@@ -344,5 +350,8 @@ def check_shards(out: str, expected: Expected, report: Callable[[str], None]) ->
             )
         removed += 1
         n = len(chunk_range(chunk, expected.n_images, expected.batch_size))
-        report(f"{shown} {reason}; recomputing its {_plural(n, 'image')}")
+        if chunk in good:  # two runs raced: the other file of the chunk is kept
+            report(f"{shown} {reason}; deleted, its chunk is in {good[chunk]}")
+        else:
+            report(f"{shown} {reason}; recomputing its {_plural(n, 'image')}")
     return removed
