@@ -231,10 +231,13 @@ def read_shard(
     try:
         table = pq.read_table(path, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-            fh.seek(-min(4, os.path.getsize(path)), os.SEEK_END)
-            tail = fh.read(4)
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+                fh.seek(-min(4, os.path.getsize(path)), os.SEEK_END)
+                tail = fh.read(4)
+        except OSError as err:  # not even its bytes (permission denied, ...)
+            raise BadShard(f"is unreadable ({err.strerror})") from None
         if head != b"PAR1":
             kind = "not a Parquet file"
         elif tail != b"PAR1" or os.path.getsize(path) < 12:  # magic, length, magic
