@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from captum_crigrad.core.validation import InvalidValueError
-from captum_crigrad.evaluation import runner, shards
+from captum_crigrad.evaluation import run_folder, shards
 from captum_crigrad.io import files as _files
 
 OURS = [
@@ -62,7 +62,7 @@ def test_replacing_a_finished_run_keeps_a_file_added_after_the_check(
     them, and once they are moved away the folder is replaced."""
     out = tmp_path / "ev"
     _finished(out)
-    check = runner.check_replaceable
+    check = run_folder.check_replaceable
 
     def check_then_user_adds_files(path, shown, *args, **kwargs):
         listed = check(path, shown, *args, **kwargs)
@@ -70,9 +70,9 @@ def test_replacing_a_finished_run_keeps_a_file_added_after_the_check(
         (out / "shards" / "rank-00001" / "mine.parquet").write_bytes(b"user")
         return listed
 
-    monkeypatch.setattr(runner, "check_replaceable", check_then_user_adds_files)
+    monkeypatch.setattr(run_folder, "check_replaceable", check_then_user_adds_files)
     with pytest.raises(InvalidValueError, match="notes.md.*mine.parquet") as info:
-        runner.prepare_output(str(out), {}, resume=False)
+        run_folder.prepare_output(str(out), {}, resume=False)
     assert "left in place" in str(info.value)
     assert (out / "notes.md").read_text() == "the user's notes"
     assert (out / "shards/rank-00001/mine.parquet").read_bytes() == b"user"
@@ -82,12 +82,12 @@ def test_replacing_a_finished_run_keeps_a_file_added_after_the_check(
     assert not (out / "shards/rank-00000").exists()
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
-    monkeypatch.setattr(runner, "check_replaceable", check)
+    monkeypatch.setattr(run_folder, "check_replaceable", check)
     with pytest.raises(InvalidValueError, match="notes.md"):  # refused, as before
-        runner.prepare_output(str(out), {}, resume=False)
+        run_folder.prepare_output(str(out), {}, resume=False)
     (out / "notes.md").unlink()
     (out / "shards/rank-00001/mine.parquet").unlink()
-    runner.prepare_output(str(out), {"seed": 1}, resume=False)
+    run_folder.prepare_output(str(out), {"seed": 1}, resume=False)
     assert os.listdir(out) == ["run.json"]
     assert json.loads((out / "run.json").read_text())["status"] == "running"
 
@@ -111,7 +111,7 @@ def test_a_listing_naming_files_outside_the_folder_is_not_ours(tmp_path, name):
     _finished(out, listed=[*OURS, name])
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(InvalidValueError, match="not written by captum-crigrad"):
-        runner.prepare_output(str(out), {}, resume=False)
+        run_folder.prepare_output(str(out), {}, resume=False)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert victim.read_text() == "keep me"
 

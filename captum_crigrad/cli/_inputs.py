@@ -55,6 +55,40 @@ def split_names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+#: Set on the parsed arguments when --n-images (or --limit) was given on the
+#: command line, not left at the command's default (:func:`check_n_images`).
+N_IMAGES_GIVEN = "_n_images_given"
+
+
+class _NImages(argparse.Action):
+    """Stores ``--n-images N`` and records that it was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, N_IMAGES_GIVEN, True)
+
+
+def check_n_images(args, available: int, sources) -> None:
+    """One-line error, before any work, when ``--n-images`` was given and
+    asks for more images than ``sources`` hold (``available``): never a run
+    of fewer images than asked. A command's own default (eval's and
+    sanity's 20) means "at most" and is not checked."""
+    n = args.n_images
+    if not getattr(args, N_IMAGES_GIVEN, False) or n is None or n <= available:
+        return
+    from captum_crigrad.cli import CLIError
+
+    if sources:
+        shown = ", ".join(str(s) for s in sources[:3])
+        where = f"{shown}{' and more' if len(sources) > 3 else ''}"
+    else:
+        where = "the embedded default model's digits"
+    raise CLIError(
+        f"--n-images: {n} asked for, but there are only {available} image(s) in "
+        f"{where}; pass --n-images {available} (or fewer), or leave it out"
+    )
+
+
 def add_image_arguments(
     parser, *, required: bool, n_images: int | None = None, deprecated: bool = False
 ) -> None:
@@ -76,9 +110,10 @@ def add_image_arguments(
         "--n-images",
         type=int,
         default=n_images,
+        action=_NImages,
         metavar="N",
-        help="use the first N images only (default: "
-        f"{'all' if n_images is None else n_images})",
+        help="use the first N images only; more than there are is an error "
+        f"(default: {'all' if n_images is None else f'at most {n_images}'})",
     )
     if deprecated:
         g.add_argument(
@@ -100,6 +135,7 @@ def add_image_arguments(
             "--limit",
             dest="n_images",
             type=int,
+            action=_NImages,
             metavar="N",
             default=argparse.SUPPRESS,
             help="deprecated spelling of --n-images",
@@ -269,8 +305,17 @@ def add_output_arguments(
 def load_inputs(args) -> io.Inputs:
     """The model and images the shared options ask for
     (:func:`captum_crigrad.io.load_inputs`), every option checked before any
-    long work."""
+    long work; ``--n-images`` larger than the images is an error
+    (:func:`check_n_images`)."""
     sources = list(args.images) + list(getattr(args, "image_folders", None) or [])
+    if getattr(args, N_IMAGES_GIVEN, False):
+        if sources:
+            available = len(io.image_sources(sources, argument=OPTION_NAMES["images"]))
+        else:
+            from captum_crigrad.io.default import load_default_images
+
+            available = len(load_default_images(normalized=False)[1])
+        check_n_images(args, available, sources)
     return io.load_inputs(
         sources,
         model=args.model,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 
 import torch
@@ -267,6 +268,7 @@ def _probe(model, dataset, device) -> None:
 
 
 def _dataset(args, loaded, size, mean, std):
+    from captum_crigrad.cli._inputs import check_n_images
     from captum_crigrad.evaluation.datasets import Entry, EvalDataset, find_entries
 
     if args.n_images is not None and args.n_images < 1:
@@ -281,6 +283,7 @@ def _dataset(args, loaded, size, mean, std):
         from captum_crigrad.io.default import load_default_images
 
         digits, labels = load_default_images(normalized=False)
+        check_n_images(args, len(digits), sources)
         n = len(digits) if args.n_images is None else min(args.n_images, len(digits))
         entries = [
             Entry(f"default-digit-{i:02d}-label-{int(labels[i])}", None, int(labels[i]))
@@ -289,6 +292,7 @@ def _dataset(args, loaded, size, mean, std):
         tensors = digits[:n]
     else:
         entries, _ = find_entries(sources, mnist_images=args.mnist_images)
+        check_n_images(args, len(entries), sources)
         entries, tensors = entries[: args.n_images], None
     sources_abs = [os.path.abspath(s) for s in sources] or ["default digits"]
     dataset = EvalDataset(
@@ -300,6 +304,11 @@ def _dataset(args, loaded, size, mean, std):
         tensors=tensors,
     )
     return dataset, sources_abs
+
+
+def _notice(line: str) -> None:
+    """One line of the run on stderr (a bad shard file recomputed on --resume)."""
+    print(f"captum-crigrad eval: {line}", file=sys.stderr)
 
 
 def _summary_csv(rows: list[dict]) -> str:
@@ -539,6 +548,7 @@ def run(args) -> int:
                 ),
                 progress=not args.no_progress,
                 on_merged=on_merged,
+                report=_notice,
             )
         finally:
             if out is None and ctx.is_main:

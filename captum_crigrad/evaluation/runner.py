@@ -23,9 +23,8 @@ depend on the chunk size, on its neighbours or on the number of processes.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,12 @@ from captum_crigrad.core.tables import versions
 from captum_crigrad.core.validation import InvalidValueError, check_positive_int
 from captum_crigrad.evaluation import distributed, shards
 from captum_crigrad.evaluation.datasets import EvalDataset, collate
+from captum_crigrad.evaluation.run_folder import (
+    RUN_FILE,
+    prepare_output,
+    write_json,
+    written_files,
+)
 from captum_crigrad.evaluation.suite import (
     CURVE_METRICS,
     MASK_METRICS,
@@ -49,15 +54,8 @@ from captum_crigrad.evaluation.suite import (
 )
 from captum_crigrad.io.files import (
     FILES_KEY,
-    check_replaceable,
-    json_text,
-    listing,
-    remove_listed,
     write_atomic,
-    write_text_atomic,
 )
-
-RUN_FILE = "run.json"
 
 
 @dataclass
@@ -109,103 +107,6 @@ def dataset_fingerprint(dataset: EvalDataset) -> str:
     for e in dataset.entries:
         h.update(f"{e.id}\0{e.label}\0{e.mask}\0{e.box}\n".encode())
     return h.hexdigest()
-
-
-#: Every file an evaluation writes into its folder (besides run.json), as
-#: "/"-separated paths relative to it.
-_WRITTEN = re.compile(
-    r"^(results\.parquet|results\.csv|results\.json|comparisons\.csv|report\.md"
-    r"|figures/(curves_[a-z_]+|means|ranking)\.png"
-    r"|shards/rank-\d{5}/chunk-\d{6}\.parquet|maps/rank-\d{5}/chunk-\d{6}\.pt)$"
-)
-
-
-def written_files(out: str) -> list[str]:
-    """The files of the folder ``out`` an evaluation writes: only these are
-    listed in its run.json as ours, so a file the user put into the folder
-    (before a ``--resume``, say) is never replaced or deleted by a later run."""
-    return [f for f in listing(out)[0] if _WRITTEN.match(f)]
-
-
-def _read_run(out: str) -> dict | None:
-    path = os.path.join(out, RUN_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            info = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
-
-
-def write_json(path: str, data: dict) -> None:
-    """Write ``data`` as strict JSON through a temporary file and a rename
-    (the temporary file is removed on any error or signal)."""
-    write_text_atomic(path, json_text(data))
-
-
-def _differences(saved: dict, now: dict) -> list[str]:
-    keys = sorted(set(saved) | set(now))
-    return [
-        f"{k} (recorded {saved.get(k)!r}, now {now.get(k)!r})"
-        for k in keys
-        if saved.get(k) != now.get(k)
-    ]
-
-
-def prepare_output(out: str, settings: dict, *, resume: bool) -> None:
-    """Make ``out`` ready (rank 0 only): a new folder; with ``resume`` an
-    unfinished or finished run of the same settings (anything else is
-    refused); without it an empty folder or a *finished* run of
-    captum-crigrad, which is replaced: the files its run.json lists are
-    removed one by one (:func:`captum_crigrad.io.files.remove_listed`); a file
-    that appeared meanwhile stays, and the run is refused naming it. An
-    unfinished run is never replaced: that needs ``resume`` or removing the
-    folder by hand. With ``resume``, only the temporary files of writers that
-    are gone are removed (:func:`.shards.remove_partial`)."""
-    path = os.path.realpath(out)  # a symlinked folder is written through
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise InvalidValueError(f"--out: {out} exists and is not a folder")
-    info = _read_run(path) if os.path.isdir(path) else None
-    ours = info is not None and str(info.get("command", "")).startswith(
-        "captum-crigrad"
-    )
-    if os.path.isdir(path) and os.listdir(path) and not ours:
-        raise InvalidValueError(
-            f"--out: {out} is a non-empty folder not written by captum-crigrad; "
-            "choose a new folder or remove it"
-        )
-    if resume:
-        if info is None or info.get("command") != "captum-crigrad eval":
-            raise InvalidValueError(
-                f"--resume: {out} holds no evaluation to resume; run without --resume"
-            )
-        diff = _differences(info.get("settings", {}), settings)
-        if diff:
-            raise InvalidValueError(
-                "--resume: the settings differ from those recorded in "
-                f"{out}/{RUN_FILE}: "
-                + "; ".join(diff)
-                + "; rerun with the recorded settings or choose a new --out"
-            )
-        shards.remove_partial(path)
-        return
-    if ours and info is not None:
-        if info.get("status") == "running":
-            raise InvalidValueError(
-                f"--out: {out} holds an unfinished evaluation; add --resume to "
-                "complete it, or remove the folder to start again"
-            )
-        # only the files it lists, one by one: a user's file is never deleted,
-        # even one put there after the check (then the run stops, naming it)
-        listed = check_replaceable(path, out)
-        remove_listed(path, listed, out)
-    os.makedirs(path, exist_ok=True)
-    write_json(
-        os.path.join(path, RUN_FILE),
-        {"command": "captum-crigrad eval", "status": "running", "settings": settings},
-    )
 
 
 def _maps_file(out: str, rank: int, chunk: int) -> str:
@@ -291,6 +192,7 @@ def evaluate_dataset(
     metric_options: dict | None = None,
     progress: bool = True,
     on_merged: Callable[[dict], None] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> dict:
     """Score every method on every metric for every image of ``dataset``.
 
@@ -317,6 +219,9 @@ def evaluate_dataset(
             n_steps, sens_n, n_subsets, max_examples_per_batch, ...).
         on_merged: called on rank 0 with the run record after the merge (to
             write the summary and report).
+        report: called on rank 0 with one line per bad shard file found by
+            ``resume`` and recomputed (:func:`.shards.check_shards`); default:
+            printed to stderr.
 
     Returns:
         The run record written to ``out/run.json`` (rank 0; other ranks get
@@ -351,11 +256,21 @@ def evaluate_dataset(
         "n_images": n,
         "dataset": dataset_fingerprint(dataset),
     }
+    expected = shards.Expected(
+        n,
+        batch_size,
+        [e.id for e in dataset.entries],
+        [(m.name, metric) for m in methods for metric in metrics],
+    )
     start_wall = time.time()
     error = None
     if ctx.is_main:
         try:
             prepare_output(out, full_settings, resume=resume)
+            if resume:  # a shard file is trusted only once read whole and checked
+                shards.check_shards(
+                    out, expected, report or (lambda line: print(line, file=sys.stderr))
+                )
         except ValueError as exc:
             error = str(exc)
     error = distributed.broadcast(ctx, error)
@@ -437,7 +352,7 @@ def evaluate_dataset(
     distributed.barrier(ctx)
     record: dict[str, Any] = {"rank": ctx.rank, **totals}
     if ctx.is_main:
-        merged = shards.merge(out, os.path.join(out, RESULTS))
+        merged = shards.merge(out, os.path.join(out, RESULTS), expected=expected)
         record = {
             "command": "captum-crigrad eval",
             "status": "complete",
