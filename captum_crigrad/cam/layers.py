@@ -31,12 +31,12 @@ family by family, with the reasons, is in ``docs/cam_layers.md``):
   default is the last one whose output is a map or tokens, after dropping
   the trailing final norms and identities (``norm``, ``norm_pre``; a norm
   with an activation, such as EfficientNet's ``bn2``, is part of the map).
-  The name is given as timm's ``feature_info`` names that tensor
+  The name is the one timm's ``feature_info`` gives that tensor
   (``stages.3`` rather than ``stages``). Models whose head reads the class
   token (``global_pool == "token"``: ViT, DeiT) use the first norm of the
-  last block instead (``blocks.11.norm1``): the last block's patch tokens
-  reach the logits only through the class token of that same block's
-  output, so their gradient, and Grad-CAM there, is exactly zero;
+  last block instead (``blocks.11.norm1``): the head reads only the class
+  token of the last block's output (the final norm is per token), so the
+  patch tokens there get a gradient, and Grad-CAM a map, of exactly zero;
 * **transformers** (``PreTrainedModel``): the last encoder layer's
   ``layernorm_before`` for ViT-like encoders (``vit.layers.N``, class token
   readout as above), the last stage of ``encoder.stages`` (ConvNeXt, ResNet,
