@@ -234,3 +234,40 @@ def test_wrapper_with_two_zoo_models_falls_back_to_the_generic_rule():
 
     # no single zoo model to follow: the last 4-D map before the last pooling
     assert default_cam_layer(Ensemble(), x) == "b.layer4"
+
+
+def _zoo():
+    for family in TIMM:
+        yield f"timm-{family}", lambda f=family: _timm_model(f)
+    for kind in HF:
+
+        def build(k=kind):
+            net, size = _hf(k)
+            g = torch.Generator().manual_seed(1)
+            return net, torch.randn(2, 3, size, size, generator=g)
+
+        yield f"transformers-{kind}", build
+
+
+@pytest.mark.parametrize("name, build", list(_zoo()), ids=[n for n, _ in _zoo()])
+def test_the_four_classes_run_on_every_family_with_no_glue(name, build):
+    """CriGradSaliency, FORGradSaliency, GradCAM and ExpectedGradCAM on the
+    model as the zoo gives it (a transformers model returns a ModelOutput),
+    at the default CAM layer, leaving the model as it was."""
+    from captum_crigrad import CriGradSaliency, ExpectedGradCAM, FORGradSaliency
+
+    model, x = build()
+    snap = snapshot(model)
+    layer = resolve_layer(model, default_cam_layer(model, x))
+    saliency = CriGradSaliency(model).attribute(x, target=1)
+    assert saliency.shape == x.shape and torch.isfinite(saliency).all()
+    assert saliency.abs().sum() > 0
+    filtered = FORGradSaliency(model).attribute(x, target=1)
+    assert filtered.shape == (2, 1, *x.shape[2:]) and torch.isfinite(filtered).all()
+    cam = GradCAM(model, layer).attribute(x, target=1)
+    expected = ExpectedGradCAM(model, layer).attribute(
+        x, target=1, n_samples=2, generator=torch.Generator().manual_seed(0)
+    )
+    assert cam.shape == expected.shape and cam.dim() == 4 and cam.shape[:2] == (2, 1)
+    assert torch.isfinite(expected).all()
+    assert_untouched(model, snap)

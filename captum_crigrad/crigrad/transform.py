@@ -234,16 +234,26 @@ class CriGrad(GradientTransform):
     ) -> list[Tensor | None]:
         """Masks of every hooked layer call of one pass, from the plain
         gradients (``mode="two_pass"``): per layer, or against one threshold
-        (``threshold="global"``). A call without gradient gets None."""
+        (``threshold="global"``). A call without gradient gets None. A call
+        whose output folds the batch into its first dimension (MobileViT's
+        transformer blocks run on (B * patches, tokens, C)) cannot join one
+        threshold per sample: it is ranked on its own, as with
+        ``threshold="layer"``."""
         if self.threshold == "layer":
             return [
                 None if g is None else self.mask(a, g)
                 for a, g in zip(activations, gradients, strict=True)
             ]
-        used = [i for i, g in enumerate(gradients) if g is not None]
         out: list[Tensor | None] = [None] * len(gradients)
+        used = [i for i, g in enumerate(gradients) if g is not None]
         if not used:
             return out
+        batch = activations[used[0]].shape[0]
+        for i in [i for i in used if activations[i].shape[0] != batch]:
+            grad = gradients[i]
+            assert grad is not None
+            out[i] = self.mask(activations[i], grad)
+        used = [i for i in used if activations[i].shape[0] == batch]
         scores = []
         for i in used:
             grad = gradients[i]
