@@ -32,12 +32,17 @@ alternate photo batches that share the cache and wait for each other):
    is the best of them there;
 4. the default and Grad-CAM on the 250 confirmation photos.
 
-Run from the repository root (OMP_NUM_THREADS=1; two shards in parallel):
+Run from the repository root (OMP_NUM_THREADS=1; two shards in parallel).
+The full plan is the defaults (64 / 250 / 250 photos); the run behind
+docs/expected_gradcam_224.md had ~0.3 of a CPU core (2 cores shared with
+other jobs) and used 16 sweep photos, no stage 3 and 48 confirmation photos:
 
-    python scripts/expected_gradcam_224.py --assets ../shared/assets --shard 0 &
-    python scripts/expected_gradcam_224.py --assets ../shared/assets --shard 1
+    A="--assets ../shared/assets --n-shards 2 --sweep-photos 16 \
+       --final-photos 16 --confirm-photos 48 --timing-photos 4 --repeats 2"
+    python scripts/expected_gradcam_224.py $A --shard 0 &
+    python scripts/expected_gradcam_224.py $A --shard 1 --out /tmp/unused.md
 
-It writes docs/expected_gradcam_224.md.
+It writes docs/expected_gradcam_224.md (shard 0).
 """
 
 from __future__ import annotations
@@ -426,7 +431,8 @@ def main() -> None:
         ]
     else:
         lines += [
-            "## 3. Finalists: not run (no CPU time left for them; see the note)",
+            "## 3. Finalists: not run (`--final-photos` was not above the sweep's;"
+            " the sweep's best is the choice)",
             "",
         ]
     lines += [

@@ -578,3 +578,26 @@ def test_memory_does_not_grow_with_n_samples(model):
     finally:
         handle.remove()
     assert max(seen) == 3
+
+
+def test_defaults_are_what_the_docstring_says():
+    """The signature's defaults are the module's DEFAULT_* constants, and the
+    docstring quotes their values (kept when the 224 px study found no
+    configuration that beats Grad-CAM: docs/expected_gradcam_224.md)."""
+    import inspect
+
+    import captum_crigrad.cam.expected_gradcam as egc_module
+
+    params = inspect.signature(ExpectedGradCAM.attribute).parameters
+    assert params["n_samples"].default == egc_module.DEFAULT_N_SAMPLES == 32
+    assert params["stdevs"].default == egc_module.DEFAULT_STDEVS == 0.1
+    assert params["completeness"].default is egc_module.DEFAULT_COMPLETENESS is True
+    assert params["baselines"].default is None
+    assert params["internal_batch_size"].default is None
+    doc = " ".join(ExpectedGradCAM.attribute.__doc__.split())
+    assert "Default ``DEFAULT_N_SAMPLES`` (32)" in doc
+    assert "Default ``DEFAULT_STDEVS`` (0.1," in doc
+    assert "default True" in doc
+    assert "None (default): a single all-zero reference" in doc
+    assert "6 rows at 3 x 224 x 224" in doc
+    assert egc_module.AUTO_BATCH_ELEMENTS // (3 * 224 * 224) == 6
