@@ -35,10 +35,10 @@ alternate photo batches that share the cache and wait for each other):
 Run from the repository root (OMP_NUM_THREADS=1; two shards in parallel).
 The full plan is the defaults (64 / 250 / 250 photos); the run behind
 docs/expected_gradcam_224.md had ~0.3 of a CPU core (2 cores shared with
-other jobs) and used 16 sweep photos, no stage 3 and 48 confirmation photos:
+other jobs) and used 16 sweep photos, no stage 3 and 96 confirmation photos:
 
     A="--assets ../shared/assets --n-shards 2 --sweep-photos 16 \
-       --final-photos 16 --confirm-photos 48 --timing-photos 4 --repeats 2"
+       --final-photos 16 --confirm-photos 96 --timing-photos 4 --repeats 2"
     python scripts/expected_gradcam_224.py $A --shard 0 &
     python scripts/expected_gradcam_224.py $A --shard 1 --out /tmp/unused.md
 
