@@ -175,7 +175,7 @@ def _expected_gradcam(ctx):
     opts = ctx.options
     n_samples = DEFAULT_N_SAMPLES if opts.n_samples is None else opts.n_samples
     stdevs = DEFAULT_STDEVS if opts.stdev is None else float(opts.stdev)
-    chunk = opts.internal_batch_size or 256
+    chunk = opts.internal_batch_size
 
     # generator=seed at every call: each image gets the same samples (x', beta,
     # eps) for every model and every chunking (drawn from the seed and the
