@@ -47,29 +47,10 @@ from captum_crigrad.cam import (
 )
 from captum_crigrad.core import validation
 from captum_crigrad.core.hooks import GradientTransform, with_gradient_transform
-from captum_crigrad.crigrad import (
-    DEFAULT_KEEP,
-    CriGrad,
-    CriGradExtractor,
-    CriGradInputXGradient,
-    CriGradIntegratedGradients,
-    CriGradLayerGradCam,
-    CriGradSaliency,
-    crigrad_attribution,
-)
-from captum_crigrad.forgrad import (
-    FORGrad,
-    FORGradAttribution,
-    FORGradInputXGradient,
-    FORGradIntegratedGradients,
-    FORGradLayerGradCam,
-    FORGradSaliency,
-    SigmaSelection,
-    forgrad,
-    plot_sigma_curve,
-    select_sigma,
-    with_forgrad,
-)
+from captum_crigrad.crigrad import *  # noqa: F403
+from captum_crigrad.crigrad import __all__ as _crigrad_all
+from captum_crigrad.forgrad import *  # noqa: F403
+from captum_crigrad.forgrad import __all__ as _forgrad_all
 from captum_crigrad.io.default import load_default_images, load_default_model
 from captum_crigrad.io.shapes import make_shapes
 from captum_crigrad.sanity import (
@@ -80,28 +61,15 @@ from captum_crigrad.sanity import (
 )
 
 __all__ = [
-    "CriGrad",
-    "CriGradExtractor",
-    "CriGradInputXGradient",
-    "CriGradIntegratedGradients",
-    "CriGradLayerGradCam",
-    "CriGradSaliency",
-    "DEFAULT_KEEP",
+    *_crigrad_all,  # the subpackages list their public names once
+    # energy_sigma stays in captum_crigrad.forgrad only
+    *(name for name in _forgrad_all if name != "energy_sigma"),
     "ExpectedGradCAM",
-    "FORGrad",
-    "FORGradAttribution",
-    "FORGradInputXGradient",
-    "FORGradIntegratedGradients",
-    "FORGradLayerGradCam",
-    "FORGradSaliency",
     "GradCAM",
-    "SigmaSelection",
     "GradCAMPlusPlus",
     "GradientTransform",
     "IntegratedGradCAM",
-    "crigrad_attribution",
     "default_cam_layer",
-    "forgrad",
     "gradient_map",
     "io",
     "load_default_images",
@@ -111,11 +79,8 @@ __all__ = [
     "plot_sanity_curves",
     "sanity",
     "sanity_check",
-    "plot_sigma_curve",
-    "select_sigma",
     "tile_input_and_maps",
     "validation",
-    "with_forgrad",
     "with_gradient_transform",
 ]
 

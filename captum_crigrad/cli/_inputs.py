@@ -302,6 +302,20 @@ def add_output_arguments(
     return g
 
 
+def progress_bar(args, desc: str, unit: str, total: int | None = None):
+    """The tqdm bar of a long step (a context manager): hidden by
+    ``--no-progress`` and when stderr is not a terminal, cleared when done."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=args.no_progress or None,
+        leave=False,
+    )
+
+
 def load_inputs(args) -> io.Inputs:
     """The model and images the shared options ask for
     (:func:`captum_crigrad.io.load_inputs`), every option checked before any

@@ -214,12 +214,12 @@ def _safe(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from captum_crigrad.cli._inputs import (
         check_forgrad_cutoff,
         crigrad_layer_names,
         load_inputs,
+        progress_bar,
     )
     from captum_crigrad.cli._output import (
         check_output_folder,
@@ -297,13 +297,7 @@ def run(args: argparse.Namespace) -> int:
         options.crigrad(model)  # validates CriGrad's options and layers now
 
     # -- work --------------------------------------------------------------------
-    with tqdm(
-        total=len(files),
-        desc="saliency",
-        unit="img",
-        disable=args.no_progress or None,
-        leave=False,
-    ) as bar:
+    with progress_bar(args, "saliency", "img", total=len(files)) as bar:
         attributions = explain(
             model,
             images,

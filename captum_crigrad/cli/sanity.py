@@ -154,11 +154,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from captum_crigrad.cli._inputs import (
         crigrad_layer_names,
         load_inputs,
+        progress_bar,
         split_names,
     )
     from captum_crigrad.cli._output import check_output_folder, staged_output
@@ -197,12 +196,7 @@ def run(args) -> int:
         maps = gradient_map(inputs.model, inputs.images[:1], methods, **options)
         result = classes = None
         if args.test in ("both", "randomization"):
-            with tqdm(
-                desc="sanity",
-                unit="step",
-                disable=args.no_progress or None,
-                leave=False,
-            ) as bar:
+            with progress_bar(args, "sanity", "step") as bar:
                 result = sanity_check(
                     inputs.model,
                     inputs.images,

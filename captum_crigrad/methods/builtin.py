@@ -19,30 +19,35 @@ from captum_crigrad.methods.options import Builder
 from captum_crigrad.methods.registry import register_method
 
 
-@register_method(
+def _captum_method(captum_class: str, **attribute_kwargs) -> Builder:
+    """A builder for the Captum class ``captum.attr.<captum_class>`` on the
+    model, called as ``attribute(x, target=t, **attribute_kwargs)``."""
+
+    def build(ctx):
+        import captum.attr
+
+        explainer = _with(ctx, getattr(captum.attr, captum_class)(ctx.model))
+        return lambda x, t: explainer.attribute(x, target=t, **attribute_kwargs)
+
+    return build
+
+
+register_method(
     "saliency",
     "plain gradient dy_c/dx (Simonyan et al. 2014; Captum Saliency, abs=False)",
+    _captum_method("Saliency", abs=False),
     aliases=("gradientexplanation",),
 )
-def _saliency(ctx):
-    from captum.attr import Saliency
-
-    explainer = _with(ctx, Saliency(ctx.model))
-    return lambda x, t: explainer.attribute(x, target=t, abs=False)
 
 
-@register_method(
+register_method(
     "inputxgradient",
     "x * dy_c/dx (Shrikumar et al. 2016; Captum InputXGradient)",
+    _captum_method("InputXGradient"),
     signed=True,
     baseline="zero",
     aliases=("ixg",),
 )
-def _ixg(ctx):
-    from captum.attr import InputXGradient
-
-    explainer = _with(ctx, InputXGradient(ctx.model))
-    return lambda x, t: explainer.attribute(x, target=t)
 
 
 @register_method(
@@ -103,18 +108,15 @@ def _smoothgrad(ctx):
 
 def _relu_rule_method(rule: str, captum_class: str) -> Builder:
     def build(ctx):
-        import captum.attr
-
         if ctx.relu_rule_everywhere:  # functional ReLU: the rule on every call
-            explainer = _with(ctx, captum.attr.Saliency(ctx.model))
+            saliency = _captum_method("Saliency", abs=False)(ctx)
 
             def attribute(x, t):
                 with ModifiedReluBackward(rule):
-                    return explainer.attribute(x, target=t, abs=False)
+                    return saliency(x, t)
 
             return attribute
-        explainer = _with(ctx, getattr(captum.attr, captum_class)(ctx.model))
-        return lambda x, t: explainer.attribute(x, target=t)
+        return _captum_method(captum_class)(ctx)
 
     return build
 

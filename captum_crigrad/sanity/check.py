@@ -31,7 +31,11 @@ from captum_crigrad.core.validation import InvalidValueError, check_images
 from captum_crigrad.methods import parse_methods
 from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
 from captum_crigrad.sanity.randomization import randomized_models
-from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
+from captum_crigrad.sanity.similarity import (
+    MEASURES,
+    check_measures,
+    similarity_scores,
+)
 
 
 @dataclasses.dataclass
@@ -149,12 +153,7 @@ def sanity_check(
     check_images(images)
     method_names = [methods] if isinstance(methods, str) else list(methods)
     parse_methods(method_names)
-    measures = list(measures)
-    bad = [m for m in measures if m not in MEASURES]
-    if bad or not measures:
-        raise InvalidValueError(
-            f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
-        )
+    measures = check_measures(measures)
     with private_if_training(model) as model:
         # validates the schedule (block names etc.) before any work
         schedule = randomized_models(

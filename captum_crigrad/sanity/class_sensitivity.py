@@ -42,7 +42,11 @@ from captum_crigrad.core.validation import (
 )
 from captum_crigrad.methods import parse_methods
 from captum_crigrad.sanity.gradient_maps import attribution_maps, to_single_channel
-from captum_crigrad.sanity.similarity import MEASURES, similarity_scores
+from captum_crigrad.sanity.similarity import (
+    MEASURES,
+    check_measures,
+    similarity_scores,
+)
 
 
 @dataclasses.dataclass
@@ -172,12 +176,7 @@ def class_sensitivity(
     check_module(model, "model")
     method_names = [methods] if isinstance(methods, str) else list(methods)
     parse_methods(method_names)
-    measures = list(measures)
-    bad = [m for m in measures if m not in MEASURES]
-    if bad or not measures:
-        raise InvalidValueError(
-            f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
-        )
+    measures = check_measures(measures)
     n = images.shape[0]
     on_device = images.detach().to(model_device(model, images.device))
     n_classes = num_classes(model, on_device)

@@ -34,6 +34,18 @@ from captum_crigrad.core.validation import InvalidTypeError, InvalidValueError
 MEASURES = ("spearman_abs", "spearman_signed", "ssim", "hog_pearson")
 
 
+def check_measures(measures) -> list[str]:
+    """``measures`` as a list, refused unless a non-empty subset of
+    :data:`MEASURES`."""
+    measures = list(measures)
+    bad = [m for m in measures if m not in MEASURES]
+    if bad or not measures:
+        raise InvalidValueError(
+            f"measures: expected a non-empty subset of {MEASURES}, got {measures}"
+        )
+    return measures
+
+
 def _as_numpy(maps, name: str) -> np.ndarray:
     if isinstance(maps, torch.Tensor):
         maps = maps.detach().to("cpu", torch.float64).numpy()
