@@ -778,9 +778,9 @@ def test_hostile_case(case, library, tmp_path, capfd, monkeypatch):
         argv.insert(1, "--no-progress")
     if case.signal is not None:  # once every file is written, before the end
         import captum_crigrad.cli._output as output
-        import captum_crigrad.evaluation.runner as runner
+        import captum_crigrad.evaluation.run_folder as run_folder
 
-        for module in (output, runner):
+        for module in (output, run_folder):
             real = module.listing
 
             def listing_then_signal(folder, real=real):
