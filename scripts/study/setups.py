@@ -93,14 +93,15 @@ class Setup:
     title: str
     model: nn.Module
     images: torch.Tensor
-    target: torch.Tensor
-    other: torch.Tensor
     granularity: str  # randomisation steps: "module" or "block"
     layer_sets: dict[str, list[str]]  # CriGrad layers by module name
     today_layers: str  # the layer set of today's default
     cam_layer: str
     accuracy: str
     notes: list[str] = field(default_factory=list)
+    # the predicted class and the other class (set by load_setup)
+    target: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    other: torch.Tensor = field(default_factory=lambda: torch.empty(0))
 
 
 def _cifar_heldout(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,8 +151,6 @@ def load_setup(name: str, n_images: int) -> Setup:
             "MNIST SmallCNN (embedded default)",
             model,
             images,
-            torch.empty(0),
-            torch.empty(0),
             "module",
             layer_sets,
             "act",
@@ -184,8 +183,6 @@ def load_setup(name: str, n_images: int) -> Setup:
             "CIFAR-10 ResNet-20 (assets, functional ReLU)",
             model,
             images,
-            torch.empty(0),
-            torch.empty(0),
             "block",
             layer_sets,
             "blocks",
@@ -219,8 +216,6 @@ def load_setup(name: str, n_images: int) -> Setup:
             "CIFAR-10 CNN (VGG-like, BatchNorm, nn.ReLU)",
             model,
             images,
-            torch.empty(0),
-            torch.empty(0),
             "module",
             layer_sets,
             "act",
