@@ -15,17 +15,14 @@ random-order control (pixel perturbation). Writes <out>_<part>.json and .md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import time
 
 import torch
+from _harness import ROOT, add_assets, add_seed, parser, set_threads, write_text
+from _harness import clock_log as log
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from captum_crigrad._files import write_text_atomic as write_atomic
 from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
 from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
@@ -60,10 +57,6 @@ def label(name):
     return name
 
 
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def run_metrics(model, images, args):
     methods = method_names()
     options = ExplainOptions(seed=args.seed, internal_batch_size=64)
@@ -96,28 +89,20 @@ def run_metrics(model, images, args):
 
 
 def main() -> int:
-    here = os.path.dirname(os.path.abspath(__file__))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("cifar", "mnist"), required=True)
-    parser.add_argument(
-        "--assets",
-        default=os.environ.get(
-            "CAPTUM_CRIGRAD_ASSETS", os.path.join(here, "..", "..", "shared", "assets")
-        ),
-    )
-    parser.add_argument(
-        "--out", default=os.path.join(here, "..", "docs", "results", "eval")
-    )
-    parser.add_argument("--k", type=float, default=0.5)
-    parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--sens-n", type=int, nargs="+", default=[4, 16, 64, 256])
-    parser.add_argument("--n-subsets", type=int, default=30)
-    parser.add_argument("--mnist-eval-images", type=int, default=50)
-    parser.add_argument("--roar-train", type=int, default=3000)
-    parser.add_argument("--roar-epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    p = parser(__doc__)
+    p.add_argument("--part", choices=("cifar", "mnist"), required=True)
+    add_assets(p)
+    p.add_argument("--out", default=str(ROOT / "docs" / "results" / "eval"))
+    p.add_argument("--k", type=float, default=0.5)
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--sens-n", type=int, nargs="+", default=[4, 16, 64, 256])
+    p.add_argument("--n-subsets", type=int, default=30)
+    p.add_argument("--mnist-eval-images", type=int, default=50)
+    p.add_argument("--roar-train", type=int, default=3000)
+    p.add_argument("--roar-epochs", type=int, default=2)
+    add_seed(p)
+    args = p.parse_args()
+    set_threads(1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     result = {
         "settings": vars(args),
@@ -222,8 +207,8 @@ def main() -> int:
             f"{r['std'] or 0:.4f} |"
             for r in result["roar"]
         ]
-    write_atomic(f"{args.out}_{args.part}.json", json.dumps(result, indent=2))
-    write_atomic(f"{args.out}_{args.part}.md", "\n".join(md) + "\n")
+    write_text(f"{args.out}_{args.part}.json", json.dumps(result, indent=2))
+    write_text(f"{args.out}_{args.part}.md", "\n".join(md) + "\n")
     log("done")
     return 0
 

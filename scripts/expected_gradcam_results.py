@@ -33,19 +33,13 @@ Run from the repository root (about 5-10 minutes on one CPU thread):
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from _harness import add_assets, parser, set_threads, write_text
 from captum.attr import LayerAttribution, LayerGradCam
 from captum.metrics import infidelity, sensitivity_max
 
@@ -187,18 +181,15 @@ def upsampled(attr, size):
 
 # --------------------------------------------------------------------- main
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Expected Grad-CAM results run")
-    parser.add_argument(
-        "--assets",
-        default=str(Path(__file__).resolve().parents[2] / "shared" / "assets"),
-    )
-    parser.add_argument("--out", default=None, help="write the markdown tables here")
-    parser.add_argument("--quick", action="store_true", help="an 8-config sweep only")
-    parser.add_argument(
+    p = parser("Expected Grad-CAM results run")
+    add_assets(p)
+    p.add_argument("--out", default=None, help="write the markdown tables here")
+    p.add_argument("--quick", action="store_true", help="an 8-config sweep only")
+    p.add_argument(
         "--layer", default="layer3", help="dotted module name (default layer3)"
     )
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = p.parse_args()
+    set_threads(1)
 
     assets = Path(args.assets)
     model = load_resnet20(assets / "cifar10_resnet20" / "resnet20-12fca82f.th")
@@ -265,12 +256,7 @@ def main() -> int:
     text = _markdown(main_rows, sweep_rows, accuracy, len(labels), args.layer)
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
+        write_text(args.out, text)
     return 0
 
 

@@ -21,16 +21,12 @@ one half of the images, scored on the other half (both ways).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
+from _harness import add_assets, add_seed, add_threads, parser, save_figure, set_threads
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
 from captum_crigrad.forgrad.filter import PAPER_RELATIVE_CUTOFF
@@ -202,31 +198,20 @@ def markdown(name, note, rows, sigmas, default_sigma, n_images, n_steps):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--assets",
-        type=Path,
-        default=Path(
-            os.environ.get(
-                "CAPTUM_CRIGRAD_ASSETS",
-                Path(__file__).resolve().parents[2] / "shared" / "assets",
-            )
-        ),
-        help="folder of the shared assets "
-        "(default: $CAPTUM_CRIGRAD_ASSETS or ../shared/assets)",
-    )
-    parser.add_argument("--n-steps", type=int, default=16, help="perturbation steps")
-    parser.add_argument("--ig-steps", type=int, default=32)
-    parser.add_argument("--mnist-images", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
+    p = parser(__doc__)
+    add_assets(p, type=Path)
+    p.add_argument("--n-steps", type=int, default=16, help="perturbation steps")
+    p.add_argument("--ig-steps", type=int, default=32)
+    p.add_argument("--mnist-images", type=int, default=200)
+    add_seed(p)
+    add_threads(p)
+    p.add_argument(
         "--plot", type=Path, default=None, help="save the sigma curves (PNG)"
     )
-    args = parser.parse_args(argv)
+    args = p.parse_args(argv)
     if not (args.assets / "cifar10_resnet20").is_dir():
         raise SystemExit(f"--assets: {args.assets} does not hold cifar10_resnet20/")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     start = time.perf_counter()
 
     report, all_selections = [], {}
@@ -289,15 +274,7 @@ def main(argv=None) -> int:
             ax.legend(fontsize=7)
         fig.tight_layout()
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=args.plot.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=110)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, args.plot)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        save_figure(fig, args.plot, dpi=110)
         plt.close(fig)
     return 0
 

@@ -8,23 +8,19 @@ held-out digits (one per class), targets = predicted classes, seed 0.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import torch
+from _harness import ROOT, parser, set_threads
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from captum_crigrad import default as dflt  # noqa: E402
-from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad  # noqa: E402
-from captum_crigrad.explain import ExplainOptions, explain, predict, to_map  # noqa: E402
-from captum_crigrad.forgrad.filter import (  # noqa: E402
+from captum_crigrad import default as dflt
+from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
+from captum_crigrad.explain import ExplainOptions, explain, predict, to_map
+from captum_crigrad.forgrad.filter import (
     DEFAULT_ENERGY,
     DEFAULT_ENERGY_AFTER_CRIGRAD,
 )
-from captum_crigrad.overlay import plot_grid  # noqa: E402
+from captum_crigrad.overlay import plot_grid
 
 METHODS = (
     "saliency,crigrad,forgrad,crigrad-forgrad,smoothgrad,crigrad-smoothgrad,"
@@ -59,11 +55,11 @@ def pretty(name: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "gallery.png"))
-    parser.add_argument("--methods", default=METHODS)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    p = parser(__doc__)
+    p.add_argument("--out", default=str(ROOT / "docs" / "gallery.png"))
+    p.add_argument("--methods", default=METHODS)
+    args = p.parse_args()
+    set_threads(1)
     model = dflt.load_default_model()
     images, labels = dflt.load_default_images()
     pick = torch.arange(0, 20, 2)  # the first digit of each class

@@ -10,14 +10,11 @@ plain gradient), each variant's Spearman correlation with Guided Backprop,
 and its cascading-randomisation similarity (100 held-out digits).
 """
 
-import argparse
 import os
-import sys
 import warnings
 
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+from _harness import add_assets, parser, set_threads
 
 from captum_crigrad import models
 from captum_crigrad.crigrad.attr import CriGradSaliency
@@ -75,14 +72,11 @@ def factory(**options):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--assets",
-        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets"),
-    )
-    args = parser.parse_args()
+    p = parser(__doc__)
+    add_assets(p)
+    args = p.parse_args()
     warnings.filterwarnings("ignore", message="Setting backward hooks")
-    torch.set_num_threads(1)
+    set_threads(1)
     x, y = load_mnist(os.path.join(args.assets, "mnist"))
     xn = models.normalize(x, (0.1307,), (0.3081,))
     torch.manual_seed(0)

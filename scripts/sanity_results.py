@@ -23,17 +23,14 @@ gradient's (the reference that Adebayo et al. found to pass); otherwise it
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 
 import matplotlib
 
 matplotlib.use("Agg")
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+from _harness import ROOT, add_assets, parser, set_threads
 
 from captum_crigrad import models
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
@@ -234,17 +231,12 @@ def run_mnist(assets, out, methods, report, n_train=8000, n_explain=100):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--assets",
-        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets"),
-    )
-    parser.add_argument(
-        "--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "sanity")
-    )
-    parser.add_argument("--n-explain", type=int, default=100)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    p = parser(__doc__)
+    add_assets(p)
+    p.add_argument("--out", default=str(ROOT / "docs" / "sanity"))
+    p.add_argument("--n-explain", type=int, default=100)
+    args = p.parse_args()
+    set_threads(1)
     os.makedirs(args.out, exist_ok=True)
     missing = register_optional()
     methods = [m for m in WANTED if _known(m)]

@@ -17,32 +17,24 @@ for Saliency and CriGrad-Saliency, targets = predicted classes.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from pathlib import Path
 
 import torch
+from _harness import ASSETS, parser, set_threads
 from captum.attr import Saliency
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from captum_crigrad import CriGradSaliency  # noqa: E402
-from captum_crigrad import default as d  # noqa: E402
-from captum_crigrad.forgrad.select import select_sigma  # noqa: E402
-from captum_crigrad.io import load_mnist  # noqa: E402
+from captum_crigrad import CriGradSaliency
+from captum_crigrad import default as d
+from captum_crigrad.forgrad.select import select_sigma
+from captum_crigrad.io import load_mnist
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    assets = os.environ.get(
-        "CAPTUM_CRIGRAD_ASSETS", str(ROOT.parent / "shared" / "assets")
-    )
-    parser.add_argument("--mnist", default=os.path.join(assets, "mnist"))
-    parser.add_argument("--n", type=int, default=200)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    p = parser(__doc__)
+    p.add_argument("--mnist", default=str(ASSETS / "mnist"))
+    p.add_argument("--n", type=int, default=200)
+    args = p.parse_args()
+    set_threads(1)
     images, labels = load_mnist(args.mnist)
     _, _, held_x, held_y = d.mnist_split(images, labels)
     shipped = set(d.pick_examples(held_y).tolist())

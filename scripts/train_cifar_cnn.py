@@ -29,29 +29,29 @@ studies of this repository, and are not shipped in the package.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from captum_crigrad.io import cifar10_split, load_cifar10_tar  # noqa: E402
-from captum_crigrad.models import CIFAR10_CLASSES, CifarCNN, normalize  # noqa: E402
-from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
-
-ASSETS = Path(
-    os.environ.get("CAPTUM_CRIGRAD_ASSETS", ROOT.parent / "shared" / "assets")
+from _harness import (
+    ASSETS,
+    ROOT,
+    add_seed,
+    add_threads,
+    parser,
+    set_threads,
+    write_bytes,
 )
+
+from captum_crigrad.io import cifar10_split, load_cifar10_tar
+from captum_crigrad.models import CIFAR10_CLASSES, CifarCNN, normalize
+from captum_crigrad.training import accuracy, train_classifier
+
 DEFAULT_TAR = ASSETS / "cifar10_train" / "cifar10_train.tar.gz"
 HELDOUT_PER_CLASS = 500
 SPLIT_SEED = 0
@@ -85,37 +85,25 @@ def crop_and_flip(batch: torch.Tensor, gen: torch.Generator, pad: int = 4):
     return out
 
 
-def _atomic_write(data: bytes, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tar", default=str(DEFAULT_TAR), help="cifar10_train.tar.gz")
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
+    p = parser(__doc__)
+    p.add_argument("--tar", default=str(DEFAULT_TAR), help="cifar10_train.tar.gz")
+    p.add_argument("--epochs", type=int, default=EPOCHS)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    add_seed(p)
+    add_threads(p)
+    p.add_argument(
         "--limit",
         type=int,
         default=None,
         help="train on this many images only (timing runs)",
     )
-    parser.add_argument("--out", default=str(ROOT / "weights"))
-    parser.add_argument("--dry-run", action="store_true", help="train and report only")
-    args = parser.parse_args()
+    p.add_argument("--out", default=str(ROOT / "weights"))
+    p.add_argument("--dry-run", action="store_true", help="train and report only")
+    args = p.parse_args()
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     start = time.perf_counter()
     images, labels, _ = load_cifar10_tar(args.tar)
     train_idx, held_idx = cifar10_split(labels, HELDOUT_PER_CLASS, SPLIT_SEED)
@@ -180,7 +168,7 @@ def main() -> int:
     torch.save(
         {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buf
     )
-    _atomic_write(buf.getvalue(), out / "cifar10_cnn.pt")
+    write_bytes(out / "cifar10_cnn.pt", buf.getvalue())
     info = {
         "architecture": "captum_crigrad.models.CifarCNN()",
         "data": "CIFAR-10 training set of the shared assets "
@@ -212,9 +200,7 @@ def main() -> int:
         "command": "python scripts/train_cifar_cnn.py"
         + (f" --epochs {args.epochs}" if args.epochs != EPOCHS else ""),
     }
-    _atomic_write(
-        (json.dumps(info, indent=2) + "\n").encode(), out / "cifar10_cnn.json"
-    )
+    write_bytes(out / "cifar10_cnn.json", (json.dumps(info, indent=2) + "\n").encode())
     print("wrote", out / "cifar10_cnn.pt", out / "cifar10_cnn.json")
     return 0
 

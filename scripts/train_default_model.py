@@ -17,63 +17,35 @@ accuracy changes.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import io
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _harness import ASSETS, parser, save_torch, set_threads, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from captum_crigrad import default as d  # noqa: E402
-from captum_crigrad.io import load_mnist  # noqa: E402
-from captum_crigrad.models import SmallCNN  # noqa: E402
-from captum_crigrad.training import accuracy, train_classifier  # noqa: E402
-
-
-def _atomic_save(obj, path: str) -> None:
-    # Serialise to memory first: torch.save names the archive after the file,
-    # so saving to a random temp name would make the bytes differ run to run.
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from captum_crigrad import default as d
+from captum_crigrad.io import load_mnist
+from captum_crigrad.models import SmallCNN
+from captum_crigrad.training import accuracy, train_classifier
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
+    p = parser(__doc__)
+    p.add_argument(
         "--mnist",
-        default=os.path.join(
-            os.environ.get(
-                "CAPTUM_CRIGRAD_ASSETS", str(ROOT.parent / "shared" / "assets")
-            ),
-            "mnist",
-        ),
+        default=str(ASSETS / "mnist"),
         help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
     )
-    parser.add_argument("--epochs", type=int, default=d.TRAIN_EPOCHS)
-    parser.add_argument("--seed", type=int, default=d.TRAIN_SEED)
-    parser.add_argument(
+    p.add_argument("--epochs", type=int, default=d.TRAIN_EPOCHS)
+    p.add_argument("--seed", type=int, default=d.TRAIN_SEED)
+    p.add_argument(
         "--dry-run", action="store_true", help="train and report, write nothing"
     )
-    args = parser.parse_args()
+    args = p.parse_args()
 
-    torch.set_num_threads(1)
+    set_threads(1)
     images, labels = load_mnist(args.mnist)
     train_x, train_y, held_x, held_y = d.mnist_split(images, labels)
     torch.manual_seed(args.seed)
@@ -99,8 +71,8 @@ def main() -> int:
         return 0
 
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    _atomic_save(state, d.MODEL_FILE)
-    _atomic_save({"images": ex_x, "labels": ex_y}, d.IMAGES_FILE)
+    save_torch(state, d.MODEL_FILE)
+    save_torch({"images": ex_x, "labels": ex_y}, d.IMAGES_FILE)
     sha = hashlib.sha256(Path(d.MODEL_FILE).read_bytes()).hexdigest()
     info = {
         "architecture": "captum_crigrad.models.SmallCNN(in_channels=1, num_classes=10)",
@@ -129,12 +101,7 @@ def main() -> int:
         "weights_sha256": sha,
         "command": "python scripts/train_default_model.py",
     }
-    fd, tmp = tempfile.mkstemp(dir=d.DATA_DIR, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(info, fh, indent=2)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, d.INFO_FILE)
+    write_json(d.INFO_FILE, info, indent=2)
     print("wrote", d.MODEL_FILE, d.IMAGES_FILE, d.INFO_FILE, sep="\n  ")
     return 0
 

@@ -1,0 +1,2 @@
+"""The cells of the notebooks in notebooks/, one module a notebook
+(scripts/build_notebooks.py writes and runs them)."""

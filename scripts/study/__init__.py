@@ -1,0 +1,1 @@
+"""The defaults study (scripts/defaults_study.py), one module a concern."""
