@@ -5,7 +5,7 @@ a timed log, atomic file writing and the on-disk cache of maps and metrics.
 A script starts with ``import _harness`` (``scripts/`` is on ``sys.path``
 when it is run as ``python scripts/NAME.py``); after that line the package
 imports (``from captum_crigrad.xxx import ...``) find this checkout.
-Tables go through :func:`captum_crigrad.utils.markdown_table`, models and
+Tables go through :func:`captum_crigrad.core.tables.markdown_table`, models and
 data through :mod:`captum_crigrad.io`: nothing here repeats the package.
 """
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from captum_crigrad._files import write_atomic  # noqa: E402
+from captum_crigrad.io.files import write_atomic  # noqa: E402
 
 #: The shared assets: ``$CAPTUM_CRIGRAD_ASSETS``, else ``../shared/assets``
 #: next to the checkout.

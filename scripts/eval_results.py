@@ -23,13 +23,13 @@ import torch
 from _harness import ROOT, add_assets, add_seed, parser, set_threads, write_text
 from _harness import clock_log as log
 
+from captum_crigrad.core.training import accuracy, train_classifier
 from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
+from captum_crigrad.evaluation.suite import evaluate, format_markdown
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
+from captum_crigrad.io.models import SmallCNN, normalize
 from captum_crigrad.methods import ExplainOptions, build_methods, parse_methods
 from captum_crigrad.metrics.roar import attribute_dataset, roar
-from captum_crigrad.metrics.suite import evaluate, format_markdown
-from captum_crigrad.models import SmallCNN, normalize
-from captum_crigrad.training import accuracy, train_classifier
 
 KEEPS = tuple(sorted({0.1, DEFAULT_KEEP, 0.3, 0.5, 0.7}))
 METRICS = (

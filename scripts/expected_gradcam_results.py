@@ -47,7 +47,7 @@ from captum_crigrad.cam.expected_gradcam import ExpectedGradCAM
 from captum_crigrad.cam.gradcam_pp import GradCAMPlusPlus
 from captum_crigrad.cam.integrated_gradcam import IntegratedGradCAM
 from captum_crigrad.io import load_cifar_images, load_resnet20
-from captum_crigrad.models import normalize
+from captum_crigrad.io.models import normalize
 
 SEED = 0
 N_INFID = 64

@@ -29,6 +29,7 @@ import torch
 from _harness import add_assets, add_seed, add_threads, parser, save_figure, set_threads
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
+from captum_crigrad.core.training import accuracy, train_classifier
 from captum_crigrad.forgrad.filter import PAPER_RELATIVE_CUTOFF
 from captum_crigrad.forgrad.select import (
     default_sigma_grid,
@@ -38,8 +39,7 @@ from captum_crigrad.forgrad.select import (
     select_sigma,
 )
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
-from captum_crigrad.models import SmallCNN, normalize
-from captum_crigrad.training import accuracy, train_classifier
+from captum_crigrad.io.models import SmallCNN, normalize
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 

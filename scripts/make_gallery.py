@@ -13,14 +13,14 @@ import sys
 import torch
 from _harness import ROOT, parser, set_threads
 
-from captum_crigrad import default as dflt
 from captum_crigrad.crigrad.transform import DEFAULT_KEEP, CriGrad
-from captum_crigrad.explain import ExplainOptions, explain, predict, to_map
 from captum_crigrad.forgrad.filter import (
     DEFAULT_ENERGY,
     DEFAULT_ENERGY_AFTER_CRIGRAD,
 )
-from captum_crigrad.overlay import plot_grid
+from captum_crigrad.io import default as dflt
+from captum_crigrad.io.overlay import plot_grid
+from captum_crigrad.methods.explain import ExplainOptions, explain, predict, to_map
 
 METHODS = (
     "saliency,crigrad,forgrad,crigrad-forgrad,smoothgrad,crigrad-smoothgrad,"

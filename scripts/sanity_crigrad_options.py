@@ -17,6 +17,7 @@ import torch
 from _harness import add_assets, parser, set_threads
 
 from captum_crigrad import models
+from captum_crigrad.core.training import train_classifier
 from captum_crigrad.crigrad.attr import CriGradSaliency
 from captum_crigrad.io import load_mnist
 from captum_crigrad.sanity import (
@@ -25,7 +26,6 @@ from captum_crigrad.sanity import (
     sanity_check,
     spearman,
 )
-from captum_crigrad.training import train_classifier
 
 VARIANTS = {
     "CriGrad keep=0.3 (default)": {},

@@ -33,6 +33,7 @@ import torch
 from _harness import ROOT, add_assets, parser, set_threads
 
 from captum_crigrad import models
+from captum_crigrad.core.training import accuracy, train_classifier
 from captum_crigrad.io import load_cifar_images, load_mnist, load_resnet20
 from captum_crigrad.methods import parse_method
 from captum_crigrad.sanity import (
@@ -41,7 +42,6 @@ from captum_crigrad.sanity import (
     sanity_check,
     tile_input_and_maps,
 )
-from captum_crigrad.training import accuracy, train_classifier
 
 WANTED = [
     "GradientExplanation",

@@ -1,6 +1,6 @@
 """Measure FORGrad's most faithful fixed sigma for the embedded default model.
 
-It used to set ``captum_crigrad.default.DEFAULT_FORGRAD_SIGMA = 7``. That
+It used to set ``captum_crigrad.io.default.DEFAULT_FORGRAD_SIGMA = 7``. That
 constant is gone: on this model sigma 7 with the default CriGrad fails the
 randomisation sanity test (Spearman(|map|) with every layer random 0.38 on
 the 20 shipped digits, 0.37 on the study's 64; rule < 0.3), and alone it
@@ -24,8 +24,8 @@ from _harness import ASSETS, parser, set_threads
 from captum.attr import Saliency
 
 from captum_crigrad import CriGradSaliency
-from captum_crigrad import default as d
 from captum_crigrad.forgrad.select import select_sigma
+from captum_crigrad.io import default as d
 from captum_crigrad.io import load_mnist
 
 

@@ -9,11 +9,11 @@ A seeded, class-stratified split (:func:`captum_crigrad.io.cifar10_split`,
 seed 0) holds out 500 images per class (5,000) for evaluation; the model is
 trained on the other 45,000 and never sees the held-out images.
 
-Model: :class:`captum_crigrad.models.CifarCNN` (VGG-like, BatchNorm,
+Model: :class:`captum_crigrad.io.models.CifarCNN` (VGG-like, BatchNorm,
 ``nn.ReLU`` modules, 204,794 parameters), initialised under
 ``torch.manual_seed(seed)``. Inputs: ``ToTensor()`` then the ImageNet
 mean/std, the convention of the assets' ResNet-20, so both CIFAR models take
-the same inputs. Training: :func:`captum_crigrad.training.train_classifier`
+the same inputs. Training: :func:`captum_crigrad.core.training.train_classifier`
 (Adam, lr 3e-3, weight decay 1e-4, cosine schedule, batch 128, mini-batch
 order from a seeded generator), with random crops (4 px zero padding in
 normalised space, i.e. the mean colour) and horizontal flips drawn from the
@@ -48,9 +48,9 @@ from _harness import (
     write_bytes,
 )
 
+from captum_crigrad.core.training import accuracy, train_classifier
 from captum_crigrad.io import cifar10_split, load_cifar10_tar
-from captum_crigrad.models import CIFAR10_CLASSES, CifarCNN, normalize
-from captum_crigrad.training import accuracy, train_classifier
+from captum_crigrad.io.models import CIFAR10_CLASSES, CifarCNN, normalize
 
 DEFAULT_TAR = ASSETS / "cifar10_train" / "cifar10_train.tar.gz"
 HELDOUT_PER_CLASS = 500
@@ -170,7 +170,7 @@ def main() -> int:
     )
     write_bytes(out / "cifar10_cnn.pt", buf.getvalue())
     info = {
-        "architecture": "captum_crigrad.models.CifarCNN()",
+        "architecture": "captum_crigrad.io.models.CifarCNN()",
         "data": "CIFAR-10 training set of the shared assets "
         "(cifar10_train.tar.gz, 50,000 JPEGs)",
         "split": {
@@ -181,9 +181,9 @@ def main() -> int:
             "n_heldout": len(held_idx),
         },
         "normalisation": "ToTensor, then ImageNet mean/std "
-        "(captum_crigrad.models.normalize)",
+        "(captum_crigrad.io.models.normalize)",
         "training": {
-            "function": "captum_crigrad.training.train_classifier",
+            "function": "captum_crigrad.core.training.train_classifier",
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": args.lr,

@@ -3,8 +3,8 @@
     python scripts/train_default_model.py [--mnist FOLDER] [--epochs 6]
 
 Reads the official MNIST test set (gzipped IDX files, offline), splits it
-8,000 / 2,000 with a seeded permutation (captum_crigrad.default.mnist_split),
-trains a SmallCNN(in_channels=1) with captum_crigrad.training.train_classifier
+8,000 / 2,000 with a seeded permutation (captum_crigrad.io.default.mnist_split),
+trains a SmallCNN(in_channels=1) with captum_crigrad.core.training.train_classifier
 (seeded, one thread), measures the held-out accuracy and writes, atomically:
 
 * data/default_mnist_smallcnn.pt    plain state dict (weights_only loadable)
@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from _harness import ASSETS, parser, save_torch, set_threads, write_json
 
-from captum_crigrad import default as d
+from captum_crigrad.core.training import accuracy, train_classifier
+from captum_crigrad.io import default as d
 from captum_crigrad.io import load_mnist
-from captum_crigrad.models import SmallCNN
-from captum_crigrad.training import accuracy, train_classifier
+from captum_crigrad.io.models import SmallCNN
 
 
 def main() -> int:
@@ -81,10 +81,10 @@ def main() -> int:
             "n_train": d.N_TRAIN,
             "n_heldout": int(held_y.numel()),
             "seed": d.SPLIT_SEED,
-            "function": "captum_crigrad.default.mnist_split",
+            "function": "captum_crigrad.io.default.mnist_split",
         },
         "training": {
-            "function": "captum_crigrad.training.train_classifier",
+            "function": "captum_crigrad.core.training.train_classifier",
             "epochs": args.epochs,
             "seed": args.seed,
             "threads": 1,
@@ -95,7 +95,7 @@ def main() -> int:
         "examples": {
             "count": int(ex_y.numel()),
             "rule": "first 2 of each class "
-            "in held-out order (captum_crigrad.default.pick_examples)",
+            "in held-out order (captum_crigrad.io.default.pick_examples)",
             "accuracy": round(ex_acc, 4),
         },
         "weights_sha256": sha,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from captum_crigrad.utils import markdown_table
+from captum_crigrad.core.tables import markdown_table
 from study.explainers import CAM_KINDS
 from study.figures import curves_figure, trade_off_figure
 from study.setups import Setup

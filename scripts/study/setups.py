@@ -12,14 +12,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from _harness import ASSETS, ROOT
 
-from captum_crigrad import default as default_model
 from captum_crigrad.io import (
     cifar10_split,
     load_cifar10_tar,
     load_mnist,
     load_resnet20,
 )
-from captum_crigrad.models import (
+from captum_crigrad.io import default as default_model
+from captum_crigrad.io.models import (
     BasicBlock,
     CifarCNN,
     CifarResNet,
