@@ -37,6 +37,21 @@ def _aligned(table, methods, n_images) -> dict[str, np.ndarray]:
     return out
 
 
+def _interval(values: np.ndarray, n_resamples: int, seed: int) -> dict:
+    """One method's mean over its finite per-image values, with its bootstrap
+    interval, standard deviation and count."""
+    mean, low, high = stats.bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
+    finite = values[np.isfinite(values)]
+    std = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
+    return {
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "std": std,
+        "n_images": int(finite.size),
+    }
+
+
 def summarize(
     path: str,
     *,
@@ -86,22 +101,9 @@ def summarize(
         direction = METRICS[metric][0]
         means[metric] = {}
         for m in methods:
-            v = values[m]
-            mean, low, high = stats.bootstrap_ci(v, n_resamples=n_resamples, seed=seed)
-            finite = v[np.isfinite(v)]
-            means[metric][m] = mean
-            rows.append(
-                dict(
-                    method=m,
-                    metric=metric,
-                    direction=direction,
-                    mean=mean,
-                    ci_low=low,
-                    ci_high=high,
-                    std=float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
-                    n_images=int(finite.size),
-                )
-            )
+            row = _interval(values[m], n_resamples, seed)
+            means[metric][m] = row["mean"]
+            rows.append({"method": m, "metric": metric, "direction": direction, **row})
         for c in stats.compare_methods(
             values,
             direction,
@@ -127,17 +129,9 @@ def summarize(
                     }
     ranks = stats.mean_ranks(means, {m: METRICS[m][0] for m in metrics})
     missing = sorted(set(range(n_images)) - present)
-    return dict(
-        rows=rows,
-        comparisons=comparisons,
-        ranks=ranks,
-        failed=failed,
-        missing=missing,
-        curves=curves,
-        test=test,
-        alpha=alpha,
-        n_resamples=n_resamples,
-    )
+    settings = {"test": test, "alpha": alpha, "n_resamples": n_resamples}
+    found = {"rows": rows, "comparisons": comparisons, "ranks": ranks}
+    return {**found, "failed": failed, "missing": missing, "curves": curves, **settings}
 
 
 def json_safe(obj):

@@ -49,6 +49,11 @@ class RoarResult:
         interval over the seeds (a zero-width interval for a single seed)."""
         from captum_crigrad.metrics.stats import bootstrap_ci
 
+        keys = ("fraction", "kind", "seed", "accuracy", "low", "high")
+
+        def row(*values) -> dict:
+            return dict(zip(keys, values, strict=True))
+
         rows = []
         kinds = [("attribution", self.accuracy, self.correct)]
         if self.random_accuracy is not None:
@@ -63,29 +68,11 @@ class RoarResult:
                             n_resamples=n_resamples,
                             seed=seed,
                         )
-                    rows.append(
-                        dict(
-                            fraction=f,
-                            kind=kind,
-                            seed=s,
-                            accuracy=float(acc[i, j]),
-                            low=low,
-                            high=high,
-                        )
-                    )
+                    rows.append(row(f, kind, s, float(acc[i, j]), low, high))
                 mean, low, high = bootstrap_ci(
                     acc[i].numpy(), n_resamples=n_resamples, seed=seed
                 )
-                rows.append(
-                    dict(
-                        fraction=f,
-                        kind=kind,
-                        seed=None,
-                        accuracy=mean,
-                        low=low,
-                        high=high,
-                    )
-                )
+                rows.append(row(f, kind, None, mean, low, high))
         return rows
 
     def rows(self):
