@@ -58,7 +58,10 @@ from captum_crigrad.core.validation import (
     InvalidValueError,
     as_generator,
     check_finite_float,
+    check_inputs,
     check_module,
+    check_positive_int,
+    check_target,
     is_per_example,
     resolve_layer,
     select_examples,
@@ -95,6 +98,22 @@ class SamplePlan:
     ref_index: Tensor | None = None
     noise_seed: Tensor | None = None
     stdevs: tuple[float, ...] = ()
+
+
+@dataclass
+class _Call:
+    """The checked arguments every variant's ``attribute`` shares
+    (:meth:`SampledLayerCAM._begin`)."""
+
+    inputs: tuple[Tensor, ...]
+    target: Any
+    additional_forward_args: Any
+    internal_batch_size: int | None
+    upsample_size: tuple[int, int] | None
+
+    @property
+    def batch(self) -> int:
+        return int(self.inputs[0].shape[0])
 
 
 class SampledLayerCAM(DelimitsForward, LayerAttribution, GradientAttribution):
@@ -156,6 +175,23 @@ class SampledLayerCAM(DelimitsForward, LayerAttribution, GradientAttribution):
         return gradcam_weights(layer_grads)
 
     # ------------------------------------------------------------ validation
+    def _begin(
+        self,
+        inputs: TensorOrTuple,
+        target: Any,
+        additional_forward_args: Any,
+        internal_batch_size: int | None,
+        upsample: bool | tuple[int, int],
+    ) -> _Call:
+        """Check the arguments every variant takes, before any work."""
+        inputs_tuple = check_inputs(inputs, floating=True)
+        check_target(target, inputs_tuple[0].shape[0])
+        check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
+        size = self._upsample_size(upsample, inputs_tuple)
+        return _Call(
+            inputs_tuple, target, additional_forward_args, internal_batch_size, size
+        )
+
     @staticmethod
     def _upsample_size(
         upsample: bool | Sequence[int], inputs: tuple[Tensor, ...]
@@ -273,19 +309,20 @@ class SampledLayerCAM(DelimitsForward, LayerAttribution, GradientAttribution):
 
     def _cam(
         self,
-        inputs: tuple[Tensor, ...],
-        target: Any,
-        additional_forward_args: Any,
+        call: _Call,
         plan: SamplePlan,
         completeness: bool,
         relu_attributions: bool,
         attribute_to_layer_input: bool,
-        internal_batch_size: int | None,
-        upsample_size: tuple[int, int] | None,
     ) -> Tensor:
         """Run the plan and return the (B, 1, h, w) or upsampled maps."""
-        batch = inputs[0].shape[0]
-        args = _format_additional_forward_args(additional_forward_args)
+        inputs, target, internal_batch_size = (
+            call.inputs,
+            call.target,
+            call.internal_batch_size,
+        )
+        batch = call.batch
+        args = _format_additional_forward_args(call.additional_forward_args)
         acts = self._layer_eval(
             inputs, args, attribute_to_layer_input, internal_batch_size
         )
@@ -335,8 +372,8 @@ class SampledLayerCAM(DelimitsForward, LayerAttribution, GradientAttribution):
             )
         if relu_attributions:
             cam = torch.relu(cam)
-        if upsample_size is not None:
-            cam = upsample(cam, upsample_size)
+        if call.upsample_size is not None:
+            cam = upsample(cam, call.upsample_size)
         return cam
 
     def _reference_term(

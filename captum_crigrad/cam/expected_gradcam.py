@@ -48,9 +48,7 @@ from captum_crigrad.cam.base import (
 from captum_crigrad.core._compat import log_usage
 from captum_crigrad.core.seeds import ImageDraws
 from captum_crigrad.core.validation import (
-    check_inputs,
     check_positive_int,
-    check_target,
     format_baseline_distribution,
 )
 
@@ -192,33 +190,21 @@ class ExpectedGradCAM(SampledLayerCAM):
         graph of one pass: proportional to ``internal_batch_size`` times the
         input size, and independent of ``n_samples`` and of B.
         """
-        inputs_tuple = check_inputs(inputs, floating=True)
-        batch = inputs_tuple[0].shape[0]
-        check_positive_int(n_samples, "n_samples")
-        stdev_tuple = self._check_stdevs(stdevs, len(inputs_tuple))
-        check_target(target, batch)
-        check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
-        if internal_batch_size is None:
-            internal_batch_size = auto_internal_batch_size(
-                inputs_tuple, batch * n_samples
-            )
-        upsample_size = self._upsample_size(upsample, inputs_tuple)
-        refs, per_example, n_refs = format_baseline_distribution(
-            baselines, inputs_tuple
+        call = self._begin(
+            inputs, target, additional_forward_args, internal_batch_size, upsample
         )
-        draws = ImageDraws(inputs_tuple, self._make_generator(generator))
+        check_positive_int(n_samples, "n_samples")
+        stdev_tuple = self._check_stdevs(stdevs, len(call.inputs))
+        if call.internal_batch_size is None:
+            call.internal_batch_size = auto_internal_batch_size(
+                call.inputs, call.batch * n_samples
+            )
+        refs, per_example, n_refs = format_baseline_distribution(baselines, call.inputs)
+        draws = ImageDraws(call.inputs, self._make_generator(generator))
         plan = _draw_plan(draws, n_samples, n_refs, per_example, stdev_tuple)
         plan.refs = refs
         return self._cam(
-            inputs_tuple,
-            target,
-            additional_forward_args,
-            plan,
-            completeness=bool(completeness),
-            relu_attributions=relu_attributions,
-            attribute_to_layer_input=attribute_to_layer_input,
-            internal_batch_size=internal_batch_size,
-            upsample_size=upsample_size,
+            call, plan, bool(completeness), relu_attributions, attribute_to_layer_input
         )
 
     @property

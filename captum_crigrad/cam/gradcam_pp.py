@@ -24,9 +24,6 @@ from captum_crigrad.cam.ops import gradcam_pp_weights
 from captum_crigrad.core._compat import log_usage
 from captum_crigrad.core.validation import (
     check_finite_float,
-    check_inputs,
-    check_positive_int,
-    check_target,
 )
 
 
@@ -74,27 +71,15 @@ class GradCAMPlusPlus(SampledLayerCAM):
         """Grad-CAM++ maps, ``(B, 1, h, w)`` (or upsampled to ``(H, W)`` with
         ``upsample=True`` / a size). Arguments as in ``ExpectedGradCAM``;
         ``internal_batch_size`` bounds the examples per pass."""
-        inputs_tuple = check_inputs(inputs, floating=True)
-        batch = inputs_tuple[0].shape[0]
-        check_target(target, batch)
-        check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
-        upsample_size = self._upsample_size(upsample, inputs_tuple)
+        call = self._begin(
+            inputs, target, additional_forward_args, internal_batch_size, upsample
+        )
         plan = SamplePlan(
-            image=torch.arange(batch),
-            beta=torch.ones(batch),
-            row_weight=torch.ones(batch, dtype=torch.float64),
+            image=torch.arange(call.batch),
+            beta=torch.ones(call.batch),
+            row_weight=torch.ones(call.batch, dtype=torch.float64),
         )
-        return self._cam(
-            inputs_tuple,
-            target,
-            additional_forward_args,
-            plan,
-            completeness=False,
-            relu_attributions=relu_attributions,
-            attribute_to_layer_input=attribute_to_layer_input,
-            internal_batch_size=internal_batch_size,
-            upsample_size=upsample_size,
-        )
+        return self._cam(call, plan, False, relu_attributions, attribute_to_layer_input)
 
 
 __all__ = ["GradCAMPlusPlus"]

@@ -28,9 +28,7 @@ from captum_crigrad.core._compat import (
 )
 from captum_crigrad.core.validation import (
     check_choice,
-    check_inputs,
     check_positive_int,
-    check_target,
     format_baselines,
 )
 
@@ -70,14 +68,13 @@ class IntegratedGradCAM(SampledLayerCAM):
                 forward/backward pass; None: all ``B * n_steps`` at once.
             Other arguments as in ``ExpectedGradCAM``.
         """
-        inputs_tuple = check_inputs(inputs, floating=True)
-        batch = inputs_tuple[0].shape[0]
         check_positive_int(n_steps, "n_steps", minimum=2)
         check_choice(method, sorted(APPROXIMATION_METHODS), "method")
-        check_target(target, batch)
-        check_positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
-        upsample_size = self._upsample_size(upsample, inputs_tuple)
-        refs = format_baselines(baselines, inputs_tuple)
+        call = self._begin(
+            inputs, target, additional_forward_args, internal_batch_size, upsample
+        )
+        batch = call.batch
+        refs = format_baselines(baselines, call.inputs)
         step_sizes, alphas = approximation_parameters(method)
         steps = torch.tensor(step_sizes(n_steps), dtype=torch.float64)
         betas = torch.tensor(alphas(n_steps), dtype=torch.float32)
@@ -88,17 +85,7 @@ class IntegratedGradCAM(SampledLayerCAM):
             refs=refs,
             ref_index=torch.arange(batch).repeat_interleave(n_steps),
         )
-        return self._cam(
-            inputs_tuple,
-            target,
-            additional_forward_args,
-            plan,
-            completeness=True,
-            relu_attributions=relu_attributions,
-            attribute_to_layer_input=attribute_to_layer_input,
-            internal_batch_size=internal_batch_size,
-            upsample_size=upsample_size,
-        )
+        return self._cam(call, plan, True, relu_attributions, attribute_to_layer_input)
 
 
 __all__ = ["IntegratedGradCAM"]
