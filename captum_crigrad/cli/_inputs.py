@@ -9,6 +9,7 @@ images, MNIST folders) is the library's: :mod:`captum_crigrad.io`.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from captum_crigrad import io
 from captum_crigrad.io import MNIST_HELDOUT_START, MNIST_IMAGES, NORMALIZATIONS
@@ -30,6 +31,12 @@ OPTION_NAMES = {
     "std": "--std",
     "images": "images",
 }
+
+
+def from_args(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The parsed options ``names`` (argparse dests) by name, for flags that
+    go on unchanged as keyword arguments of the same name."""
+    return {name: getattr(args, name) for name in names}
 
 
 def comma_separated(kind=float):
@@ -248,6 +255,16 @@ def check_forgrad_cutoff(args) -> None:
     )
 
 
+def add_input_arguments(parser, *, methods: str, **image_options: Any):
+    """What every command that explains images takes: the images
+    (:func:`add_image_arguments` with ``image_options``), the model
+    (:func:`add_model_arguments`) and the methods, ``methods`` by default
+    (:func:`add_method_arguments`, whose group is returned)."""
+    add_image_arguments(parser, **image_options)
+    add_model_arguments(parser)
+    return add_method_arguments(parser, default=methods)
+
+
 def add_method_arguments(parser, *, default: str):
     """``--methods`` (comma-separated), ``--seed``, ``--layer`` and
     ``--crigrad-layers`` in a "methods" group, returned so a command can add
@@ -330,17 +347,6 @@ def load_inputs(args) -> io.Inputs:
 
             available = len(load_default_images(normalized=False)[1])
         check_n_images(args, available, sources)
-    return io.load_inputs(
-        sources,
-        model=args.model,
-        weights=args.weights,
-        num_classes=args.num_classes,
-        device=args.device,
-        n_images=args.n_images,
-        input_size=args.input_size,
-        channels=args.channels,
-        normalize=args.normalize,
-        mean=args.mean,
-        std=args.std,
-        names=OPTION_NAMES,
-    )
+    flags = ("model", "weights", "num_classes", "device", "n_images", "input_size")
+    flags += ("channels", "normalize", "mean", "std")
+    return io.load_inputs(sources, **from_args(args, *flags), names=OPTION_NAMES)

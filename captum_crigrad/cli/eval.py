@@ -56,18 +56,16 @@ DEFAULT_METHODS = "saliency,ixg,ig,crigrad-saliency,crigrad-ixg,crigrad-ig,rando
 
 def add_arguments(parser) -> None:
     from captum_crigrad.cli._inputs import (
-        add_image_arguments,
-        add_method_arguments,
-        add_model_arguments,
+        add_input_arguments,
         add_output_arguments,
         comma_separated,
     )
     from captum_crigrad.evaluation.suite import DEFAULT_METRICS, METRICS
     from captum_crigrad.metrics.stats import TESTS
 
-    add_image_arguments(parser, required=False, n_images=20, deprecated=True)
-    add_model_arguments(parser)
-    g = add_method_arguments(parser, default=DEFAULT_METHODS)
+    g = add_input_arguments(
+        parser, methods=DEFAULT_METHODS, required=False, n_images=20, deprecated=True
+    )
     g.add_argument(
         "--keep",
         type=float,
@@ -332,6 +330,7 @@ def run(args) -> int:
     from captum_crigrad.cli._inputs import (
         OPTION_NAMES,
         crigrad_layer_names,
+        from_args,
         split_names,
     )
     from captum_crigrad.cli._output import check_file, check_output_folder, write_file
@@ -532,12 +531,8 @@ def run(args) -> int:
                 ctx=ctx,
                 seeded_method=build,
                 seeded_methods=seeded,
-                batch_size=args.batch_size,
-                workers=args.workers,
-                seed=args.seed,
-                resume=args.resume,
-                strict=args.strict,
-                save_maps=args.save_maps,
+                **from_args(args, "batch_size", "workers", "seed", "resume"),
+                **from_args(args, "strict", "save_maps"),
                 settings=settings,
                 metric_options=dict(
                     k=args.k,

@@ -41,26 +41,14 @@ DEFAULT_OUT = "crigrad-saliency-out"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from captum_crigrad.cli._inputs import (
         add_forgrad_arguments,
-        add_image_arguments,
-        add_method_arguments,
-        add_model_arguments,
+        add_input_arguments,
         add_output_arguments,
     )
+    from captum_crigrad.crigrad import transform as crigrad
     from captum_crigrad.crigrad.masks import GRANULARITIES, IMPORTANCES, THRESHOLDS
-    from captum_crigrad.crigrad.transform import (
-        DEFAULT_GRANULARITY,
-        DEFAULT_IMPORTANCE,
-        DEFAULT_KEEP,
-        DEFAULT_MODE,
-        DEFAULT_SIGNED,
-        DEFAULT_THRESHOLD,
-        MODES,
-    )
     from captum_crigrad.forgrad.filter import POST_STEPS
 
-    add_image_arguments(parser, required=True)
-    add_model_arguments(parser)
-    g = add_method_arguments(parser, default="saliency,crigrad")
+    g = add_input_arguments(parser, methods="saliency,crigrad", required=True)
     g.add_argument(
         "--crigrad",
         action="store_true",
@@ -102,49 +90,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--keep",
         type=float,
-        default=DEFAULT_KEEP,
+        default=crigrad.DEFAULT_KEEP,
         help="fraction of units kept per layer and sample, in (0, 1] "
-        f"(default: {DEFAULT_KEEP})",
+        f"(default: {crigrad.DEFAULT_KEEP})",
     )
-    g.add_argument(
-        "--importance",
-        default=DEFAULT_IMPORTANCE,
-        choices=IMPORTANCES,
-        help="neuron importance: activation x gradient (gxi), gradient, activation "
-        f"(default: {DEFAULT_IMPORTANCE})",
-    )
+    for flag, default, choices, what in (
+        (
+            "--importance",
+            crigrad.DEFAULT_IMPORTANCE,
+            IMPORTANCES,
+            "neuron importance: activation x gradient (gxi), gradient, activation",
+        ),
+        (
+            "--granularity",
+            crigrad.DEFAULT_GRANULARITY,
+            GRANULARITIES,
+            "rank single units (element), whole channels or whole positions",
+        ),
+        (
+            "--crigrad-mode",
+            crigrad.DEFAULT_MODE,
+            crigrad.MODES,
+            "online: one backward; two_pass: rank plain gradients first",
+        ),
+    ):
+        g.add_argument(
+            flag, default=default, choices=choices, help=f"{what} (default: {default})"
+        )
     g.add_argument(
         "--unsigned",
         dest="signed",
         action="store_false",
-        default=DEFAULT_SIGNED,
+        default=crigrad.DEFAULT_SIGNED,
         help="rank by |importance|"
-        + (" (default)" if not DEFAULT_SIGNED else " (default: signed)"),
+        + (" (default)" if not crigrad.DEFAULT_SIGNED else " (default: signed)"),
     )
     g.add_argument(
         "--signed",
         dest="signed",
         action="store_true",
         help="rank by the signed importance (keeps positive evidence)"
-        + (" (default)" if DEFAULT_SIGNED else ""),
-    )
-    g.add_argument(
-        "--granularity",
-        default=DEFAULT_GRANULARITY,
-        choices=GRANULARITIES,
-        help="rank single units (element), whole channels or whole positions "
-        f"(default: {DEFAULT_GRANULARITY})",
-    )
-    g.add_argument(
-        "--crigrad-mode",
-        default=DEFAULT_MODE,
-        choices=MODES,
-        help="online: one backward; two_pass: rank plain gradients first "
-        f"(default: {DEFAULT_MODE})",
+        + (" (default)" if crigrad.DEFAULT_SIGNED else ""),
     )
     g.add_argument(
         "--crigrad-threshold",
-        default=DEFAULT_THRESHOLD,
+        default=crigrad.DEFAULT_THRESHOLD,
         choices=THRESHOLDS,
         help="layer: each layer keeps its top --keep; global: one threshold over "
         "all layers (PathwayGrad; two_pass only) (default: global with two_pass, "
@@ -218,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     from captum_crigrad.cli._inputs import (
         check_forgrad_cutoff,
         crigrad_layer_names,
+        from_args,
         load_inputs,
         progress_bar,
     )
@@ -277,16 +268,9 @@ def run(args: argparse.Namespace) -> int:
         resolve_layer(model, layer, argument="--layer")
     options = ExplainOptions(
         layer=layer,
-        n_steps=args.n_steps,
-        n_samples=args.n_samples,
-        stdev=args.stdev,
-        seed=args.seed,
-        keep=args.keep,
-        importance=args.importance,
-        signed=args.signed,
-        granularity=args.granularity,
-        crigrad_mode=args.crigrad_mode,
-        crigrad_threshold=args.crigrad_threshold,
+        **from_args(args, "n_steps", "n_samples", "stdev", "seed", "keep"),
+        **from_args(args, "importance", "signed", "granularity"),
+        **from_args(args, "crigrad_mode", "crigrad_threshold"),
         crigrad_layers=crigrad_layer_names(args, loaded),
         forgrad_sigma=args.sigma,
         forgrad_energy=args.energy,

@@ -47,24 +47,14 @@ TESTS = ("both", "randomization", "class-sensitivity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from captum_crigrad.cli._inputs import (
-        add_image_arguments,
-        add_method_arguments,
-        add_model_arguments,
-        add_output_arguments,
-    )
+    from captum_crigrad.cli._inputs import add_input_arguments, add_output_arguments
     from captum_crigrad.core.validation import SCORES
     from captum_crigrad.methods import FUNCTIONAL_RELU
-    from captum_crigrad.sanity.randomization import (
-        BATCHNORM_STATS,
-        GRANULARITIES,
-        INITS,
-        MODES,
-    )
+    from captum_crigrad.sanity import randomization
 
-    add_image_arguments(parser, required=False, n_images=20, deprecated=True)
-    add_model_arguments(parser)
-    g = add_method_arguments(parser, default=DEFAULT_METHODS)
+    g = add_input_arguments(
+        parser, methods=DEFAULT_METHODS, required=False, n_images=20, deprecated=True
+    )
     g.add_argument(
         "--layers",
         nargs="+",
@@ -99,14 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("randomisation")
     g.add_argument(
         "--mode",
-        choices=MODES,
+        choices=randomization.MODES,
         default="cascading",
         help="cascading: randomise blocks cumulatively from the output down "
         "(default); independent: one block at a time",
     )
     g.add_argument(
         "--granularity",
-        choices=GRANULARITIES,
+        choices=randomization.GRANULARITIES,
         default="module",
         help="randomisation step: every module with parameters (default) or "
         "every child block of the model",
@@ -121,14 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--init",
-        choices=INITS,
+        choices=randomization.INITS,
         default="reset",
         help="re-initialisation: each module's reset_parameters() (default) "
         "or N(0, 0.01^2) draws as MATLAB",
     )
     g.add_argument(
         "--batchnorm-stats",
-        choices=BATCHNORM_STATS,
+        choices=randomization.BATCHNORM_STATS,
         default="keep",
         help="BatchNorm running statistics of randomised blocks: keep "
         "(default) or reset to mean 0, variance 1",
