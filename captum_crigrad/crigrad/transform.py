@@ -259,17 +259,16 @@ class CriGrad(GradientTransform):
             grad = gradients[i]
             assert grad is not None  # used holds the calls with a gradient
             scores.append(importance(activations[i], grad, self.importance))
-        kept = global_critical_masks(
-            scores,
-            self.keep,
-            self.granularity,
-            signed=self.signed,
-            exact=self.exact,
-            inplace=self.importance == "gxi",  # A * G is a temporary of ours
-        )
+        kept = global_critical_masks(scores, *self._mask_arguments())
         for i, m in zip(used, kept, strict=True):
             out[i] = m
         return out
+
+    def _mask_arguments(self) -> tuple[float, str, bool, bool, bool]:
+        """keep, granularity, signed, exact, inplace of the mask functions;
+        inplace because ``gxi``'s A * G is a temporary of ours."""
+        inplace = self.importance == "gxi"
+        return self.keep, self.granularity, self.signed, self.exact, inplace
 
     def mask(self, activation: Tensor, gradient: Tensor) -> Tensor:
         """The critical 0/1 mask of one layer call, broadcastable to G.
@@ -277,14 +276,7 @@ class CriGrad(GradientTransform):
         Always a new tensor (never a view of A or G).
         """
         scores = importance(activation, gradient, self.importance)
-        return critical_mask(
-            scores,
-            self.keep,
-            self.granularity,
-            signed=self.signed,
-            exact=self.exact,
-            inplace=self.importance == "gxi",  # A * G is a temporary of ours
-        )
+        return critical_mask(scores, *self._mask_arguments())
 
     def install(self, hooks: Hooks) -> None:
         if self.keep == 1.0:
