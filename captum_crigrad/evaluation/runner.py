@@ -22,6 +22,7 @@ depend on the chunk size, on its neighbours or on the number of processes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -302,27 +303,16 @@ def evaluate_dataset(
         size,
         out,
     )
+    run = (model, dataset, methods, metrics, ctx.device, seed)
+    seeded = (seeded_method, seeded_methods)
+    score_chunk = _ChunkScorer(*run, seeded, strict, save_maps, metric_options)
     totals = {"forward": 0, "backward": 0, "images": 0, "failed": 0, "seconds": 0.0}
     failure = None
     try:
         for chunk, batch in zip(mine, loader, strict=True):
             t0 = time.perf_counter()
             f0, b0 = counter.forward, counter.backward
-            rows, maps = _score_chunk(
-                model,
-                dataset,
-                batch,
-                chunk,
-                methods,
-                metrics,
-                ctx.device,
-                seed,
-                seeded_method,
-                seeded_methods,
-                strict,
-                save_maps,
-                metric_options,
-            )
+            rows, maps = score_chunk(batch, chunk)
             stats = {
                 "forward": counter.forward - f0,
                 "backward": counter.backward - b0,
@@ -393,109 +383,116 @@ def evaluate_dataset(
     return record
 
 
-def _score_chunk(
-    model,
-    dataset,
-    batch,
-    chunk,
-    methods,
-    metrics,
-    device,
-    seed,
-    seeded_method,
-    seeded_methods,
-    strict,
-    save_maps,
-    metric_options,
-) -> tuple[dict, dict]:
-    cols: dict[str, list] = {name: [] for name in shards.SCHEMA.names}
+@dataclass
+class _ChunkScorer:
+    """Scores one chunk of images (``scorer(batch, chunk)`` gives its result
+    rows and, with ``save_maps``, its maps); holds what is fixed for the run."""
 
-    def add(index, prediction, method, metric, value, curve, status, error):
-        e = dataset.entries[index]
-        cols["chunk"].append(chunk)
-        cols["image_index"].append(index)
-        cols["image_id"].append(e.id)
-        cols["label"].append(e.label)
-        cols["prediction"].append(prediction)
-        cols["method"].append(method)
-        cols["metric"].append(metric)
-        cols["value"].append(value)
-        cols["curve"].append(curve)
-        cols["status"].append(status)
-        cols["error"].append(error)
+    model: nn.Module
+    dataset: EvalDataset
+    methods: Sequence[Any]
+    metrics: Sequence[str]
+    device: torch.device
+    seed: int
+    #: (a builder of a seeded method from a name and a seed, the names of the
+    #: methods it builds per image)
+    seeded: tuple[Callable | None, Any] = (None, ())
+    strict: bool = False
+    save_maps: bool = False
+    metric_options: dict = dataclasses.field(default_factory=dict)
 
-    failed = dict(batch.failed)
-    if failed and strict:
-        index, reason = batch.failed[0]
-        raise InvalidValueError(
-            f"images: {dataset.entries[index].id} cannot be read ({reason}) (--strict)"
-        )
-    maps: dict[str, Tensor] = {}
-    results: dict[tuple[str, str], tuple] = {}
-    predictions: list[int] = []
-    if batch.images is not None:
-        x = batch.images.to(device)
-        masks = batch.masks.to(device) if batch.masks is not None else None
-        target = predicted_class(model, x, batch_size=x.shape[0])
-        predictions = target.tolist()
-        for method in methods:
-            if method.name in seeded_methods:
-                attributions = torch.cat(
-                    [
-                        seeded_method(
-                            method.name, image_seed(seed, idx, f"method:{method.name}")
-                        ).attribute(x[i : i + 1], target[i : i + 1])
-                        for i, idx in enumerate(batch.ok)
-                    ]
-                )
-            else:
-                attributions = method.attribute(x, target)
-            if save_maps:
-                maps[method.name] = attributions.detach().to("cpu", torch.float16)
-            for metric in metrics:
-                # seeded metrics: one seed per image from (run seed, image
-                # index, metric), so the whole chunk is scored at once and an
-                # image's value does not depend on the chunk or the process
-                seeds = (
-                    [image_seed(seed, idx, metric) for idx in batch.ok]
-                    if metric in SEEDED_METRICS
-                    else None
-                )
-                scores = score_metric(
-                    model,
-                    x,
-                    attributions,
-                    metric,
-                    target=target,
-                    seeds=seeds,
-                    masks=masks,
-                    channel_reduction=method.channel_reduction,
-                    **metric_options,
-                )
-                values, curves = scores.values, scores.curve
-                results[(method.name, metric)] = (
-                    values.tolist(),
-                    curves.tolist()
-                    if curves is not None and metric in CURVE_METRICS
-                    else None,
-                )
-    ok_pos = {idx: i for i, idx in enumerate(batch.ok)}
-    for index in batch.indices:
-        if index in failed:
-            add(index, -1, "", "", float("nan"), None, "failed", failed[index])
-            continue
-        i = ok_pos[index]
-        for method in methods:
-            for metric in metrics:
-                values, curves = results[(method.name, metric)]
-                add(
-                    index,
-                    predictions[i],
-                    method.name,
-                    metric,
-                    values[i],
-                    curves[i] if curves is not None else None,
-                    "ok",
-                    "",
-                )
-    return cols, maps
+    def __call__(self, batch, chunk) -> tuple[dict, dict]:
+        seeded_method, seeded_methods = self.seeded
+        cols: dict[str, list] = {name: [] for name in shards.SCHEMA.names}
+
+        def add(index, prediction, method, metric, value, curve, status, error):
+            e = self.dataset.entries[index]
+            cols["chunk"].append(chunk)
+            cols["image_index"].append(index)
+            cols["image_id"].append(e.id)
+            cols["label"].append(e.label)
+            cols["prediction"].append(prediction)
+            cols["method"].append(method)
+            cols["metric"].append(metric)
+            cols["value"].append(value)
+            cols["curve"].append(curve)
+            cols["status"].append(status)
+            cols["error"].append(error)
+
+        failed = dict(batch.failed)
+        if failed and self.strict:
+            index, reason = batch.failed[0]
+            raise InvalidValueError(
+                f"images: {self.dataset.entries[index].id} cannot be read "
+                f"({reason}) (--strict)"
+            )
+        maps: dict[str, Tensor] = {}
+        results: dict[tuple[str, str], tuple] = {}
+        predictions: list[int] = []
+        if batch.images is not None:
+            x = batch.images.to(self.device)
+            masks = batch.masks.to(self.device) if batch.masks is not None else None
+            target = predicted_class(self.model, x, batch_size=x.shape[0])
+            predictions = target.tolist()
+            for method in self.methods:
+                if method.name in seeded_methods:
+                    attributions = torch.cat(
+                        [
+                            seeded_method(
+                                method.name,
+                                image_seed(self.seed, idx, f"method:{method.name}"),
+                            ).attribute(x[i : i + 1], target[i : i + 1])
+                            for i, idx in enumerate(batch.ok)
+                        ]
+                    )
+                else:
+                    attributions = method.attribute(x, target)
+                if self.save_maps:
+                    maps[method.name] = attributions.detach().to("cpu", torch.float16)
+                for metric in self.metrics:
+                    # seeded metrics: one seed per image from (run seed, image
+                    # index, metric), so the whole chunk is scored at once and an
+                    # image's value does not depend on the chunk or the process
+                    seeds = (
+                        [image_seed(self.seed, idx, metric) for idx in batch.ok]
+                        if metric in SEEDED_METRICS
+                        else None
+                    )
+                    scores = score_metric(
+                        self.model,
+                        x,
+                        attributions,
+                        metric,
+                        target=target,
+                        seeds=seeds,
+                        masks=masks,
+                        channel_reduction=method.channel_reduction,
+                        **self.metric_options,
+                    )
+                    values, curves = scores.values, scores.curve
+                    results[(method.name, metric)] = (
+                        values.tolist(),
+                        curves.tolist()
+                        if curves is not None and metric in CURVE_METRICS
+                        else None,
+                    )
+        ok_pos = {idx: i for i, idx in enumerate(batch.ok)}
+        for index in batch.indices:
+            if index in failed:
+                add(index, -1, "", "", float("nan"), None, "failed", failed[index])
+                continue
+            i = ok_pos[index]
+            for method in self.methods:
+                for metric in self.metrics:
+                    values, curves = results[(method.name, metric)]
+                    add(
+                        index,
+                        predictions[i],
+                        method.name,
+                        metric,
+                        values[i],
+                        curves[i] if curves is not None else None,
+                        "ok",
+                        "",
+                    )
+        return cols, maps
