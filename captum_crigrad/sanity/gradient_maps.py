@@ -25,7 +25,9 @@ a model that applies ReLU as a function they are refused by default, and
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -88,8 +90,31 @@ def attribution_maps(
 ) -> Tensor | list[Tensor]:
     """Raw (signed, not reduced) attributions of one method or a list.
 
-    Same arguments as :func:`gradient_map`. Returns (N, C, H, W) for gradient
-    methods, (N, 1, H, W) for CAM methods; a list for a list of methods.
+    Args:
+        model: a classifier returning logits (N, classes); not modified (no
+            mode change, no hook left, parameter ``.grad`` untouched, buffers
+            such as BatchNorm statistics kept: a model with modules in
+            training mode is run as a private copy). Use eval mode for
+            per-image maps.
+        images: (N, C, H, W) float tensor, as the model expects it.
+        method: a method name (:mod:`captum_crigrad.methods`) or a list.
+        target: class per image (int or (N,) tensor); default the predicted
+            class.
+        score: ``"logit"`` (default) or ``"probability"`` (softmax, MATLAB).
+        layer: module name for CAM methods (default: the last module with a
+            4-D output).
+        layers: module names passed to methods that hook layers (CriGrad on a
+            model without ``nn.ReLU`` modules).
+        functional_relu: ``"error"`` (default) refuses GuidedBackprop and
+            ZeilerFergus on a model that calls ReLU outside ``nn.ReLU``
+            modules; ``"wrap"`` applies their ReLU rule to every ReLU call.
+        batch_size: images per forward/backward pass.
+        seed: seeds the random draws of sampling methods (the same draws at
+            every call, so a sanity check compares models, not samples).
+
+    Returns:
+        (N, C, H, W) for gradient methods, (N, 1, H, W) for CAM methods; a
+        list of them for a list of methods.
     """
     check_module(model, "model")
     check_images(images)
@@ -126,59 +151,26 @@ def attribution_maps(
         return results[0] if isinstance(method, str) else results
 
 
-def gradient_map(
-    model: nn.Module,
-    images: Tensor,
-    method: str | Sequence[str] = "GradientExplanation",
-    target=None,
-    score: str = "logit",
-    *,
-    layer: str | None = None,
-    layers: Sequence[str] | None = None,
-    functional_relu: str = "error",
-    batch_size: int = 64,
-    seed: int = 0,
-) -> Tensor | list[Tensor]:
+def gradient_map(*args: Any, **kwargs: Any) -> Tensor | list[Tensor]:
     """Single-channel attribution maps, MATLAB's ``gradientMap``.
 
-    Args:
-        model: a classifier returning logits (N, classes); not modified (no
-            mode change, no hook left, parameter ``.grad`` untouched, buffers
-            such as BatchNorm statistics kept: a model with modules in
-            training mode is run as a private copy). Use eval mode for
-            per-image maps.
-        images: (N, C, H, W) float tensor, as the model expects it.
-        method: a method name (:mod:`captum_crigrad.methods`) or a list.
-        target: class per image (int or (N,) tensor); default the predicted
-            class.
-        score: ``"logit"`` (default) or ``"probability"`` (softmax, MATLAB).
-        layer: module name for CAM methods (default: the last module with a
-            4-D output).
-        layers: module names passed to methods that hook layers (CriGrad on a
-            model without ``nn.ReLU`` modules).
-        functional_relu: ``"error"`` (default) refuses GuidedBackprop and
-            ZeilerFergus on a model that calls ReLU outside ``nn.ReLU``
-            modules; ``"wrap"`` applies their ReLU rule to every ReLU call.
-        batch_size: images per forward/backward pass.
-        seed: seeds the random draws of sampling methods (the same draws at
-            every call, so a sanity check compares models, not samples).
+    Takes exactly the arguments of :func:`attribution_maps` (its signature is
+    this function's: ``help(gradient_map)`` shows it) and reduces each map
+    to one channel (:func:`to_single_channel`).
 
     Returns:
         (N, 1, H, W) maps in [0, 1] (``sum_c |a_c|`` / per-image max), or a
         list of them for a list of methods.
     """
-    raw = attribution_maps(
-        model,
-        images,
-        method,
-        target,
-        score,
-        layer=layer,
-        layers=layers,
-        functional_relu=functional_relu,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    try:
+        _SIGNATURE.bind(*args, **kwargs)
+    except TypeError as err:
+        raise TypeError(f"gradient_map(): {err}") from None
+    raw = attribution_maps(*args, **kwargs)
     if isinstance(raw, list):
         return [to_single_channel(r) for r in raw]
     return to_single_channel(raw)
+
+
+_SIGNATURE = inspect.signature(attribution_maps)
+gradient_map.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
