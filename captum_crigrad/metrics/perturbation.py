@@ -13,7 +13,7 @@ clean pass per image (the step that removes nothing reuses it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -340,56 +340,51 @@ def perturbation_curve(
 # ----------------------------------------------------------------- presets
 
 
-def deletion(
-    model,
-    inputs,
-    attributions,
-    *,
-    n_steps: int = 32,
-    replacement: Replacement = 0.0,
-    **kwargs,
-) -> PerturbationCurve:
-    """Deletion (Petsiuk et al. 2018, RISE): remove pixels most relevant first
-    into a ``replacement`` substrate (0 by default), score = softmax probability
-    of the class predicted on the original. ``.auc()``: **lower is better**.
-    Other arguments as :func:`perturbation_curve`."""
-    kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "probability")
-    return perturbation_curve(
+def _rise_preset(
+    name: str, mode: str, default_replacement: Replacement
+) -> Callable[..., PerturbationCurve]:
+    """One of Petsiuk et al.'s (2018, RISE) two curves: :func:`perturbation_curve`
+    in ``mode``, pixels most relevant first, scored by the softmax probability
+    of the class predicted on the original."""
+
+    def preset(
         model,
         inputs,
         attributions,
-        n_steps=n_steps,
-        mode="delete",
-        replacement=replacement,
+        *,
+        n_steps: int = 32,
+        replacement: Replacement = default_replacement,
         **kwargs,
-    )
+    ) -> PerturbationCurve:
+        kwargs.setdefault("order", "morf")
+        kwargs.setdefault("score", "probability")
+        return perturbation_curve(
+            model,
+            inputs,
+            attributions,
+            n_steps=n_steps,
+            mode=mode,
+            replacement=replacement,
+            **kwargs,
+        )
+
+    preset.__name__ = preset.__qualname__ = name
+    preset.__doc__ = _RISE_DOCS[name]
+    return preset
 
 
-def insertion(
-    model,
-    inputs,
-    attributions,
-    *,
-    n_steps: int = 32,
-    replacement: Replacement = "blur",
-    **kwargs,
-) -> PerturbationCurve:
-    """Insertion (Petsiuk et al. 2018, RISE): start from a blurred copy
+_RISE_DOCS = {
+    "deletion": """Deletion (Petsiuk et al. 2018, RISE): remove pixels most relevant
+    first into a ``replacement`` substrate (0 by default), score = softmax
+    probability of the class predicted on the original. ``.auc()``: **lower is
+    better**. Other arguments as :func:`perturbation_curve`.""",
+    "insertion": """Insertion (Petsiuk et al. 2018, RISE): start from a blurred copy
     (``replacement="blur"``) and insert the original pixels most relevant
     first; score = softmax probability of the class predicted on the original.
-    ``.auc()``: **higher is better**. Other arguments as :func:`perturbation_curve`."""
-    kwargs.setdefault("order", "morf")
-    kwargs.setdefault("score", "probability")
-    return perturbation_curve(
-        model,
-        inputs,
-        attributions,
-        n_steps=n_steps,
-        mode="insert",
-        replacement=replacement,
-        **kwargs,
-    )
+    ``.auc()``: **higher is better**. Other arguments as :func:`perturbation_curve`.""",
+}
+deletion = _rise_preset("deletion", "delete", 0.0)
+insertion = _rise_preset("insertion", "insert", "blur")
 
 
 def pixel_perturbation(
@@ -503,30 +498,14 @@ def road(
     removed pixels filled by noisy linear imputation (8-neighbour weighted
     mean, 1/6 edge, 1/12 diagonal, solved jointly per image, plus N(0, noise^2)).
     Other arguments as :func:`perturbation_curve`."""
+    road: dict[str, Any] = {"replacement": "road", "road_noise": noise}
+    road |= {"fractions": fractions, "score": score, "generator": generator}
     morf = perturbation_curve(
-        model,
-        inputs,
-        attributions,
-        fractions=fractions,
-        order="morf",
-        replacement="road",
-        road_noise=noise,
-        score=score,
-        generator=generator,
-        **kwargs,
+        model, inputs, attributions, order="morf", **road, **kwargs
     )
+    kwargs["target"] = morf.target  # LeRF scores the class MoRF resolved
     lerf = perturbation_curve(
-        model,
-        inputs,
-        attributions,
-        fractions=fractions,
-        order="lerf",
-        replacement="road",
-        road_noise=noise,
-        score=score,
-        generator=generator,
-        target=morf.target,
-        **{k: v for k, v in kwargs.items() if k != "target"},
+        model, inputs, attributions, order="lerf", **road, **kwargs
     )
     return RoadResult(
         morf.fractions,
