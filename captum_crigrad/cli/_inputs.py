@@ -347,6 +347,6 @@ def load_inputs(args) -> io.Inputs:
 
             available = len(load_default_images(normalized=False)[1])
         check_n_images(args, available, sources)
-    flags = ("model", "weights", "num_classes", "device", "n_images", "input_size")
-    flags += ("channels", "normalize", "mean", "std")
+    flags: tuple[str, ...] = ("model", "weights", "num_classes", "device")
+    flags += ("n_images", "input_size", "channels", "normalize", "mean", "std")
     return io.load_inputs(sources, **from_args(args, *flags), names=OPTION_NAMES)

@@ -396,7 +396,7 @@ class _ChunkScorer:
     seed: int
     #: (a builder of a seeded method from a name and a seed, the names of the
     #: methods it builds per image)
-    seeded: tuple[Callable | None, Any] = (None, ())
+    seeded: tuple[Callable[..., Any] | None, Any] = (None, ())
     strict: bool = False
     save_maps: bool = False
     metric_options: dict = dataclasses.field(default_factory=dict)
@@ -436,6 +436,7 @@ class _ChunkScorer:
             predictions = target.tolist()
             for method in self.methods:
                 if method.name in seeded_methods:
+                    assert seeded_method is not None  # evaluate_dataset checks it
                     attributions = torch.cat(
                         [
                             seeded_method(
