@@ -46,6 +46,7 @@ from captum_crigrad.cam.base import (
     TensorOrTuple,
 )
 from captum_crigrad.core._compat import log_usage
+from captum_crigrad.core.forward import rows_per_pass
 from captum_crigrad.core.seeds import ImageDraws
 from captum_crigrad.core.validation import (
     check_positive_int,
@@ -221,9 +222,7 @@ def auto_internal_batch_size(inputs: TensorOrTuple, n_rows: int) -> int:
     the rows times the input size (about 80 MB per 3 x 224 x 224 row on
     EfficientNet-Lite0 or ResNet-50), so this bounds a call's memory
     independently of ``n_samples`` and of the batch size."""
-    inputs_tuple = inputs if isinstance(inputs, tuple) else (inputs,)
-    per_row = sum(int(inp[0].numel()) for inp in inputs_tuple) if n_rows else 1
-    return max(1, min(int(n_rows), AUTO_BATCH_ELEMENTS // max(1, per_row)))
+    return rows_per_pass(inputs, n_rows, AUTO_BATCH_ELEMENTS)
 
 
 def _draw_plan(

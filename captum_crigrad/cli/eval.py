@@ -118,8 +118,9 @@ def add_arguments(parser) -> None:
     g.add_argument(
         "--max-examples-per-batch",
         type=int,
-        default=64,
-        help="perturbed images per forward call (default: 64)",
+        default=None,
+        help="perturbed images per forward call (default: from the image size, "
+        "64 at 32x32, 6 at 224x224)",
     )
     g = parser.add_argument_group("dataset scale (streaming, resuming, torchrun)")
     g.add_argument(
@@ -366,7 +367,9 @@ def run(args) -> int:
         "batch_size",
         "bootstrap",
     ):
-        check_positive_int(getattr(args, flag), "--" + flag.replace("_", "-"))
+        check_positive_int(
+            getattr(args, flag), "--" + flag.replace("_", "-"), allow_none=True
+        )
     check_positive_int(args.workers, "--workers", minimum=0)
     check_fraction(args.alpha, "--alpha", include_zero=False, include_one=False)
     for n in args.sens_n:

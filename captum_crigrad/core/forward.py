@@ -1,7 +1,8 @@
 """A model's forward passes as the package runs them: the logits of whatever
 a model returns (:func:`logits_of`, the one place that reads a model's
 output), the device a model lives on, its predictions in batches, its
-predicted classes and output size.
+predicted classes and output size, and how many examples go into one pass
+(:func:`rows_per_pass`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,44 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.validation import InvalidTypeError
+from captum_crigrad.core.validation import InvalidTypeError, check_positive_int
+
+#: Input elements per forward pass of the metrics when their
+#: ``max_examples_per_batch`` is None: 2**20, i.e. 6 images of 3 x 224 x 224
+#: and, with :data:`MOST_EXAMPLES_PER_PASS`, 64 of 3 x 32 x 32. Large batches
+#: of large images are slower per image on a CPU (EfficientNet-Lite0 at
+#: 224 px, one thread: about 2.5x per image at 64 than at 1-8; the benchmark
+#: is benchmarks/bench_metrics.py), small images gain a little from them.
+FORWARD_ELEMENTS = 2**20
+#: The most examples one automatically sized forward pass holds.
+MOST_EXAMPLES_PER_PASS = 64
+
+
+def rows_per_pass(
+    inputs: Tensor | tuple[Tensor, ...],
+    n_rows: int,
+    budget: int = FORWARD_ELEMENTS,
+    *,
+    most: int | None = None,
+) -> int:
+    """Examples (rows) per pass: as many as fit in ``budget`` input elements
+    (all inputs of one example together), at least 1 and at most ``n_rows``
+    (and ``most``). The one rule behind every automatic batch size."""
+    inputs_tuple = inputs if isinstance(inputs, tuple) else (inputs,)
+    per_row = sum(int(inp[0].numel()) for inp in inputs_tuple) if n_rows else 1
+    rows = min(int(n_rows), budget // max(1, per_row))
+    if most is not None:
+        rows = min(rows, most)
+    return max(1, rows)
+
+
+def metric_batch(max_examples_per_batch: int | None, inputs: Tensor) -> int:
+    """A metric's examples per forward call: ``max_examples_per_batch`` when
+    given (a positive int), else :func:`rows_per_pass` of ``inputs`` (at most
+    :data:`MOST_EXAMPLES_PER_PASS`)."""
+    if max_examples_per_batch is None:
+        return rows_per_pass(inputs, MOST_EXAMPLES_PER_PASS)
+    return check_positive_int(max_examples_per_batch, "max_examples_per_batch")
 
 
 def logits_of(output: Any, *, source: str = "the model") -> Tensor:

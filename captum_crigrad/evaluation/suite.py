@@ -140,7 +140,7 @@ def score_metric(
     road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
     generator: torch.Generator | None = None,
     seeds: SeedsType = None,
-    max_examples_per_batch: int = 64,
+    max_examples_per_batch: int | None = None,
     masks: Tensor | None = None,
     channel_reduction: str = "sum",
 ) -> MetricScores:
@@ -248,7 +248,7 @@ def evaluate(
     n_subsets: int = 50,
     road_fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
     seed: int = 0,
-    max_examples_per_batch: int = 64,
+    max_examples_per_batch: int | None = None,
     progress=None,
 ) -> list[dict]:
     """Score every method on every metric; returns rows ``{method, metric,

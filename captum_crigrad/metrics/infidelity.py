@@ -18,7 +18,7 @@ from captum.metrics import infidelity as _captum_infidelity
 from captum.metrics import sensitivity_max as _captum_sensitivity_max
 from torch import Tensor
 
-from captum_crigrad.core.forward import logits_of
+from captum_crigrad.core.forward import logits_of, metric_batch
 from captum_crigrad.core.seeds import CaptumRowSeeds, ImageDraws, SeedsType
 from captum_crigrad.core.untouched import private_if_training
 from captum_crigrad.core.validation import (
@@ -155,7 +155,7 @@ def infidelity(
     target: TargetType = None,
     additional_forward_args: Any = None,
     normalize: bool = True,
-    max_examples_per_batch: int | None = 64,
+    max_examples_per_batch: int | None = None,
     generator: torch.Generator | None = None,
     seeds: SeedsType = None,
     **perturbation_kwargs,
@@ -177,6 +177,9 @@ def infidelity(
             on ``max_examples_per_batch`` nor on the other images. A
             perturbation function of yours draws as it likes.
         seeds: instead of ``generator``, one integer seed per image ((N,)).
+        max_examples_per_batch: perturbed examples per forward call (at least
+            the number of images: Captum's lower bound); None (default): from
+            the image size as :func:`~captum_crigrad.metrics.perturbation_curve`.
         model: run in its own mode and left untouched (as
             :func:`~captum_crigrad.metrics.perturbation_curve`).
     Returns:
@@ -229,7 +232,9 @@ def infidelity(
             target=target,
             n_perturb_samples=n_perturb_samples,
             max_examples_per_batch=_captum_chunk(
-                max_examples_per_batch, inputs.shape[0], n_perturb_samples
+                metric_batch(max_examples_per_batch, inputs),
+                inputs.shape[0],
+                n_perturb_samples,
             ),
             normalize=normalize,
         )

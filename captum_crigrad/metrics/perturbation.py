@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.forward import logits_of, model_device
+from captum_crigrad.core.forward import logits_of, metric_batch, model_device
 from captum_crigrad.core.seeds import ImageDraws, SeedsType, check_seeds
 from captum_crigrad.core.untouched import private_if_training
 from captum_crigrad.core.validation import (
@@ -165,7 +165,7 @@ def perturbation_curve(
     score: str = "probability",
     target: TargetType = None,
     additional_forward_args: Any = None,
-    max_examples_per_batch: int = 64,
+    max_examples_per_batch: int | None = None,
     generator: torch.Generator | None = None,
     seeds: SeedsType = None,
     channel_reduction: str = "sum",
@@ -212,7 +212,10 @@ def perturbation_curve(
         target: class per image; default the class predicted on ``inputs``.
         additional_forward_args: extra model arguments; tensors whose first
             dimension is N are indexed per image, anything else is passed as is.
-        max_examples_per_batch: perturbed images per forward call.
+        max_examples_per_batch: perturbed images per forward call; None
+            (default): chosen from the image size
+            (:func:`~captum_crigrad.core.forward.rows_per_pass`: 64 at
+            3 x 32 x 32, 6 at 3 x 224 x 224).
         generator: ``torch.Generator`` for "random" orders and ROAD noise:
             one seed is drawn from it per call, and every image draws its
             order and its noise (per number of pixels replaced) from its own
@@ -233,7 +236,7 @@ def perturbation_curve(
     check_choice(order, ORDERS, "order")
     check_choice(mode, ("delete", "insert"), "mode")
     score = check_score(score)
-    batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
+    batch = metric_batch(max_examples_per_batch, inputs)
     check_seeds(seeds, inputs.shape[0])
     n, c, h, w = inputs.shape
     target_indices(target, n)  # the form, before any work

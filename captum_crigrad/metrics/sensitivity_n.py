@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from captum_crigrad.core.forward import logits_of, model_device
+from captum_crigrad.core.forward import logits_of, metric_batch, model_device
 from captum_crigrad.core.seeds import ImageDraws, SeedsType
 from captum_crigrad.core.untouched import private_if_training
 from captum_crigrad.core.validation import (
@@ -64,7 +64,7 @@ def sensitivity_n(
     target: TargetType = None,
     score: str = "logit",
     additional_forward_args: Any = None,
-    max_examples_per_batch: int = 64,
+    max_examples_per_batch: int | None = None,
     generator: torch.Generator | None = None,
     seeds: SeedsType = None,
     channel_reduction: str = "sum",
@@ -96,6 +96,9 @@ def sensitivity_n(
             on the other images in the batch nor on ``max_examples_per_batch``.
         seeds: instead of ``generator``, one integer seed per image ((N,)),
             as :func:`~captum_crigrad.metrics.perturbation_curve`.
+        max_examples_per_batch: perturbed images per forward call; None
+            (default): from the image size, as
+            :func:`~captum_crigrad.metrics.perturbation_curve`.
 
     Returns:
         :class:`SensitivityNResult` with (N, K) correlations.
@@ -105,7 +108,7 @@ def sensitivity_n(
     score = check_score(score)
     # a correlation needs at least 2 subsets
     n_subsets = check_positive_int(n_subsets, "n_subsets", minimum=2)
-    batch = check_positive_int(max_examples_per_batch, "max_examples_per_batch")
+    batch = metric_batch(max_examples_per_batch, inputs)
     num, c, h, w = inputs.shape
     pixels = h * w
     sizes = [n] if isinstance(n, int) else list(n)
