@@ -6,7 +6,8 @@ Layers, bottom up: :mod:`.similarity` (pure array functions),
 :mod:`.randomization` (model copies), :mod:`.gradient_maps` (maps of the
 methods named in :mod:`captum_crigrad.methods`), :mod:`.check` (the
 randomisation check and its plot), :mod:`.class_sensitivity` (the
-random-logit test), :mod:`.visualize` (figures).
+random-logit test), :mod:`.verdicts` (pass or fail by the rules of
+docs/sanity.md), :mod:`.visualize` (figures).
 """
 
 from captum_crigrad.cam.layers import default_cam_layer
@@ -40,6 +41,10 @@ from captum_crigrad.sanity.similarity import (
     spearman_abs,
     ssim,
 )
+from captum_crigrad.sanity.verdicts import (
+    class_sensitivity_verdict,
+    randomization_verdict,
+)
 from captum_crigrad.sanity.visualize import (
     tile_input_and_maps,
     to_hwc_numpy,
@@ -54,6 +59,7 @@ __all__ = [
     "attribution_maps",
     "available_methods",
     "class_sensitivity",
+    "class_sensitivity_verdict",
     "count_relu_calls",
     "default_blocks",
     "default_cam_layer",
@@ -61,6 +67,7 @@ __all__ = [
     "hog_pearson",
     "plot_sanity_curves",
     "random_other_class",
+    "randomization_verdict",
     "randomize_model_parameters",
     "randomized_models",
     "register_method",

@@ -25,6 +25,7 @@ from captum_crigrad.io.models import (
     CifarResNet,
     normalize,
 )
+from captum_crigrad.sanity import verdicts
 from captum_crigrad.sanity.class_sensitivity import random_other_class
 
 N_IMAGES = 64
@@ -32,13 +33,14 @@ SEED = 0
 INSERTION_STEPS = 16
 PP_K = 0.5
 ROAD_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
-MEASURES = ("spearman_abs", "ssim")
+MEASURES = verdicts.VERDICT_MEASURES
 
 # ---------------------------------------------------------------- pass rules
 # docs/sanity.md, "Pass rules" (committed before this study was run)
-RANDOM_END_MAX = 0.3  # all layers random: Spearman(|map|) and SSIM below this
-RANDOM_CURVE_MARGIN = 0.15  # mean Spearman(|map|) curve <= gradient's + this
-CLASS_MARGIN = 0.15  # class sensitivity <= gradient's + this (both measures)
+# (the numbers live in captum_crigrad.sanity.verdicts, the one place)
+RANDOM_END_MAX = verdicts.RANDOM_END_MAX  # every layer random: both below this
+RANDOM_CURVE_MARGIN = verdicts.RANDOM_CURVE_MARGIN  # mean curve <= gradient's + this
+CLASS_MARGIN = verdicts.CLASS_MARGIN  # class sensitivity <= gradient's + this
 KEEP_GAIN = 0.8  # a default keeps >= 80 % of today's default's gain
 
 
