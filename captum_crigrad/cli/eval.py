@@ -115,12 +115,11 @@ def add_arguments(parser) -> None:
         default=50,
         help="sensitivity-n random subsets per image and size (default: 50)",
     )
+    by_size = "from the image size, 64 at 32x32, 6 at 224x224"
     g.add_argument(
         "--max-examples-per-batch",
         type=int,
-        default=None,
-        help="perturbed images per forward call (default: from the image size, "
-        "64 at 32x32, 6 at 224x224)",
+        help=f"perturbed images per forward call (default: {by_size})",
     )
     g = parser.add_argument_group("dataset scale (streaming, resuming, torchrun)")
     g.add_argument(

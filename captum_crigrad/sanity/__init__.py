@@ -6,7 +6,8 @@ Layers, bottom up: :mod:`.similarity` (pure array functions),
 :mod:`.randomization` (model copies), :mod:`.gradient_maps` (maps of the
 methods named in :mod:`captum_crigrad.methods`), :mod:`.check` (the
 randomisation check and its plot), :mod:`.class_sensitivity` (the
-random-logit test), :mod:`.verdicts` (pass or fail by the rules of
+random-logit test), :mod:`.mprt` (smooth and efficient MPRT,
+Hedström et al. 2024), :mod:`.verdicts` (pass or fail by the rules of
 docs/sanity.md), :mod:`.visualize` (figures).
 """
 
@@ -27,6 +28,12 @@ from captum_crigrad.sanity.gradient_maps import (
     attribution_maps,
     gradient_map,
     to_single_channel,
+)
+from captum_crigrad.sanity.mprt import (
+    EfficientMPRTResult,
+    efficient_mprt,
+    map_entropy,
+    smooth_mprt,
 )
 from captum_crigrad.sanity.randomization import (
     default_blocks,
@@ -53,6 +60,7 @@ from captum_crigrad.sanity.visualize import (
 
 __all__ = [
     "ClassSensitivityResult",
+    "EfficientMPRTResult",
     "MEASURES",
     "ModifiedReluBackward",
     "SanityResult",
@@ -62,9 +70,11 @@ __all__ = [
     "class_sensitivity_verdict",
     "count_relu_calls",
     "default_blocks",
+    "efficient_mprt",
     "default_cam_layer",
     "gradient_map",
     "hog_pearson",
+    "map_entropy",
     "plot_sanity_curves",
     "random_other_class",
     "randomization_verdict",
@@ -73,6 +83,7 @@ __all__ = [
     "register_method",
     "sanity_check",
     "similarity_scores",
+    "smooth_mprt",
     "spearman",
     "spearman_abs",
     "ssim",

@@ -176,37 +176,55 @@ def sanity_check(
         if target is None:
             device = model_device(model, images.device)
             target = predicted_class(model, images.detach().to(device), batch_size=256)
-        trained_raw = attribution_maps(model, images, method_names, target, **options)
-        trained = [(to_single_channel(r), r.sum(1)) for r in trained_raw]
-        per_step: dict[tuple[str, str], list[np.ndarray]] = {
-            (m, s): [] for m in method_names for s in measures
-        }
-        steps = []
-        for step, randomized in schedule:
-            steps.append(step)
-            raw = attribution_maps(randomized, images, method_names, target, **options)
-            for name, (ref_map, ref_signed), r in zip(
-                method_names, trained, raw, strict=True
-            ):
-                scores = similarity_scores(
-                    ref_map,
-                    to_single_channel(r),
-                    ref_signed,
-                    r.sum(1),
-                    measures=measures,
-                    pixels_per_cell=pixels_per_cell,
-                )
-                for measure, values in scores.items():
-                    per_step[(name, measure)].append(values)
-            if progress is not None:
-                progress(step)
-        return SanityResult(
-            mode=mode,
-            steps=steps,
-            methods=method_names,
-            measures=measures,
-            scores={k: np.stack(v) for k, v in per_step.items()},
+
+        def maps_of(m: nn.Module) -> list[Tensor]:
+            maps = attribution_maps(m, images, method_names, target, **options)
+            assert isinstance(maps, list)  # a list of names gives a list
+            return maps
+
+        steps, scores = randomisation_scores(
+            model, schedule, method_names, maps_of, measures, pixels_per_cell, progress
         )
+        return SanityResult(mode, steps, method_names, measures, scores)
+
+
+def randomisation_scores(
+    model: nn.Module,
+    schedule,
+    method_names: list[str],
+    maps_of: Callable[[nn.Module], list[Tensor]],
+    measures: Sequence[str],
+    pixels_per_cell: tuple[int, int],
+    progress: Callable[[str], None] | None,
+) -> tuple[list[str], dict[tuple[str, str], np.ndarray]]:
+    """The loop of the randomisation test, for any way of computing the maps
+    (``maps_of(model)``: one raw (N, C, H, W) map per method): the step
+    names and, per ``(method, measure)``, the (steps, N) similarities of each
+    step's maps to the trained model's."""
+    trained = [(to_single_channel(r), r.sum(1)) for r in maps_of(model)]
+    per_step: dict[tuple[str, str], list[np.ndarray]] = {
+        (m, s): [] for m in method_names for s in measures
+    }
+    steps = []
+    for step, randomized in schedule:
+        steps.append(step)
+        raw = maps_of(randomized)
+        for name, (ref_map, ref_signed), r in zip(
+            method_names, trained, raw, strict=True
+        ):
+            scores = similarity_scores(
+                ref_map,
+                to_single_channel(r),
+                ref_signed,
+                r.sum(1),
+                measures=measures,
+                pixels_per_cell=pixels_per_cell,
+            )
+            for measure, values in scores.items():
+                per_step[(name, measure)].append(values)
+        if progress is not None:
+            progress(step)
+    return steps, {k: np.stack(v) for k, v in per_step.items()}
 
 
 _MEASURE_LABELS = {
