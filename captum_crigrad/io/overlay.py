@@ -129,6 +129,31 @@ def plot_grid(
         plt.close(fig)
 
 
+def _wrap(draw, text: str, width: int) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels, broken after ``-``
+    and at spaces (inside a word only when one part alone is too wide)."""
+    parts = [p for p in text.replace("-", "- ").split(" ") if p]
+    lines: list[str] = []
+    for part in parts:
+        joined = (
+            (lines[-1] + ("" if lines[-1].endswith("-") else " ") + part)
+            if (lines)
+            else part
+        )
+        if lines and draw.textlength(joined) <= width:
+            lines[-1] = joined
+            continue
+        while draw.textlength(part) > width and len(part) > 1:
+            cut = max(
+                (k for k in range(1, len(part)) if draw.textlength(part[:k]) <= width),
+                default=1,
+            )
+            lines.append(part[:cut])
+            part = part[cut:]
+        lines.append(part)
+    return lines or [""]
+
+
 def save_mosaic(
     images: Tensor,
     maps: dict[str, Tensor],
@@ -138,19 +163,26 @@ def save_mosaic(
     cmap: str = "inferno",
 ) -> None:
     """Fast PIL version of :func:`plot_grid` (no matplotlib figure): a row per
-    image, the image then one overlay per method, column titles on top,
-    ``tile`` pixels per cell. Written atomically as PNG to ``path``."""
+    image, the image then one overlay per method, column titles on top and
+    row titles on the left (both wrapped to their cell's width, so they
+    never overlap), ``tile`` pixels per cell. Written atomically as PNG to
+    ``path``."""
     from PIL import Image, ImageDraw
 
     n, cols = images.shape[0], 1 + len(maps)
     scaled = {k: scale_maps(v) for k, v in maps.items()}
-    head, left, pad = 18, (90 if row_titles is not None else 0), 4
+    pad, line = 4, 12
+    left = 90 if row_titles is not None else 0
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    heads = [_wrap(probe, name, tile) for name in ["image"] + list(scaled)]
+    head = 6 + line * max(len(h) for h in heads)
     width = left + cols * (tile + pad) + pad
     height = head + n * (tile + pad) + pad
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    for j, name in enumerate(["image"] + list(scaled)):
-        draw.text((left + pad + j * (tile + pad), 3), name, fill="black")
+    for j, lines in enumerate(heads):
+        for k, text in enumerate(lines):
+            draw.text((left + pad + j * (tile + pad), 3 + k * line), text, fill="black")
     for i in range(n):
         y = head + pad + i * (tile + pad)
         cells = [(to_display(images[i]) * 255).round().astype(np.uint8)]
@@ -159,5 +191,8 @@ def save_mosaic(
             im = Image.fromarray(cell).resize((tile, tile), Image.Resampling.NEAREST)
             canvas.paste(im, (left + pad + j * (tile + pad), y))
         if row_titles is not None:
-            draw.text((pad, y + tile // 2 - 6), row_titles[i], fill="black")
+            lines = _wrap(draw, row_titles[i], left - 2 * pad)
+            top = y + tile // 2 - line * len(lines) // 2
+            for k, text in enumerate(lines):
+                draw.text((pad, top + k * line), text, fill="black")
     save_png(path, np.asarray(canvas))
