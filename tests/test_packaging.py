@@ -60,6 +60,7 @@ def test_import_leaves_optional_dependencies_unloaded():
     import sys
 
     heavy = ("scipy", "skimage", "pyarrow", "torchvision", "pandas", "sklearn")
+    heavy += ("transformers", "timm")
     code = (
         "import sys, captum_crigrad, captum_crigrad.cli; "
         "captum_crigrad.cli.build_parser(); "

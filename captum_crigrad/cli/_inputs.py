@@ -158,8 +158,9 @@ def add_model_arguments(parser) -> None:
         "--model",
         default="default",
         help="'default' (embedded MNIST CNN), an architecture (smallcnn, resnet20, "
-        "or a torchvision classifier such as resnet18) with --weights, or a "
-        "TorchScript file (default: default)",
+        "or a torchvision classifier such as resnet18) with --weights, a "
+        "TorchScript file, or hf:PATH, a Hugging Face transformers image "
+        "classifier folder written by save_pretrained (default: default)",
     )
     g.add_argument(
         "--weights",

@@ -10,7 +10,10 @@ Models (:func:`load_model`):
   stripped) or a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``,
   ``ResNet18_Weights.IMAGENET1K_V1``) that must already be in the torch hub
   cache: nothing is ever downloaded;
-* a TorchScript file (``torch.jit.save``).
+* a TorchScript file (``torch.jit.save``);
+* ``hf:PATH``: a Hugging Face transformers image classifier folder written
+  by ``save_pretrained``, read offline with its image processor's
+  preprocessing (:func:`captum_crigrad.io.hf.load_hf_model`).
 
 Checkpoints are read with ``torch.load(..., weights_only=True)``
 (:func:`read_checkpoint`): a file that needs pickled code to load is

@@ -74,13 +74,20 @@ def load_model(
 
     Args:
         model: ``"default"``, an architecture (``smallcnn``, ``resnet20`` or
-            a torchvision classifier) or a TorchScript file.
+            a torchvision classifier), a TorchScript file or ``hf:PATH``
+            (a transformers folder, :func:`~captum_crigrad.io.hf.load_hf_model`).
         weights: for an architecture: a checkpoint file or a torchvision
             weights name already in the torch hub cache (required).
         num_classes: classifier outputs; default: inferred from the checkpoint.
         names: how to call ``model`` and ``weights`` in messages.
     """
     m_arg, w_arg = _arg(names, "model"), _arg(names, "weights")
+    if model.startswith("hf:"):  # a transformers folder (io/hf.py)
+        from captum_crigrad.io.hf import load_hf_model
+
+        if weights is not None:
+            raise InvalidValueError(f"{w_arg}: {model} has its own weights")
+        return load_hf_model(model, names=names)
     if model == "default":
         if weights is not None:
             raise InvalidValueError(
