@@ -300,6 +300,7 @@ def _dataset(args, loaded, size, mean, std):
         mean=mean,
         std=std,
         tensors=tensors,
+        crop=loaded.crop,
     )
     return dataset, sources_abs
 

@@ -46,6 +46,7 @@ from captum_crigrad.io import (
     IMAGE_EXTENSIONS,
     MNIST_HELDOUT_START,
     MNIST_IMAGES,
+    centre_crop_box,
     read_idx,
     read_images,
 )
@@ -323,28 +324,21 @@ def find_entries(
     return entries, {"classes": classes}
 
 
-def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
-    """The centred square crop box ``(left, top, right, bottom)`` that image
-    reading applies before resizing; masks and boxes follow the same crop."""
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    return left, top, left + side, top + side
-
-
-def read_mask(entry: Entry, size: int) -> Tensor:
+def read_mask(entry: Entry, size: int, crop: float = 1.0) -> Tensor:
     """The entry's object mask, cropped and resized as its image: (size, size) bool."""
     from PIL import Image
 
     if entry.mask is not None:
         with Image.open(entry.mask) as m:
-            grey = m.convert("L").crop(centre_square(*m.size))
+            width, height = m.size
+            grey = m.convert("L").crop(centre_crop_box(width, height, crop))
             grey = grey.resize((size, size), Image.Resampling.NEAREST)
             return torch.from_numpy(np.asarray(grey) > 0)
     if entry.box is None or not isinstance(entry.source, str):
         raise InvalidValueError(f"masks: {entry.id} has no mask and no box")
     with Image.open(entry.source) as im:
         width, height = im.size
-    left, top, right, _ = centre_square(width, height)
+    left, top, right, _ = centre_crop_box(width, height, crop)
     scale = size / (right - left)
     x0, y0, x1, y1 = entry.box
     xs = (torch.arange(size, dtype=torch.float64) + 0.5) / scale + left
@@ -367,9 +361,10 @@ class EvalDataset(torch.utils.data.Dataset):
         mean: Sequence[float],
         std: Sequence[float],
         tensors: Tensor | None = None,
+        crop: float = 1.0,
     ):
         self.entries = list(entries)
-        self.channels, self.size = channels, size
+        self.channels, self.size, self.crop = channels, size, crop
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
         self.tensors = tensors  # in-memory images in [0, 1] (the shipped digits)
@@ -394,13 +389,13 @@ class EvalDataset(torch.utils.data.Dataset):
                 self._mnist[folder] = read_idx(os.path.join(folder, MNIST_IMAGES))
             pixels = torch.from_numpy(self._mnist[folder][k].astype(np.float32) / 255.0)
             return fit_images(pixels[None, None], self.channels, self.size)[0]
-        return read_images([e.source], self.channels, self.size)[0]
+        return read_images([e.source], self.channels, self.size, crop=self.crop)[0]
 
     def __getitem__(self, i: int) -> dict:
         e = self.entries[i]
         try:
             image = (self._raw(i) - self.mean) / self.std
-            mask = read_mask(e, self.size) if (e.mask or e.box) else None
+            mask = read_mask(e, self.size, self.crop) if (e.mask or e.box) else None
         except Exception as exc:  # any decoding failure is a failed row, not a crash
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return {"index": i, "image": None, "mask": None, "error": reason[:300]}

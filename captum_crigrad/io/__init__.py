@@ -54,6 +54,7 @@ from captum_crigrad.io.datasets import (
 from captum_crigrad.io.images import (
     IMAGE_EXTENSIONS,
     MAX_INPUT_SIZE,
+    centre_crop_box,
     find_images,
     load_cifar_images,
     read_images,
@@ -87,6 +88,7 @@ __all__ = [
     "PathLike",
     "Source",
     "cached_torchvision_weights",
+    "centre_crop_box",
     "cifar10_split",
     "find_images",
     "image_sources",

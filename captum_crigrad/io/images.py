@@ -119,16 +119,28 @@ def _deep_grey(im, path: str, argument: str) -> np.ndarray:
     return (arr / 65535.0).astype(np.float32)  # 16-bit data (PNG, TIFF, PGM)
 
 
-def _resize_float(arr: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop an (H, W) float image to a square and resize it to ``size``
-    with PIL's bilinear filter, in floating point (no 8-bit rounding)."""
+def centre_crop_box(
+    width: int, height: int, crop: float = 1.0
+) -> tuple[int, int, int, int]:
+    """The centred square ``(left, top, right, bottom)`` that image reading
+    keeps before resizing: side ``crop`` x the short side (at least 1 px;
+    ImageNet's evaluation crop, short side 256 then centre 224, is
+    ``crop = 224 / 256``)."""
+    side = max(1, min(min(width, height), round(min(width, height) * crop)))
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def _resize_float(arr: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:
+    """Centre-crop an (H, W) float image to a square (:func:`centre_crop_box`)
+    and resize it to ``size`` with PIL's bilinear filter, in floating point
+    (no 8-bit rounding)."""
     from PIL import Image
 
     h, w = arr.shape
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    crop = np.ascontiguousarray(arr[top : top + side, left : left + side])
-    im = Image.fromarray(crop.astype(np.float32), mode="F")
+    left, top, right, bottom = centre_crop_box(w, h, crop)
+    square = np.ascontiguousarray(arr[top:bottom, left:right])
+    im = Image.fromarray(square.astype(np.float32), mode="F")
     out = np.asarray(
         im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32
     )
@@ -136,10 +148,16 @@ def _resize_float(arr: np.ndarray, size: int) -> np.ndarray:
 
 
 def read_images(
-    files: Sequence[PathLike], channels: int, size: int, *, argument: str = "images"
+    files: Sequence[PathLike],
+    channels: int,
+    size: int,
+    *,
+    argument: str = "images",
+    crop: float = 1.0,
 ) -> Tensor:
-    """Read, centre-crop to a square, resize to ``size``:
-    (N, ``channels``, size, size) in [0, 1].
+    """Read, centre-crop to a square (``crop`` x the short side,
+    :func:`centre_crop_box`), resize to ``size``: (N, ``channels``, size,
+    size) in [0, 1].
 
     Every mode PIL reads is taken at its true range: 8-bit modes (grey,
     palette, RGB(A), CMYK, YCbCr, ...) over 0..255 through PIL's conversion;
@@ -162,7 +180,7 @@ def read_images(
                 with Image.open(path) as opened:
                     if opened.mode in _DEEP_MODES:
                         deep = _deep_grey(opened, path, argument)
-                        grey = _resize_float(deep, size)
+                        grey = _resize_float(deep, size, crop)
                         arr = grey if channels == 1 else np.stack([grey] * 3, -1)
                     elif opened.mode not in _BYTE_MODES:
                         raise InvalidValueError(
@@ -172,10 +190,8 @@ def read_images(
                         )
                     else:
                         im = opened.convert("L" if channels == 1 else "RGB")
-                        w, h = im.size
-                        side = min(w, h)
-                        left, top = (w - side) // 2, (h - side) // 2
-                        im = im.crop((left, top, left + side, top + side))
+                        width, height = im.size
+                        im = im.crop(centre_crop_box(width, height, crop))
                         im = im.resize((size, size), Image.Resampling.BILINEAR)
                         arr = np.asarray(im, dtype=np.float32) / 255.0
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

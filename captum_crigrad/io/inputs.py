@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -75,15 +76,18 @@ def image_sources(
 
 
 def read_sources(
-    entries: Sequence[Source], channels: int, size: int, *, argument: str = "images"
+    entries: Sequence[Source], channels: int, size: int, **reading: Any
 ) -> Tensor:
     """The images of :func:`image_sources` entries, (N, channels, size,
-    size) in [0, 1]."""
+    size) in [0, 1]. ``reading``: the keyword arguments of
+    :func:`read_images` (``argument``, the name in messages, default
+    ``"images"``; ``crop``, the centre crop of the files)."""
+    argument = reading.get("argument", "images")
     mnist: dict[str, Tensor] = {}
     out = []
     for e in entries:
         if isinstance(e, str):
-            out.append(read_images([e], channels, size, argument=argument))
+            out.append(read_images([e], channels, size, **reading))
             continue
         folder, i = e
         if folder not in mnist:
@@ -229,7 +233,11 @@ def load_inputs(
         entries = entries[:n_images]
         files = [e if isinstance(e, str) else f"{e[0]}#{e[1]}" for e in entries]
         raw = read_sources(
-            entries, loaded.channels, size, argument=_arg(names, "images")
+            entries,
+            loaded.channels,
+            size,
+            argument=_arg(names, "images"),
+            crop=loaded.crop,
         )
     net = loaded.model.to(dev)
     batch = normalize_images(raw, mean_, std_).to(dev)

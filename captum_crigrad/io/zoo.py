@@ -53,6 +53,10 @@ class LoadedModel:
     #: default, every call of an activation module or function (``nn.ReLU``,
     #: ``F.relu``, ``nn.GELU``, ...), which every built-in architecture uses.
     crigrad_layers: list[str] | None = None
+    #: Fraction of the short side the centre crop keeps before the resize to
+    #: ``size`` (ImageNet's short side 256, centre 224: 0.875); 1: the
+    #: largest centred square.
+    crop: float = 1.0
 
 
 def _is_model_file(spec: str) -> bool:
@@ -128,13 +132,22 @@ def load_model(
             channels_known=False,
         )
 
+    from captum_crigrad.io import imagenet
+
     arch = model.lower()
     tv_names = torchvision_model_names()
+    if imagenet.is_timm_name(model) or (
+        arch not in _LOCAL_ARCHITECTURES
+        and arch not in tv_names
+        and arch in imagenet.timm_model_names()
+    ):
+        return imagenet.load_imagenet_model(model, weights, num_classes, names=names)
     if arch not in _LOCAL_ARCHITECTURES and arch not in tv_names:
         raise InvalidValueError(
             f"{m_arg}: unknown model {model!r}; use 'default', a TorchScript file, "
-            "smallcnn, resnet20 or a torchvision classification model "
-            f"({', '.join(tv_names[:8])}, ...)"
+            "smallcnn, resnet20, a torchvision classification model "
+            f"({', '.join(tv_names[:8])}, ...), {imagenet.EFFICIENTNET_LITE0}, "
+            f"timm:ARCH (these two need {imagenet.EXTRA_HINT}) or hf:PATH"
         )
     if weights is None:
         raise InvalidValueError(
