@@ -189,20 +189,31 @@ def test_bad_input_clear_error_before_any_work(cnn, kwargs, match):
     _assert_same(cnn, before)
 
 
-def test_reset_needs_reset_parameters():
+def test_reset_without_reset_parameters_draws_the_fallback():
+    """A module owning parameters but no reset_parameters() (a ViT's class
+    token) gets N(0, RESET_FALLBACK_STD^2) under init='reset', seeded."""
+    from captum_crigrad.sanity.randomization import RESET_FALLBACK_STD
+
     class Scale(nn.Module):
         def __init__(self):
             super().__init__()
-            self.gain = nn.Parameter(torch.ones(3))
+            self.gain = nn.Parameter(torch.ones(4096))
 
         def forward(self, x):
-            return x * self.gain
+            return x * self.gain[:3]
 
     model = nn.Sequential(nn.Linear(3, 3), Scale())
-    with pytest.raises(ValueError, match="no reset_parameters"):
-        randomized_models(model, init="reset")
-    out = randomize_model_parameters(model, ["1"], init="normal")
-    assert not torch.equal(out[1].gain, model[1].gain)
+    snap = _snapshot(model)
+    out = randomize_model_parameters(model, ["1"], init="reset", seed=3)
+    _assert_same(model, snap)
+    gain = out[1].gain.detach()
+    assert abs(float(gain.mean())) < 5 * RESET_FALLBACK_STD / 64
+    assert float(gain.std()) == pytest.approx(RESET_FALLBACK_STD, rel=0.05)
+    again = randomize_model_parameters(model, ["1"], init="reset", seed=3)
+    assert torch.equal(again[1].gain, out[1].gain)
+    assert torch.equal(out[0].weight, model[0].weight)  # only block "1"
+    steps = [name for name, _ in randomized_models(model, init="reset")]
+    assert steps == ["1", "0"]
 
 
 def test_not_a_module():

@@ -20,7 +20,10 @@ the blocks yourself.
 
 Re-initialisation (``init``): ``"reset"`` calls each module's own
 ``reset_parameters()`` (PyTorch's default initialisation, what the paper
-did); ``"normal"`` draws every learnable parameter from N(0, ``std``^2) with
+did); the parameters of a module without one (a transformer's class token
+and position embeddings, a layer scale) are drawn from N(0,
+:data:`RESET_FALLBACK_STD`^2), the initialisation timm and transformers give
+such parameters; ``"normal"`` draws every learnable parameter from N(0, ``std``^2) with
 ``std = 0.01`` (MATLAB's ``randomizeModelParameters``). BatchNorm running
 statistics are kept (``batchnorm_stats="keep"``, default) or reset to mean 0,
 variance 1 (``"reset"``).
@@ -55,6 +58,10 @@ from captum_crigrad.core.validation import (
 MODES = ("cascading", "independent")
 GRANULARITIES = ("module", "block")
 INITS = ("reset", "normal")
+#: ``init="reset"``: the std of the parameters of modules that have no
+#: ``reset_parameters()`` (timm's and transformers' trunc_normal(0.02) for
+#: class tokens and position embeddings).
+RESET_FALLBACK_STD = 0.02
 BATCHNORM_STATS = ("keep", "reset")
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
@@ -141,20 +148,6 @@ def _resolve_blocks(
     return names
 
 
-def _check_reset_possible(model: nn.Module, names: Sequence[str]) -> None:
-    modules = dict(model.named_modules())
-    for name in names:
-        for sub_name, sub in modules[name].named_modules():
-            if _has_parameters(sub, recurse=False) and not callable(
-                getattr(sub, "reset_parameters", None)
-            ):
-                where = f"{name}.{sub_name}" if sub_name else name
-                raise InvalidValueError(
-                    f"init: module {where!r} ({type(sub).__name__}) has "
-                    "parameters but no reset_parameters(); use init='normal'"
-                )
-
-
 def _block_seed(seed: int, name: str) -> int:
     digest = hashlib.sha256(f"{int(seed)}/{name}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
@@ -196,9 +189,14 @@ def _randomize_block(
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             for sub in block.modules():
-                if _has_parameters(sub, recurse=False):
-                    # nn.Module.__getattr__ is typed as returning a Tensor
-                    sub.reset_parameters()  # type: ignore[operator]
+                if not _has_parameters(sub, recurse=False):
+                    continue
+                reset = getattr(sub, "reset_parameters", None)
+                if callable(reset):
+                    reset()
+                else:  # e.g. a ViT's class token and position embeddings
+                    for param in sub.parameters(recurse=False):
+                        param.normal_(0.0, RESET_FALLBACK_STD)
     if batchnorm_stats == "keep":
         _restore_norm_buffers(block, saved)
     else:
@@ -251,8 +249,6 @@ def randomize_model_parameters(
     _check_model(model)
     _check_options("independent", init, std, batchnorm_stats, seed)
     names = _resolve_blocks(model, blocks, "module")
-    if init == "reset":
-        _check_reset_possible(model, names)
     randomized = copy.deepcopy(model)
     modules = dict(randomized.named_modules())
     for name in names:
@@ -299,8 +295,6 @@ def randomized_models(
     _check_options(mode, init, std, batchnorm_stats, seed)
     check_choice(granularity, GRANULARITIES, "granularity")
     names = _resolve_blocks(model, blocks, granularity)
-    if init == "reset":
-        _check_reset_possible(model, names)
     return _schedule(model, mode, names, init, std, seed, batchnorm_stats)
 
 
