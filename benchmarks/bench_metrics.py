@@ -12,12 +12,21 @@ floor does not, so ROAD's ratio includes it; the script also prints the
 ratio of ROAD to its forwards plus the imputation timed alone (the
 ``linear_imputation`` calls that ROAD makes, recorded by a wrapper).
 
+``--road-bounds`` times ROAD three more ways against the same floor, its
+imputation replaced by (a) nothing (the images themselves: ROAD's own
+bookkeeping, noise and masking), (b) the solver's initial guess alone (a
+pyramid fill of the kept pixels, no solve: cheaper than any imputation
+that solves the system), (c) the real solve. If (b) is above 1.1x, no
+solver built from eager PyTorch operations can bring ROAD within 1.1x of
+its forward floor.
+
 32 px: the CIFAR-10 ResNet-20 of the assets, its 20 images tiled to 64.
 224 px: EfficientNet-Lite0 with real ImageNet weights (benchmarks/_imagenet.py),
 the first 8 asset photos. Attributions: |Saliency|, computed once, untimed.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_metrics.py [--sizes 32,224]
         [--rounds 3] [--metrics deletion,insertion,pixel,road,sens_n,infidelity]
+        [--road-bounds]
 """
 
 from __future__ import annotations
@@ -164,6 +173,52 @@ def bench_one(name, fn, model, x, attr, labels, pool, rounds):
     return pool
 
 
+def road_bounds(size: int, rounds: int) -> None:
+    import captum_crigrad.metrics.imputation as imputation_module
+
+    def guess_only(x, removed, **_kw):
+        unknown = removed.to(x.dtype).unsqueeze(1)
+        guess = imputation_module._initial_guess(x, unknown)
+        return torch.where(removed.unsqueeze(1), guess, x)
+
+    variants = {
+        "no imputation": lambda x, removed, **_kw: x,
+        "initial guess only": guess_only,
+        "solve (ROAD)": perturbation_module.linear_imputation,
+    }
+    model, x, attr, labels = setup(size)
+    fn = metric_calls(size)["road"]
+    batches = record_batches(model, lambda: fn(model, x, attr, labels))
+    pool = x.repeat(max(batches) // len(x) + 1, 1, 1, 1)
+
+    def floor():
+        with torch.no_grad():
+            for b in batches:
+                model(pool[:b])
+
+    original = perturbation_module.linear_imputation
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    floor_t = []
+    fn(model, x, attr, labels)  # warm-up
+    try:
+        for _ in range(rounds):
+            for key, impute in variants.items():
+                perturbation_module.linear_imputation = impute
+                t0 = time.perf_counter()
+                fn(model, x, attr, labels)
+                times[key].append(time.perf_counter() - t0)
+            perturbation_module.linear_imputation = original
+            t0 = time.perf_counter()
+            floor()
+            floor_t.append(time.perf_counter() - t0)
+    finally:
+        perturbation_module.linear_imputation = original
+    f = statistics.median(floor_t)
+    print(f"{size} px ROAD bounds, floor {f:.3f} s, median of {rounds} rounds")
+    for key, ts in times.items():
+        print(f"  {key:20s} {statistics.median(ts) / f:5.2f}x the floor", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="32,224")
@@ -171,10 +226,18 @@ def main() -> None:
     ap.add_argument(
         "--metrics", default="deletion,insertion,pixel,road,sens_n,infidelity"
     )
+    ap.add_argument(
+        "--road-bounds",
+        action="store_true",
+        help="time ROAD with no imputation and with the initial guess alone",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     for size in args.sizes.split(","):
-        bench(int(size), args.metrics.split(","), args.rounds)
+        if args.road_bounds:
+            road_bounds(int(size), args.rounds)
+        else:
+            bench(int(size), args.metrics.split(","), args.rounds)
 
 
 if __name__ == "__main__":
