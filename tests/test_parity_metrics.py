@@ -48,10 +48,22 @@ def _setup(channels, size, n=8, lerf=False):
     x = torch.randn(n, channels, size, size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         target = model(x).argmax(1)
-    maps = to_map(explain(model, x, "saliency", target)["saliency"])
-    maps = maps / maps.amax(dim=(1, 2, 3), keepdim=True)  # in [0, 1], as CAMs
+    maps = _tie_free(to_map(explain(model, x, "saliency", target)["saliency"]))
     _assert_no_ties(maps, lerf)
     return model, x, target, maps
+
+
+def _tie_free(maps):
+    """The maps' ranks (ties in raster order, our rule) divided by P: in
+    (0, 1], as CAMs, ordering the pixels as the map does, without any tie
+    for either side's tie rule (a float32 saliency map of a random network
+    can hold two equal values)."""
+    flat = maps.flatten(1)
+    order = torch.sort(flat, dim=1, stable=True).indices
+    ranks = torch.empty_like(order).scatter_(
+        1, order, torch.arange(flat.shape[1]).expand_as(order)
+    )
+    return ((ranks + 1).float() / flat.shape[1]).view_as(maps)
 
 
 def _assert_no_ties(maps, lerf=True):
@@ -212,15 +224,8 @@ def test_road_equals_pytorch_grad_cam_efficientnet_lite0_224(assets):
         pytest.skip("EfficientNet-Lite0 weights or ImageNet photos not available")
     x, labels = photos
     maps = to_map(explain(model, x, "saliency", labels)["saliency"])
-    # 50176 float32 values of a saliency map have a few ties; the map's
-    # ranks (ties in raster order, our rule) divided by P order the pixels
-    # the same way without any, for both sides
-    flat = maps.flatten(1)
-    order = torch.sort(flat, dim=1, stable=True).indices
-    ranks = torch.empty_like(order).scatter_(
-        1, order, torch.arange(flat.shape[1]).expand_as(order)
-    )
-    maps = ((ranks + 1).float() / flat.shape[1]).view_as(maps)
+    # 50176 float32 values of a saliency map have a few ties
+    maps = _tie_free(maps)
     _assert_no_ties(maps)
     # our default solve (relative residual 1e-4) leaves imputed pixels ~1e-3
     # from the exact solution at 224 px, which moves a logit by up to ~4e-3;
