@@ -226,6 +226,31 @@ def test_global_threshold_matches_reference_and_differs_from_per_layer():
     assert "threshold='global'" in repr(CriGrad(mode="two_pass", threshold="global"))
 
 
+def test_two_pass_masks_serve_every_backward_of_a_retained_graph():
+    # The two_pass hooks multiply into a mask in place only when the
+    # backward frees the graph; with retain_graph each backward through the
+    # same forward pass is filtered alike, and create_graph keeps the
+    # filtered gradient differentiable.
+    model = _seeded(lambda: MLP(6, (16, 8, 4), 3), 0)
+    x = torch.randn(2, 6, generator=torch.Generator().manual_seed(0))
+    want = CriGradSaliency(model, keep=0.2).attribute(x, target=1, abs=False)
+    with torch.no_grad():
+        ref = _reference_crigrad(model, x[0], 1, 0.2, "global")
+    torch.testing.assert_close(want[0], ref, atol=1e-6, rtol=1e-5)
+    with CriGrad(keep=0.2).context(model):
+        inp = x.clone().requires_grad_(True)
+        score = model(inp)[:, 1].sum()
+        first = torch.autograd.grad(score, inp, retain_graph=True)[0]
+        second = torch.autograd.grad(score, inp, create_graph=True)[0]
+        third = torch.autograd.grad(score, inp)[0]
+    for got in (first, second, third):
+        torch.testing.assert_close(got, want)
+    assert second.requires_grad and not third.requires_grad
+    inp = x.clone().requires_grad_(True)
+    plain = torch.autograd.grad(model(inp)[:, 1].sum(), inp)[0]
+    assert not torch.allclose(plain, want)  # outside the block: not filtered
+
+
 # --- per-sample maps, shapes, models ----------------------------------------
 
 

@@ -28,13 +28,16 @@ if TYPE_CHECKING:  # annotations only: transform.py imports this module
 class _Pass:
     """Bookkeeping of one forward pass of the hooked model (two_pass)."""
 
-    __slots__ = ("acts", "output", "masks", "plain")
+    __slots__ = ("acts", "output", "masks", "plain", "consume")
 
     def __init__(self) -> None:
         self.acts: list[Tensor] = []  # graph tensors
         self.output: Tensor | None = None
         self.masks: list[Tensor | None] | None = None
         self.plain = False
+        # the backward running through this pass frees its graph, so each
+        # mask serves one gradient: the hook multiplies into it in place
+        self.consume = False
 
     def clear(self) -> None:
         self.acts, self.output = [], None
@@ -160,8 +163,13 @@ class _Session:
         may be the pass output (a target score) or anything else the call
         differentiates, e.g. a neuron inside the model (Captum's Neuron*
         methods)."""
+        if self.plain_running:
+            return
+        frees = _frees_graph(func, args, kwargs)
+        for p in self.passes:
+            p.consume = frees
         pending = [p for p in self.passes if p.masks is None and p.acts]
-        if not pending or self.plain_running:
+        if not pending:
             return
         roots = _roots(func, args, kwargs)
         if roots is None:
@@ -235,7 +243,15 @@ class _Session:
                     "forward_func whose output is what you differentiate"
                 )
             mask = p.masks[idx]
-            return None if mask is None else grad * mask
+            if mask is None:
+                return None
+            if p.consume and _same_layout(mask, grad):
+                # this backward frees the graph: no later backward reads
+                # the mask, and multiplying into it saves a full-size
+                # allocation per activation (issue 22, point 6)
+                p.masks[idx] = None
+                return mask.mul_(grad)
+            return grad * mask
         mask = self.crigrad.mask(act, grad)
         # the mask is a fresh tensor: multiply into it when shapes agree
         return mask.mul_(grad) if mask.shape == grad.shape else grad * mask
@@ -276,6 +292,27 @@ def _roots(
         if isinstance(o, Tensor) and o.requires_grad
     ]
     return [o for o, _ in pairs], [g for _, g in pairs]
+
+
+def _frees_graph(func: Any, args: tuple, kwargs: dict) -> bool:
+    """Whether a differentiating call frees the graph it runs through
+    (neither ``retain_graph`` nor ``create_graph``): then no later backward
+    can run through the passes it reaches."""
+    bound = _bind(func, args, kwargs)
+    create = bool(bound.get("create_graph", False))
+    retain = bound.get("retain_graph")
+    return not create and not (create if retain is None else bool(retain))
+
+
+def _same_layout(mask: Tensor, grad: Tensor) -> bool:
+    """``mask.mul_(grad)`` gives ``grad * mask`` without broadcasting or
+    type promotion."""
+    return (
+        mask.shape == grad.shape
+        and mask.dtype == grad.dtype
+        and mask.device == grad.device
+        and not grad.requires_grad
+    )
 
 
 def _bind(func: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
