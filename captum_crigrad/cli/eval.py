@@ -436,7 +436,6 @@ def run(args) -> int:
             layer=args.layer,
             n_steps=args.n_steps,
             seed=args.seed,
-            internal_batch_size=64,
             keep=keep,
             crigrad_layers=names,
         )

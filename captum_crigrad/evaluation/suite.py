@@ -256,7 +256,7 @@ def evaluate(
 
     ``methods`` are names (:mod:`captum_crigrad.methods`), computed by
     :func:`~captum_crigrad.methods.explain.explain` with ``options`` (default:
-    ``ExplainOptions(seed=seed, internal_batch_size=64)``) in chunks of 32
+    ``ExplainOptions(seed=seed)``) in chunks of 32
     images. The target is the class predicted on ``images``. Pixel
     perturbation ranks pixels by the magnitude of the map (as FullGrad); the
     other metrics read each method's map as its meaning says (signed channel
@@ -267,7 +267,7 @@ def evaluate(
     check_fraction(k, "k")
     target = predicted_class(model, images)
     if options is None:
-        options = ExplainOptions(seed=seed, internal_batch_size=64)
+        options = ExplainOptions(seed=seed)
     maps = explain(
         model,
         images,

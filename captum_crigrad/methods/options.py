@@ -58,7 +58,9 @@ class ExplainOptions:
         (SmoothGrad: 16 and 0.15).
     seed: seeds every random draw (one ``torch.Generator`` per method).
     internal_batch_size: bound on the rows of one forward/backward pass of
-        integrated gradients and the CAMs (None: Captum's default).
+        integrated gradients and the CAMs (None: as many rows as fit in
+        :data:`~captum_crigrad.core.forward.FORWARD_ELEMENTS` input elements,
+        at most 64: 6 rows at 224 px; Expected Grad-CAM its own rule).
     keep, importance, signed, granularity, crigrad_mode, crigrad_threshold:
         CriGrad's options (``mode`` and ``threshold`` there; defaults
         CriGrad's); crigrad_layers: module names or modules (default:
